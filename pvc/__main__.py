@@ -1,0 +1,5 @@
+import sys
+
+from pvc.cli import main
+
+sys.exit(main())

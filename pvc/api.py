@@ -1,0 +1,151 @@
+"""The Python API: `pvc.Project` and its `version` accessor, mirroring `api.project.version.*`.
+
+    project = pvc.Project("path/to/project")           # or pvc.Project.init(path)
+    v = project.version.create(title="checkpoint-1", description={"app": "augment"})
+    project.version.get_list(filters=[{"field": "title", "operator": "=", "value": "checkpoint-1"}])
+    project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True)
+"""
+
+from __future__ import annotations
+
+import io
+import operator
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pvc.core import inspect
+from pvc.core.commit import CommitResult, commit
+from pvc.core.inspect import ItemView, VersionDetails
+from pvc.core.resolve import resolve_version
+from pvc.core.restore import RestoreResult, restore
+from pvc.errors import UsageError
+from pvc.store.refs import VersionRecord
+from pvc.store.repository import Repository
+
+__all__ = ["Project", "VersionApi"]
+
+Progress = Callable[[str, int, int], None]
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq, "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge, "in": lambda a, b: a in b, "contains": lambda a, b: b in (a or ""),
+}
+_FIELDS = ("number", "manifest", "title", "description", "created_at", "author", "parent")
+
+
+class Project:
+    """A project directory with a `.pvc/` store (found in `path` or the nearest parent that has one)."""
+
+    def __init__(self, path: str | PathLike = ".") -> None:
+        self._repo = Repository.discover(Path(path))
+        self.version = VersionApi(self._repo)
+
+    @classmethod
+    def init(cls, path: str | PathLike = ".") -> Project:
+        """Create `.pvc/` in `path` and open it."""
+        Repository.init(Path(path).resolve())
+        return cls(path)
+
+    @property
+    def path(self) -> Path:
+        return self._repo.project_root
+
+    def log(self, limit: int | None = None) -> list[VersionRecord]:
+        """Versions, newest first."""
+        versions = list(reversed(self._repo.versions()))
+        return versions[:limit] if limit else versions
+
+    def show(self, name: str | int = "latest") -> VersionDetails:
+        return inspect.show(self._repo.store, self.version.get(name))
+
+    def ls(self, name: str | int = "latest", dataset: str | None = None) -> list[ItemView]:
+        return list(inspect.ls(self._repo.store, self.version.get(name), dataset))
+
+    def cat(self, name: str | int, path: str, out: BinaryIO) -> int:
+        """Write one file of a version to `out`; return its size."""
+        return inspect.cat(self._repo.store, self.version.get(name), path, out)
+
+    def read_file(self, name: str | int, path: str) -> bytes:
+        buf = io.BytesIO()
+        self.cat(name, path, buf)
+        return buf.getvalue()
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VersionApi:
+    """`project.version`: create, get_list, get, restore."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    def create(
+        self,
+        title: str = "",
+        description: str | dict | None = None,
+        *,
+        author: str | None = None,
+        allow_invalid: bool = False,
+        lock_timeout: float = 60.0,
+        progress: Progress | None = None,
+    ) -> CommitResult:
+        """Commit the project; if nothing changed since the latest version, return it (`created` False)."""
+        return commit(self._repo, title=title, description=description, author=author,
+                      allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
+
+    def get_list(self, filters: list[dict] | None = None) -> list[VersionRecord]:
+        """Versions, oldest first, keeping those that pass every filter {"field", "operator", "value"}."""
+        checks = [_compile_filter(f) for f in filters or []]
+        return [v for v in self._repo.versions() if all(check(v) for check in checks)]
+
+    def get(self, name: str | int) -> VersionRecord:
+        """A version by number, `v<number>`, `latest`, or manifest-hash prefix."""
+        return resolve_version(self._repo.versions(), name)
+
+    def restore(
+        self,
+        version_num: int | None = None,
+        version_id: str | None = None,
+        dest: str | PathLike | None = None,
+        *,
+        skip_missed_entities: bool = False,
+        verify: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> RestoreResult:
+        """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`) into `dest`."""
+        if (version_num is None) == (version_id is None):
+            raise UsageError("give exactly one of version_num and version_id")
+        if dest is None:
+            raise UsageError("dest is required: restore always writes a new directory")
+        record = self.get(version_num if version_num is not None else version_id)
+        return restore(self._repo, record, Path(dest), skip_missing=skip_missed_entities, verify=verify,
+                       force=force, progress=progress)
+
+
+def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:
+    try:
+        field, op, value = spec["field"], spec.get("operator", "="), spec["value"]
+    except (KeyError, TypeError):
+        raise UsageError(f"a filter is {{'field', 'operator', 'value'}}, got {spec!r}") from None
+    if field not in _FIELDS:
+        raise UsageError(f"cannot filter on {field!r} (fields: {', '.join(_FIELDS)})")
+    if op not in _OPERATORS:
+        raise UsageError(f"unknown filter operator {op!r} (operators: {', '.join(_OPERATORS)})")
+    compare = _OPERATORS[op]
+
+    def check(record: VersionRecord) -> bool:
+        try:
+            return bool(compare(getattr(record, field), value))
+        except TypeError:
+            return False
+
+    return check

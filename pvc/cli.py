@@ -1,0 +1,256 @@
+"""The `pvc` command: thin typer commands that open the project, call the API once, and render.
+
+Exit codes (docs/cli.md): 0 success (also "nothing changed"), 1 user error or bad input, 2 missing or
+corrupt data, 3 locked past --lock-timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.table import Table
+
+from pvc import output
+from pvc.api import Project
+from pvc.errors import BadInput, PvcError, UsageError
+from pvc.output import emit_json, err, human_bytes, out, progress_bar
+
+app = typer.Typer(
+    name="pvc",
+    help="Version dataset projects (Supervisely format) in a local content-addressed store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+VersionArg = Annotated[str, typer.Argument(help="Version: 3, v3, latest, or a manifest hash prefix (>= 6 hex).")]
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Create .pvc/ inside a project directory."""
+    project = Project.init(path)
+    doc = {"project": str(project.path), "store": str(project.path / ".pvc")}
+    if json_out:
+        emit_json(doc)
+    else:
+        out.print(f"Initialised empty pvc store in {doc['store']}")
+
+
+@app.command()
+def commit(
+    message: Annotated[str, typer.Option("--message", "-m", help="Version title.")] = "",
+    description: Annotated[str | None, typer.Option(help="Version description (text).")] = None,
+    description_json: Annotated[Path | None, typer.Option("--description-json", "--meta-json", help="Description from a JSON object file (e.g. workflow metadata).")] = None,
+    author: Annotated[str | None, typer.Option(help="Author (default: $PVC_AUTHOR or user@host).")] = None,
+    allow_invalid: Annotated[bool, typer.Option(help="Store malformed annotations and unreadable media as bytes, without a summary.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Snapshot the project as a new version (or report the latest one if nothing changed)."""
+    if description is not None and description_json is not None:
+        raise UsageError("give --description or --description-json, not both")
+    desc: str | dict | None = _read_description(description_json) if description_json else description
+    with Project(project) as p, progress_bar(not json_out, "commit") as progress:
+        result = p.version.create(title=message, description=desc, author=author or os.environ.get("PVC_AUTHOR"),
+                                  allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+    elif result.created:
+        stats = result.version.stats
+        out.print(f"Created version {result.number} ({result.manifest[:12]}): {stats.get('items', 0)} items, "
+                  f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
+                  f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
+    else:
+        out.print(f"Nothing changed: version {result.number} ({result.manifest[:12]}) is the latest")
+
+
+def _read_description(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(path, f"unreadable ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise BadInput(path, f"malformed JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise BadInput(path, "the description must be a JSON object")
+    return doc
+
+
+@app.command()
+def log(
+    limit: Annotated[int | None, typer.Option("-n", "--limit", help="Show only the newest N versions.")] = None,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """List versions, newest first."""
+    with Project(project) as p:
+        versions = p.log(limit)
+    if json_out:
+        keys = ("number", "manifest", "title", "description", "created_at", "parent", "author")
+        emit_json([{k: getattr(v, k) for k in keys} | {"stats": v.stats} for v in versions])
+        return
+    if not versions:
+        out.print("No versions yet (run `pvc commit`).")
+        return
+    table = Table("version", "created (UTC)", "title", "items", "size", "manifest", "author", box=None)
+    for v in versions:
+        table.add_row(f"v{v.number}", v.created_at.replace("T", " ").replace("+00:00", ""), v.title,
+                      str(v.stats.get("items", "")), human_bytes(v.stats.get("bytes")), v.manifest[:12], v.author)
+    out.print(table)
+
+
+@app.command()
+def show(
+    version: VersionArg = "latest",
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """A version's record and statistics: datasets, items, files, bytes, objects per class."""
+    with Project(project) as p:
+        details = p.show(version)
+    rec = details.record
+    if json_out:
+        emit_json(rec.to_json() | {"project_type": details.project_type, "layout": details.layout,
+                                   "stats": details.stats, "datasets": details.datasets})
+        return
+    s = details.stats
+    out.print(f"[bold]version {rec.number}[/bold]  {rec.title}")
+    out.print(f"manifest  {rec.manifest}\ncreated   {rec.created_at} by {rec.author}"
+              + (f"\nparent    v{rec.parent}" if rec.parent else ""))
+    if rec.description:
+        out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
+    kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
+    out.print(f"layout    {kind}")
+    out.print(f"content   {s.get('datasets')} datasets, {s.get('items')} items, {s.get('files')} files, {human_bytes(s.get('bytes'))}")
+    if details.datasets:
+        table = Table("dataset", "items", "files", box=None)
+        for ds in details.datasets:
+            table.add_row(ds["name"], str(ds["items"]), str(ds["files"]))
+        out.print(table)
+    if s.get("classes"):
+        table = Table("class", "objects", box=None)
+        for name, n in s["classes"].items():
+            table.add_row(name, str(n))
+        out.print(table)
+
+
+@app.command()
+def restore(
+    version: VersionArg,
+    to: Annotated[Path, typer.Option("--to", help="New directory to create (must not exist or be empty).")],
+    skip_missing: Annotated[bool, typer.Option(help="Skip items whose objects are missing or corrupt, and report them.")] = False,
+    verify: Annotated[bool, typer.Option(help="Re-hash every object before writing anything.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty target directory.")] = False,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Materialise a version as a new project directory, byte for byte."""
+    with Project(project) as p, progress_bar(not json_out, "restore") as progress:
+        record = p.version.get(version)
+        result = p.version.restore(version_num=record.number, dest=to, skip_missed_entities=skip_missing,
+                                   verify=verify, force=force, progress=progress)
+    skipped = [{"dataset": s.dataset, "item": s.item, "reason": s.reason} | ({"path": s.path} if s.path else {})
+               for s in result.skipped]
+    if json_out:
+        emit_json({"version": result.version, "target": result.target, "files": result.files,
+                   "bytes": result.bytes, "skipped": skipped})
+        return
+    out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}")
+    for s in skipped:
+        where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
+        err.print(f"skipped {where}: {s['reason']}")
+
+
+@app.command("ls")
+def ls_(
+    version: VersionArg = "latest",
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset (and those nested in it).")] = None,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Items of a version with their metadata (read-only; nothing is restored)."""
+    with Project(project) as p:
+        items = p.ls(version, dataset)
+    if json_out:
+        emit_json([i.to_json() for i in items])
+        return
+    table = Table("dataset", "item", "size", "meta", "objects", box=None)
+    for i in items:
+        meta = i.meta
+        dims = f"{meta['width']}x{meta['height']} {meta.get('mode', '')}" if "width" in meta else meta.get("format", "")
+        objects = sum((i.annotation or {}).get("objects", {}).values()) if i.annotation else "-"
+        table.add_row(i.dataset, i.item, human_bytes(i.size), str(dims), str(objects))
+    out.print(table)
+
+
+@app.command()
+def cat(
+    version: VersionArg,
+    path: Annotated[str, typer.Argument(help="File path inside the project, e.g. train/ann/a.jpg.json.")],
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Write one file of a version to stdout."""
+    with Project(project) as p:
+        if not json_out:  # stream: a file of a version may be larger than memory
+            p.cat(version, path, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return
+        record = p.version.get(version)
+        data = p.read_file(record.number, path)
+    doc: dict[str, Any] = {"version": record.number, "path": path, "size": len(data)}
+    try:
+        doc["text"] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["base64"] = base64.b64encode(data).decode()
+    emit_json(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command, turning every error into one line and its exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="pvc", standalone_mode=False)
+        return 0
+    except PvcError as exc:
+        return _fail(str(exc), exc.exit_code, type(exc).__name__, args)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return _fail("interrupted", 130, "Interrupted", args)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), 1, "UsageError", args)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", 1, "OSError", args)
+    except Exception as exc:  # a bug: one line, the traceback only when asked for
+        if os.environ.get("PVC_DEBUG") == "1":
+            traceback.print_exc()
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (set PVC_DEBUG=1 for the traceback)", 1, "InternalError", args)
+
+
+def _fail(message: str, code: int, kind: str, args: list[str]) -> int:
+    output.err.print(f"pvc: error: {message}", markup=False, highlight=False)
+    if "--json" in args:
+        emit_json({"error": {"type": kind, "message": message, "exit_code": code}})
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

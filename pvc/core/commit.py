@@ -1,0 +1,241 @@
+"""commit: snapshot the project directory as a new version (or return the latest one if nothing changed).
+
+Order of writes: blobs, pages, trees, manifest (all staged in temp packs), then `flush` makes them durable
+and visible, then the refs file names the new version. A failure before the refs write leaves at most
+orphan objects; a failure before `flush` leaves the visible store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pvc.errors import BadInput
+from pvc.project.annotation import image_annotation_summary, project_meta_summary
+from pvc.project.image import image_meta
+from pvc.project.jsonfile import parse_json
+from pvc.project.layout import Dataset, Layout, classify
+from pvc.project.scan import FileInfo, Ignore, scan
+from pvc.store.objects import hex_id
+from pvc.store.pages import build_pages
+from pvc.store.refs import VersionRecord
+from pvc.store.repository import Repository
+from pvc.store.statcache import CacheEntry, StatKey
+from pvc.store.store import ObjectStore
+
+__all__ = ["CommitResult", "commit", "MANIFEST_FORMAT", "Progress"]
+
+MANIFEST_FORMAT = 1
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    version: VersionRecord
+    created: bool
+    files_hashed: int
+    bytes_hashed: int
+
+    @property
+    def number(self) -> int:
+        return self.version.number
+
+    @property
+    def manifest(self) -> str:
+        return self.version.manifest
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.number, "created": self.created, "manifest": self.manifest,
+                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed}
+
+
+@dataclass(frozen=True)
+class _Hashed:
+    oid: bytes
+    info: Any
+
+
+def default_author() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def commit(
+    repo: Repository,
+    *,
+    title: str = "",
+    description: str | dict | None = None,
+    author: str | None = None,
+    allow_invalid: bool = False,
+    lock_timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> CommitResult:
+    """Version the project directory; the lock is held from the scan to the refs write."""
+    with repo.lock(lock_timeout):
+        repo.clean_tmp()
+        store = repo.reopen_store()
+        try:
+            return _commit_locked(repo, store, title, description, author, allow_invalid, progress)
+        except BaseException:
+            store.abort()
+            raise
+
+
+def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
+    root = repo.project_root
+    files = scan(root, Ignore.load(root))
+    by_path = {f.relpath: f for f in files}
+    meta_summary = _read_meta(by_path.get("meta.json"), allow_invalid)
+    project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
+    layout = classify([f.relpath for f in files], project_type)
+    hashed, cache_entries, stats = _hash_all(repo, store, files, layout, allow_invalid, progress)
+    manifest_id = _build_manifest(store, layout, by_path, hashed, meta_summary)
+    versions = repo.versions()
+    if versions and versions[-1].manifest == hex_id(manifest_id):
+        store.abort()
+        repo.stat_cache().save(cache_entries)
+        return CommitResult(versions[-1], False, *stats)
+    store.flush()
+    record = VersionRecord(
+        number=len(versions) + 1,
+        manifest=hex_id(manifest_id),
+        title=title,
+        description=description,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        author=author or default_author(),
+        parent=versions[-1].number if versions else None,
+        stats=store.get_object(manifest_id, "manifest")["stats"],
+    )
+    repo.write_versions([*versions, record])
+    repo.stat_cache().save(cache_entries)
+    return CommitResult(record, True, *stats)
+
+
+def _read_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
+    if meta is None:
+        return {}
+    try:
+        data = meta.path.read_bytes()
+    except OSError as exc:
+        raise BadInput(meta.path, f"unreadable ({exc.strerror or exc})") from None
+    try:
+        return project_meta_summary(parse_json(data, meta.path), meta.path)
+    except BadInput:
+        if not allow_invalid:
+            raise
+        return {"invalid": True}
+
+
+def _hash_all(repo, store: ObjectStore, files: list[FileInfo], layout: Layout, allow_invalid: bool, progress):
+    """Blob id and role info of every file: from the stat cache when its stat is unchanged, else read."""
+    cache = repo.stat_cache()
+    hashed: dict[str, _Hashed] = {}
+    entries: dict[str, CacheEntry] = {}
+    todo: list[tuple[FileInfo, StatKey, str]] = []
+    for f in files:
+        key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
+        role = layout.roles[f.relpath]
+        cached = cache.get(f.relpath, key, role)
+        if cached is None:
+            todo.append((f, key, role))
+        else:
+            hashed[f.relpath] = _Hashed(cached.oid, cached.info)
+            entries[f.relpath] = cached
+    total_bytes = sum(f.size for f, _, _ in todo)
+    done = 0
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for (f, key, role), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[2], allow_invalid), todo)):
+            hashed[f.relpath] = result
+            entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
+            done += f.size
+            if progress:
+                progress("hash", done, total_bytes)
+    return hashed, entries, (len(todo), total_bytes)
+
+
+def _hash_one(store: ObjectStore, f: FileInfo, role: str, allow_invalid: bool) -> _Hashed:
+    seen: dict[str, bytes] = {}
+    oid = store.put_file(f.path, f.size, on_data=lambda data: seen.setdefault("data", data))
+    data = seen.get("data")
+    try:
+        info = _role_info(role, data, f.path)
+    except BadInput as exc:
+        if not allow_invalid:
+            raise
+        info = {"invalid": exc.reason}
+    return _Hashed(oid, info)
+
+
+def _role_info(role: str, data: bytes | None, path: Path) -> Any:
+    """What pvc understands of one file: image header, annotation summary, or nothing."""
+    if role == "image":
+        return image_meta(data, path)
+    if role == "ann":
+        doc = parse_json(data if data is not None else path.read_bytes(), path)
+        return image_annotation_summary(doc, path)
+    return None
+
+
+def _build_manifest(store: ObjectStore, layout: Layout, by_path, hashed, meta_summary: dict) -> bytes:
+    classes: Counter[str] = Counter()
+    children = [_build_tree(store, ds, by_path, hashed, classes) for ds in layout.datasets]
+    root_files = [(rel, _file_entry(by_path[rel], hashed[rel])) for rel in layout.root_files]
+    root = store.put_object({
+        "type": "tree",
+        "name": "",
+        "files": build_pages("files", root_files, store.put_object),
+        "items": [],
+        "children": children,
+    })
+    datasets = layout.all_datasets()
+    stats = {
+        "project_type": layout.project_type,
+        "layout": layout.kind,
+        "datasets": len(datasets),
+        "items": sum(len(ds.items) for ds in datasets),
+        "files": len(by_path),
+        "bytes": sum(f.size for f in by_path.values()),
+        "classes": dict(sorted(classes.items())),
+        "meta_classes": len(meta_summary.get("classes", {})),
+        "meta_tags": len(meta_summary.get("tags", [])),
+    }
+    manifest = {"type": "manifest", "format": MANIFEST_FORMAT, "project_type": layout.project_type,
+                "layout": layout.kind, "root": root, "stats": stats}
+    return store.put_object(manifest)
+
+
+def _build_tree(store: ObjectStore, ds: Dataset, by_path, hashed, classes: Counter) -> list:
+    """Store one dataset's tree (and its children's); return its [folder, name, tree id] entry."""
+    children = [_build_tree(store, child, by_path, hashed, classes) for child in ds.children]
+    files = [(rel, _file_entry(by_path[f"{ds.dir}/{rel}"], hashed[f"{ds.dir}/{rel}"])) for rel in ds.files]
+    items = []
+    for item in ds.items:
+        media = hashed[f"{ds.dir}/{item.media}"].info if item.media else None
+        ann = hashed[f"{ds.dir}/{item.ann}"].info if item.ann else None
+        if isinstance(ann, dict):
+            classes.update(ann.get("objects", {}))
+        items.append((item.name, {"kind": item.kind, "media": item.media, "ann": item.ann,
+                                  "companions": list(item.companions), "meta": media or {}, "annotation": ann}))
+    tree_id = store.put_object({
+        "type": "tree",
+        "name": ds.name,
+        "files": build_pages("files", files, store.put_object),
+        "items": build_pages("items", items, store.put_object),
+        "children": children,
+    })
+    return [ds.dir, ds.name, tree_id]
+
+
+def _file_entry(f: FileInfo, h: _Hashed) -> list:
+    return [h.oid, f.size, 0o755 if f.executable else 0o644]

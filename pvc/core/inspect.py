@@ -1,0 +1,83 @@
+"""Read-only views of versions: show (record + stats), ls (items with metadata), cat (one file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from pvc.core.snapshot import Snapshot, safe_relpath
+from pvc.errors import UsageError
+from pvc.store.pages import iter_entries
+from pvc.store.refs import VersionRecord
+from pvc.store.store import ObjectStore
+
+__all__ = ["ItemView", "VersionDetails", "show", "ls", "cat"]
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    record: VersionRecord
+    project_type: str
+    layout: str
+    stats: dict[str, Any]
+    datasets: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    dataset: str
+    item: str
+    path: str | None
+    size: int | None
+    blob: str | None
+    meta: dict
+    annotation: dict | None
+    kind: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "item": self.item, "kind": self.kind, "path": self.path, "size": self.size,
+                "blob": self.blob, "meta": self.meta, "annotation": self.annotation}
+
+
+def show(store: ObjectStore, record: VersionRecord) -> VersionDetails:
+    """The record with the manifest's stats and one line of figures per dataset."""
+    snap = Snapshot(store, bytes.fromhex(record.manifest))
+    datasets = []
+    for ds in snap.datasets():
+        items = sum(ref[2] for ref in ds.tree["items"])
+        files = sum(ref[2] for ref in ds.tree["files"])
+        datasets.append({"name": ds.name, "path": ds.dir, "items": items, "files": files})
+    m = snap.manifest
+    return VersionDetails(record, m.get("project_type", "?"), m.get("layout", "?"), m.get("stats", {}), datasets)
+
+
+def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) -> Iterator[ItemView]:
+    """Every item of a version (or of one dataset and the datasets nested in it) with its metadata."""
+    snap = Snapshot(store, bytes.fromhex(record.manifest))
+    found = False
+    for ds in snap.datasets():
+        if dataset is not None and ds.name != dataset and not ds.name.startswith(dataset + "/"):
+            continue
+        found = True
+        sizes = _file_index(snap, ds)
+        for name, item in ds.items(store):
+            media = item.get("media")
+            blob, size = sizes.get(media, (None, None)) if media else (None, None)
+            yield ItemView(ds.name, name, f"{ds.dir}/{media}" if media else None, size, blob,
+                           item.get("meta") or {}, item.get("annotation"), item.get("kind", "file"))
+    if dataset is not None and not found:
+        raise UsageError(f"dataset {dataset!r} is not in version {record.number}")
+
+
+def _file_index(snap: Snapshot, ds) -> dict[str, tuple[str, int]]:
+    return {rel: (v[0].hex(), v[1]) for rel, v in iter_entries(ds.tree["files"], snap.store.get_object, "files")}
+
+
+def cat(store: ObjectStore, record: VersionRecord, path: str, out: BinaryIO) -> int:
+    """Write one file of a version to `out`; return its size."""
+    path = safe_relpath(path.strip("/"), "path")
+    for entry in Snapshot(store, bytes.fromhex(record.manifest)).files():
+        if entry.path == path:
+            return store.write_to(entry.oid, out)
+    raise UsageError(f"{path}: no such file in version {record.number}")

@@ -1,0 +1,59 @@
+"""One error hierarchy for pvc; the CLI maps each class to an exit code (docs/cli.md)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "PvcError",
+    "UsageError",
+    "NotAProject",
+    "VersionNotFound",
+    "BadInput",
+    "ObjectMissing",
+    "CorruptObject",
+    "Locked",
+]
+
+
+class PvcError(Exception):
+    """Base of every error pvc raises on purpose; `str(err)` is the one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(PvcError):
+    """A bad argument: an unknown option value, a target that exists, a conflicting flag."""
+
+
+class NotAProject(PvcError):
+    """The directory has no `.pvc/` store (or it is not a directory)."""
+
+
+class VersionNotFound(PvcError):
+    """A version name matches no version, or a hash prefix matches several."""
+
+
+class BadInput(PvcError):
+    """A file of the project (or an argument file) that pvc cannot accept, with where and why."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ObjectMissing(PvcError):
+    """An object a version needs is not in the store."""
+
+    exit_code = 2
+
+
+class CorruptObject(PvcError):
+    """An object, pack, index or refs file whose bytes do not check out."""
+
+    exit_code = 2
+
+
+class Locked(PvcError):
+    """Another process holds the repository lock past the timeout."""
+
+    exit_code = 3

@@ -1,0 +1,206 @@
+"""Understanding a project: its datasets (nested too), their items, each item's files, and extras.
+
+Supervisely layout (a `meta.json` at the root): a folder holding the type's media folder (`img/`,
+`video/`, `volume/`), `ann/` or nested datasets under `datasets/` is a dataset; an item is a media file
+plus `ann/<name>.json` (or the legacy `ann/<stem>.json`) plus its companions. Every other file is kept as
+an extra of its dataset or of the project. Generic layout (no `meta.json`): each top-level folder is a
+dataset and each file under it an item. Either way every file of the project belongs to exactly one tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pvc.project.image import IMAGE_SUFFIXES
+
+__all__ = ["Item", "Dataset", "Layout", "classify", "MEDIA_DIRS", "VIDEO_SUFFIXES", "VOLUME_SUFFIXES"]
+
+MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_clouds": "pointcloud",
+              "point_cloud_episodes": "pointcloud", "meshes": "meshes"}
+VIDEO_SUFFIXES = frozenset(".avi .mp4 .3gp .flv .webm .wmv .mov .mkv".split())
+VOLUME_SUFFIXES = frozenset(".nrrd .dcm .nii .gz .npy".split())
+_ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
+_SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item: its media file, annotation and companions, as paths relative to the dataset folder."""
+
+    name: str
+    kind: str
+    media: str | None
+    ann: str | None
+    companions: tuple[str, ...] = ()
+
+    def files(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.media, self.ann, *self.companions) if p)
+
+
+@dataclass
+class Dataset:
+    name: str  # full name, e.g. "train/cats" for a nested dataset
+    dir: str  # folder relative to the project root, e.g. "train/datasets/cats"
+    files: list[str] = field(default_factory=list)  # every file of this dataset, relative to `dir`
+    items: list[Item] = field(default_factory=list)
+    children: list[Dataset] = field(default_factory=list)
+
+
+@dataclass
+class Layout:
+    kind: str  # "supervisely" | "generic"
+    project_type: str
+    root_files: list[str]  # files that belong to no dataset, relative to the project root
+    datasets: list[Dataset]
+    roles: dict[str, str]  # relpath -> "meta" | "ann" | "image" | "video" | "volume" | "file"
+
+    def all_datasets(self) -> list[Dataset]:
+        out, stack = [], list(reversed(self.datasets))
+        while stack:
+            ds = stack.pop()
+            out.append(ds)
+            stack.extend(reversed(ds.children))
+        return out
+
+
+class _Dir:
+    """A folder of the scanned tree: its files and subfolders."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.dirs: dict[str, _Dir] = {}
+
+    def add(self, parts: list[str]) -> None:
+        node = self
+        for part in parts[:-1]:
+            node = node.dirs.setdefault(part, _Dir())
+        node.files.append(parts[-1])
+
+    def walk(self, prefix: str = ""):
+        for name in self.files:
+            yield prefix + name
+        for name, sub in self.dirs.items():
+            yield from sub.walk(f"{prefix}{name}/")
+
+
+def classify(relpaths: list[str], project_type: str | None) -> Layout:
+    """The layout of a project whose files are `relpaths`; `project_type` is None without `meta.json`."""
+    tree = _Dir()
+    for rel in relpaths:
+        tree.add(rel.split("/"))
+    if project_type is None:
+        return _generic(tree)
+    return _supervisely(tree, project_type)
+
+
+def _generic(tree: _Dir) -> Layout:
+    roles: dict[str, str] = {}
+    datasets = []
+    for name in sorted(tree.dirs):
+        ds = Dataset(name=name, dir=name, files=sorted(tree.dirs[name].walk()))
+        for rel in ds.files:
+            kind = "image" if _suffix(rel) in IMAGE_SUFFIXES else "file"
+            ds.items.append(Item(name=rel, kind=kind, media=rel, ann=None))
+            roles[f"{name}/{rel}"] = kind
+        datasets.append(ds)
+    root_files = sorted(tree.files)
+    roles.update({rel: "file" for rel in root_files})
+    return Layout("generic", "generic", root_files, datasets, roles)
+
+
+def _supervisely(tree: _Dir, project_type: str) -> Layout:
+    media_dir = MEDIA_DIRS[project_type]
+    roles: dict[str, str] = {}
+    datasets, root_files = [], list(tree.files)
+    for name in sorted(tree.dirs):
+        node = tree.dirs[name]
+        if _is_dataset(node, media_dir):
+            datasets.append(_dataset(node, name, name, project_type, roles))
+        else:
+            root_files.extend(node.walk(f"{name}/"))
+    root_files.sort()
+    for rel in root_files:
+        roles.setdefault(rel, "meta" if rel == "meta.json" else "file")
+    return Layout("supervisely", project_type, root_files, datasets, roles)
+
+
+def _is_dataset(node: _Dir, media_dir: str) -> bool:
+    if media_dir in node.dirs or "ann" in node.dirs:
+        return True
+    nested = node.dirs.get("datasets")
+    return nested is not None and any(_is_dataset(child, media_dir) for child in nested.dirs.values())
+
+
+def _dataset(node: _Dir, name: str, rel_dir: str, project_type: str, roles: dict[str, str]) -> Dataset:
+    media_dir = MEDIA_DIRS[project_type]
+    ds = Dataset(name=name, dir=rel_dir)
+    nested = node.dirs.get("datasets")
+    child_names = set()
+    if nested is not None:
+        for child in sorted(nested.dirs):
+            if _is_dataset(nested.dirs[child], media_dir):
+                child_names.add(child)
+                ds.children.append(
+                    _dataset(nested.dirs[child], f"{name}/{child}", f"{rel_dir}/datasets/{child}", project_type, roles)
+                )
+    for rel in node.walk():
+        parts = rel.split("/")
+        if not (len(parts) > 2 and parts[0] == "datasets" and parts[1] in child_names):
+            ds.files.append(rel)
+    ds.files.sort()
+    ds.items = _items(set(ds.files), node, project_type)
+    kind = _ITEM_KIND.get(project_type, "file")
+    for item in ds.items:
+        if item.media:
+            roles[f"{rel_dir}/{item.media}"] = kind
+        if item.ann:
+            roles[f"{rel_dir}/{item.ann}"] = "ann"
+    for rel in ds.files:
+        roles.setdefault(f"{rel_dir}/{rel}", "file")
+    return ds
+
+
+def _items(files: set[str], node: _Dir, project_type: str) -> list[Item]:
+    media_dir = MEDIA_DIRS[project_type]
+    suffixes = _SUFFIXES.get(project_type)
+    media_node = node.dirs.get(media_dir, _Dir())
+    names = [n for n in media_node.files if suffixes is None or _suffix(n) in suffixes]
+    ann_files = set(node.dirs["ann"].files) if "ann" in node.dirs else set()
+    items, claimed = [], set()
+    kind = _ITEM_KIND.get(project_type, "file")
+    for name in sorted(names):
+        ann = _annotation_for(name, ann_files, claimed)
+        items.append(Item(name, kind, f"{media_dir}/{name}", ann, _companions(name, files, project_type)))
+    for ann_name in sorted(ann_files - claimed):
+        if ann_name.endswith(".json"):  # annotation-only item: the media was not downloaded
+            name = ann_name[: -len(".json")]
+            items.append(Item(name, kind, None, f"ann/{ann_name}", _companions(name, files, project_type)))
+    items.sort(key=lambda i: i.name)
+    return items
+
+
+def _annotation_for(name: str, ann_files: set[str], claimed: set[str]) -> str | None:
+    stem = name.rsplit(".", 1)[0]
+    for candidate in (f"{name}.json", f"{stem}.json"):
+        if candidate in ann_files and candidate not in claimed:
+            claimed.add(candidate)
+            return f"ann/{candidate}"
+    return None
+
+
+def _companions(name: str, files: set[str], project_type: str) -> tuple[str, ...]:
+    """The item's companion files that exist, per the SDK's folder names for the type."""
+    if project_type == "volumes":
+        found = [f for f in files if f.startswith((f"mask/{name}/", f"interpolation/{name}/"))]
+    else:
+        candidates = {
+            "images": (f"meta/{name}.json", f"img_info/{name}.json", f"seg/{name}.png"),
+            "videos": (f"video_info/{name}.json", f"metadata/{name}.meta.json", f"custom_data/{name}.json"),
+        }.get(project_type, ())
+        found = [c for c in candidates if c in files]
+    return tuple(sorted(found))
+
+
+def _suffix(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""

@@ -1,0 +1,126 @@
+"""Walk a project directory: every regular file under it, or a one-line error for what pvc cannot version.
+
+Symlinks to regular files are followed (versioned by content, restored as regular files). A symlinked
+directory, a broken link, a FIFO, socket or device, or a name that is not valid UTF-8 stops the walk with
+`BadInput` naming the path, unless `.pvcignore` excludes it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvc.errors import BadInput
+
+__all__ = ["FileInfo", "Ignore", "scan", "IGNORE_FILE"]
+
+IGNORE_FILE = ".pvcignore"
+ALWAYS_IGNORED = (".pvc",)
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One regular file of the project, as stat saw it."""
+
+    relpath: str  # posix path relative to the project root
+    path: Path
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+    executable: bool
+
+
+class Ignore:
+    """`.pvcignore` patterns, one a line: `name` matches a file or folder name anywhere, `a/b*` matches
+    a path from the project root, a trailing `/` matches folders only, `#` starts a comment."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = [p for p in (line.strip() for line in patterns) if p and not p.startswith("#")]
+
+    @classmethod
+    def load(cls, root: Path) -> Ignore:
+        path = root / IGNORE_FILE
+        try:
+            return cls(path.read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError:
+            return cls([])
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(path, f"unreadable ({exc.__class__.__name__})") from None
+
+    def matches(self, relpath: str, is_dir: bool) -> bool:
+        name = relpath.rsplit("/", 1)[-1]
+        for pattern in self.patterns:
+            dir_only = pattern.endswith("/")
+            pat = pattern.rstrip("/")
+            if dir_only and not is_dir:
+                continue
+            target = relpath if "/" in pat else name
+            if fnmatch.fnmatchcase(target, pat.lstrip("/")):
+                return True
+        return False
+
+
+def scan(root: Path, ignore: Ignore | None = None) -> list[FileInfo]:
+    """Every file under `root` (except `.pvc/` and ignored paths), sorted by relative path."""
+    ignore = ignore or Ignore([])
+    found: list[FileInfo] = []
+    stack = [("", root)]
+    while stack:  # iterative: a 10k-deep tree must not hit the recursion limit
+        prefix, directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            raise BadInput(directory, f"cannot list folder ({exc.strerror or exc})") from None
+        for entry in entries:
+            rel = f"{prefix}{entry.name}"
+            if not prefix and entry.name in ALWAYS_IGNORED:
+                continue
+            if ignore.matches(rel, entry.is_dir(follow_symlinks=False)):
+                continue
+            _check_name(rel, entry.path)
+            kind, st = _classify(entry)
+            if kind == "dir":
+                stack.append((rel + "/", Path(entry.path)))
+            else:
+                found.append(_file_info(rel, Path(entry.path), st))
+    found.sort(key=lambda f: f.relpath)
+    return found
+
+
+def _check_name(rel: str, path: str) -> None:
+    if any("\udc80" <= ch <= "\udcff" for ch in rel):
+        raise BadInput(os.fsencode(path).decode("utf-8", "backslashreplace"), "file name is not valid UTF-8")
+    if "\\" in rel or "\n" in rel:
+        raise BadInput(path, "file name contains a backslash or a newline, which pvc does not version")
+
+
+def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
+    """'dir' or 'file' (with the followed stat), or BadInput for everything pvc refuses."""
+    try:
+        if entry.is_symlink():
+            try:
+                st = os.stat(entry.path)
+            except OSError:
+                raise BadInput(entry.path, "broken symlink (or a symlink loop)") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise BadInput(entry.path, "symlink to a folder is not supported (replace it or list it in .pvcignore)")
+            if stat.S_ISREG(st.st_mode):
+                return "file", st
+            raise BadInput(entry.path, "symlink to something that is not a regular file")
+        st = entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        raise BadInput(entry.path, f"cannot stat ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", None
+    if stat.S_ISREG(st.st_mode):
+        return "file", st
+    what = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device or special file"
+    raise BadInput(entry.path, f"{what} is not a regular file (remove it or list it in .pvcignore)")
+
+
+def _file_info(rel: str, path: Path, st: os.stat_result) -> FileInfo:
+    return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111))

@@ -1,0 +1,110 @@
+"""Pack index files: a sorted, on-disk table from object id to its place in a pack.
+
+Layout of `packs/<index id>.idx` (the index id is the blake3 of the whole file):
+
+    b"PVCIDX\\x00\\x01" | pack count (u32) | entry count (u64)
+    pack ids         pack count x 32 bytes
+    fanout           256 x u32: number of entries whose first id byte is <= i
+    entries          entry count x 64 bytes, sorted by id:
+                     id (32) | pack number (u32) | codec (u8) | 3 zero bytes | offset (u64) | stored len (u64) | raw len (u64)
+    checksum         blake3 of everything above (32)
+
+Files are memory-mapped and searched in place, so the index costs no Python memory per object.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+
+from pvc.errors import CorruptObject
+from pvc.store.atomic import atomic_write
+from pvc.store.packs import Location
+
+__all__ = ["IDX_MAGIC", "PackIndex", "write_index"]
+
+IDX_MAGIC = b"PVCIDX\x00\x01"
+_HEAD = struct.Struct("<8sIQ")
+_ENTRY = struct.Struct("<32sIB3xQQQ")
+_FANOUT = struct.Struct("<256I")
+
+
+def write_index(packs_dir: Path, entries: list[tuple[bytes, bytes, int, int, int, int]]) -> Path:
+    """Write an index for `entries` = (id, pack id, offset, stored len, raw len, codec); return its path."""
+    entries = sorted(set(entries))
+    packs = sorted({e[1] for e in entries})
+    pack_no = {p: i for i, p in enumerate(packs)}
+    fanout = [0] * 256
+    for e in entries:
+        fanout[e[0][0]] += 1
+    for i in range(1, 256):
+        fanout[i] += fanout[i - 1]
+    parts = [_HEAD.pack(IDX_MAGIC, len(packs), len(entries)), *packs, _FANOUT.pack(*fanout)]
+    parts.extend(_ENTRY.pack(oid, pack_no[p], codec, off, slen, rlen) for oid, p, off, slen, rlen, codec in entries)
+    body = b"".join(parts)
+    digest = blake3.blake3(body).digest()
+    path = packs_dir / f"{blake3.blake3(body + digest).hexdigest()}.idx"
+    atomic_write(path, body + digest)
+    return path
+
+
+class PackIndex:
+    """One memory-mapped `.idx` file, checked against its checksum when opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with open(path, "rb") as f:
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+        self._check()
+        magic, n_packs, self.count = _HEAD.unpack_from(self._mm, 0)
+        base = _HEAD.size
+        self.packs = [bytes(self._mm[base + 32 * i : base + 32 * (i + 1)]) for i in range(n_packs)]
+        self._fanout = _FANOUT.unpack_from(self._mm, base + 32 * n_packs)
+        self._entries = base + 32 * n_packs + _FANOUT.size
+
+    def _check(self) -> None:
+        name = self.path.name
+        size = len(self._mm)
+        if size < _HEAD.size + _FANOUT.size + 32 or self._mm[:8] != IDX_MAGIC:
+            raise CorruptObject(f"index {name}: not a pvc index file (run `pvc verify`; the index can be rebuilt from the packs)")
+        _, n_packs, count = _HEAD.unpack_from(self._mm, 0)
+        expected = _HEAD.size + 32 * n_packs + _FANOUT.size + _ENTRY.size * count + 32
+        if size != expected or blake3.blake3(self._mm[: size - 32]).digest() != self._mm[size - 32 :]:
+            raise CorruptObject(f"index {name}: checksum mismatch (run `pvc verify`; the index can be rebuilt from the packs)")
+
+    def lookup(self, oid: bytes) -> Location | None:
+        """Binary search inside the fanout bucket of `oid`'s first byte."""
+        first = oid[0]
+        lo = self._fanout[first - 1] if first else 0
+        hi = self._fanout[first]
+        mm, base, size = self._mm, self._entries, _ENTRY.size
+        while lo < hi:
+            mid = (lo + hi) // 2
+            at = base + mid * size
+            key = mm[at : at + 32]
+            if key < oid:
+                lo = mid + 1
+            elif key > oid:
+                hi = mid
+            else:
+                return self._location(at)
+        return None
+
+    def _location(self, at: int) -> Location:
+        _, pack_no, codec, offset, stored_len, raw_len = _ENTRY.unpack_from(self._mm, at)
+        if pack_no >= len(self.packs):
+            raise CorruptObject(f"index {self.path.name}: entry names pack #{pack_no} of {len(self.packs)}")
+        return Location(self.packs[pack_no], offset, stored_len, raw_len, codec)
+
+    def __iter__(self) -> Iterator[tuple[bytes, Location]]:
+        for i in range(self.count):
+            at = self._entries + i * _ENTRY.size
+            yield bytes(self._mm[at : at + 32]), self._location(at)
+
+    def close(self) -> None:
+        if isinstance(self._mm, mmap.mmap):
+            self._mm.close()

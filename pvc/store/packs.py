@@ -1,0 +1,130 @@
+"""Pack files: objects appended one after another, each behind a small self-describing header.
+
+Layout of `packs/<pack id>.pack` (the pack id is the blake3 of the whole file):
+
+    b"PVCPACK\\x01"
+    record*      record = b"PVCO" | id (32) | codec (u8) | raw length (u64) | stored length (u64) | stored bytes
+
+Because every record names its object, the index can be rebuilt from the packs alone.
+A pack is written under `tmp/`, fsynced, and renamed into `packs/` only when the commit that wrote it
+succeeds, so a failed or killed commit leaves the visible store unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from pvc.errors import CorruptObject
+from pvc.store.atomic import fsync_dir
+
+__all__ = ["PACK_MAGIC", "RECORD", "Codec", "Location", "PackWriter", "read_record_header"]
+
+PACK_MAGIC = b"PVCPACK\x01"
+RECORD = struct.Struct("<4s32sBQQ")
+RECORD_MAGIC = b"PVCO"
+
+
+class Codec:
+    """How an object's bytes are stored in its pack record."""
+
+    RAW = 0  # the bytes as they are (JPEG, PNG, MP4: compression would not pay)
+    ZSTD = 1  # one zstd frame
+    CHUNKED = 2  # msgpack list of [chunk id, length]: the object is the concatenation of those objects
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an object's stored bytes are: pack id, offset of the bytes (after the header), lengths."""
+
+    pack: bytes
+    offset: int
+    stored_len: int
+    raw_len: int
+    codec: int
+
+
+class PackWriter:
+    """Appends records to temp pack files, cutting a new pack past `target_size` bytes."""
+
+    def __init__(self, tmp_dir: Path, packs_dir: Path, target_size: int = 16 << 20) -> None:
+        self._tmp_dir = tmp_dir
+        self._packs_dir = packs_dir
+        self._target = target_size
+        self._sealed: list[tuple[str, bytes, list[tuple[bytes, int, int, int, int]]]] = []
+        self._file = None
+        self._tmp_name = ""
+        self._hasher = None
+        self._offset = 0
+        self._records: list[tuple[bytes, int, int, int, int]] = []
+
+    def append(self, oid: bytes, codec: int, raw_len: int, stored: bytes | memoryview) -> None:
+        """Write one record; the object becomes visible only after `publish`."""
+        if self._file is None:
+            self._open()
+        header = RECORD.pack(RECORD_MAGIC, oid, codec, raw_len, len(stored))
+        for part in (header, stored):
+            self._file.write(part)
+            self._hasher.update(part)
+        self._records.append((oid, self._offset + RECORD.size, len(stored), raw_len, codec))
+        self._offset += RECORD.size + len(stored)
+        if self._offset >= self._target:
+            self._seal()
+
+    def publish(self) -> list[tuple[bytes, list[tuple[bytes, int, int, int, int]]]]:
+        """Seal the open pack, rename every sealed pack into `packs/`, fsync; return (pack id, records)."""
+        self._seal()
+        published = []
+        for tmp_name, pack_id, records in self._sealed:
+            os.replace(tmp_name, self._packs_dir / f"{pack_id.hex()}.pack")
+            published.append((pack_id, records))
+        if published:
+            fsync_dir(self._packs_dir)
+        self._sealed = []
+        return published
+
+    def abort(self) -> None:
+        """Drop every pack this writer made: nothing of it was ever visible."""
+        if self._file is not None:
+            self._file.close()
+            self._sealed.append((self._tmp_name, b"", []))
+            self._file = None
+        for tmp_name, _, _ in self._sealed:
+            try:
+                os.unlink(tmp_name)
+            except FileNotFoundError:
+                pass
+        self._sealed = []
+
+    def _open(self) -> None:
+        fd, self._tmp_name = tempfile.mkstemp(dir=self._tmp_dir, prefix="pack-", suffix=".tmp")
+        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._hasher = blake3.blake3()
+        self._file.write(PACK_MAGIC)
+        self._hasher.update(PACK_MAGIC)
+        self._offset = len(PACK_MAGIC)
+        self._records = []
+
+    def _seal(self) -> None:
+        if self._file is None:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._sealed.append((self._tmp_name, self._hasher.digest(), self._records))
+        self._file = None
+
+
+def read_record_header(fd: int, loc: Location, oid: bytes, pack_name: str) -> None:
+    """Check that the record at `loc` really is object `oid` (catches a damaged index or pack)."""
+    raw = os.pread(fd, RECORD.size, loc.offset - RECORD.size)
+    if len(raw) != RECORD.size:
+        raise CorruptObject(f"pack {pack_name}: truncated at offset {loc.offset - RECORD.size}")
+    magic, rec_id, codec, raw_len, stored_len = RECORD.unpack(raw)
+    if (magic, rec_id, codec, raw_len, stored_len) != (RECORD_MAGIC, oid, loc.codec, loc.raw_len, loc.stored_len):
+        raise CorruptObject(f"pack {pack_name}: record at offset {loc.offset - RECORD.size} does not match the index for {oid.hex()}")

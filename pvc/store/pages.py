@@ -1,0 +1,51 @@
+"""Paged maps: a large sorted table cut into pages at content-defined boundaries.
+
+A page ends after a key whose crc32 meets a condition (with minimum and maximum page sizes), so where a
+page ends depends only on the keys near it: inserting or editing one entry rewrites one page, and every
+other page keeps its id and is shared with earlier versions. The root of a map is a list of
+[first key, page id, entry count], kept inline in the tree that owns the map.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pvc.errors import CorruptObject
+
+__all__ = ["build_pages", "iter_entries", "PAGE_AVG", "PAGE_MIN", "PAGE_MAX"]
+
+PAGE_AVG = 256
+PAGE_MIN = 32
+PAGE_MAX = 2048
+
+
+def _is_boundary(key: str) -> bool:
+    return zlib.crc32(key.encode()) % PAGE_AVG == 0
+
+
+def build_pages(kind: str, entries: list[tuple[str, Any]], put: Callable[[dict], bytes]) -> list[list]:
+    """Store `entries` (sorted by key, unique) as pages via `put`; return the map's root."""
+    root: list[list] = []
+    page: list[list] = []
+    for key, value in entries:
+        page.append([key, value])
+        if len(page) >= PAGE_MAX or (len(page) >= PAGE_MIN and _is_boundary(key)):
+            root.append([page[0][0], put({"type": "page", "kind": kind, "entries": page}), len(page)])
+            page = []
+    if page:
+        root.append([page[0][0], put({"type": "page", "kind": kind, "entries": page}), len(page)])
+    return root
+
+
+def iter_entries(root: list, get: Callable[[bytes], dict], kind: str) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of a map, in key order, checking each page's shape."""
+    for ref in root:
+        page = get(bytes(ref[1]))
+        if page.get("type") != "page" or page.get("kind") != kind or not isinstance(page.get("entries"), list):
+            raise CorruptObject(f"page {bytes(ref[1]).hex()}: not a {kind} page")
+        for entry in page["entries"]:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+                raise CorruptObject(f"page {bytes(ref[1]).hex()}: malformed entry")
+            yield entry[0], entry[1]

@@ -1,0 +1,119 @@
+"""The `.pvc/` directory: where each on-disk part lives, creating and opening it.
+
+    .pvc/
+      config          JSON: format number and store settings
+      versions        refs: version number -> manifest id, with records (refs.py)
+      versions.bak    the previous refs file
+      lock            the repository lock (lock.py)
+      index           the stat cache (statcache.py)
+      packs/          <id>.pack and <id>.idx (packs.py, packindex.py)
+      tmp/            packs being written; only the lock holder writes here
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pvc.errors import CorruptObject, NotAProject, UsageError
+from pvc.store.atomic import atomic_write, fsync_dir
+from pvc.store.lock import RepoLock
+from pvc.store.refs import VersionRecord, read_versions, write_versions
+from pvc.store.statcache import StatCache
+from pvc.store.store import ObjectStore
+
+__all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
+
+STORE_DIR = ".pvc"
+STORE_FORMAT = 1
+_DEFAULT_CONFIG = {"format": STORE_FORMAT, "chunk_threshold": 8 << 20, "pack_size": 16 << 20}
+
+
+class Repository:
+    """An opened `.pvc/` store next to the project it versions."""
+
+    def __init__(self, project_root: Path) -> None:
+        self.project_root = project_root
+        self.dir = project_root / STORE_DIR
+        self.config = self._read_config()
+        self._store: ObjectStore | None = None
+
+    @classmethod
+    def init(cls, project_root: Path) -> Repository:
+        """Create `.pvc/` in an existing directory; refuse if one is already there."""
+        if not project_root.is_dir():
+            raise UsageError(f"{project_root}: not a directory")
+        pvc_dir = project_root / STORE_DIR
+        if pvc_dir.exists():
+            raise UsageError(f"{pvc_dir}: already exists (this project is already initialised)")
+        staging = project_root / f"{STORE_DIR}.init-tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        for sub in ("packs", "tmp"):
+            (staging / sub).mkdir(parents=True)
+        atomic_write(staging / "config", json.dumps(_DEFAULT_CONFIG, indent=1).encode() + b"\n")
+        staging.rename(pvc_dir)
+        fsync_dir(project_root)
+        return cls(project_root)
+
+    @classmethod
+    def discover(cls, start: Path) -> Repository:
+        """The repository of `start` or of its nearest parent that has `.pvc/`, as git does."""
+        start = start.resolve()
+        for candidate in (start, *start.parents):
+            if (candidate / STORE_DIR).is_dir():
+                return cls(candidate)
+        raise NotAProject(f"{start}: not a pvc project (no {STORE_DIR}/ here or above; run `pvc init`)")
+
+    def _read_config(self) -> dict:
+        path = self.dir / "config"
+        if not self.dir.is_dir():
+            raise NotAProject(f"{self.project_root}: not a pvc project (no {STORE_DIR}/; run `pvc init`)")
+        try:
+            config = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NotAProject(f"{path}: missing (not a pvc store)") from None
+        except (OSError, ValueError) as exc:
+            raise CorruptObject(f"{path}: unreadable ({exc})") from None
+        if not isinstance(config, dict) or config.get("format") != STORE_FORMAT:
+            raise CorruptObject(f"{path}: unsupported store format {config.get('format') if isinstance(config, dict) else '?'}")
+        return {**_DEFAULT_CONFIG, **config}
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            self._store = ObjectStore(
+                self.dir, chunk_threshold=int(self.config["chunk_threshold"]), pack_size=int(self.config["pack_size"])
+            )
+        return self._store
+
+    def reopen_store(self) -> ObjectStore:
+        """Drop the open store and see the packs on disk as they are now (after taking the lock)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        return self.store
+
+    def versions(self) -> list[VersionRecord]:
+        return read_versions(self.dir / "versions")
+
+    def write_versions(self, records: list[VersionRecord]) -> None:
+        write_versions(self.dir / "versions", records)
+
+    def lock(self, timeout: float = 60.0) -> RepoLock:
+        return RepoLock(self.dir / "lock", timeout)
+
+    def stat_cache(self) -> StatCache:
+        return StatCache(self.dir / "index")
+
+    def clean_tmp(self) -> None:
+        """Remove what a killed writer left in tmp/ (call with the lock held: no live writer owns it)."""
+        tmp = self.dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        for leftover in tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
