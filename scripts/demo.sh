@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make demo: generate a small image project and walk it through init, commit, edit, commit, log, restore.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work="$here/demo"
+rm -rf "$work"
+mkdir -p "$work"
+proj="$work/project"
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { step "$*"; local t0=$EPOCHREALTIME; "$@"; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "  (%.3f s)\n", b - a }'; }
+
+run python -m pvc.sample "$proj" --items 200 --datasets 2 --seed 7
+cd "$proj"
+run pvc init
+run pvc commit -m "checkpoint-1" --description "200 generated images"
+run pvc commit -m "checkpoint-1 again"
+step "python -c 'mutate_image_project(...)'   # edit 1% of annotations, add and delete items"
+python -c "from pathlib import Path; from pvc.sample import mutate_image_project as m; import json; print(json.dumps(m(Path('.'), seed=3, edit=0.05, add=0.02, delete=0.02)))"
+run pvc commit -m "after-edit" --description "edited annotations, added and removed items"
+run pvc log
+run pvc show 2
+run pvc restore v1 --to "$work/project-v1"
+run pvc restore latest --to "$work/project-v2" --json
+step "diff -r --exclude=.pvc project project-v2   # the latest version is the working tree, byte for byte"
+diff -r --exclude=.pvc "$proj" "$work/project-v2" && echo "  identical"
+step "pvc ls 1 --json | head -20"
+pvc ls 1 --json | head -20
+printf '\nDemo finished: project in %s, restored versions in %s and %s\n' "$proj" "$work/project-v1" "$work/project-v2"
