@@ -19,7 +19,7 @@ from pathlib import Path
 from pvc.core.snapshot import FileEntry, Snapshot
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.store.refs import VersionRecord
-from pvc.store.repository import STORE_DIR, Repository
+from pvc.store.repository import Repository
 
 __all__ = ["Skipped", "RestoreResult", "restore"]
 
@@ -83,8 +83,8 @@ def _check_target(repo: Repository, dest: Path, force: bool) -> Path:
     dest = Path(os.path.abspath(dest))
     project = repo.project_root.resolve()
     real = dest.resolve()
-    if real == project or project.is_relative_to(real) or real.is_relative_to(project / STORE_DIR):
-        raise UsageError(f"{dest}: refusing to restore over the project itself or its store; pick a new directory")
+    if real.is_relative_to(project) or project.is_relative_to(real):
+        raise UsageError(f"{dest}: refusing to restore inside the project or over a folder that holds it; pick a directory outside {project}")
     if dest.is_symlink():
         raise UsageError(f"{dest}: is a symlink; restore writes only to a real directory")
     if dest.exists():
@@ -160,7 +160,8 @@ def _plan_error(plan: list[FileEntry], bad: dict[bytes, str]) -> PvcError:
     affected = _entries_of(plan, bad)
     names = sorted({f"{e.dataset}/{e.item}" if e.item else e.path for e in affected if e.oid in bad})
     missing = sum(1 for r in bad.values() if r == "missing")
-    what = f"{missing} missing and {len(bad) - missing} corrupt object(s)" if missing != len(bad) else f"{missing} missing object(s)"
+    counts = [f"{n} {kind} object(s)" for n, kind in ((missing, "missing"), (len(bad) - missing, "corrupt")) if n]
+    what = " and ".join(counts)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     cls = ObjectMissing if missing == len(bad) else CorruptObject
     return cls(f"{what} affecting {len(names)} item(s)/file(s): {shown}; nothing was written (use --skip-missing to restore the rest)")

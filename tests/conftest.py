@@ -1,0 +1,72 @@
+"""Shared fixtures: real sample projects (Pillow images, Supervisely annotations) and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pvc.cli import main
+from pvc.sample import make_image_project
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `pvc ARGS` in-process (through the real entry point) in directory `cwd`."""
+
+    def run(*args: str, cwd: Path | None = None) -> CliResult:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A small Supervisely image project with nested datasets, companions, extras and tricky names."""
+    return make_image_project(tmp_path / "proj", items=24, datasets=2, seed=11)
+
+
+@pytest.fixture
+def initialised(project, cli) -> Path:
+    assert cli("init", project).code == 0
+    return project
+
+
+def tree_bytes(root: Path, skip: tuple[str, ...] = (".pvc",)) -> dict[str, bytes]:
+    """Every file under `root` (relative posix path -> bytes), for byte-exact comparisons."""
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        dirnames[:] = [d for d in dirnames if not (rel_dir == "." and d in skip)]
+        for name in filenames:
+            path = Path(dirpath) / name
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def store_state(project: Path) -> dict[str, bytes]:
+    """The visible store (packs, indexes, refs) as bytes, to check that a failed command changed nothing."""
+    pvc_dir = project / ".pvc"
+    state = {p.name: p.read_bytes() for p in (pvc_dir / "packs").iterdir()}
+    for name in ("versions", "versions.bak"):
+        if (pvc_dir / name).exists():
+            state[name] = (pvc_dir / name).read_bytes()
+    return state

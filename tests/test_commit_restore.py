@@ -1,0 +1,179 @@
+"""Commit and restore round trips of real image projects through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from conftest import tree_bytes
+from PIL import Image
+
+import pvc
+from pvc.sample import mutate_image_project
+
+
+def test_round_trip_is_byte_exact(initialised, cli, tmp_path):
+    first = cli("commit", "-m", "one", "--json", cwd=initialised)
+    assert first.code == 0, first.err
+    doc = first.json()
+    assert doc["version"] == 1 and doc["created"] is True and len(doc["manifest"]) == 64
+    result = cli("restore", "1", "--to", tmp_path / "out", "--json")
+    assert result.code == 0, result.err
+    restored = result.json()
+    assert restored["skipped"] == [] and restored["version"] == 1
+    original = tree_bytes(initialised)
+    assert tree_bytes(tmp_path / "out") == original
+    assert restored["files"] == len(original)
+    assert restored["bytes"] == sum(len(b) for b in original.values())
+
+
+def test_sample_covers_what_the_round_trip_must_keep(initialised):
+    files = tree_bytes(initialised)
+    names = list(files)
+    assert any("/datasets/" in n for n in names), "nested dataset"
+    assert any(not n.isascii() for n in names) and any(" " in n for n in names), "tricky names"
+    modes = set()
+    for n in names:
+        if "/img/" in n:
+            with Image.open(initialised / n) as im:
+                modes.add(im.mode)
+    assert {"RGB", "L", "RGBA"} <= modes
+    geometries = set()
+    for n in names:
+        if "/ann/" in n:
+            geometries |= {o["geometryType"] for o in json.loads(files[n])["objects"]}
+    assert {"rectangle", "polygon", "bitmap", "line", "point", "graph"} <= geometries
+
+
+def test_unchanged_project_returns_existing_version_without_rehashing(initialised, cli):
+    assert cli("commit", "-m", "one", cwd=initialised).code == 0
+    again = cli("commit", "-m", "two", "--json")
+    assert again.code == 0
+    doc = again.json()
+    assert doc["created"] is False and doc["version"] == 1
+    assert doc["files_hashed"] == 0
+    assert len(cli("log", "--json").json()) == 1
+
+
+def test_stat_cache_is_only_an_optimisation(initialised, cli):
+    first = cli("commit", "--json", cwd=initialised).json()
+    (initialised / ".pvc" / "index").unlink()
+    again = cli("commit", "--json").json()
+    assert again["created"] is False and again["manifest"] == first["manifest"]
+    assert again["files_hashed"] == len(tree_bytes(initialised))
+
+
+def test_mtime_only_touch_is_not_a_change(initialised, cli):
+    cli("commit", cwd=initialised)
+    ann = next(initialised.glob("train/ann/*.json"))
+    os.utime(ann, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    doc = cli("commit", "--json").json()
+    assert doc["created"] is False and doc["files_hashed"] == 1
+
+
+def test_same_size_edit_with_restored_mtime_is_a_change(initialised, cli):
+    cli("commit", cwd=initialised)
+    readme = initialised / "README.md"
+    st = readme.stat()
+    data = readme.read_bytes()
+    readme.write_bytes(bytes([data[0] ^ 0x20]) + data[1:])  # same size, different bytes
+    os.utime(readme, ns=(st.st_atime_ns, st.st_mtime_ns))
+    doc = cli("commit", "--json").json()
+    assert doc["created"] is True and doc["version"] == 2
+
+
+def test_change_in_the_same_tick_as_the_commit_counts(initialised, cli):
+    """A file written right after the commit, with its mtime forced equal to the cache's, is re-hashed."""
+    cli("commit", cwd=initialised)
+    cache = initialised / ".pvc" / "index"
+    extra = initialised / "README.md"
+    size = extra.stat().st_size
+    extra.write_bytes(b"x" * size)
+    cutoff = cache.stat().st_mtime_ns
+    os.utime(extra, ns=(cutoff, cutoff))
+    doc = cli("commit", "--json").json()
+    assert doc["created"] is True
+
+
+def test_edit_commit_then_both_versions_restore(initialised, cli, tmp_path):
+    cli("commit", "-m", "before", cwd=initialised)
+    before = tree_bytes(initialised)
+    changes = mutate_image_project(initialised, seed=5, edit=0.1, add=0.1, delete=0.1)
+    assert changes["edited"] and changes["added"] and changes["deleted"]
+    doc = cli("commit", "-m", "after", "--json").json()
+    assert doc["created"] is True and doc["version"] == 2
+    assert doc["files_hashed"] == len(changes["edited"]) + len(changes["added"])
+    after = tree_bytes(initialised)
+    assert cli("restore", "v1", "--to", tmp_path / "v1").code == 0
+    assert cli("restore", "latest", "--to", tmp_path / "v2").code == 0
+    assert tree_bytes(tmp_path / "v1") == before
+    assert tree_bytes(tmp_path / "v2") == after
+
+
+def test_media_is_deduplicated_between_versions(initialised, cli):
+    cli("commit", cwd=initialised)
+    packs = initialised / ".pvc" / "packs"
+    size_v1 = sum(p.stat().st_size for p in packs.glob("*.pack"))
+    ann = next(initialised.glob("train/ann/*.json"))
+    doc = json.loads(ann.read_bytes())
+    doc["description"] = "edited"
+    ann.write_text(json.dumps(doc))
+    cli("commit")
+    grown = sum(p.stat().st_size for p in packs.glob("*.pack")) - size_v1
+    assert 0 < grown < 0.2 * size_v1  # one annotation, one or two pages, trees and a manifest
+
+
+def test_copy_of_an_image_is_stored_once(initialised, cli):
+    img = initialised / "train" / "img" / "noise.jpg"
+    Image.frombytes("RGB", (256, 256), os.urandom(256 * 256 * 3)).save(img, quality=95)
+    cli("commit", cwd=initialised)
+    packs = initialised / ".pvc" / "packs"
+    before = sum(p.stat().st_size for p in packs.glob("*.pack"))
+    (initialised / "train" / "img" / "copy.jpg").write_bytes(img.read_bytes())
+    doc = cli("commit", "--json").json()
+    assert doc["created"] is True
+    grown = sum(p.stat().st_size for p in packs.glob("*.pack")) - before
+    assert grown < img.stat().st_size / 4  # a page, trees and a manifest: not the image again
+    items = {i.item: i for i in pvc.Project(initialised).ls(2, "train")}
+    assert items["copy.jpg"].blob == items[img.name].blob
+
+
+def test_executable_bit_is_kept(initialised, cli, tmp_path):
+    script = initialised / "prepare.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    cli("commit", cwd=initialised)
+    cli("restore", "1", "--to", tmp_path / "out")
+    assert os.access(tmp_path / "out" / "prepare.sh", os.X_OK)
+    assert not os.access(tmp_path / "out" / "meta.json", os.X_OK)
+
+
+def test_large_file_is_chunked_and_restored(initialised, cli, tmp_path):
+    config = initialised / ".pvc" / "config"
+    settings = json.loads(config.read_text())
+    settings["chunk_threshold"] = 1 << 20
+    config.write_text(json.dumps(settings))
+    big = initialised / "train" / "weights.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    cli("commit", cwd=initialised)
+    assert cli("restore", "1", "--to", tmp_path / "out", "--verify").code == 0
+    assert (tmp_path / "out" / "train" / "weights.bin").read_bytes() == big.read_bytes()
+
+
+def test_generic_project_without_meta_json(tmp_path, cli):
+    root = tmp_path / "plain"
+    (root / "cats").mkdir(parents=True)
+    Image.new("RGB", (30, 20), "red").save(root / "cats" / "a.png")
+    (root / "cats" / "labels.csv").write_text("a.png,cat\n")
+    (root / "notes.txt").write_text("hello")
+    assert cli("init", root).code == 0
+    assert cli("commit", "-m", "plain", cwd=root).code == 0
+    shown = cli("show", "--json").json()
+    assert shown["layout"] == "generic" and shown["stats"]["items"] == 2
+    assert "generic" in cli("show").out
+    items = {i["item"]: i for i in cli("ls", "--json").json()}
+    assert items["a.png"]["meta"]["width"] == 30
+    assert cli("restore", "1", "--to", tmp_path / "out").code == 0
+    assert tree_bytes(tmp_path / "out") == tree_bytes(root)

@@ -1,0 +1,189 @@
+"""Restore: missing and corrupt objects, --skip-missing, --verify, targets, crafted paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import tree_bytes
+
+import pvc
+from pvc.store.packindex import PackIndex, write_index
+from pvc.store.refs import VersionRecord
+from pvc.store.repository import Repository
+
+
+def _blob_of(project: Path, relpath: str) -> bytes:
+    dataset = relpath.split("/img/")[0].replace("/datasets/", "/")
+    for item in pvc.Project(project).ls(1, dataset):
+        if item.path == relpath:
+            return bytes.fromhex(item.blob)
+    raise AssertionError(relpath)
+
+
+def _drop_object(project: Path, oid: bytes) -> None:
+    """Remove `oid` from every index, as if its pack data were lost."""
+    packs = project / ".pvc" / "packs"
+    entries = []
+    for path in packs.glob("*.idx"):
+        idx = PackIndex(path)
+        entries += [(o, loc.pack, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for o, loc in idx if o != oid]
+        idx.close()
+        path.unlink()
+    write_index(packs, entries)
+
+
+def _flip_byte(project: Path, oid: bytes, at: int = 10) -> None:
+    repo = Repository(project)
+    loc = repo.store.locate(oid)
+    pack = project / ".pvc" / "packs" / f"{loc.pack.hex()}.pack"
+    data = bytearray(pack.read_bytes())
+    data[loc.offset + at] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    repo.close()
+
+
+@pytest.fixture
+def committed(initialised, cli):
+    assert cli("commit", "-m", "v1", cwd=initialised).code == 0
+    return initialised
+
+
+def _victim(project: Path) -> tuple[str, str]:
+    img = sorted(project.glob("train/img/*"))[2]
+    return img.relative_to(project).as_posix(), img.name
+
+
+def test_missing_object_stops_restore_and_writes_nothing(committed, cli, tmp_path):
+    rel, name = _victim(committed)
+    _drop_object(committed, _blob_of(committed, rel))
+    result = cli("restore", "1", "--to", tmp_path / "out", "--json")
+    assert result.code == 2
+    assert "missing" in result.err and name in result.err and result.err.count("\n") == 1
+    assert result.json()["error"]["exit_code"] == 2
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_skip_missing_restores_the_rest_and_reports_the_item(committed, cli, tmp_path):
+    rel, name = _victim(committed)
+    _drop_object(committed, _blob_of(committed, rel))
+    result = cli("restore", "1", "--to", tmp_path / "out", "--skip-missing", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["skipped"] == [{"dataset": "train", "item": name, "reason": f"missing object for {rel}"}]
+    restored, original = tree_bytes(tmp_path / "out"), tree_bytes(committed)
+    item_files = {p for p in original if name in p.split("/")[-1] and p.startswith("train/") and "/datasets/" not in p}
+    assert {rel, f"train/ann/{name}.json"} <= item_files
+    assert set(original) - set(restored) == item_files  # the whole item, and nothing else
+    assert all(restored[p] == original[p] for p in restored)
+    assert doc["files"] == len(restored)
+
+
+def test_corrupt_object_is_caught_while_writing(committed, cli, tmp_path):
+    rel, name = _victim(committed)
+    _flip_byte(committed, _blob_of(committed, rel))
+    result = cli("restore", "1", "--to", tmp_path / "out")
+    assert result.code == 2 and "corrupt" in result.err and not (tmp_path / "out").exists()
+    skipped = cli("restore", "1", "--to", tmp_path / "out2", "--skip-missing", "--json").json()["skipped"]
+    assert [(s["item"], s["reason"].split()[0]) for s in skipped] == [(name, "corrupt")]
+
+
+def test_verify_checks_every_object_before_writing(committed, cli, tmp_path):
+    rel, name = _victim(committed)
+    _flip_byte(committed, _blob_of(committed, rel), at=0)
+    result = cli("restore", "1", "--to", tmp_path / "out", "--verify")
+    assert result.code == 2 and "1 corrupt object(s) affecting 1 item(s)" in result.err
+    assert not (tmp_path / "out").exists()
+    doc = cli("restore", "1", "--to", tmp_path / "out", "--verify", "--skip-missing", "--json").json()
+    assert [s["item"] for s in doc["skipped"]] == [name]
+
+
+def test_existing_target_is_refused_unless_forced(committed, cli, tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    result = cli("restore", "1", "--to", target)
+    assert result.code == 1 and "not empty" in result.err
+    assert (target / "keep.txt").read_text() == "mine"
+    assert cli("restore", "1", "--to", target, "--force").code == 0
+    assert tree_bytes(target) == tree_bytes(committed)
+
+
+def test_empty_existing_target_is_fine(committed, cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert cli("restore", "1", "--to", tmp_path / "empty").code == 0
+    assert tree_bytes(tmp_path / "empty") == tree_bytes(committed)
+
+
+@pytest.mark.parametrize("target", [".", "train", ".pvc/x", ".."])
+def test_refuses_to_restore_inside_or_over_the_project(committed, cli, target):
+    before = tree_bytes(committed)
+    result = cli("restore", "1", "--to", committed / target, "--force")
+    assert result.code == 1 and "refusing" in result.err
+    assert tree_bytes(committed) == before
+
+
+def _add_crafted_version(project: Path, files: list, children: list | None = None) -> int:
+    repo = Repository(project)
+    store = repo.store
+    blob = store.put(b"evil")
+    entries = [[name, [blob, 4, 0o644]] for name in files]
+    page = store.put_object({"type": "page", "kind": "files", "entries": entries})
+    root = store.put_object({"type": "tree", "name": "", "files": [[files[0], page, len(files)]] if files else [],
+                             "items": [], "children": children or []})
+    manifest = store.put_object({"type": "manifest", "format": 1, "project_type": "images",
+                                 "layout": "supervisely", "root": root, "stats": {}})
+    store.flush()
+    versions = repo.versions()
+    number = len(versions) + 1
+    repo.write_versions([*versions, VersionRecord(number, manifest.hex(), "crafted", None,
+                                                  "2026-01-01T00:00:00+00:00", "x", None)])
+    repo.close()
+    return number
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil", "a/../../escape", "a\x00b", "./x", "a//b", ""])
+def test_crafted_paths_are_refused(committed, cli, tmp_path, path):
+    number = _add_crafted_version(committed, [path])
+    result = cli("restore", str(number), "--to", tmp_path / "out")
+    assert result.code == 2 and "unsafe path" in result.err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
+
+
+def test_crafted_dataset_folder_is_refused(committed, cli, tmp_path):
+    repo = Repository(committed)
+    tree = repo.store.put_object({"type": "tree", "name": "x", "files": [], "items": [], "children": []})
+    repo.store.flush()
+    repo.close()
+    number = _add_crafted_version(committed, [], children=[["../../outside", "x", tree]])
+    result = cli("restore", str(number), "--to", tmp_path / "out")
+    assert result.code == 2 and "unsafe path" in result.err
+
+
+def test_duplicate_and_file_folder_clash_are_refused(committed, cli, tmp_path):
+    number = _add_crafted_version(committed, ["a", "a"])
+    result = cli("restore", str(number), "--to", tmp_path / "out")
+    assert result.code == 2 and "twice" in result.err
+    number = _add_crafted_version(committed, ["a", "a/b"])
+    result = cli("restore", str(number), "--to", tmp_path / "out2")
+    assert result.code == 2 and "folder is needed" in result.err
+
+
+def test_restore_by_manifest_prefix_and_api(committed, cli, tmp_path):
+    manifest = cli("log", "--json").json()[0]["manifest"]
+    assert cli("restore", manifest[:8], "--to", tmp_path / "a").code == 0
+    project = pvc.Project(committed)
+    result = project.version.restore(version_id=manifest, dest=tmp_path / "b", skip_missed_entities=True)
+    assert result.version == 1 and result.skipped == []
+    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b") == tree_bytes(committed)
+    with pytest.raises(pvc.UsageError):
+        project.version.restore(dest=tmp_path / "c")
+
+
+def test_restored_project_can_be_versioned_again(committed, cli, tmp_path):
+    cli("restore", "1", "--to", tmp_path / "copy")
+    assert cli("init", tmp_path / "copy").code == 0
+    again = cli("commit", "--json", cwd=tmp_path / "copy").json()
+    assert again["manifest"] == json.loads(cli("log", "--json", cwd=committed).out)[0]["manifest"]
