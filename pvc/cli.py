@@ -14,7 +14,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.table import Table
 
@@ -230,12 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except PvcError as exc:
         return _fail(str(exc), exc.exit_code, type(exc).__name__, args)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return _fail("interrupted", 130, "Interrupted", args)
-    except click.ClickException as exc:
-        return _fail(exc.format_message(), 1, "UsageError", args)
+    except typer.TyperException as exc:  # typer's own usage errors: unknown option, missing argument
+        message = exc.format_message()
+        return _fail(message, 1, "UsageError", args) if message else 0  # empty: `pvc` alone, help shown
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", 1, "OSError", args)

@@ -11,6 +11,8 @@ from conftest import tree_bytes
 from PIL import Image
 
 import pvc
+from pvc.core import commit as commit_module
+from pvc.store.statcache import StatCache, StatKey
 from pvc.sample import mutate_image_project
 
 
@@ -84,17 +86,21 @@ def test_same_size_edit_with_restored_mtime_is_a_change(initialised, cli):
     assert doc["created"] is True and doc["version"] == 2
 
 
-def test_change_in_the_same_tick_as_the_commit_counts(initialised, cli):
-    """A file written right after the commit, with its mtime forced equal to the cache's, is re-hashed."""
+def test_change_in_the_same_tick_as_the_scan_is_hashed_again(initialised, cli, monkeypatch):
+    """A file whose mtime is not older than the scan's start (same clock tick) is never trusted from the cache:
+    a same-size rewrite in that tick would leave size, mtime and ctime all unchanged."""
+    readme = initialised / "README.md"
+    readme.write_bytes(b"a" * 100)
+    mtime = readme.stat().st_mtime_ns
+    monkeypatch.setattr(commit_module, "fs_clock", lambda _dir: mtime)  # the scan began in the write's tick
     cli("commit", cwd=initialised)
-    cache = initialised / ".pvc" / "index"
-    extra = initialised / "README.md"
-    size = extra.stat().st_size
-    extra.write_bytes(b"x" * size)
-    cutoff = cache.stat().st_mtime_ns
-    os.utime(extra, ns=(cutoff, cutoff))
-    doc = cli("commit", "--json").json()
-    assert doc["created"] is True
+    monkeypatch.undo()
+    st = readme.stat()
+    key = StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    assert StatCache(initialised / ".pvc" / "index").get("README.md", key, "file") is None
+    doc = cli("commit", "--json", cwd=initialised).json()
+    assert doc["created"] is False and doc["files_hashed"] == 1  # re-hashed, found unchanged
+    assert cli("commit", "--json").json()["files_hashed"] == 0  # now older than the scan: trusted
 
 
 def test_edit_commit_then_both_versions_restore(initialised, cli, tmp_path):

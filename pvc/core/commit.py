@@ -28,7 +28,7 @@ from pvc.store.objects import hex_id
 from pvc.store.pages import build_pages
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
-from pvc.store.statcache import CacheEntry, StatKey
+from pvc.store.statcache import CacheEntry, StatKey, fs_clock
 from pvc.store.store import ObjectStore
 
 __all__ = ["CommitResult", "commit", "MANIFEST_FORMAT", "Progress"]
@@ -94,6 +94,7 @@ def commit(
 
 def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
     root = repo.project_root
+    scan_started = fs_clock(repo.dir / "tmp")
     files = scan(root, Ignore.load(root))
     by_path = {f.relpath: f for f in files}
     meta_summary = _read_meta(by_path.get("meta.json"), allow_invalid)
@@ -104,7 +105,7 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
     versions = repo.versions()
     if versions and versions[-1].manifest == hex_id(manifest_id):
         store.abort()
-        repo.stat_cache().save(cache_entries)
+        repo.stat_cache().save(cache_entries, scan_started)
         return CommitResult(versions[-1], False, *stats)
     store.flush()
     record = VersionRecord(
@@ -118,7 +119,7 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
         stats=store.get_object(manifest_id, "manifest")["stats"],
     )
     repo.write_versions([*versions, record])
-    repo.stat_cache().save(cache_entries)
+    repo.stat_cache().save(cache_entries, scan_started)
     return CommitResult(record, True, *stats)
 
 

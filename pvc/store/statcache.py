@@ -1,13 +1,15 @@
 """The stat cache `.pvc/index`: path -> (size, mtime, inode, ctime) and what hashing the file gave.
 
 Only an optimisation: deleting it changes how long a commit takes, never its result. An entry is trusted
-only when the file's stat is unchanged and its mtime is older than the cache file's own mtime; a file
-modified in the same clock tick as the cache was written ("racy", as git calls it) is hashed again.
+only when the file's stat is unchanged and its mtime is older than the moment the scan that recorded it
+began, read from the file system's own clock (`fs_clock`). A file modified during or after that scan,
+even within the same clock tick and without changing size ("racy", as git calls it), is hashed again.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,20 @@ import msgpack
 
 from pvc.store.atomic import atomic_write
 
-__all__ = ["StatKey", "CacheEntry", "StatCache"]
+__all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+
+
+def fs_clock(directory: Path) -> int:
+    """The file system's current time (the mtime a file written now gets), in ns."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix="clock-")
+    try:
+        os.write(fd, b"t")
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +65,10 @@ class StatCache:
 
     def _load(self) -> None:
         try:
-            self._cutoff = self.path.stat().st_mtime_ns
             doc = msgpack.unpackb(self.path.read_bytes(), raw=False, strict_map_key=False)
             if doc.get("format") != CACHE_FORMAT:
                 return
+            self._cutoff = int(doc["scan_started"])
             self._entries = {
                 p: CacheEntry(StatKey(*e[0]), bytes(e[1]), e[2], e[3]) for p, e in doc["entries"].items()
             }
@@ -68,9 +81,11 @@ class StatCache:
             return None
         return entry
 
-    def save(self, entries: dict[str, CacheEntry]) -> None:
+    def save(self, entries: dict[str, CacheEntry], scan_started: int) -> None:
+        """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed."""
         doc = {
             "format": CACHE_FORMAT,
+            "scan_started": scan_started,
             "entries": {
                 p: [[e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns], e.oid, e.role, e.info]
                 for p, e in entries.items()

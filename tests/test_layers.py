@@ -1,0 +1,58 @@
+"""Imports flow one way: cli -> api -> core -> project / store; the library neither prints nor reads os.environ."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "pvc"
+# what each layer may import from pvc (besides itself and pvc.errors)
+ALLOWED = {
+    "store": set(),
+    "project": set(),
+    "core": {"store", "project"},
+    "api": {"core", "store"},
+    "sample": set(),
+    "output": set(),
+    "cli": {"api", "output"},
+}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _pvc_imports(tree: ast.AST) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pvc."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("pvc.")}
+    return found
+
+
+MODULES = [p for p in sorted(PKG.rglob("*.py")) if p.name not in ("__init__.py", "__main__.py") or p.parent != PKG]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
+def test_imports_flow_down(path):
+    layer = _layer(path)
+    if layer in ("errors", "__init__"):
+        return
+    imported = _pvc_imports(ast.parse(path.read_text())) - {layer, "errors"}
+    assert imported <= ALLOWED[layer], f"{path.name} ({layer}) imports {imported - ALLOWED[layer]}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) not in ("cli", "output", "sample")],
+                         ids=lambda p: str(p.relative_to(PKG)))
+def test_library_does_not_print_or_read_the_environment(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "print", f"{path.name}:{node.lineno} prints"
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+            assert not (isinstance(node.value, ast.Name) and node.value.id == "os"), f"{path.name}:{node.lineno} reads os.{node.attr}"

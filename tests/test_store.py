@@ -1,0 +1,189 @@
+"""The object store on its own: ids, codecs, packs, indexes, pages, refs, stat cache."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import blake3
+import pytest
+
+from pvc.errors import CorruptObject, ObjectMissing
+from pvc.store import objects
+from pvc.store.packindex import PackIndex
+from pvc.store.packs import Codec
+from pvc.store.pages import build_pages, iter_entries
+from pvc.store.refs import VersionRecord, read_versions, write_versions
+from pvc.store.repository import Repository
+from pvc.store.statcache import CacheEntry, StatCache, StatKey, fs_clock
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    r = Repository.init(root)
+    yield r
+    r.close()
+
+
+def test_blob_id_is_blake3_of_the_bytes(repo):
+    data = os.urandom(5000)
+    assert repo.store.put(data) == blake3.blake3(data).digest()
+
+
+def test_round_trip_and_visibility_only_after_flush(repo):
+    data = b'{"objects": []}' * 100
+    oid = repo.store.put(data)
+    assert repo.store.has(oid)
+    assert not list((repo.dir / "packs").glob("*.pack"))  # staged under tmp/ until flush
+    repo.store.flush()
+    assert len(list((repo.dir / "packs").glob("*.pack"))) == 1
+    fresh = Repository(repo.project_root).store
+    assert fresh.get(oid) == data
+
+
+def test_abort_leaves_nothing_behind(repo):
+    repo.store.put(os.urandom(100))
+    repo.store.abort()
+    assert not list((repo.dir / "packs").iterdir()) and not list((repo.dir / "tmp").iterdir())
+
+
+def test_compression_only_where_it_pays(repo):
+    store = repo.store
+    text = json.dumps([{"classTitle": "car", "points": [[i, i]]} for i in range(2000)]).encode()
+    noise = os.urandom(200_000)
+    t, n = store.put(text), store.put(noise)
+    store.flush()
+    assert store.locate(t).codec == Codec.ZSTD and store.locate(t).stored_len < len(text) / 3
+    assert store.locate(n).codec == Codec.RAW and store.locate(n).stored_len == len(noise)
+    assert store.get(t) == text and store.get(n) == noise
+
+
+def test_chunked_file_dedups_unchanged_chunks(repo, tmp_path):
+    store = repo.store
+    store.chunk_threshold = 1 << 20
+    big = tmp_path / "big.bin"
+    data = bytearray(os.urandom(12 << 20))
+    big.write_bytes(data)
+    first = store.put_file(big, len(data))
+    store.flush()
+    packed = sum(p.stat().st_size for p in (repo.dir / "packs").glob("*.pack"))
+    data[6 << 20 : (6 << 20) + 1000] = os.urandom(1000)  # in-place edit in the middle
+    big.write_bytes(data)
+    second = store.put_file(big, len(data))
+    store.flush()
+    grown = sum(p.stat().st_size for p in (repo.dir / "packs").glob("*.pack")) - packed
+    assert first != second and second == blake3.blake3(bytes(data)).digest()
+    assert store.locate(second).codec == Codec.CHUNKED
+    assert grown < 4 << 20  # one or two new chunks, not the whole file
+    out = io.BytesIO()
+    assert store.write_to(second, out) == len(data) and out.getvalue() == bytes(data)
+
+
+def test_corrupt_byte_is_detected(repo):
+    oid = repo.store.put(os.urandom(1000), compress=False)
+    repo.store.flush()
+    loc = repo.store.locate(oid)
+    pack = repo.dir / "packs" / f"{loc.pack.hex()}.pack"
+    raw = bytearray(pack.read_bytes())
+    raw[loc.offset + 500] ^= 1
+    pack.write_bytes(bytes(raw))
+    store = Repository(repo.project_root).store
+    with pytest.raises(CorruptObject):
+        store.get(oid)
+    with pytest.raises(CorruptObject):
+        store.write_to(oid, io.BytesIO())
+
+
+def test_damaged_index_is_a_clear_error(repo):
+    repo.store.put(b"x" * 100)
+    repo.store.flush()
+    idx = next((repo.dir / "packs").glob("*.idx"))
+    raw = bytearray(idx.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    idx.write_bytes(bytes(raw))
+    with pytest.raises(CorruptObject, match="index .* checksum mismatch"):
+        Repository(repo.project_root).store.has(b"\0" * 32)
+
+
+def test_missing_object(repo):
+    with pytest.raises(ObjectMissing):
+        repo.store.get(b"\1" * 32)
+
+
+def test_many_index_files_are_consolidated(repo):
+    ids = []
+    for i in range(12):
+        ids.append(repo.store.put(f"object {i}".encode() * 10))
+        repo.store.flush()
+    assert len(list((repo.dir / "packs").glob("*.idx"))) <= 8
+    store = Repository(repo.project_root).store
+    assert all(store.get(oid) for oid in ids)
+    assert sorted(store.iter_ids()) == sorted(ids)
+
+
+def test_index_lookup_over_many_entries(repo):
+    ids = [repo.store.put(os.urandom(40)) for _ in range(3000)]
+    repo.store.flush()
+    idx = PackIndex(next((repo.dir / "packs").glob("*.idx")))
+    assert idx.count == 3000
+    assert all(idx.lookup(oid) is not None for oid in ids)
+    assert idx.lookup(b"\xff" * 32) is None and idx.lookup(b"\0" * 32) is None
+    idx.close()
+
+
+def test_canonical_encoding_ignores_key_order():
+    assert objects.encode({"b": 1, "a": {"y": 2, "x": 3}}) == objects.encode({"a": {"x": 3, "y": 2}, "b": 1})
+    with pytest.raises(CorruptObject):
+        objects.decode(b"\xc1garbage")
+
+
+def test_pages_change_locally():
+    pages: dict[bytes, dict] = {}
+
+    def put(obj):
+        oid = objects.hash_bytes(objects.encode(obj))
+        pages[oid] = obj
+        return oid
+
+    entries = [(f"img_{i:06d}.jpg", i) for i in range(5000)]
+    root = build_pages("items", entries, put)
+    assert len(root) > 5 and sum(r[2] for r in root) == 5000
+    edited = list(entries)
+    edited.insert(2500, ("img_002500a.jpg", -1))
+    root2 = build_pages("items", edited, put)
+    before, after = {r[1] for r in root}, {r[1] for r in root2}
+    assert len(after - before) <= 2
+    assert list(iter_entries(root2, lambda oid: pages[oid], "items")) == [(k, v) for k, v in edited]
+
+
+def test_refs_round_trip_backup_and_damage(tmp_path):
+    path = tmp_path / "versions"
+    rec = VersionRecord(1, "ab" * 32, "t", {"k": [1]}, "2026-01-01T00:00:00+00:00", "me", None, {"items": 1})
+    write_versions(path, [rec])
+    write_versions(path, [rec, VersionRecord(2, "cd" * 32, "u", None, "2026-01-02T00:00:00+00:00", "me", 1)])
+    assert [r.number for r in read_versions(path)] == [1, 2]
+    assert [r.number for r in read_versions(path.with_name("versions.bak"))] == [1]
+    doc = json.loads(path.read_text())
+    doc["versions"][0]["title"] = "tampered"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CorruptObject, match="versions.bak"):
+        read_versions(path)
+
+
+def test_stat_cache_trusts_only_unchanged_old_entries(tmp_path):
+    path = tmp_path / "index"
+    old = StatKey(10, 1_000, 5, 1_000)
+    started = fs_clock(tmp_path)
+    StatCache(path).save({"a": CacheEntry(old, b"\1" * 32, "file", None)}, started)
+    cache = StatCache(path)
+    assert cache.get("a", old, "file").oid == b"\1" * 32
+    assert cache.get("a", StatKey(10, 1_000, 5, 2_000), "file") is None  # ctime moved
+    assert cache.get("a", old, "ann") is None  # role changed
+    racy = StatKey(10, started, 5, 1_000)  # modified in the tick the scan began
+    StatCache(path).save({"a": CacheEntry(racy, b"\1" * 32, "file", None)}, started)
+    assert StatCache(path).get("a", racy, "file") is None
+    path.write_bytes(b"garbage")
+    assert StatCache(path).get("a", old, "file") is None
