@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pvc import output
@@ -125,10 +126,10 @@ def show(
     rec = details.record
     if json_out:
         emit_json(rec.to_json() | {"project_type": details.project_type, "layout": details.layout,
-                                   "stats": details.stats, "datasets": details.datasets})
+                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems})
         return
     s = details.stats
-    out.print(f"[bold]version {rec.number}[/bold]  {rec.title}")
+    out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
     out.print(f"manifest  {rec.manifest}\ncreated   {rec.created_at} by {rec.author}"
               + (f"\nparent    v{rec.parent}" if rec.parent else ""))
     if rec.description:
@@ -146,6 +147,11 @@ def show(
         for name, n in s["classes"].items():
             table.add_row(name, str(n))
         out.print(table)
+    for p in details.problems:
+        out.print(f"[yellow]problem[/yellow] {escape(p['dataset'])}/{escape(p['item'])}: {escape(p['problem'])}",
+                  markup=True)
+    if s.get("problems", 0) > len(details.problems):
+        out.print(f"... and {s['problems'] - len(details.problems)} more problems")
 
 
 @app.command()

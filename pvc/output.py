@@ -13,8 +13,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 __all__ = ["out", "err", "emit_json", "progress_bar", "human_bytes"]
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# Markup is off: names, titles and paths are user data and may contain "[...]"; styled lines opt in.
+out = Console(soft_wrap=True, highlight=False, markup=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
 
 def emit_json(doc: Any) -> None:

@@ -22,6 +22,7 @@ class VersionDetails:
     layout: str
     stats: dict[str, Any]
     datasets: list[dict[str, Any]]
+    problems: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,13 @@ class ItemView:
     meta: dict
     annotation: dict | None
     kind: str
+    files: list[str]
+    problems: list[str]
 
     def to_json(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "item": self.item, "kind": self.kind, "path": self.path, "size": self.size,
-                "blob": self.blob, "meta": self.meta, "annotation": self.annotation}
+                "blob": self.blob, "files": self.files, "meta": self.meta, "annotation": self.annotation,
+                "problems": self.problems}
 
 
 def show(store: ObjectStore, record: VersionRecord) -> VersionDetails:
@@ -49,7 +53,8 @@ def show(store: ObjectStore, record: VersionRecord) -> VersionDetails:
         files = sum(ref[2] for ref in ds.tree["files"])
         datasets.append({"name": ds.name, "path": ds.dir, "items": items, "files": files})
     m = snap.manifest
-    return VersionDetails(record, m.get("project_type", "?"), m.get("layout", "?"), m.get("stats", {}), datasets)
+    return VersionDetails(record, m.get("project_type", "?"), m.get("layout", "?"), m.get("stats", {}), datasets,
+                          list(m.get("problems", [])))
 
 
 def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) -> Iterator[ItemView]:
@@ -63,9 +68,13 @@ def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) ->
         sizes = _file_index(snap, ds)
         for name, item in ds.items(store):
             media = item.get("media")
-            blob, size = sizes.get(media, (None, None)) if media else (None, None)
-            yield ItemView(ds.name, name, f"{ds.dir}/{media}" if media else None, size, blob,
-                           item.get("meta") or {}, item.get("annotation"), item.get("kind", "file"))
+            files = item.get("media_files") or ([media] if media else [])
+            found = [sizes[f] for f in files if f in sizes]
+            size = sum(s for _, s in found) if found else None
+            blob = found[0][0] if len(found) == 1 else None  # a DICOM series has one blob per slice
+            path = f"{ds.dir}/{media.rsplit('/', 1)[0] if len(files) > 1 else media}" if media else None
+            yield ItemView(ds.name, name, path, size, blob, item.get("meta") or {}, item.get("annotation"),
+                           item.get("kind", "file"), [f"{ds.dir}/{f}" for f in files], item.get("problems", []))
     if dataset is not None and not found:
         raise UsageError(f"dataset {dataset!r} is not in version {record.number}")
 

@@ -89,7 +89,8 @@ class Snapshot:
         for ds in self.datasets():
             owner = {}
             for name, item in ds.items(self.store):
-                for rel in (item.get("media"), item.get("ann"), *(item.get("companions") or ())):
+                for rel in (item.get("media"), item.get("ann"), *(item.get("media_files") or ()),
+                            *(item.get("companions") or ())):
                     if rel is not None:
                         owner[rel] = name
             yield from self._tree_files(ds.tree, ds.dir + "/", ds.name, owner)

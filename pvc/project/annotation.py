@@ -64,3 +64,34 @@ def project_meta_summary(doc: Any, path: Path | str) -> dict:
         classes[cls["title"]] = str(cls.get("shape", "any"))
     tags = doc.get("tags", [])
     return {"project_type": project_type, "classes": classes, "tags": _tag_names(tags)}
+
+
+def volume_annotation_summary(doc: Any, path: Path | str) -> dict:
+    """objects per class, figures per plane, spatial figures (with their keys, which name the
+    `mask/<item>/<key>.nrrd` companions), geometry types and tags of one volume annotation."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
+        raise BadInput(path, "not a Supervisely volume annotation (no 'objects' list)")
+    classes: Counter[str] = Counter()
+    keys_to_class = {}
+    for obj in doc["objects"]:
+        if isinstance(obj, dict):
+            classes[str(obj.get("classTitle", "?"))] += 1
+            keys_to_class[obj.get("key")] = obj.get("classTitle")
+    geometries: Counter[str] = Counter()
+    planes: dict[str, int] = {}
+    for plane in doc.get("planes") or []:
+        if not isinstance(plane, dict):
+            continue
+        figures = [f for s in plane.get("slices") or [] if isinstance(s, dict) for f in s.get("figures") or []]
+        planes[str(plane.get("name"))] = len(figures)
+        geometries.update(str(f.get("geometryType", "?")) for f in figures if isinstance(f, dict))
+    spatial = [f for f in doc.get("spatialFigures") or [] if isinstance(f, dict)]
+    geometries.update(str(f.get("geometryType", "?")) for f in spatial)
+    return {
+        "objects": dict(sorted(classes.items())),
+        "geometries": dict(sorted(geometries.items())),
+        "figures_per_plane": planes,
+        "spatial_figures": len(spatial),
+        "spatial_figure_keys": sorted(str(f["key"]) for f in spatial if isinstance(f.get("key"), str)),
+        "tags": _tag_names(doc.get("tags")),
+    }

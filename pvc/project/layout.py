@@ -5,6 +5,11 @@ Supervisely layout (a `meta.json` at the root): a folder holding the type's medi
 plus `ann/<name>.json` (or the legacy `ann/<stem>.json`) plus its companions. Every other file is kept as
 an extra of its dataset or of the project. Generic layout (no `meta.json`): each top-level folder is a
 dataset and each file under it an item. Either way every file of the project belongs to exactly one tree.
+
+Volumes: a `.nrrd`, `.nii`, `.nii.gz` or `.npy` file in `volume/` is one item; a folder in `volume/` is
+one DICOM series (the item is named after the folder); loose DICOM files (`.dcm` or no extension) are
+grouped into series by SeriesInstanceUID once their headers are read (`add_dicom_series`): a series of
+one file is named after the file, a longer one after its SeriesInstanceUID.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from dataclasses import dataclass, field
 
 from pvc.project.image import IMAGE_SUFFIXES
 
-__all__ = ["Item", "Dataset", "Layout", "classify", "MEDIA_DIRS", "VIDEO_SUFFIXES", "VOLUME_SUFFIXES"]
+__all__ = ["Item", "Dataset", "Layout", "classify", "add_dicom_series", "MEDIA_DIRS", "VIDEO_SUFFIXES",
+           "VOLUME_SUFFIXES"]
 
 MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_clouds": "pointcloud",
               "point_cloud_episodes": "pointcloud", "meshes": "meshes"}
 VIDEO_SUFFIXES = frozenset(".avi .mp4 .3gp .flv .webm .wmv .mov .mkv".split())
+VOLUME_FILE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".npy")
 VOLUME_SUFFIXES = frozenset(".nrrd .dcm .nii .gz .npy".split())
+_ANN_ROLE = {"images": "ann", "videos": "video_ann", "volumes": "volume_ann"}
 _ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
 _SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
@@ -29,12 +37,12 @@ class Item:
 
     name: str
     kind: str
-    media: str | None
+    media: tuple[str, ...]  # one file, the slices of a DICOM series, or none (annotation-only item)
     ann: str | None
     companions: tuple[str, ...] = ()
 
     def files(self) -> tuple[str, ...]:
-        return tuple(p for p in (self.media, self.ann, *self.companions) if p)
+        return tuple(p for p in (*self.media, self.ann, *self.companions) if p)
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Dataset:
     files: list[str] = field(default_factory=list)  # every file of this dataset, relative to `dir`
     items: list[Item] = field(default_factory=list)
     children: list[Dataset] = field(default_factory=list)
+    loose_dicom: list[str] = field(default_factory=list)  # DICOM files in volume/ awaiting add_dicom_series
 
 
 @dataclass
@@ -52,7 +61,7 @@ class Layout:
     project_type: str
     root_files: list[str]  # files that belong to no dataset, relative to the project root
     datasets: list[Dataset]
-    roles: dict[str, str]  # relpath -> "meta" | "ann" | "image" | "video" | "volume" | "file"
+    roles: dict[str, str]  # relpath -> meta | ann | video_ann | volume_ann | image | video | volume | dicom | file
 
     def all_datasets(self) -> list[Dataset]:
         out, stack = [], list(reversed(self.datasets))
@@ -100,7 +109,7 @@ def _generic(tree: _Dir) -> Layout:
         ds = Dataset(name=name, dir=name, files=sorted(tree.dirs[name].walk()))
         for rel in ds.files:
             kind = "image" if _suffix(rel) in IMAGE_SUFFIXES else "file"
-            ds.items.append(Item(name=rel, kind=kind, media=rel, ann=None))
+            ds.items.append(Item(name=rel, kind=kind, media=(rel,), ann=None))
             roles[f"{name}/{rel}"] = kind
         datasets.append(ds)
     root_files = sorted(tree.files)
@@ -148,35 +157,79 @@ def _dataset(node: _Dir, name: str, rel_dir: str, project_type: str, roles: dict
         if not (len(parts) > 2 and parts[0] == "datasets" and parts[1] in child_names):
             ds.files.append(rel)
     ds.files.sort()
-    ds.items = _items(set(ds.files), node, project_type)
-    kind = _ITEM_KIND.get(project_type, "file")
-    for item in ds.items:
-        if item.media:
-            roles[f"{rel_dir}/{item.media}"] = kind
-        if item.ann:
-            roles[f"{rel_dir}/{item.ann}"] = "ann"
+    ds.items, ds.loose_dicom = _items(set(ds.files), node, project_type)
+    _assign_roles(ds, project_type, roles)
+    for rel in ds.loose_dicom:
+        roles[f"{rel_dir}/{rel}"] = "dicom"
     for rel in ds.files:
         roles.setdefault(f"{rel_dir}/{rel}", "file")
     return ds
 
 
-def _items(files: set[str], node: _Dir, project_type: str) -> list[Item]:
-    media_dir = MEDIA_DIRS[project_type]
-    suffixes = _SUFFIXES.get(project_type)
-    media_node = node.dirs.get(media_dir, _Dir())
-    names = [n for n in media_node.files if suffixes is None or _suffix(n) in suffixes]
-    ann_files = set(node.dirs["ann"].files) if "ann" in node.dirs else set()
-    items, claimed = [], set()
+def _assign_roles(ds: Dataset, project_type: str, roles: dict[str, str]) -> None:
     kind = _ITEM_KIND.get(project_type, "file")
-    for name in sorted(names):
+    for item in ds.items:
+        series = project_type == "volumes" and (len(item.media) > 1 or (item.media and _is_dicom_name(item.media[0])))
+        media_role = "dicom" if series else kind
+        for rel in item.media:
+            roles[f"{ds.dir}/{rel}"] = media_role
+        if item.ann:
+            roles[f"{ds.dir}/{item.ann}"] = _ANN_ROLE.get(project_type, "file")
+
+
+def add_dicom_series(ds: Dataset, series_of: dict[str, str]) -> None:
+    """Turn the dataset's loose DICOM files into items, one per SeriesInstanceUID (`series_of`: rel -> uid)."""
+    groups: dict[str, list[str]] = {}
+    for rel in ds.loose_dicom:
+        groups.setdefault(series_of[rel], []).append(rel)
+    files = set(ds.files)
+    taken = {item.name for item in ds.items if item.media}
+    for uid, rels in sorted(groups.items()):
+        name = rels[0].rsplit("/", 1)[-1] if len(rels) == 1 else uid
+        if name in taken:
+            name = f"{name}-{uid}"
+        ann = f"ann/{name}.json" if f"ann/{name}.json" in files else None
+        ds.items = [i for i in ds.items if not (i.ann == ann and not i.media)] if ann else ds.items
+        ds.items.append(Item(name, "volume", tuple(sorted(rels)), ann, _companions(name, files, "volumes")))
+        taken.add(name)
+    ds.items.sort(key=lambda i: i.name)
+    ds.loose_dicom = []
+
+
+def _items(files: set[str], node: _Dir, project_type: str) -> tuple[list[Item], list[str]]:
+    """The dataset's items, and (volumes only) the loose DICOM files still to be grouped into series."""
+    media_dir = MEDIA_DIRS[project_type]
+    media_node = node.dirs.get(media_dir, _Dir())
+    ann_files = set(node.dirs["ann"].files) if "ann" in node.dirs else set()
+    kind = _ITEM_KIND.get(project_type, "file")
+    media, loose = _media_of(media_node, media_dir, project_type)
+    items, claimed = [], set()
+    for name, paths in sorted(media.items()):
         ann = _annotation_for(name, ann_files, claimed)
-        items.append(Item(name, kind, f"{media_dir}/{name}", ann, _companions(name, files, project_type)))
+        items.append(Item(name, kind, paths, ann, _companions(name, files, project_type)))
     for ann_name in sorted(ann_files - claimed):
         if ann_name.endswith(".json"):  # annotation-only item: the media was not downloaded
             name = ann_name[: -len(".json")]
-            items.append(Item(name, kind, None, f"ann/{ann_name}", _companions(name, files, project_type)))
+            items.append(Item(name, kind, (), f"ann/{ann_name}", _companions(name, files, project_type)))
     items.sort(key=lambda i: i.name)
-    return items
+    return items, loose
+
+
+def _media_of(media_node: _Dir, media_dir: str, project_type: str) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """Item name -> its media files (relative to the dataset), and loose DICOM files of a volume project."""
+    if project_type != "volumes":
+        suffixes = _SUFFIXES.get(project_type)
+        return {n: (f"{media_dir}/{n}",) for n in media_node.files if suffixes is None or _suffix(n) in suffixes}, []
+    media = {n: (f"{media_dir}/{n}",) for n in media_node.files if n.lower().endswith(VOLUME_FILE_SUFFIXES)}
+    loose = sorted(f"{media_dir}/{n}" for n in media_node.files if _is_dicom_name(n))
+    for folder, sub in media_node.dirs.items():  # a folder of slices is one DICOM series
+        media[folder] = tuple(sorted(sub.walk(f"{media_dir}/{folder}/")))
+    return media, loose
+
+
+def _is_dicom_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.lower().endswith(".dcm") or "." not in base
 
 
 def _annotation_for(name: str, ann_files: set[str], claimed: set[str]) -> str | None:

@@ -432,3 +432,34 @@ def _in_range(index: int, limit: int | None) -> bool:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- annotation vs media
+
+
+def annotation_frame_extent(ann: Any) -> dict:
+    """`framesCount` and the highest frame index any figure or tag range uses: what `media_problems`
+    compares with the media, kept apart so the summary can be cached without the media's count."""
+    highest = -1
+    if isinstance(ann, dict):
+        for entry in ann.get("frames") or []:
+            if isinstance(entry, dict) and _is_int(entry.get("index")) and entry.get("figures"):
+                highest = max(highest, entry["index"])
+        for tag in ann.get("tags") or []:
+            span = tag.get("frameRange") if isinstance(tag, dict) else None
+            if isinstance(span, list) and span and all(_is_int(i) for i in span):
+                highest = max(highest, *span)
+    count = ann.get("framesCount") if isinstance(ann, dict) else None
+    return {"frames_count": count if _is_int(count) else None, "max_frame_index": highest if highest >= 0 else None}
+
+
+def media_problems(extent: dict, frames: int | None) -> list[str]:
+    """Disagreements between an annotation's frame extent and the media's frame count (flags, not errors)."""
+    if frames is None:
+        return []
+    problems = []
+    if extent.get("frames_count") is not None and extent["frames_count"] != frames:
+        problems.append(f"framesCount {extent['frames_count']} != media frame count {frames}")
+    if extent.get("max_frame_index") is not None and extent["max_frame_index"] >= frames:
+        problems.append(f"frame index {extent['max_frame_index']} is beyond the media's {frames} frames")
+    return problems

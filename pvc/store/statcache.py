@@ -60,6 +60,7 @@ class StatCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, CacheEntry] = {}
+        self._derived: dict[bytes, Any] = {}
         self._cutoff = 0
         self._load()
 
@@ -72,8 +73,9 @@ class StatCache:
             self._entries = {
                 p: CacheEntry(StatKey(*e[0]), bytes(e[1]), e[2], e[3]) for p, e in doc["entries"].items()
             }
+            self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
         except Exception:  # missing or damaged: start empty, the next save rewrites it
-            self._entries = {}
+            self._entries, self._derived = {}, {}
 
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
         entry = self._entries.get(relpath)
@@ -81,11 +83,16 @@ class StatCache:
             return None
         return entry
 
-    def save(self, entries: dict[str, CacheEntry], scan_started: int) -> None:
+    def derived(self, key: bytes) -> Any:
+        """What was computed from a set of objects (e.g. a DICOM series' metadata), keyed by their ids."""
+        return self._derived.get(key)
+
+    def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed."""
         doc = {
             "format": CACHE_FORMAT,
             "scan_started": scan_started,
+            "derived": derived or {},
             "entries": {
                 p: [[e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns], e.oid, e.role, e.info]
                 for p, e in entries.items()
