@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 from conftest import tree_bytes
 from PIL import Image
 
 import pvc
-from pvc.core import commit as commit_module
+from pvc.core import worktree as worktree_module
 from pvc.store.statcache import StatCache, StatKey
 from pvc.sample import mutate_image_project
 
@@ -92,7 +91,7 @@ def test_change_in_the_same_tick_as_the_scan_is_hashed_again(initialised, cli, m
     readme = initialised / "README.md"
     readme.write_bytes(b"a" * 100)
     mtime = readme.stat().st_mtime_ns
-    monkeypatch.setattr(commit_module, "fs_clock", lambda _dir: mtime)  # the scan began in the write's tick
+    monkeypatch.setattr(worktree_module, "fs_clock", lambda _dir: mtime)  # the scan began in the write's tick
     cli("commit", cwd=initialised)
     monkeypatch.undo()
     st = readme.stat()

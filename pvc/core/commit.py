@@ -8,35 +8,19 @@ orphan objects; a failure before `flush` leaves the visible store exactly as it 
 from __future__ import annotations
 
 import getpass
-import os
 import socket
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from pvc.errors import BadInput
-from pvc.project.annotation import image_annotation_summary, project_meta_summary, volume_annotation_summary
-from pvc.project.image import image_meta
-from pvc.project.jsonfile import parse_json
-from pvc.project.layout import Dataset, Item, Layout, add_dicom_series, classify
-from pvc.project.scan import FileInfo, Ignore, scan
-from pvc.project.video import annotation_frame_extent, media_problems, video_annotation_summary, video_meta
-from pvc.project.volume import DEFAULT_DICOM_TAGS, group_dicom_series, volume_meta
-from pvc.store.objects import encode, hash_bytes, hex_id
-from pvc.store.pages import build_pages
+from pvc.core.worktree import capture
+from pvc.store.objects import hex_id
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
-from pvc.store.statcache import CacheEntry, StatKey, fs_clock
-from pvc.store.store import ObjectStore
 
-__all__ = ["CommitResult", "commit", "MANIFEST_FORMAT", "Progress"]
+__all__ = ["CommitResult", "commit", "Progress"]
 
-MANIFEST_FORMAT = 1
-_MAX_PROBLEMS = 1000  # the manifest keeps the first ones; stats["problems"] counts them all
 Progress = Callable[[str, int, int], None]
 
 
@@ -58,12 +42,6 @@ class CommitResult:
     def to_json(self) -> dict[str, Any]:
         return {"version": self.number, "created": self.created, "manifest": self.manifest,
                 "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed}
-
-
-@dataclass(frozen=True)
-class _Hashed:
-    oid: bytes
-    info: Any
 
 
 def default_author() -> str:
@@ -96,25 +74,13 @@ def commit(
 
 
 def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
-    root = repo.project_root
-    scan_started = fs_clock(repo.dir / "tmp")
-    files = scan(root, Ignore.load(root))
-    by_path = {f.relpath: f for f in files}
-    meta_summary = _read_meta(by_path.get("meta.json"), allow_invalid)
-    project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
-    layout = classify([f.relpath for f in files], project_type)
-    cache = repo.stat_cache()
-    hashed, cache_entries, stats = _hash_all(cache, store, files, layout, allow_invalid, progress)
-    for ds in layout.all_datasets():
-        if ds.loose_dicom:
-            add_dicom_series(ds, {rel: _series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
-    items = _ItemInfo(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags", DEFAULT_DICOM_TAGS))
-    manifest_id = _build_manifest(store, layout, by_path, hashed, items, meta_summary)
+    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress)
+    manifest_id = snap.manifest_id
     versions = repo.versions()
     if versions and versions[-1].manifest == hex_id(manifest_id):
         store.abort()
-        repo.stat_cache().save(cache_entries, scan_started, items.derived)
-        return CommitResult(versions[-1], False, *stats)
+        snap.save_cache()
+        return CommitResult(versions[-1], False, snap.files_hashed, snap.bytes_hashed)
     store.flush()
     record = VersionRecord(
         number=len(versions) + 1,
@@ -127,193 +93,5 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
         stats=store.get_object(manifest_id, "manifest")["stats"],
     )
     repo.write_versions([*versions, record])
-    repo.stat_cache().save(cache_entries, scan_started, items.derived)
-    return CommitResult(record, True, *stats)
-
-
-def _read_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
-    if meta is None:
-        return {}
-    try:
-        data = meta.path.read_bytes()
-    except OSError as exc:
-        raise BadInput(meta.path, f"unreadable ({exc.strerror or exc})") from None
-    try:
-        return project_meta_summary(parse_json(data, meta.path), meta.path)
-    except BadInput:
-        if not allow_invalid:
-            raise
-        return {"invalid": True}
-
-
-def _hash_all(cache, store: ObjectStore, files: list[FileInfo], layout: Layout, allow_invalid: bool, progress):
-    """Blob id and role info of every file: from the stat cache when its stat is unchanged, else read."""
-    hashed: dict[str, _Hashed] = {}
-    entries: dict[str, CacheEntry] = {}
-    todo: list[tuple[FileInfo, StatKey, str]] = []
-    for f in files:
-        key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
-        role = layout.roles[f.relpath]
-        cached = cache.get(f.relpath, key, role)
-        if cached is None:
-            todo.append((f, key, role))
-        else:
-            hashed[f.relpath] = _Hashed(cached.oid, cached.info)
-            entries[f.relpath] = cached
-    total_bytes = sum(f.size for f, _, _ in todo)
-    done = 0
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for (f, key, role), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[2], allow_invalid), todo)):
-            hashed[f.relpath] = result
-            entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
-            done += f.size
-            if progress:
-                progress("hash", done, total_bytes)
-    return hashed, entries, (len(todo), total_bytes)
-
-
-def _hash_one(store: ObjectStore, f: FileInfo, role: str, allow_invalid: bool) -> _Hashed:
-    seen: dict[str, bytes] = {}
-    oid = store.put_file(f.path, f.size, on_data=lambda data: seen.setdefault("data", data))
-    data = seen.get("data")
-    try:
-        info = _role_info(role, data, f.path)
-    except BadInput as exc:
-        if not allow_invalid:
-            raise
-        info = {"invalid": exc.reason}
-    return _Hashed(oid, info)
-
-
-def _role_info(role: str, data: bytes | None, path: Path) -> Any:
-    """What pvc understands of one file on its own: media header, annotation summary, or nothing."""
-    if role == "image":
-        return image_meta(data, path)
-    if role == "video":
-        return video_meta(path)
-    if role == "volume":
-        return volume_meta([path])
-    if role == "dicom":
-        return {"series": next(iter(group_dicom_series([path])))}
-    if role in ("ann", "video_ann", "volume_ann"):
-        doc = parse_json(data if data is not None else path.read_bytes(), path)
-        if role == "ann":
-            return image_annotation_summary(doc, path)
-        if role == "volume_ann":
-            return volume_annotation_summary(doc, path)
-        if not isinstance(doc, dict):
-            raise BadInput(path, "not a Supervisely video annotation (not a JSON object)")
-        return video_annotation_summary(doc, None) | {"extent": annotation_frame_extent(doc)}
-    return None
-
-
-def _series_uid(info: Any, rel: str) -> str:
-    """A loose DICOM file's series (an unreadable one kept with --allow-invalid is a series of its own)."""
-    return info["series"] if isinstance(info, dict) and "series" in info else f"unreadable:{rel}"
-
-
-class _ItemInfo:
-    """Per-item metadata and problems, from file infos; DICOM series metadata cached by slice ids."""
-
-    def __init__(self, by_path, hashed, cache, allow_invalid: bool, dicom_tags) -> None:
-        self.by_path, self.hashed, self.cache = by_path, hashed, cache
-        self.allow_invalid, self.dicom_tags = allow_invalid, list(dicom_tags)
-        self.derived: dict[bytes, Any] = {}
-
-    def media(self, ds: Dataset, item: Item) -> dict:
-        paths = [f"{ds.dir}/{rel}" for rel in item.media]
-        if not paths:
-            return {}
-        info = self.hashed[paths[0]].info
-        if len(paths) == 1 and not (isinstance(info, dict) and "series" in info):
-            return info or {}
-        return self._series(paths)
-
-    def _series(self, paths: list[str]) -> dict:
-        key = hash_bytes(encode({"dicom": [[p, self.hashed[p].oid] for p in paths], "tags": self.dicom_tags}))
-        meta = self.cache.derived(key)
-        if meta is None:
-            try:
-                meta = volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
-            except BadInput as exc:
-                if not self.allow_invalid:
-                    raise
-                meta = {"invalid": exc.reason}
-        self.derived[key] = meta
-        return meta
-
-    def problems(self, item: Item, media: dict, ann: Any) -> list[str]:
-        """Flags `show` reports: annotation frames vs the video, mask files vs spatial figures."""
-        if not isinstance(ann, dict):
-            return []
-        if item.kind == "video":
-            return list(ann.get("problems", [])) + media_problems(ann.get("extent", {}), media.get("frames"))
-        if item.kind == "volume":
-            keys = set(ann.get("spatial_figure_keys", []))
-            masks = [c for c in item.companions if c.startswith("mask/")]
-            return [f"{c} matches no spatialFigures key" for c in masks if c.rsplit("/", 1)[-1].split(".")[0] not in keys]
-        return []
-
-
-def _build_manifest(store: ObjectStore, layout: Layout, by_path, hashed, items: _ItemInfo, meta_summary: dict) -> bytes:
-    classes: Counter[str] = Counter()
-    problems: list[dict] = []
-    children = [_build_tree(store, ds, by_path, hashed, items, classes, problems) for ds in layout.datasets]
-    root_files = [(rel, _file_entry(by_path[rel], hashed[rel])) for rel in layout.root_files]
-    root = store.put_object({
-        "type": "tree",
-        "name": "",
-        "files": build_pages("files", root_files, store.put_object),
-        "items": [],
-        "children": children,
-    })
-    datasets = layout.all_datasets()
-    stats = {
-        "project_type": layout.project_type,
-        "layout": layout.kind,
-        "datasets": len(datasets),
-        "items": sum(len(ds.items) for ds in datasets),
-        "files": len(by_path),
-        "bytes": sum(f.size for f in by_path.values()),
-        "classes": dict(sorted(classes.items())),
-        "meta_classes": len(meta_summary.get("classes", {})),
-        "meta_tags": len(meta_summary.get("tags", [])),
-        "problems": len(problems),
-    }
-    manifest = {"type": "manifest", "format": MANIFEST_FORMAT, "project_type": layout.project_type,
-                "layout": layout.kind, "root": root, "stats": stats, "problems": problems[:_MAX_PROBLEMS]}
-    return store.put_object(manifest)
-
-
-def _build_tree(store: ObjectStore, ds: Dataset, by_path, hashed, items: _ItemInfo, classes: Counter,
-                problems: list[dict]) -> list:
-    """Store one dataset's tree (and its children's); return its [folder, name, tree id] entry."""
-    children = [_build_tree(store, child, by_path, hashed, items, classes, problems) for child in ds.children]
-    files = [(rel, _file_entry(by_path[f"{ds.dir}/{rel}"], hashed[f"{ds.dir}/{rel}"])) for rel in ds.files]
-    entries = []
-    for item in ds.items:
-        media = items.media(ds, item)
-        ann = hashed[f"{ds.dir}/{item.ann}"].info if item.ann else None
-        if isinstance(ann, dict):
-            classes.update(ann.get("objects", {}))
-        entry = {"kind": item.kind, "media": item.media[0] if item.media else None, "ann": item.ann,
-                 "companions": list(item.companions), "meta": media, "annotation": ann}
-        if len(item.media) > 1:
-            entry["media_files"] = list(item.media)
-        flagged = items.problems(item, media, ann)
-        if flagged:
-            entry["problems"] = flagged
-            problems.extend({"dataset": ds.name, "item": item.name, "problem": p} for p in flagged)
-        entries.append((item.name, entry))
-    tree_id = store.put_object({
-        "type": "tree",
-        "name": ds.name,
-        "files": build_pages("files", files, store.put_object),
-        "items": build_pages("items", entries, store.put_object),
-        "children": children,
-    })
-    return [ds.dir, ds.name, tree_id]
-
-
-def _file_entry(f: FileInfo, h: _Hashed) -> list:
-    return [h.oid, f.size, 0o755 if f.executable else 0o644]
+    snap.save_cache()
+    return CommitResult(record, True, snap.files_hashed, snap.bytes_hashed)
