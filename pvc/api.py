@@ -17,9 +17,17 @@ from typing import Any, BinaryIO
 
 from pvc.core import inspect
 from pvc.core.commit import CommitResult, commit
+from pvc.core.gc import DEFAULT_GRACE, GcResult, gc, parse_duration
+from pvc.core.diff import diff_snapshots
+from pvc.core.discard import DiscardResult, discard, undo_discard
+from pvc.core.snapshot import Snapshot
+from pvc.core.status import status, version_snapshot, working_snapshot
 from pvc.core.inspect import ItemView, VersionDetails
+from pvc.core.repair import IndexRepair, RefsRepair, repair_index, repair_refs
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import RestoreResult, restore
+from pvc.core.unlock import UnlockResult, unlock
+from pvc.core.verify import VerifyReport, verify
 from pvc.errors import UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
@@ -66,10 +74,62 @@ class Project:
         """Write one file of a version to `out`; return its size."""
         return inspect.cat(self._repo.store, self.version.get(name), path, out)
 
+    def status(self) -> dict:
+        """The working project against the latest version (the `diff --json` document, `to` = "working")."""
+        return status(self._repo)
+
+    def diff(self, a: str | int | None = None, b: str | int | None = None, *, dataset: str | None = None,
+             item: str | None = None) -> dict:
+        """No version: latest vs working; one: `a` vs working; two: `a` vs `b`."""
+        if a is None and b is not None:
+            raise UsageError("give the first version before the second")
+        if b is not None:
+            ra, rb = self.version.get(a), self.version.get(b)
+            return diff_snapshots(Snapshot(self._repo.store, bytes.fromhex(ra.manifest)),
+                                  Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
+                                  source=ra.number, target=rb.number, dataset=dataset, item=item)
+        working, _ = working_snapshot(self._repo)
+        ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.versions()) else None
+        left = version_snapshot(self._repo, ra.manifest if ra else None, working)
+        return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
+                              dataset=dataset, item=item)
+
+    def discard(self, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
+        """Put the working project back to the latest version (with `apply`; otherwise only report)."""
+        return discard(self._repo, apply=apply, lock_timeout=lock_timeout)
+
+    def undo_discard(self, *, lock_timeout: float = 60.0) -> DiscardResult:
+        """Bring back the state the last `discard` saved."""
+        return undo_discard(self._repo, lock_timeout=lock_timeout)
+
     def read_file(self, name: str | int, path: str) -> bytes:
         buf = io.BytesIO()
         self.cat(name, path, buf)
         return buf.getvalue()
+
+    def verify(self, sample: float = 100.0, *, seed: int | None = None, lock_timeout: float = 60.0) -> VerifyReport:
+        """Re-hash every object (or `sample` percent of them) and resolve every reference of every version.
+
+        The report lists each problem with the versions and items it affects; `report.ok` is True when clean."""
+        if not 0 < sample <= 100:
+            raise UsageError(f"--sample must be a percentage in (0, 100], got {sample:g}")
+        return verify(self._repo, sample=sample / 100, seed=seed, lock_timeout=lock_timeout)
+
+    def gc(self, *, dry_run: bool = False, grace: str | float = DEFAULT_GRACE, lock_timeout: float = 60.0) -> GcResult:
+        """Drop objects no version (nor saved state) references; `grace` ("1h", "30m", seconds) spares young packs."""
+        return gc(self._repo, dry_run=dry_run, grace=parse_duration(grace), lock_timeout=lock_timeout)
+
+    def unlock(self, *, force: bool = False) -> UnlockResult:
+        """Say who holds the lock; with `force`, clear what a dead holder on this host left (never a live lock)."""
+        return unlock(self._repo, force=force)
+
+    def repair_index(self, *, lock_timeout: float = 60.0) -> IndexRepair:
+        """Rebuild the index from the packs (every record names its object); damaged records are left out."""
+        return repair_index(self._repo, lock_timeout=lock_timeout)
+
+    def repair_refs(self, *, lock_timeout: float = 60.0) -> RefsRepair:
+        """Replace a damaged refs file by `versions.bak`, keeping the damaged one aside."""
+        return repair_refs(self._repo, lock_timeout=lock_timeout)
 
     def close(self) -> None:
         self._repo.close()

@@ -21,7 +21,7 @@ from rich.table import Table
 from pvc import output
 from pvc.api import Project
 from pvc.errors import BadInput, PvcError, UsageError
-from pvc.output import emit_json, err, human_bytes, out, progress_bar
+from pvc.output import emit_json, err, human_bytes, out, progress_bar, render_changes
 
 app = typer.Typer(
     name="pvc",
@@ -224,6 +224,179 @@ def cat(
     except UnicodeDecodeError:
         doc["base64"] = base64.b64encode(data).decode()
     emit_json(doc)
+
+
+@app.command()
+def status(
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """What changed in the working project since the latest version (items, annotations, meta.json)."""
+    with Project(project) as p:
+        report = p.status()
+    emit_json(report) if json_out else render_changes(report)
+
+
+@app.command()
+def diff(
+    first: Annotated[str | None, typer.Argument(help="Version to compare from (default: latest).")] = None,
+    second: Annotated[str | None, typer.Argument(help="Version to compare to (default: the working project).")] = None,
+    stat: Annotated[bool, typer.Option(help="Only the summary and the objects-per-class table.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset (and those nested in it).")] = None,
+    item: Annotated[str | None, typer.Option(help="Only items with this name.")] = None,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Item-level and semantic annotation differences between versions (or a version and the working project)."""
+    with Project(project) as p:
+        report = p.diff(first, second, dataset=dataset, item=item)
+    emit_json(report) if json_out else render_changes(report, stat=stat)
+
+
+@app.command()
+def discard(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Really change the working project (otherwise only show).")] = False,
+    undo: Annotated[bool, typer.Option(help="Bring back the state the last discard saved.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Put the working project back to the latest version, saving what was there first (undo with --undo)."""
+    with Project(project) as p:
+        result = p.undo_discard(lock_timeout=lock_timeout) if undo else p.discard(apply=yes, lock_timeout=lock_timeout)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if not result.applied:
+        if result.changes and not result.changes["clean"]:
+            render_changes(result.changes)
+        out.print(f"would write back {len(result.restored)} files and remove {len(result.removed)}; "
+                  "run `pvc discard --yes` to do it (the current state is saved first)")
+        return
+    out.print(f"wrote back {len(result.restored)} files, removed {len(result.removed)}")
+    if result.saved_state and not undo:
+        out.print(f"saved the discarded state as {result.saved_state}; bring it back with `pvc discard --undo`")
+
+
+LockTimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for another writer.")]
+
+
+@app.command()
+def verify(
+    sample: Annotated[float, typer.Option(help="Re-hash only this percentage of the objects, chosen at random.")] = 100.0,
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-hash every object and resolve every reference of every version; exit 2 if anything is wrong."""
+    with Project(project) as p:
+        report = p.verify(sample, lock_timeout=lock_timeout)
+    if json_out:
+        emit_json(report.to_json())
+    else:
+        hashed = f"{report.hashed} of {report.records} records re-hashed" + (f" ({report.sample:.0%} sample)" if report.sample < 1 else "")
+        out.print(f"Checked {report.versions} versions: {report.packs} packs ({human_bytes(report.bytes)}), {hashed}, "
+                  f"{report.indexes} index files, refs")
+        if report.orphans or report.unindexed:
+            out.print(f"{report.orphans} orphan objects and {report.unindexed} unindexed records (no version needs them; `pvc gc` removes them)")
+        for problem in report.problems:
+            _print_problem(problem)
+        out.print("No problems found." if report.ok else f"{len(report.problems)} problem(s) found.")
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+def _print_problem(problem) -> None:
+    out.print(f"{problem.subject} ({problem.kind}): {problem.what}", markup=False)
+    if not problem.affects:
+        out.print("  affects no version", markup=False)
+        return
+    names = list(dict.fromkeys(f"{a['dataset']}/{a['item']}" if a["item"] else (a["path"] or "?") for a in problem.affects))
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    out.print(f"  affects {', '.join(problem.versions)}: {shown}", markup=False)
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be freed.")] = False,
+    grace: Annotated[str, typer.Option(help="Keep packs younger than this (e.g. 0, 30m, 1h, 2d).")] = "1h",
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Drop objects that no version references; rewrite packs that are mostly dead."""
+    with Project(project) as p:
+        result = p.gc(dry_run=dry_run, grace=grace, lock_timeout=lock_timeout)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    verb = "Would free" if result.dry_run else "Freed"
+    out.print(f"{verb} {human_bytes(result.bytes_freed)} of {human_bytes(result.bytes_before)}: {result.objects_dropped} "
+              f"objects, {result.packs_deleted} packs deleted, {result.packs_rewritten} rewritten"
+              + ("" if result.dry_run else f" into {result.packs_written}")
+              + f"; {result.reachable} objects reachable from {result.roots} roots"
+              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else ""))
+
+
+@app.command()
+def unlock(
+    force: Annotated[bool, typer.Option(help="Clear what a dead holder on this host left; never a live lock.")] = False,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Say who holds the repository lock; exit 3 while someone does."""
+    with Project(project) as p:
+        result = p.unlock(force=force)
+    if json_out:
+        emit_json(result.to_json())
+    else:
+        out.print(result.message, markup=False)
+    if result.held:
+        raise typer.Exit(3)
+
+
+repair_app = typer.Typer(help="Recover from a damaged index or refs file (see docs/reliability.md).", no_args_is_help=True)
+app.add_typer(repair_app, name="repair")
+
+
+@repair_app.command("index")
+def repair_index(
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild the index from the packs (every pack record names its object)."""
+    with Project(project) as p:
+        result = p.repair_index(lock_timeout=lock_timeout)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    out.print(f"Rebuilt the index from {result.packs} packs: {result.objects} objects"
+              + (f", {result.damaged} damaged records left out (run `pvc verify`)" if result.damaged else "")
+              + f"; replaced {result.replaced} index files")
+
+
+@repair_app.command("refs")
+def repair_refs(
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Replace a damaged refs file by its backup, versions.bak (the damaged one is kept aside)."""
+    with Project(project) as p:
+        result = p.repair_refs(lock_timeout=lock_timeout)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if not result.repaired:
+        out.print(f"The refs file is sound ({result.versions} versions); nothing to do.")
+        return
+    out.print(f"Restored the refs from versions.bak: {result.versions} versions; the damaged file is {result.damaged_copy}")
+    if result.lost:
+        lost = result.lost
+        out.print(f"Version {lost['number']} ({lost['title']!r}, manifest {lost['manifest'][:12]}) was only in the damaged "
+                  "file: its objects are still stored; commit the unchanged project again to recreate it, before any gc",
+                  markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:

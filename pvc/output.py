@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-__all__ = ["out", "err", "emit_json", "progress_bar", "human_bytes"]
+__all__ = ["out", "err", "emit_json", "progress_bar", "human_bytes", "render_changes"]
 
 # Markup is off: names, titles and paths are user data and may contain "[...]"; styled lines opt in.
 out = Console(soft_wrap=True, highlight=False, markup=False)
@@ -52,3 +53,44 @@ def human_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"
+
+
+def _side(label: Any) -> str:
+    return "working tree" if label == "working" else "(no version)" if label is None else f"v{label}"
+
+
+def render_changes(report: dict, *, stat: bool = False) -> None:
+    """Human rendering of a status/diff report: items, files, meta.json, then objects per class."""
+    if report["clean"]:
+        out.print(f"nothing to commit: {_side(report['to'])} matches {_side(report['from'])}"
+                  if report["to"] == "working" else f"no differences between {_side(report['from'])} and {_side(report['to'])}")
+        return
+    items, ds, files = report["items"], report["datasets"], report["files"]
+    out.print(f"{_side(report['from'])} -> {_side(report['to'])}: {len(items['added'])} items added, "
+              f"{len(items['removed'])} removed, {len(items['modified'])} modified; "
+              f"{sum(len(v) for v in files.values())} other files changed")
+    if not stat:
+        for name in ds["added"]:
+            out.print(f"  dataset added    {name}")
+        for name in ds["removed"]:
+            out.print(f"  dataset removed  {name}")
+        for i in items["added"]:
+            out.print(f"  + {i['dataset']}/{i['item']}")
+        for i in items["removed"]:
+            out.print(f"  - {i['dataset']}/{i['item']}")
+        for i in items["modified"]:
+            objects = i.get("objects")
+            counts = f"  objects +{objects['added']} -{objects['removed']} ~{objects['changed']}" if objects else ""
+            out.print(f"  ~ {i['dataset']}/{i['item']}  ({', '.join(i['changed'])}){counts}")
+        for kind, mark in (("added", "+"), ("removed", "-"), ("modified", "~")):
+            for path in files[kind]:
+                out.print(f"  {mark} {path}")
+        for key, values in report["meta"].items():
+            if values:
+                out.print(f"  meta.json {key.replace('_', ' ')}: {', '.join(values)}")
+    changed = {c: v for c, v in report["classes"].items() if v["before"] != v["after"]}
+    if changed:
+        table = Table("class", "before", "after", box=None)
+        for name, v in changed.items():
+            table.add_row(name, str(v["before"]), str(v["after"]))
+        out.print(table)

@@ -78,7 +78,7 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
     manifest_id = snap.manifest_id
     versions = repo.versions()
     if versions and versions[-1].manifest == hex_id(manifest_id):
-        store.abort()
+        store.flush()  # usually writes nothing; objects found missing and stored again are kept
         snap.save_cache()
         return CommitResult(versions[-1], False, snap.files_hashed, snap.bytes_hashed)
     store.flush()

@@ -12,6 +12,7 @@ from typing import Any
 
 from pvc.errors import CorruptObject
 from pvc.store.pages import iter_entries
+from pvc.store.overlay import OverlayStore
 from pvc.store.store import ObjectStore
 
 __all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath"]
@@ -32,6 +33,7 @@ class DatasetView:
     name: str
     dir: str
     tree: dict
+    oid: bytes
 
     def items(self, store: ObjectStore) -> Iterator[tuple[str, dict]]:
         for name, value in iter_entries(self.tree["items"], store.get_object, "items"):
@@ -52,7 +54,7 @@ def safe_relpath(path: Any, where: str) -> str:
 class Snapshot:
     """One version's manifest and the trees under it."""
 
-    def __init__(self, store: ObjectStore, manifest_id: bytes) -> None:
+    def __init__(self, store: ObjectStore | OverlayStore, manifest_id: bytes) -> None:
         self.store = store
         self.manifest_id = manifest_id
         self.manifest = store.get_object(manifest_id, "manifest")
@@ -77,7 +79,7 @@ class Snapshot:
                 raise CorruptObject(f"manifest {self.manifest_id.hex()}: malformed dataset entry")
             ds_dir = safe_relpath(entry[0], f"dataset {entry[1]!r}")
             tree = self._tree(entry[2])
-            yield DatasetView(entry[1], ds_dir, tree)
+            yield DatasetView(entry[1], ds_dir, tree, entry[2])
             stack.extend(reversed(tree["children"]))
 
     def dataset(self, name: str) -> DatasetView | None:

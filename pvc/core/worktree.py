@@ -35,6 +35,7 @@ _MAX_PROBLEMS = 1000  # the manifest keeps the first ones; stats["problems"] cou
 class ObjectSink(Protocol):
     """What capture needs of a store: the ObjectStore, or an overlay that writes nothing."""
 
+    def has(self, oid: bytes) -> bool: ...
     def put_file(self, path: Path, size: int, on_data: Any = None) -> bytes: ...
     def put_object(self, obj: dict) -> bytes: ...
 
@@ -106,7 +107,7 @@ def _hash_all(cache, store: ObjectSink, files: list[FileInfo], layout: Layout, a
         key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
         role = layout.roles[f.relpath]
         cached = cache.get(f.relpath, key, role)
-        if cached is None:
+        if cached is None or not store.has(cached.oid):  # a lost object is stored again from the file
             todo.append((f, key, role))
         else:
             hashed[f.relpath] = _Hashed(cached.oid, cached.info)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pvc.errors import CorruptObject
 
-__all__ = ["build_pages", "iter_entries", "PAGE_AVG", "PAGE_MIN", "PAGE_MAX"]
+__all__ = ["build_pages", "iter_entries", "lookup", "changed_entries", "PAGE_AVG", "PAGE_MIN", "PAGE_MAX"]
 
 PAGE_AVG = 256
 PAGE_MIN = 32
@@ -49,3 +49,34 @@ def iter_entries(root: list, get: Callable[[bytes], dict], kind: str) -> Iterato
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
                 raise CorruptObject(f"page {bytes(ref[1]).hex()}: malformed entry")
             yield entry[0], entry[1]
+
+
+def lookup(root: list, key: str, get: Callable[[bytes], dict], kind: str) -> Any | None:
+    """The value of `key` in a map, reading only the one page that can hold it."""
+    lo, hi = 0, len(root)
+    while lo < hi:  # the last page whose first key is <= key
+        mid = (lo + hi) // 2
+        if root[mid][0] <= key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0:
+        return None
+    for k, value in iter_entries([root[lo - 1]], get, kind):
+        if k == key:
+            return value
+    return None
+
+
+def changed_entries(root_a: list, root_b: list, get_a: Callable[[bytes], dict], get_b: Callable[[bytes], dict],
+                    kind: str) -> dict[str, tuple[Any, Any]]:
+    """key -> (value in a or None, value in b or None) for every key whose value differs.
+
+    Pages present in both maps hold the same entries, and a key lives in exactly one page of each map,
+    so only the pages unique to either side are read: the cost follows the change, not the map.
+    """
+    ids_a = {bytes(r[1]) for r in root_a}
+    ids_b = {bytes(r[1]) for r in root_b}
+    only_a = dict(iter_entries([r for r in root_a if bytes(r[1]) not in ids_b], get_a, kind))
+    only_b = dict(iter_entries([r for r in root_b if bytes(r[1]) not in ids_a], get_b, kind))
+    return {k: (only_a.get(k), only_b.get(k)) for k in sorted(set(only_a) | set(only_b)) if only_a.get(k) != only_b.get(k)}

@@ -31,7 +31,10 @@ def fs_clock(directory: Path) -> int:
         return os.fstat(fd).st_mtime_ns
     finally:
         os.close(fd)
-        os.unlink(name)
+        try:
+            os.unlink(name)
+        except FileNotFoundError:  # a committer cleaning tmp/ got there first
+            pass
 
 
 @dataclass(frozen=True, slots=True)

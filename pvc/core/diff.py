@@ -1,0 +1,203 @@
+"""diff: what changed between two snapshots (versions, or a version and the working tree).
+
+Datasets whose tree ids are equal are skipped whole; inside a changed dataset only the pages that
+differ are read (`pages.changed_entries`), and an item is looked up by name in the one page that
+can hold it, so the cost follows the size of the change, not of the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvc.core.snapshot import DatasetView, Snapshot
+from pvc.errors import BadInput
+from pvc.project.anndiff import annotation_diff
+from pvc.project.jsonfile import parse_json
+from pvc.store.pages import changed_entries, iter_entries, lookup
+
+__all__ = ["diff_snapshots", "empty_manifest"]
+
+_COMPANION_DIRS = {"meta": ".json", "img_info": ".json", "video_info": ".json", "custom_data": ".json",
+                   "metadata": ".meta.json", "seg": ".png"}
+_MEDIA_DIRS = ("img", "video", "volume", "pointcloud", "meshes")
+
+
+def empty_manifest(store) -> bytes:
+    """The manifest of an empty project, to compare a first commit against."""
+    root = store.put_object({"type": "tree", "name": "", "files": [], "items": [], "children": []})
+    return store.put_object({"type": "manifest", "format": 1, "project_type": "images", "layout": "supervisely",
+                             "root": root, "stats": {"classes": {}}})
+
+
+@dataclass
+class _Report:
+    datasets_added: list[str] = field(default_factory=list)
+    datasets_removed: list[str] = field(default_factory=list)
+    added: list[dict] = field(default_factory=list)
+    removed: list[dict] = field(default_factory=list)
+    modified: list[dict] = field(default_factory=list)
+    files: dict[str, list[str]] = field(default_factory=lambda: {"added": [], "removed": [], "modified": []})
+
+
+def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, dataset: str | None = None,
+                   item: str | None = None) -> dict:
+    """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output)."""
+    report = _Report()
+    meta = {"classes_added": [], "classes_removed": [], "classes_changed": [], "tags_added": [], "tags_removed": [],
+            "tags_changed": []}
+    if dataset is None and item is None:
+        root_changes = changed_entries(a.root["files"], b.root["files"], a.store.get_object, b.store.get_object, "files")
+        _file_changes(report, "", root_changes)
+        if "meta.json" in root_changes:
+            meta = _meta_diff(a, b, root_changes["meta.json"])
+    ds_a = {ds.name: ds for ds in a.datasets()}
+    ds_b = {ds.name: ds for ds in b.datasets()}
+    for name in sorted(set(ds_a) | set(ds_b)):
+        if dataset is not None and name != dataset and not name.startswith(dataset + "/"):
+            continue
+        if name not in ds_b:
+            report.datasets_removed.append(name)
+        elif name not in ds_a:
+            report.datasets_added.append(name)
+        if ds_a.get(name) is None or ds_b.get(name) is None or ds_a[name].oid != ds_b[name].oid:
+            _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item)
+    stats_a, stats_b = a.manifest.get("stats", {}), b.manifest.get("stats", {})
+    return {
+        "from": source,
+        "to": target,
+        "clean": a.manifest_id == b.manifest_id,
+        "datasets": {"added": report.datasets_added, "removed": report.datasets_removed},
+        "items": {"added": report.added, "removed": report.removed, "modified": report.modified},
+        "files": report.files,
+        "classes": _class_table(stats_a.get("classes", {}), stats_b.get("classes", {})),
+        "meta": meta,
+    }
+
+
+def _class_table(before: dict, after: dict) -> dict:
+    return {c: {"before": before.get(c, 0), "after": after.get(c, 0)} for c in sorted(set(before) | set(after))}
+
+
+def _file_changes(report: _Report, prefix: str, changes: dict) -> None:
+    for rel, (old, new) in changes.items():
+        kind = "added" if old is None else "removed" if new is None else "modified"
+        report.files[kind].append(prefix + rel)
+
+
+def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | None, db: DatasetView | None,
+                  only_item: str | None) -> None:
+    empty: dict = {"files": [], "items": []}
+    ta, tb = (da.tree if da else empty), (db.tree if db else empty)
+    name = (db or da).name
+    files = changed_entries(ta["files"], tb["files"], a.store.get_object, b.store.get_object, "files")
+    items = changed_entries(ta["items"], tb["items"], a.store.get_object, b.store.get_object, "items")
+    candidates = set(items)
+    for rel in files:
+        candidates.update(_owner_candidates(rel))
+    entries = {n: (lookup(ta["items"], n, a.store.get_object, "items"), lookup(tb["items"], n, b.store.get_object, "items"))
+               for n in candidates}
+    entries = {n: e for n, e in entries.items() if e != (None, None)}
+    claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in _item_files(entry)}
+    unclaimed = [rel for rel in files if rel not in claimed]
+    if unclaimed and any(rel.startswith(("ann/", "volume/")) for rel in unclaimed):
+        owners = _owner_map(a, ta) | _owner_map(b, tb)  # legacy ann names, DICOM series named by UID
+        for rel in unclaimed:
+            if rel in owners:
+                n = owners[rel]
+                entries.setdefault(n, (lookup(ta["items"], n, a.store.get_object, "items"),
+                                       lookup(tb["items"], n, b.store.get_object, "items")))
+                claimed[rel] = n
+    extras = {rel: change for rel, change in files.items() if rel not in claimed}
+    if only_item is None:
+        _file_changes(report, (db or da).dir + "/", extras)
+    for item_name in sorted(entries):
+        if only_item is not None and item_name != only_item:
+            continue
+        old, new = entries[item_name]
+        _item_diff(report, (a, ta), (b, tb), name, item_name, old, new, files)
+
+
+def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old, new, files: dict) -> None:
+    if old is None:
+        report.added.append({"dataset": dataset, "item": name})
+        return
+    if new is None:
+        report.removed.append({"dataset": dataset, "item": name})
+        return
+    changed = []
+    media = set(_media_files(old)) | set(_media_files(new))
+    if any(p in files for p in media):
+        changed.append("media")
+    if old.get("ann") != new.get("ann") or (new.get("ann") and new["ann"] in files):
+        changed.append("annotation")
+    if any(p in files for p in set(old.get("companions") or []) | set(new.get("companions") or [])):
+        changed.append("companions")
+    if not changed and old != new:
+        changed.append("metadata")
+    if not changed:
+        return
+    entry: dict[str, Any] = {"dataset": dataset, "item": name, "changed": changed}
+    if "annotation" in changed:
+        entry.update(_annotation_change(a, b, old, new, files))
+    report.modified.append(entry)
+
+
+def _annotation_change(a: tuple, b: tuple, old: dict, new: dict, files: dict) -> dict:
+    """The semantic diff of an item's annotation; each side is (snapshot, dataset tree)."""
+    docs = []
+    for (snap, tree), entry, side in ((a, old, 0), (b, new, 1)):
+        path = entry.get("ann")
+        change = files.get(path) if path else None
+        value = change[side] if change else (lookup(tree["files"], path, snap.store.get_object, "files") if path else None)
+        docs.append(_load_json(snap, bytes(value[0]), path) if value else None)
+    result = annotation_diff(new.get("kind", "image"), docs[0], docs[1])
+    return {"objects": result["objects"], "annotation": result}
+
+
+def _load_json(snap: Snapshot, oid: bytes, path: str) -> Any:
+    try:
+        return parse_json(snap.store.get(oid), path)
+    except BadInput:
+        return None
+
+
+def _meta_diff(a: Snapshot, b: Snapshot, change: tuple) -> dict:
+    old, new = (_load_json(s, bytes(c[0]), "meta.json") if c else None for s, c in ((a, change[0]), (b, change[1])))
+    out = {}
+    for section, key in (("classes", "title"), ("tags", "name")):
+        before = {d.get(key): d for d in (old or {}).get(section) or [] if isinstance(d, dict)}
+        after = {d.get(key): d for d in (new or {}).get(section) or [] if isinstance(d, dict)}
+        out[f"{section}_added"] = sorted(str(k) for k in set(after) - set(before))
+        out[f"{section}_removed"] = sorted(str(k) for k in set(before) - set(after))
+        out[f"{section}_changed"] = sorted(str(k) for k in set(before) & set(after) if before[k] != after[k])
+    return out
+
+
+def _media_files(entry: dict) -> list[str]:
+    return list(entry.get("media_files") or ([entry["media"]] if entry.get("media") else []))
+
+
+def _item_files(entry: dict) -> list[str]:
+    return _media_files(entry) + ([entry["ann"]] if entry.get("ann") else []) + list(entry.get("companions") or [])
+
+
+def _owner_candidates(rel: str) -> list[str]:
+    """Item names a dataset file may belong to, by the layout's naming rules."""
+    parts = rel.split("/")
+    if len(parts) == 2:
+        folder, name = parts
+        if folder in _MEDIA_DIRS:
+            return [name]
+        if folder == "ann" and name.endswith(".json"):
+            return [name[: -len(".json")]]
+        suffix = _COMPANION_DIRS.get(folder)
+        if suffix and name.endswith(suffix):
+            return [name[: -len(suffix)]]
+    if len(parts) >= 3 and parts[0] in ("mask", "interpolation", "volume"):
+        return [parts[1]]
+    return []
+
+
+def _owner_map(snap: Snapshot, tree: dict) -> dict[str, str]:
+    return {p: n for n, entry in iter_entries(tree["items"], snap.store.get_object, "items") for p in _item_files(entry)}

@@ -1,0 +1,45 @@
+"""status: the working project compared with the latest version, through the same diff as two versions."""
+
+from __future__ import annotations
+
+from pvc.core.diff import diff_snapshots, empty_manifest
+from pvc.core.snapshot import Snapshot
+from pvc.core.worktree import Capture, capture
+from pvc.errors import Locked
+from pvc.store.overlay import OverlayStore
+from pvc.store.repository import Repository
+
+__all__ = ["status", "working_snapshot", "version_snapshot"]
+
+
+def working_snapshot(repo: Repository) -> tuple[Snapshot, Capture]:
+    """The working tree as a snapshot whose new objects live in memory; the store is not written."""
+    overlay = OverlayStore(repo.store)
+    cap = capture(repo, overlay)
+    _remember_hashes(repo, cap)
+    return Snapshot(overlay, cap.manifest_id), cap
+
+
+def version_snapshot(repo: Repository, manifest: str | None, overlay_for_empty: Snapshot) -> Snapshot:
+    """A version's snapshot, or the empty project when there is no version yet."""
+    if manifest is None:
+        return Snapshot(overlay_for_empty.store, empty_manifest(overlay_for_empty.store))
+    return Snapshot(repo.store, bytes.fromhex(manifest))
+
+
+def _remember_hashes(repo: Repository, cap: Capture) -> None:
+    """Save the stat cache if no writer holds the lock, so the next status is stat-only (as git does)."""
+    try:
+        with repo.lock(timeout=0):
+            cap.save_cache()
+    except Locked:
+        pass
+
+
+def status(repo: Repository) -> dict:
+    """What `pvc commit` would record now, relative to the latest version."""
+    versions = repo.versions()
+    working, _ = working_snapshot(repo)
+    latest = versions[-1] if versions else None
+    base = version_snapshot(repo, latest.manifest if latest else None, working)
+    return diff_snapshots(base, working, source=latest.number if latest else None, target="working")

@@ -1,0 +1,110 @@
+"""Semantic differences between two versions of one annotation: objects, tags, figures.
+
+Objects are matched by `id` (image annotations downloaded from the server) or `key` (videos, volumes)
+when both sides have one; the rest by class and geometry; what is still unmatched is paired by class
+as "changed" (an edited polygon keeps its class), and only the remainder counts as added or removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+__all__ = ["annotation_diff"]
+
+_VOLATILE = ("updatedAt", "createdAt", "labelerLogin")
+
+
+def _canon(value: Any) -> str:
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in _VOLATILE}
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ident(obj: dict) -> Any:
+    for key in ("id", "key"):
+        if isinstance(obj.get(key), (str, int)):
+            return (key, obj[key])
+    return None
+
+
+def _class(obj: dict) -> str:
+    return str(obj.get("classTitle", obj.get("objectKey", "?")))
+
+
+def match_objects(before: list, after: list) -> dict[str, int]:
+    """Counts of added, removed and changed objects between two lists of annotation objects."""
+    a = [o for o in before if isinstance(o, dict)]
+    b = [o for o in after if isinstance(o, dict)]
+    changed = 0
+    by_id = {_ident(o): o for o in b if _ident(o) is not None}
+    left_a, matched_b = [], set()
+    for obj in a:
+        twin = by_id.get(_ident(obj)) if _ident(obj) is not None else None
+        if twin is not None and id(twin) not in matched_b:
+            matched_b.add(id(twin))
+            changed += _canon(obj) != _canon(twin)
+        else:
+            left_a.append(obj)
+    left_b = [o for o in b if id(o) not in matched_b]
+    pool = Counter(_canon(o) for o in left_b)
+    rest_a = []
+    for obj in left_a:  # same content, no id: unchanged
+        c = _canon(obj)
+        if pool[c]:
+            pool[c] -= 1
+        else:
+            rest_a.append(obj)
+    rest_b = []
+    for obj in left_b:  # what no object of `before` accounted for
+        c = _canon(obj)
+        if pool[c] > 0:
+            pool[c] -= 1
+            rest_b.append(obj)
+    removed_by_class = Counter(_class(o) for o in rest_a)
+    added_by_class = Counter(_class(o) for o in rest_b)
+    paired = sum((removed_by_class & added_by_class).values())  # same class on both sides: an edit
+    return {"added": len(rest_b) - paired, "removed": len(rest_a) - paired, "changed": changed + paired}
+
+
+def _tag_names(tags: Any) -> set[str]:
+    return {t.get("name") if isinstance(t, dict) else t for t in tags or [] if isinstance(t, (dict, str))} - {None}
+
+
+def _figures(doc: dict, kind: str) -> list:
+    if kind == "video":
+        return [dict(f, _frame=fr.get("index")) for fr in doc.get("frames") or [] if isinstance(fr, dict)
+                for f in fr.get("figures") or [] if isinstance(f, dict)]
+    if kind == "volume":
+        plane = [f for p in doc.get("planes") or [] if isinstance(p, dict) for s in p.get("slices") or []
+                 if isinstance(s, dict) for f in s.get("figures") or [] if isinstance(f, dict)]
+        return plane + [f for f in doc.get("spatialFigures") or [] if isinstance(f, dict)]
+    return []
+
+
+def annotation_diff(kind: str, before: Any, after: Any) -> dict:
+    """What changed in an annotation: objects, tags (added/removed names), objects per class, figures."""
+    a = before if isinstance(before, dict) else {}
+    b = after if isinstance(after, dict) else {}
+    objs_a, objs_b = a.get("objects") or [], b.get("objects") or []
+    result: dict[str, Any] = {
+        "objects": match_objects(objs_a, objs_b),
+        "tags": {"added": sorted(_tag_names(b.get("tags")) - _tag_names(a.get("tags"))),
+                 "removed": sorted(_tag_names(a.get("tags")) - _tag_names(b.get("tags")))},
+    }
+    before_cls = Counter(_class(o) for o in objs_a if isinstance(o, dict))
+    after_cls = Counter(_class(o) for o in objs_b if isinstance(o, dict))
+    result["classes"] = {c: {"before": before_cls[c], "after": after_cls[c]}
+                         for c in sorted(set(before_cls) | set(after_cls)) if before_cls[c] != after_cls[c]}
+    if kind in ("video", "volume"):
+        result["figures"] = match_objects(_figures(a, kind), _figures(b, kind))
+    if kind == "video":
+        per_a, per_b = _figures_per_frame(a), _figures_per_frame(b)
+        result["frames_changed"] = sum(1 for i in set(per_a) | set(per_b) if per_a.get(i) != per_b.get(i))
+    return result
+
+
+def _figures_per_frame(doc: dict) -> dict[Any, str]:
+    """Frame index -> the canonical form of its figures, to count frames whose figures changed."""
+    return {f.get("index"): _canon(f.get("figures")) for f in doc.get("frames") or [] if isinstance(f, dict)}

@@ -1,0 +1,197 @@
+"""status, diff and discard on real projects: what changed, at the item and annotation level."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import tree_bytes
+from PIL import Image
+
+import pvc
+from pvc.core.snapshot import Snapshot
+from pvc.sample import make_image_project
+from pvc.store.store import ObjectStore
+
+
+def _ann(project, index=0):
+    return sorted(project.glob("train/ann/*.json"))[index]
+
+
+def _edit_json(path, change):
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc, indent=4))
+
+
+@pytest.fixture
+def committed(initialised, cli):
+    assert cli("commit", "-m", "v1", cwd=initialised).code == 0
+    return initialised
+
+
+def _modified(report):
+    return {m["item"]: m for m in report["items"]["modified"]}
+
+
+def test_clean_tree(committed, cli):
+    result = cli("status")
+    assert result.code == 0 and "nothing to commit" in result.out
+    doc = cli("status", "--json").json()
+    assert doc["clean"] is True and doc["from"] == 1 and doc["to"] == "working"
+    assert doc["items"] == {"added": [], "removed": [], "modified": []}
+
+
+def test_edit_one_polygon(committed, cli):
+    ann = next(p for p in sorted(committed.rglob("ann/*.json"))
+               if any(o["geometryType"] == "polygon" for o in json.loads(p.read_text())["objects"]))
+    doc = json.loads(ann.read_text())
+    polygon = next(o for o in doc["objects"] if o["geometryType"] == "polygon")
+    polygon["points"]["exterior"][0][0] += 3
+    ann.write_text(json.dumps(doc))
+    report = cli("status", "--json").json()
+    assert [m["item"] for m in report["items"]["modified"]] == [ann.name[: -len(".json")]]
+    item = report["items"]["modified"][0]
+    assert item["changed"] == ["annotation"]
+    assert item["objects"] == {"added": 0, "removed": 0, "changed": 1}
+    assert report["items"]["added"] == [] and report["items"]["removed"] == []
+
+
+def test_add_object_of_a_new_class(committed, cli):
+    _edit_json(committed / "meta.json", lambda d: d["classes"].append(
+        {"title": "tree", "shape": "rectangle", "color": "#00AA00", "geometry_config": {}}))
+    _edit_json(_ann(committed), lambda d: d["objects"].append(
+        {"classTitle": "tree", "geometryType": "rectangle", "shape": "rectangle", "tags": [],
+         "points": {"exterior": [[0, 0], [4, 4]], "interior": []}}))
+    report = cli("status", "--json").json()
+    assert report["meta"]["classes_added"] == ["tree"]
+    assert report["classes"]["tree"] == {"before": 0, "after": 1}
+    assert _modified(report)[_ann(committed).name[:-5]]["objects"]["added"] == 1
+    assert "tree" in cli("diff", "--stat").out
+
+
+def test_delete_an_item(committed, cli):
+    img = sorted(committed.glob("train/img/*"))[0]
+    img.unlink()
+    (committed / "train" / "ann" / f"{img.name}.json").unlink()
+    for companion in committed.glob(f"train/*/{img.name}.json"):
+        companion.unlink()
+    report = cli("status", "--json").json()
+    assert report["items"]["removed"] == [{"dataset": "train", "item": img.name}]
+    assert report["items"]["modified"] == [] and report["files"] == {"added": [], "removed": [], "modified": []}
+
+
+def test_rename_a_class_in_meta(committed, cli):
+    _edit_json(committed / "meta.json", lambda d: d["classes"][0].update(title="automobile"))
+    report = cli("status", "--json").json()
+    assert report["meta"]["classes_added"] == ["automobile"] and report["meta"]["classes_removed"] == ["car"]
+
+
+def test_replace_pixels_keep_annotation(committed, cli):
+    img = next(p for p in sorted(committed.glob("train/img/*.png")))
+    with Image.open(img) as im:
+        size, mode = im.size, im.mode
+    Image.new(mode, size, 77 if mode == "L" else (77,) * len(mode)).save(img)
+    report = cli("status", "--json").json()
+    assert _modified(report)[img.name]["changed"] == ["media"]
+    assert "objects" not in _modified(report)[img.name]
+
+
+def test_touch_without_change_is_clean(committed, cli):
+    for path in list(committed.glob("train/img/*"))[:3]:
+        os.utime(path, ns=(1, 1))
+    assert cli("status", "--json").json()["clean"] is True
+
+
+def test_added_item_and_extra_file(committed, cli):
+    Image.new("RGB", (20, 10)).save(committed / "train" / "img" / "new one.png")
+    (committed / "train" / "ann" / "new one.png.json").write_text(
+        json.dumps({"size": {"height": 10, "width": 20}, "tags": [], "objects": []}))
+    (committed / "notes.md").write_text("hello")
+    report = cli("status", "--json").json()
+    assert report["items"]["added"] == [{"dataset": "train", "item": "new one.png"}]
+    assert report["files"]["added"] == ["notes.md"]
+
+
+def test_status_before_the_first_commit(initialised, cli):
+    report = cli("status", "--json", cwd=initialised).json()
+    assert report["from"] is None and len(report["items"]["added"]) == 24
+
+
+def test_diff_between_versions_and_filters(committed, cli):
+    _edit_json(_ann(committed), lambda d: d["tags"].append({"name": "weather", "value": "snow"}))
+    nested = sorted(committed.glob("train/datasets/hard_cases/ann/*.json"))[0]
+    _edit_json(nested, lambda d: d["objects"].pop())
+    cli("commit", "-m", "v2")
+    full = cli("diff", "1", "2", "--json").json()
+    assert full["from"] == 1 and full["to"] == 2
+    assert {(m["dataset"], m["item"]) for m in full["items"]["modified"]} == {
+        ("train", _ann(committed).name[:-5]), ("train/hard_cases", nested.name[:-5])}
+    only = cli("diff", "1", "2", "--json", "--dataset", "train/hard_cases").json()
+    assert [m["item"] for m in only["items"]["modified"]] == [nested.name[:-5]]
+    assert only["items"]["modified"][0]["objects"]["removed"] == 1
+    by_item = cli("diff", "1", "2", "--json", "--item", _ann(committed).name[:-5]).json()
+    assert len(by_item["items"]["modified"]) == 1
+    assert cli("diff", "2", "2", "--json").json()["clean"] is True
+    assert cli("diff", "--json").json()["clean"] is True  # latest vs an unchanged working tree
+
+
+def test_diff_reads_only_pages_that_differ(tmp_path, cli, monkeypatch):
+    root = make_image_project(tmp_path / "big", items=1500, datasets=1, nested=False, seed=2,
+                              extras=False, tricky_names=False)
+    cli("init", root)
+    cli("commit", cwd=root)
+    _edit_json(sorted(root.glob("*/ann/*.json"))[700], lambda d: d["objects"].pop())
+    cli("commit")
+    reads: list[bytes] = []
+    real = ObjectStore.get_object
+
+    def counting(self, oid, what="object"):
+        obj = real(self, oid, what)
+        if obj.get("type") == "page":
+            reads.append(oid)
+        return obj
+
+    monkeypatch.setattr(ObjectStore, "get_object", counting)
+    report = pvc.Project(root).diff(1, 2)
+    assert len(report["items"]["modified"]) == 1
+    project = pvc.Project(root)
+    snap = Snapshot(project._repo.store, bytes.fromhex(project.version.get(2).manifest))
+    pages_total = sum(len(ds.tree["files"]) + len(ds.tree["items"]) for ds in snap.datasets())
+    assert len(reads) <= 6 < pages_total  # the changed files/items pages of each side, and one lookup each
+
+
+def test_discard_then_undo_gives_back_the_exact_bytes(committed, cli):
+    clean = tree_bytes(committed)
+    _edit_json(_ann(committed), lambda d: d["objects"].clear())
+    (committed / "train" / "extra.txt").write_text("new file")
+    sorted(committed.glob("train/img/*"))[-1].unlink()
+    dirty = tree_bytes(committed)
+    preview = cli("discard", "--json").json()
+    assert preview["applied"] is False and tree_bytes(committed) == dirty
+    assert preview["removed"] == ["train/extra.txt"] and len(preview["restored"]) == 2
+    done = cli("discard", "--yes", "--json").json()
+    assert done["applied"] is True and done["undo"] == "pvc discard --undo" and done["saved_state"]
+    assert tree_bytes(committed) == clean
+    assert cli("status", "--json").json()["clean"] is True
+    assert cli("log", "--json").json()[0]["number"] == 1  # no numbered version was made
+    assert cli("discard", "--undo").code == 0
+    assert tree_bytes(committed) == dirty
+
+
+def test_discard_without_versions_is_refused(initialised, cli):
+    result = cli("discard", "--yes", cwd=initialised)
+    assert result.code == 1 and "no versions yet" in result.err
+
+
+def test_undo_keeps_edits_made_after_the_discard(committed, cli):
+    _edit_json(_ann(committed), lambda d: d["objects"].clear())
+    first_dirty = tree_bytes(committed)
+    cli("discard", "--yes")
+    (committed / "later.txt").write_text("made after the discard")
+    second_dirty = tree_bytes(committed)
+    assert cli("discard", "--undo").code == 0
+    assert tree_bytes(committed) == first_dirty
+    assert cli("discard", "--undo").code == 0  # the later edits were saved before the undo
+    assert tree_bytes(committed) == second_dirty
