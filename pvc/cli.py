@@ -93,7 +93,7 @@ def _read_description(path: Path) -> dict:
 
 @app.command()
 def log(
-    limit: Annotated[int | None, typer.Option("-n", "--limit", help="Show only the newest N versions.")] = None,
+    limit: Annotated[int | None, typer.Option("-n", "--limit", min=1, help="Show only the newest N versions.")] = None,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
@@ -101,7 +101,7 @@ def log(
     with Project(project) as p:
         versions = p.log(limit)
     if json_out:
-        keys = ("number", "manifest", "title", "description", "created_at", "parent", "author")
+        keys = ("number", "manifest", "title", "description", "created_at", "parent", "author", "origin")
         emit_json([{k: getattr(v, k) for k in keys} | {"stats": v.stats} for v in versions])
         return
     if not versions:
@@ -404,8 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="pvc", standalone_mode=False)
-        return 0
+        code = command.main(args=args, prog_name="pvc", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into 130 instead of raising
+            return _fail("interrupted", 130, "Interrupted", args)
+        return code if isinstance(code, int) else 0
     except PvcError as exc:
         return _fail(str(exc), exc.exit_code, type(exc).__name__, args)
     except typer.Exit as exc:

@@ -57,6 +57,14 @@ def test_allow_invalid_stores_the_bytes_without_a_summary(initialised, cli, tmp_
     assert tree_bytes(tmp_path / "out") == tree_bytes(initialised)
 
 
+def test_allow_invalid_is_deterministic(initialised, cli):
+    (initialised / "train" / "img" / "broken.png").write_bytes(b"this is not a png")
+    first = cli("commit", "--allow-invalid", "--json", cwd=initialised).json()
+    (initialised / ".pvc" / "index").unlink()
+    again = cli("commit", "--allow-invalid", "--json").json()
+    assert again["created"] is False and again["manifest"] == first["manifest"]
+
+
 def test_image_that_is_not_an_image(initialised, cli):
     bad = initialised / "train" / "img" / "broken.png"
     bad.write_bytes(b"this is not a png")

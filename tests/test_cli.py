@@ -109,6 +109,11 @@ def test_usage_error_exits_1_without_traceback(initialised, cli):
     assert cli("commit", "--description", "a", "--description-json", "b.json").code == 1
 
 
+def test_bad_arguments_are_user_errors(two_versions, cli):
+    assert cli("cat", "1", "../outside.txt").code == 1
+    assert cli("log", "-n", "0").code == 1
+
+
 def test_init_twice_is_refused(initialised, cli):
     result = cli("init", initialised)
     assert result.code == 1 and "already" in result.err

@@ -144,7 +144,8 @@ def _add_crafted_version(project: Path, files: list, children: list | None = Non
     return number
 
 
-@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil", "a/../../escape", "a\x00b", "./x", "a//b", ""])
+@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil", "a/../../escape", "a\x00b", "./x", "a//b", "",
+                                  ".pvc/config"])
 def test_crafted_paths_are_refused(committed, cli, tmp_path, path):
     number = _add_crafted_version(committed, [path])
     result = cli("restore", str(number), "--to", tmp_path / "out")

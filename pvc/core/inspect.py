@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pvc.core.snapshot import Snapshot, safe_relpath
-from pvc.errors import UsageError
+from pvc.errors import CorruptObject, UsageError
 from pvc.store.pages import iter_entries
 from pvc.store.refs import VersionRecord
 from pvc.store.store import ObjectStore
@@ -72,7 +72,9 @@ def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) ->
             found = [sizes[f] for f in files if f in sizes]
             size = sum(s for _, s in found) if found else None
             blob = found[0][0] if len(found) == 1 else None  # a DICOM series has one blob per slice
-            path = f"{ds.dir}/{media.rsplit('/', 1)[0] if len(files) > 1 else media}" if media else None
+            folders = {f.rsplit("/", 1)[0] for f in files}
+            in_folder = len(files) > 1 and len(folders) == 1 and folders != {media.split("/", 1)[0]}
+            path = f"{ds.dir}/{folders.pop() if in_folder else media}" if media else None  # a series folder
             yield ItemView(ds.name, name, path, size, blob, item.get("meta") or {}, item.get("annotation"),
                            item.get("kind", "file"), [f"{ds.dir}/{f}" for f in files], item.get("problems", []))
     if dataset is not None and not found:
@@ -85,7 +87,10 @@ def _file_index(snap: Snapshot, ds) -> dict[str, tuple[str, int]]:
 
 def cat(store: ObjectStore, record: VersionRecord, path: str, out: BinaryIO) -> int:
     """Write one file of a version to `out`; return its size."""
-    path = safe_relpath(path.strip("/"), "path")
+    try:
+        path = safe_relpath(path.strip("/"), "path")
+    except CorruptObject:
+        raise UsageError(f"{path!r} is not a path inside the project") from None
     for entry in Snapshot(store, bytes.fromhex(record.manifest)).files():
         if entry.path == path:
             return store.write_to(entry.oid, out)

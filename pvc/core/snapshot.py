@@ -46,7 +46,8 @@ def safe_relpath(path: Any, where: str) -> str:
     """`path` if it is a harmless relative posix path, else CorruptObject."""
     if not isinstance(path, str) or not path or "\x00" in path or path.startswith("/") or "\\" in path:
         raise CorruptObject(f"{where}: unsafe path {str(path)[:120]!r}")
-    if any(part in ("", ".", "..") for part in path.split("/")):
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts) or parts[0] == ".pvc":
         raise CorruptObject(f"{where}: unsafe path {path[:120]!r}")
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -60,5 +61,6 @@ def _read_header(data: bytes | None, path: Path) -> dict:
 
 
 def _short(exc: Exception) -> str:
+    """The library's message without object reprs: a reason is stored, and must not vary between runs."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", text)[:120]

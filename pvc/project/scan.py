@@ -18,7 +18,7 @@ from pvc.errors import BadInput
 __all__ = ["FileInfo", "Ignore", "scan", "IGNORE_FILE"]
 
 IGNORE_FILE = ".pvcignore"
-ALWAYS_IGNORED = (".pvc",)
+ALWAYS_IGNORED = (".pvc", ".pvc.init-tmp")  # the store, and what a killed `pvc init` may leave
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves either the old or the new content, never a mix."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; store files are as readable as the project
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

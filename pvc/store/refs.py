@@ -40,6 +40,9 @@ class VersionRecord:
         return asdict(self)
 
 
+_FIELDS = tuple(VersionRecord.__dataclass_fields__)  # a newer pvc may add fields: they are ignored, not fatal
+
+
 def _checksum(versions: list[dict]) -> str:
     canonical = json.dumps(versions, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return blake3.blake3(canonical.encode()).hexdigest()
@@ -56,7 +59,7 @@ def read_versions(path: Path) -> list[VersionRecord]:
         doc = json.loads(raw)
         versions = doc["versions"]
         ok = doc.get("format") == REFS_FORMAT and doc.get("checksum") == _checksum(versions)
-        records = [VersionRecord(**v) for v in versions] if ok else None
+        records = [VersionRecord(**{k: v[k] for k in _FIELDS if k in v}) for v in versions] if ok else None
     except (ValueError, KeyError, TypeError, AttributeError):
         records = None
     if records is None:
