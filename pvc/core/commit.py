@@ -74,9 +74,10 @@ def commit(
 
 
 def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
-    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress)
-    manifest_id = snap.manifest_id
     versions = repo.versions()
+    latest = bytes.fromhex(versions[-1].manifest) if versions else None
+    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=latest)
+    manifest_id = snap.manifest_id
     if versions and versions[-1].manifest == hex_id(manifest_id):
         store.flush()  # usually writes nothing; objects found missing and stored again are kept
         snap.save_cache()

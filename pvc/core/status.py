@@ -12,10 +12,11 @@ from pvc.store.repository import Repository
 __all__ = ["status", "working_snapshot", "version_snapshot"]
 
 
-def working_snapshot(repo: Repository) -> tuple[Snapshot, Capture]:
-    """The working tree as a snapshot whose new objects live in memory; the store is not written."""
+def working_snapshot(repo: Repository, expect: str | None = None) -> tuple[Snapshot, Capture]:
+    """The working tree as a snapshot whose new objects live in memory; the store is not written.
+    `expect`: the latest version's manifest, which an untouched tree is known to be without reading it."""
     overlay = OverlayStore(repo.store)
-    cap = capture(repo, overlay)
+    cap = capture(repo, overlay, expect=bytes.fromhex(expect) if expect else None)
     _remember_hashes(repo, cap)
     return Snapshot(overlay, cap.manifest_id), cap
 
@@ -39,7 +40,7 @@ def _remember_hashes(repo: Repository, cap: Capture) -> None:
 def status(repo: Repository) -> dict:
     """What `pvc commit` would record now, relative to the latest version."""
     versions = repo.versions()
-    working, _ = working_snapshot(repo)
     latest = versions[-1] if versions else None
+    working, _ = working_snapshot(repo, latest.manifest if latest else None)
     base = version_snapshot(repo, latest.manifest if latest else None, working)
     return diff_snapshots(base, working, source=latest.number if latest else None, target="working")

@@ -19,8 +19,6 @@ from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item, Layout, add_dicom_series, classify
 from pvc.project.scan import FileInfo, Ignore, scan
-from pvc.project.video import annotation_frame_extent, media_problems, video_annotation_summary, video_meta
-from pvc.project.volume import DEFAULT_DICOM_TAGS, group_dicom_series, volume_meta
 from pvc.store.objects import encode, hash_bytes
 from pvc.store.pages import build_pages
 from pvc.store.repository import Repository
@@ -51,36 +49,49 @@ class Capture:
     """One capture of the working tree: its manifest id and what the stat cache should remember."""
 
     manifest_id: bytes
-    layout: Layout
+    layout: Layout | None  # None when `unchanged`
     files_hashed: int
     bytes_hashed: int
     _cache: StatCache
     _entries: dict[str, CacheEntry]
     _scan_started: int
     _derived: dict[bytes, Any]
+    _settings: dict
+    unchanged: bool = False  # the stat cache vouched for the whole tree: nothing was read
 
     def save_cache(self) -> None:
         """Remember the hashes (call with the repository lock held)."""
-        self._cache.save(self._entries, self._scan_started, self._derived)
+        if not self.unchanged:
+            self._cache.save(self._entries, self._scan_started, self._derived, self.manifest_id, self._settings)
 
 
-def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, progress=None) -> Capture:
-    """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`."""
+def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, progress=None,
+            expect: bytes | None = None) -> Capture:
+    """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`.
+
+    `expect` (the latest version's manifest) enables the fast path: when every file's stat is what the
+    cache recorded along with that manifest, the project is that manifest, and nothing is read or built.
+    """
     root = repo.project_root
     scan_started = fs_clock(repo.dir / "tmp")
     files = scan(root, Ignore.load(root))
+    cache = repo.stat_cache()
+    settings = {"chunk_threshold": repo.config.get("chunk_threshold"), "dicom_tags": repo.config.get("dicom_tags"),
+                "allow_invalid": allow_invalid, "format": MANIFEST_FORMAT}
+    if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
+        return Capture(expect, None, 0, 0, cache, {}, scan_started, {}, settings, unchanged=True)
     by_path = {f.relpath: f for f in files}
     meta_summary = _read_meta(by_path.get("meta.json"), allow_invalid)
     project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
     layout = classify([f.relpath for f in files], project_type)
-    cache = repo.stat_cache()
     hashed, entries, (files_hashed, bytes_hashed) = _hash_all(cache, store, files, layout, allow_invalid, progress)
     for ds in layout.all_datasets():
         if ds.loose_dicom:
             add_dicom_series(ds, {rel: _series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
-    items = _ItemInfo(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags", DEFAULT_DICOM_TAGS))
+    items = _ItemInfo(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags"))
     manifest_id = _build_manifest(store, layout, by_path, hashed, items, meta_summary)
-    return Capture(manifest_id, layout, files_hashed, bytes_hashed, cache, entries, scan_started, items.derived)
+    return Capture(manifest_id, layout, files_hashed, bytes_hashed, cache, entries, scan_started, items.derived,
+                   settings)
 
 
 def _read_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
@@ -107,7 +118,9 @@ def _hash_all(cache, store: ObjectSink, files: list[FileInfo], layout: Layout, a
         key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
         role = layout.roles[f.relpath]
         cached = cache.get(f.relpath, key, role)
-        if cached is None or not store.has(cached.oid):  # a lost object is stored again from the file
+        if cached is None or not store.has(cached.oid) or (_is_invalid(cached.info) and not allow_invalid):
+            # not vouched for, object lost from the store (stored again from the file), or kept with
+            # --allow-invalid before and now to be refused again
             todo.append((f, key, role))
         else:
             hashed[f.relpath] = _Hashed(cached.oid, cached.info)
@@ -142,11 +155,11 @@ def _role_info(role: str, data: bytes | None, path: Path) -> Any:
     if role == "image":
         return image_meta(data, path)
     if role == "video":
-        return video_meta(path)
+        return _video().video_meta(path)
     if role == "volume":
-        return volume_meta([path])
+        return _volume().volume_meta([path])
     if role == "dicom":
-        return {"series": next(iter(group_dicom_series([path])))}
+        return {"series": next(iter(_volume().group_dicom_series([path])))}
     if role in ("ann", "video_ann", "volume_ann"):
         doc = parse_json(data if data is not None else path.read_bytes(), path)
         if role == "ann":
@@ -155,8 +168,27 @@ def _role_info(role: str, data: bytes | None, path: Path) -> Any:
             return volume_annotation_summary(doc, path)
         if not isinstance(doc, dict):
             raise BadInput(path, "not a Supervisely video annotation (not a JSON object)")
-        return video_annotation_summary(doc, None) | {"extent": annotation_frame_extent(doc)}
+        video = _video()
+        return video.video_annotation_summary(doc, None) | {"extent": video.annotation_frame_extent(doc)}
     return None
+
+
+def _is_invalid(info: Any) -> bool:
+    return isinstance(info, dict) and "invalid" in info
+
+
+def _video():
+    """The video module, imported on first use: PyAV costs ~0.1 s to load and image projects never need it."""
+    from pvc.project import video
+
+    return video
+
+
+def _volume():
+    """The volume module, imported on first use (NumPy, pydicom, pynrrd, nibabel)."""
+    from pvc.project import volume
+
+    return volume
 
 
 def _series_uid(info: Any, rel: str) -> str:
@@ -169,7 +201,8 @@ class _ItemInfo:
 
     def __init__(self, by_path, hashed, cache, allow_invalid: bool, dicom_tags) -> None:
         self.by_path, self.hashed, self.cache = by_path, hashed, cache
-        self.allow_invalid, self.dicom_tags = allow_invalid, list(dicom_tags)
+        self.allow_invalid = allow_invalid
+        self.dicom_tags = list(dicom_tags) if dicom_tags else None
         self.derived: dict[bytes, Any] = {}
 
     def media(self, ds: Dataset, item: Item) -> dict:
@@ -182,11 +215,13 @@ class _ItemInfo:
         return self._series(paths)
 
     def _series(self, paths: list[str]) -> dict:
+        if self.dicom_tags is None:
+            self.dicom_tags = list(_volume().DEFAULT_DICOM_TAGS)
         key = hash_bytes(encode({"dicom": [[p, self.hashed[p].oid] for p in paths], "tags": self.dicom_tags}))
         meta = self.cache.derived(key)
         if meta is None:
             try:
-                meta = volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
+                meta = _volume().volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
             except BadInput as exc:
                 if not self.allow_invalid:
                     raise
@@ -199,7 +234,7 @@ class _ItemInfo:
         if not isinstance(ann, dict):
             return []
         if item.kind == "video":
-            return list(ann.get("problems", [])) + media_problems(ann.get("extent", {}), media.get("frames"))
+            return list(ann.get("problems", [])) + _video().media_problems(ann.get("extent", {}), media.get("frames"))
         if item.kind == "volume":
             keys = set(ann.get("spatial_figure_keys", []))
             masks = [c for c in item.companions if c.startswith("mask/")]

@@ -65,6 +65,8 @@ class StatCache:
         self._entries: dict[str, CacheEntry] = {}
         self._derived: dict[bytes, Any] = {}
         self._cutoff = 0
+        self.manifest: bytes | None = None  # what these entries (all of them, unchanged) produced
+        self.settings: Any = None
         self._load()
 
     def _load(self) -> None:
@@ -77,6 +79,7 @@ class StatCache:
                 p: CacheEntry(StatKey(*e[0]), bytes(e[1]), e[2], e[3]) for p, e in doc["entries"].items()
             }
             self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
+            self.manifest, self.settings = doc.get("manifest"), doc.get("settings")
         except Exception:  # missing or damaged: start empty, the next save rewrites it
             self._entries, self._derived = {}, {}
 
@@ -86,15 +89,30 @@ class StatCache:
             return None
         return entry
 
+    def unchanged(self, files: list, settings: Any) -> bool:
+        """True when the project is exactly the files these entries describe, none touched since:
+        then it is the manifest recorded with them, and nothing needs reading. `files` have
+        relpath, size, mtime_ns, ino and ctime_ns."""
+        if self.manifest is None or settings != self.settings or len(files) != len(self._entries):
+            return False
+        for f in files:
+            entry = self._entries.get(f.relpath)
+            if entry is None or f.mtime_ns >= self._cutoff or entry.key != StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns):
+                return False
+        return True
+
     def derived(self, key: bytes) -> Any:
         """What was computed from a set of objects (e.g. a DICOM series' metadata), keyed by their ids."""
         return self._derived.get(key)
 
-    def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None) -> None:
+    def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
+             manifest: bytes | None = None, settings: Any = None) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed."""
         doc = {
             "format": CACHE_FORMAT,
             "scan_started": scan_started,
+            "manifest": manifest,
+            "settings": settings,
             "derived": derived or {},
             "entries": {
                 p: [[e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns], e.oid, e.role, e.info]
