@@ -182,3 +182,26 @@ def test_generic_project_without_meta_json(tmp_path, cli):
     assert items["a.png"]["meta"]["width"] == 30
     assert cli("restore", "1", "--to", tmp_path / "out").code == 0
     assert tree_bytes(tmp_path / "out") == tree_bytes(root)
+
+
+def test_untouched_tree_is_known_from_stats_alone(initialised, cli, monkeypatch):
+    cli("commit", cwd=initialised)
+    cli("status")  # the clean path is armed by the last full capture
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("an untouched tree must not be read or rebuilt")
+
+    monkeypatch.setattr(worktree_module, "_build_manifest", must_not_build)
+    assert cli("commit", "--json").json()["created"] is False
+    assert cli("status", "--json").json()["clean"] is True
+    (initialised / "README.md").write_text("changed")
+    assert cli("status").code == 1  # the full path runs (and hits the stub) once anything changed
+
+
+def test_invalid_file_kept_with_allow_invalid_is_refused_again_without_it(initialised, cli):
+    ann = sorted(initialised.glob("train/ann/*.json"))[0]
+    ann.write_text("{")
+    assert cli("commit", "--allow-invalid", cwd=initialised).code == 0
+    (initialised / "README.md").write_text("another change")
+    result = cli("commit")
+    assert result.code == 1 and ann.name in result.err
