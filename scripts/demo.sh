@@ -17,7 +17,9 @@ run pvc commit -m "checkpoint-1" --description "200 generated images"
 run pvc commit -m "checkpoint-1 again"
 step "python -c 'mutate_image_project(...)'   # edit 1% of annotations, add and delete items"
 python -c "from pathlib import Path; from pvc.sample import mutate_image_project as m; import json; print(json.dumps(m(Path('.'), seed=3, edit=0.05, add=0.02, delete=0.02)))"
+run pvc status
 run pvc commit -m "after-edit" --description "edited annotations, added and removed items"
+run pvc diff 1 2 --stat
 run pvc log
 run pvc show 2
 run pvc restore v1 --to "$work/project-v1"
