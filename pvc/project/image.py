@@ -8,8 +8,6 @@ import threading
 import warnings
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from pvc.errors import BadInput
 
 __all__ = ["IMAGE_SUFFIXES", "image_meta"]
@@ -28,6 +26,8 @@ def image_meta(data: bytes | None, path: Path) -> dict:
     """
     if path.suffix.lower() == ".nrrd":
         return {"format": "NRRD"}  # an image project may hold NRRD slices: Pillow has no reader for them
+    from PIL import Image  # loaded on first use: `pvc --help` and `pvc log` need no image library
+
     try:
         return _read_header(data, path)
     except Image.DecompressionBombError:
@@ -40,6 +40,8 @@ def image_meta(data: bytes | None, path: Path) -> dict:
 
 
 def _read_header(data: bytes | None, path: Path) -> dict:
+    from PIL import Image, UnidentifiedImageError
+
     source = io.BytesIO(data) if data is not None else path
     try:
         with warnings.catch_warnings():
