@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pvc.core.diff import diff_snapshots
-from pvc.core.snapshot import FileEntry, Snapshot
+from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.status import working_snapshot
 from pvc.core.worktree import capture
 from pvc.errors import UsageError
@@ -135,11 +135,12 @@ def _apply(root: Path, store, target: Snapshot, restore: list[str], remove: list
     for rel in remove:
         (root / rel).unlink(missing_ok=True)
     _prune_empty_dirs(root, remove)
-    entries: dict[str, FileEntry] = {e.path: e for e in target.files() if e.path in set(restore)}
+    wanted = set(restore)
+    entries: dict[str, FileEntry] = {e.path: e for e in target.files() if e.path in wanted}
+    make_dirs(root, restore)
     for rel in restore:
         entry = entries[rel]
         path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.pvc-{uuid.uuid4().hex[:8]}")
         try:
             with open(tmp, "xb") as out:

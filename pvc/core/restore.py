@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pvc.core.snapshot import FileEntry, Snapshot
+from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
@@ -170,9 +170,7 @@ def _plan_error(plan: list[FileEntry], bad: dict[bytes, str]) -> PvcError:
 def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[bytes, str]:
     """Write every file into `staging`; return the objects that turned out missing or corrupt."""
     failed: dict[bytes, str] = {}
-    dirs = sorted({os.path.dirname(e.path) for e in plan})
-    for d in dirs:
-        (staging / d).mkdir(parents=True, exist_ok=True)
+    make_dirs(staging, [e.path for e in plan])
 
     def write(entry: FileEntry) -> FileEntry:
         target = staging / entry.path

@@ -6,8 +6,10 @@ empty parts or NUL, and unique, before anything is written from it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pvc.errors import CorruptObject
@@ -15,7 +17,7 @@ from pvc.store.pages import iter_entries
 from pvc.store.overlay import OverlayStore
 from pvc.store.store import ObjectStore
 
-__all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath"]
+__all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath", "make_dirs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,25 @@ def safe_relpath(path: Any, where: str) -> str:
     if any(part in ("", ".", "..") for part in parts) or parts[0] == ".pvc":
         raise CorruptObject(f"{where}: unsafe path {path[:120]!r}")
     return path
+
+
+def make_dirs(root: Path, relpaths: list[str]) -> None:
+    """Create every folder the files `relpaths` need under `root`, shallowest first, one mkdir each
+    (Path.mkdir(parents=True) recurses once per level, which a tree thousands deep overflows)."""
+    folders: set[str] = set()
+    for rel in relpaths:
+        parts = rel.split("/")[:-1]
+        for depth in range(len(parts), 0, -1):
+            folder = "/".join(parts[:depth])
+            if folder in folders:
+                break
+            folders.add(folder)
+    for folder in sorted(folders, key=lambda f: f.count("/")):
+        try:
+            os.mkdir(root / folder)
+        except FileExistsError:
+            if not (root / folder).is_dir() or (root / folder).is_symlink():
+                raise
 
 
 class Snapshot:
@@ -92,9 +113,11 @@ class Snapshot:
         for ds in self.datasets():
             owner = {}
             for name, item in ds.items(self.store):
-                for rel in (item.get("media"), item.get("ann"), *(item.get("media_files") or ()),
-                            *(item.get("companions") or ())):
-                    if rel is not None:
+                lists = (item.get("media_files") or [], item.get("companions") or [])
+                if not all(isinstance(v, list) for v in lists):
+                    raise CorruptObject(f"dataset {ds.name}: malformed item entry {name[:120]!r}")
+                for rel in (item.get("media"), item.get("ann"), *lists[0], *lists[1]):
+                    if isinstance(rel, str):
                         owner[rel] = name
             yield from self._tree_files(ds.tree, ds.dir + "/", ds.name, owner)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
 
 __all__ = ["Item", "Dataset", "Layout", "classify", "add_dicom_series", "MEDIA_DIRS", "VIDEO_SUFFIXES",
@@ -86,10 +87,12 @@ class _Dir:
         node.files.append(parts[-1])
 
     def walk(self, prefix: str = ""):
-        for name in self.files:
-            yield prefix + name
-        for name, sub in self.dirs.items():
-            yield from sub.walk(f"{prefix}{name}/")
+        """Every file below, as paths relative to this folder (iterative: trees may be thousands deep)."""
+        stack = [(prefix, self)]
+        while stack:
+            base, node = stack.pop()
+            yield from (base + name for name in node.files)
+            stack.extend((f"{base}{name}/", sub) for name, sub in reversed(node.dirs.items()))
 
 
 def classify(relpaths: list[str], project_type: str | None) -> Layout:
@@ -99,7 +102,10 @@ def classify(relpaths: list[str], project_type: str | None) -> Layout:
         tree.add(rel.split("/"))
     if project_type is None:
         return _generic(tree)
-    return _supervisely(tree, project_type)
+    try:
+        return _supervisely(tree, project_type)
+    except RecursionError:  # datasets nested inside datasets hundreds of levels deep
+        raise BadInput("datasets", "datasets are nested too deeply to version") from None
 
 
 def _generic(tree: _Dir) -> Layout:

@@ -72,7 +72,8 @@ def scan(root: Path, ignore: Ignore | None = None) -> list[FileInfo]:
     while stack:  # iterative: a 10k-deep tree must not hit the recursion limit
         prefix, directory = stack.pop()
         try:
-            entries = list(os.scandir(directory))
+            with os.scandir(directory) as listing:
+                entries = list(listing)
         except OSError as exc:
             raise BadInput(directory, f"cannot list folder ({exc.strerror or exc})") from None
         for entry in entries:

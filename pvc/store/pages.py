@@ -42,9 +42,12 @@ def build_pages(kind: str, entries: list[tuple[str, Any]], put: Callable[[dict],
 def iter_entries(root: list, get: Callable[[bytes], dict], kind: str) -> Iterator[tuple[str, Any]]:
     """Every (key, value) of a map, in key order, checking each page's shape."""
     for ref in root:
-        page = get(bytes(ref[1]))
+        if not (isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str) and isinstance(ref[1], bytes)
+                and len(ref[1]) == 32 and isinstance(ref[2], int)):
+            raise CorruptObject(f"malformed reference to a {kind} page")
+        page = get(ref[1])
         if page.get("type") != "page" or page.get("kind") != kind or not isinstance(page.get("entries"), list):
-            raise CorruptObject(f"page {bytes(ref[1]).hex()}: not a {kind} page")
+            raise CorruptObject(f"page {ref[1].hex()}: not a {kind} page")
         for entry in page["entries"]:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
                 raise CorruptObject(f"page {bytes(ref[1]).hex()}: malformed entry")
