@@ -4,7 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test soak bench bench-peers clean
+
+# Benchmarks (never part of `make test`): see docs/performance.md. BENCH_* variables tune them.
+BENCH_ITEMS ?= 5000
+PEERS_VENV  := bench/.peers-venv
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export BENCH_REPS BENCH_DATASETS BENCH_BIGFILE_MB BENCH_VIDEOS BENCH_VIDEO_FRAMES BENCH_VOLUME_MB \
+       BENCH_LOG_VERSIONS BENCH_SCENARIOS BENCH_KEEP BENCH_SEED
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +26,22 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The long versions of the reliability battery (docs/reliability.md): 200 kills each of commit and gc, 4 x 25
+# concurrent commits, 500 byte flips, 2000 fuzz examples per decoder. Each test prints a BATTERY summary line.
+soak: $(STAMP)
+	PVC_SOAK=1 $(BIN)/python -m pytest -s --durations=0 tests/test_battery.py tests/test_hostile.py
+
+bench: $(STAMP)
+	BENCH_ITEMS=$(BENCH_ITEMS) $(BIN)/python -m bench
+
+# Installs restic (system package manager) and DVC (its own venv), then runs the benchmark with them.
+bench-peers: $(STAMP)
+	command -v restic >/dev/null || $(SUDO) apt-get install -y restic || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y restic; }
+	test -x $(PEERS_VENV)/bin/dvc || { $(PYTHON) -m venv $(PEERS_VENV) && \
+	  $(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip && $(PEERS_VENV)/bin/python -m pip install --quiet dvc; }
+	BENCH_ITEMS=$(BENCH_ITEMS) BENCH_PEERS=1 $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info .pytest_cache .hypothesis

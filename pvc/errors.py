@@ -38,7 +38,8 @@ class BadInput(PvcError):
     def __init__(self, path: object, reason: str) -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        shown = self.path if len(self.path) <= 300 else f"{self.path[:140]}...{self.path[-140:]}"
+        super().__init__(f"{shown}: {reason}")
 
 
 class ObjectMissing(PvcError):

@@ -157,3 +157,13 @@ def test_api_create_returns_created_flag_and_number(initialised):
     again = project.version.create(title="b")
     assert (again.number, again.created) == (1, False)
     assert project.version.get(1).description == {"app": "x"}
+
+
+def test_ls_of_a_dataset_whose_last_item_has_no_media(initialised, cli):
+    (initialised / "train" / "datasets" / "hard_cases" / "ann" / "zz_only_annotation.jpg.json").write_text(
+        json.dumps({"size": {"height": 1, "width": 1}, "tags": [], "objects": []}))
+    cli("commit", cwd=initialised)
+    result = cli("ls", "1", "train/hard_cases", "--json")
+    assert result.code == 0, result.err
+    only = [i for i in result.json() if i["item"] == "zz_only_annotation.jpg"]
+    assert len(only) == 1 and only[0]["path"] is None

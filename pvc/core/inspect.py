@@ -69,9 +69,9 @@ def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) ->
         for name, item in ds.items(store):
             media = item.get("media")
             files = item.get("media_files") or ([media] if media else [])
-            found = [sizes[f] for f in files if f in sizes]
-            size = sum(s for _, s in found) if found else None
-            blob = found[0][0] if len(found) == 1 else None  # a DICOM series has one blob per slice
+            sized = [sizes[f] for f in files if f in sizes]
+            size = sum(s for _, s in sized) if sized else None
+            blob = sized[0][0] if len(sized) == 1 else None  # a DICOM series has one blob per slice
             folders = {f.rsplit("/", 1)[0] for f in files}
             in_folder = len(files) > 1 and len(folders) == 1 and folders != {media.split("/", 1)[0]}
             path = f"{ds.dir}/{folders.pop() if in_folder else media}" if media else None  # a series folder

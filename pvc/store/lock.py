@@ -2,7 +2,9 @@
 
 An advisory `flock` on `.pvc/lock`: the kernel releases it when its holder dies, even by SIGKILL, so a
 crash never leaves a lock that needs clearing by hand. The holder writes its pid, host and start time
-into the file so a waiting process can say who it is waiting for.
+into the file so a waiting process can say who it is waiting for. `lock_status` probes the lock without
+waiting (for `pvc unlock`); a holder that died leaves its JSON behind, which the next holder sees in
+`RepoLock.previous` and overwrites.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import json
 import os
 import socket
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pvc.errors import Locked
 
-__all__ = ["RepoLock"]
+__all__ = ["LockStatus", "RepoLock", "lock_status"]
 
 
 class RepoLock:
@@ -28,6 +31,7 @@ class RepoLock:
         self.timeout = timeout
         self.poll = poll
         self._fd: int | None = None
+        self.previous: dict | None = None
 
     def __enter__(self) -> RepoLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -43,6 +47,7 @@ class RepoLock:
                     raise Locked(f"repository is locked by {holder} (waited {self.timeout:g} s; see --lock-timeout)") from None
                 time.sleep(self.poll)
         self._fd = fd
+        self.previous = _read_info(fd)  # non-empty only if the last holder died holding the lock
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
@@ -62,3 +67,62 @@ class RepoLock:
             return f"pid {info['pid']} on {info['host']} since {info['since']}"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    """Who holds (or last held) the lock, as far as this host can tell."""
+
+    held: bool  # some open file holds the flock right now
+    pid: int | None = None  # as written by the holder (or by a holder that died holding it)
+    host: str | None = None
+    since: str | None = None
+    alive: bool | None = None  # that pid runs on this host; None when it is on another host or unknown
+
+    @property
+    def holder(self) -> str:
+        if self.pid is None:
+            return "an unknown process"
+        state = {True: "alive", False: "gone", None: "on another host: cannot check"}[self.alive]
+        return f"pid {self.pid} on {self.host} since {self.since} ({state})"
+
+
+def lock_status(path: Path) -> LockStatus:
+    """Probe the lock without waiting: try the flock (and let it go at once), read what the holder wrote."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return LockStatus(held=False)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            held = True
+        info = _read_info(fd) or {}
+    finally:
+        os.close(fd)
+    pid, host = info.get("pid"), info.get("host")
+    alive = _pid_alive(pid) if isinstance(pid, int) and host == socket.gethostname() else None
+    return LockStatus(held, pid if isinstance(pid, int) else None, host, info.get("since"), alive)
+
+
+def _read_info(fd: int) -> dict | None:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

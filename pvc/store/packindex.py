@@ -17,6 +17,7 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import blake3
@@ -70,11 +71,14 @@ class PackIndex:
         name = self.path.name
         size = len(self._mm)
         if size < _HEAD.size + _FANOUT.size + 32 or self._mm[:8] != IDX_MAGIC:
-            raise CorruptObject(f"index {name}: not a pvc index file (run `pvc verify`; the index can be rebuilt from the packs)")
+            raise CorruptObject(f"index {name}: not a pvc index file (run `pvc verify`; `pvc repair index` rebuilds it from the packs)")
         _, n_packs, count = _HEAD.unpack_from(self._mm, 0)
         expected = _HEAD.size + 32 * n_packs + _FANOUT.size + _ENTRY.size * count + 32
         if size != expected or blake3.blake3(self._mm[: size - 32]).digest() != self._mm[size - 32 :]:
-            raise CorruptObject(f"index {name}: checksum mismatch (run `pvc verify`; the index can be rebuilt from the packs)")
+            raise CorruptObject(f"index {name}: checksum mismatch (run `pvc verify`; `pvc repair index` rebuilds it from the packs)")
+        fanout = _FANOUT.unpack_from(self._mm, _HEAD.size + 32 * n_packs)
+        if fanout[-1] != count or any(a > b for a, b in pairwise(fanout)):
+            raise CorruptObject(f"index {name}: fanout table is inconsistent (`pvc repair index` rebuilds it from the packs)")
 
     def lookup(self, oid: bytes) -> Location | None:
         """Binary search inside the fanout bucket of `oid`'s first byte."""
@@ -104,6 +108,10 @@ class PackIndex:
         for i in range(self.count):
             at = self._entries + i * _ENTRY.size
             yield bytes(self._mm[at : at + 32]), self._location(at)
+
+    def name_matches(self) -> bool:
+        """Whether the file's name is the blake3 of its bytes (read from the open mapping, not the path)."""
+        return blake3.blake3(self._mm).hexdigest() == self.path.stem
 
     def close(self) -> None:
         if isinstance(self._mm, mmap.mmap):

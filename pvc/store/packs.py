@@ -15,15 +15,19 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
+import msgpack
 
 from pvc.errors import CorruptObject
 from pvc.store.atomic import fsync_dir
 
-__all__ = ["PACK_MAGIC", "RECORD", "Codec", "Location", "PackWriter", "read_record_header"]
+__all__ = ["PACK_MAGIC", "RECORD", "Codec", "Location", "PackWriter", "Record", "decode_chunk_list", "parse_records",
+           "read_record_header"]
 
 PACK_MAGIC = b"PVCPACK\x01"
 RECORD = struct.Struct("<4s32sBQQ")
@@ -68,9 +72,10 @@ class PackWriter:
         if self._file is None:
             self._open()
         header = RECORD.pack(RECORD_MAGIC, oid, codec, raw_len, len(stored))
-        for part in (header, stored):
-            self._file.write(part)
-            self._hasher.update(part)
+        with self._naming_errors():
+            for part in (header, stored):
+                self._file.write(part)
+                self._hasher.update(part)
         self._records.append((oid, self._offset + RECORD.size, len(stored), raw_len, codec))
         self._offset += RECORD.size + len(stored)
         if self._offset >= self._target:
@@ -91,7 +96,10 @@ class PackWriter:
     def abort(self) -> None:
         """Drop every pack this writer made: nothing of it was ever visible."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # e.g. ENOSPC again while flushing the buffer: the file is dropped anyway
+                pass
             self._sealed.append((self._tmp_name, b"", []))
             self._file = None
         for tmp_name, _, _ in self._sealed:
@@ -100,6 +108,16 @@ class PackWriter:
             except FileNotFoundError:
                 pass
         self._sealed = []
+
+    @contextmanager
+    def _naming_errors(self) -> Iterator[None]:
+        """An OSError while writing (ENOSPC, EIO) names the pack file, so the one-line error says where."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), self._tmp_name) from None
 
     def _open(self) -> None:
         fd, self._tmp_name = tempfile.mkstemp(dir=self._tmp_dir, prefix="pack-", suffix=".tmp")
@@ -113,9 +131,10 @@ class PackWriter:
     def _seal(self) -> None:
         if self._file is None:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        with self._naming_errors():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
         self._sealed.append((self._tmp_name, self._hasher.digest(), self._records))
         self._file = None
 
@@ -128,3 +147,86 @@ def read_record_header(fd: int, loc: Location, oid: bytes, pack_name: str) -> No
     magic, rec_id, codec, raw_len, stored_len = RECORD.unpack(raw)
     if (magic, rec_id, codec, raw_len, stored_len) != (RECORD_MAGIC, oid, loc.codec, loc.raw_len, loc.stored_len):
         raise CorruptObject(f"pack {pack_name}: record at offset {loc.offset - RECORD.size} does not match the index for {oid.hex()}")
+
+
+# -- reading a pack front to back (verify, index rebuild, gc) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record found by walking a pack: its header fields and where its stored bytes start."""
+
+    oid: bytes
+    codec: int
+    raw_len: int
+    stored_len: int
+    offset: int  # of the stored bytes, as an index entry records it
+
+    @property
+    def start(self) -> int:
+        return self.offset - RECORD.size
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.stored_len
+
+
+def parse_records(buf, size: int) -> tuple[list[Record], list[tuple[int, str]]]:
+    """Every record of a pack held in `buf` (bytes or mmap), and the damage met as (offset, what).
+
+    Records are not self-synchronising, so after a damaged header the walk resumes at the next place that
+    looks like a plausible record header: the records after a damaged one are still found and checked.
+    """
+    damage: list[tuple[int, str]] = []
+    if bytes(buf[: len(PACK_MAGIC)]) != PACK_MAGIC:
+        damage.append((0, "not a pack file (bad magic)"))
+    records: list[Record] = []
+    pos = len(PACK_MAGIC)
+    while pos < size:
+        record = _record_at(buf, pos, size)
+        if record is None:
+            resume = _next_plausible(buf, pos + 1, size)
+            damage.append((pos, f"damaged record header ({resume - pos} bytes cannot be read as records)"))
+            pos = resume
+            continue
+        records.append(record)
+        pos = record.end
+    return records, damage
+
+
+def _record_at(buf, pos: int, size: int) -> Record | None:
+    if pos + RECORD.size > size:
+        return None
+    magic, oid, codec, raw_len, stored_len = RECORD.unpack_from(buf, pos)
+    end = pos + RECORD.size + stored_len
+    if magic != RECORD_MAGIC or codec > Codec.CHUNKED or end > size:
+        return None
+    if codec == Codec.RAW and raw_len != stored_len:
+        return None
+    return Record(oid, codec, raw_len, stored_len, pos + RECORD.size)
+
+
+def _next_plausible(buf, start: int, size: int) -> int:
+    while True:
+        at = buf.find(RECORD_MAGIC, start)
+        if at < 0:
+            return size
+        if _record_at(buf, at, size) is not None:
+            return at
+        start = at + 1
+
+
+def decode_chunk_list(data: bytes, oid: bytes) -> list[tuple[bytes, int]]:
+    """The [chunk id, length] pairs stored in a CHUNKED record, each checked for shape."""
+    try:
+        chunks = msgpack.unpackb(data, raw=False)
+        pairs = [(bytes(c), n) for c, n in chunks if isinstance(c, bytes) and len(c) == 32 and _is_length(n)]
+        if len(pairs) != len(chunks):
+            raise ValueError("malformed pair")
+        return pairs
+    except Exception:  # msgpack raises several unrelated types on garbage
+        raise CorruptObject(f"object {oid.hex()}: chunk list is damaged") from None
+
+
+def _is_length(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0

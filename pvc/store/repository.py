@@ -8,6 +8,7 @@
       index           the stat cache (statcache.py)
       packs/          <id>.pack and <id>.idx (packs.py, packindex.py)
       tmp/            packs being written; only the lock holder writes here
+      stash/          saved states that are not versions (optional): gc keeps what they name
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pvc.errors import CorruptObject, NotAProject, UsageError
 from pvc.store.atomic import atomic_write, fsync_dir
-from pvc.store.lock import RepoLock
+from pvc.store.lock import LockStatus, RepoLock, lock_status
 from pvc.store.refs import VersionRecord, read_versions, write_versions
 from pvc.store.statcache import StatCache
 from pvc.store.store import ObjectStore
@@ -87,11 +88,16 @@ class Repository:
             )
         return self._store
 
-    def reopen_store(self) -> ObjectStore:
-        """Drop the open store and see the packs on disk as they are now (after taking the lock)."""
+    def reopen_store(self, *, strict_indexes: bool = True) -> ObjectStore:
+        """Drop the open store and see the packs on disk as they are now (after taking the lock).
+
+        `strict_indexes=False` opens a store whose damaged index files are left out rather than fatal."""
         if self._store is not None:
             self._store.close()
             self._store = None
+        if not strict_indexes:
+            self._store = ObjectStore(self.dir, chunk_threshold=int(self.config["chunk_threshold"]),
+                                      pack_size=int(self.config["pack_size"]), strict_indexes=False)
         return self.store
 
     def versions(self) -> list[VersionRecord]:
@@ -101,7 +107,22 @@ class Repository:
         write_versions(self.dir / "versions", records)
 
     def lock(self, timeout: float = 60.0) -> RepoLock:
-        return RepoLock(self.dir / "lock", timeout)
+        return RepoLock(self.lock_path, timeout)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "lock"
+
+    def lock_status(self) -> LockStatus:
+        return lock_status(self.lock_path)
+
+    @property
+    def stash_dir(self) -> Path:
+        return self.dir / "stash"
+
+    def atomic_leftovers(self) -> list[Path]:
+        """Temporary files of atomic writes that a killed process left (`.<name>.<random>.tmp`)."""
+        return sorted(p for d in (self.dir, self.dir / "packs") for p in d.glob(".*.tmp") if p.is_file())
 
     def stat_cache(self) -> StatCache:
         return StatCache(self.dir / "index")

@@ -20,7 +20,7 @@ from pvc.errors import BadInput, CorruptObject, ObjectMissing
 from pvc.store import objects
 from pvc.store.chunking import iter_chunks
 from pvc.store.packindex import PackIndex, write_index
-from pvc.store.packs import Codec, Location, PackWriter, read_record_header
+from pvc.store.packs import Codec, Location, PackWriter, decode_chunk_list, read_record_header
 
 __all__ = ["ObjectStore", "INCOMPRESSIBLE_SUFFIXES"]
 
@@ -36,16 +36,22 @@ _MAX_INDEX_FILES = 8
 class ObjectStore:
     """Packs and their indexes under one directory; writes are staged until `flush`."""
 
-    def __init__(self, root: Path, *, chunk_threshold: int = 8 << 20, pack_size: int = 16 << 20) -> None:
+    def __init__(self, root: Path, *, chunk_threshold: int = 8 << 20, pack_size: int = 16 << 20,
+                 strict_indexes: bool = True) -> None:
+        """With `strict_indexes` False a damaged index file is left out (and listed in `damaged_indexes`)
+        instead of stopping everything: `verify` and the index rebuild need to open a damaged store."""
         self.root = root
         self.packs_dir = root / "packs"
         self.tmp_dir = root / "tmp"
         self.chunk_threshold = chunk_threshold
+        self.pack_size = pack_size
         self._writer = PackWriter(self.tmp_dir, self.packs_dir, pack_size)
         self._pending: dict[bytes, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._fds: dict[bytes, int] = {}
+        self._strict = strict_indexes
+        self.damaged_indexes: list[tuple[Path, str]] = []
         self._indexes = self._open_indexes()
 
     # -- reading ---------------------------------------------------------------------------------
@@ -67,8 +73,7 @@ class ObjectStore:
 
     def get(self, oid: bytes, *, verify: bool = True) -> bytes:
         """The object's logical bytes; with `verify`, checked against its id."""
-        loc = self._require(oid)
-        data = self._read_stored(oid, loc)
+        loc, data = self._read_stored(oid)
         if loc.codec == Codec.CHUNKED:
             data = b"".join(self.get(cid, verify=verify) for cid, _ in self._chunk_list(oid, data))
         if verify and objects.hash_bytes(data) != oid:
@@ -98,7 +103,16 @@ class ObjectStore:
             return [oid]
         if loc.codec != Codec.CHUNKED:
             return []
-        return [cid for cid, _ in self._chunk_list(oid, self._read_stored(oid, loc)) if self.locate(cid) is None]
+        return [cid for cid, _ in self.chunk_list(oid) if self.locate(cid) is None]
+
+    def chunk_list(self, oid: bytes) -> list[tuple[bytes, int]] | None:
+        """The (chunk id, length) pairs of a chunked object, None for an object stored whole."""
+        loc, data = self._read_stored(oid, decompress=False)
+        return self._chunk_list(oid, data) if loc.codec == Codec.CHUNKED else None
+
+    def read_record(self, oid: bytes) -> tuple[Location, bytes]:
+        """The object's location and its stored bytes exactly as in its pack (gc copies them unchanged)."""
+        return self._read_stored(oid, decompress=False)
 
     def iter_ids(self) -> Iterator[bytes]:
         seen: set[bytes] = set()
@@ -109,22 +123,20 @@ class ObjectStore:
                     yield oid
 
     def _write_parts(self, oid: bytes, out: BinaryIO, hasher) -> int:
-        loc = self._require(oid)
+        loc, fd = self._open_record(oid)
         if loc.codec == Codec.CHUNKED:
             total = 0
-            for cid, _ in self._chunk_list(oid, self._read_stored(oid, loc)):
+            for cid, _ in self.chunk_list(oid):
                 data = self.get(cid)
                 hasher.update(data)
                 out.write(data)
                 total += len(data)
             return total
         if loc.codec == Codec.ZSTD:
-            data = self._read_stored(oid, loc)
+            _, data = self._read_stored(oid)
             hasher.update(data)
             out.write(data)
             return len(data)
-        fd = self._fd(loc.pack)
-        read_record_header(fd, loc, oid, loc.pack.hex())
         done = 0
         while done < loc.stored_len:
             block = os.pread(fd, min(_READ_BLOCK, loc.stored_len - done), loc.offset + done)
@@ -141,25 +153,38 @@ class ObjectStore:
             raise ObjectMissing(f"object {oid.hex()} is missing from the store")
         return loc
 
-    def _read_stored(self, oid: bytes, loc: Location) -> bytes:
-        fd = self._fd(loc.pack)
+    def _open_record(self, oid: bytes) -> tuple[Location, int]:
+        """The object's location and an open fd of its pack, its record header checked.
+
+        A pack can disappear under a reader that does not hold the lock: `gc` deletes a pack once a new index
+        names the new home of its live objects. So when a pack is gone, the indexes are read again, once.
+        """
+        loc = self._require(oid)
+        try:
+            fd = self._fd(loc.pack)
+        except ObjectMissing:
+            self._refresh_indexes()
+            loc = self._require(oid)
+            fd = self._fd(loc.pack)
         read_record_header(fd, loc, oid, loc.pack.hex())
+        return loc, fd
+
+    def _read_stored(self, oid: bytes, decompress: bool = True) -> tuple[Location, bytes]:
+        loc, fd = self._open_record(oid)
         stored = os.pread(fd, loc.stored_len, loc.offset)
         if len(stored) != loc.stored_len:
             raise CorruptObject(f"pack {loc.pack.hex()}: truncated inside object {oid.hex()}")
-        if loc.codec == Codec.ZSTD:
+        if decompress and loc.codec == Codec.ZSTD:
             try:
-                return self._dctx().decompress(stored, max_output_size=loc.raw_len)
+                return loc, self._dctx().decompress(stored, max_output_size=loc.raw_len)
             except zstandard.ZstdError as exc:
                 raise CorruptObject(f"object {oid.hex()}: zstd frame is damaged ({exc})") from None
-        return stored
+            except MemoryError:  # a crafted length: the frame claims more than can be held
+                raise CorruptObject(f"object {oid.hex()}: implausible length {loc.raw_len}") from None
+        return loc, stored
 
     def _chunk_list(self, oid: bytes, data: bytes) -> list[tuple[bytes, int]]:
-        try:
-            chunks = msgpack.unpackb(data)
-            return [(bytes(c), int(n)) for c, n in chunks]
-        except Exception:
-            raise CorruptObject(f"object {oid.hex()}: chunk list is damaged") from None
+        return decode_chunk_list(data, oid)
 
     def _fd(self, pack: bytes) -> int:
         with self._lock:
@@ -182,10 +207,52 @@ class ObjectStore:
     def _open_indexes(self) -> list[PackIndex]:
         for _ in range(5):  # a concurrent consolidation may delete a file between listing and opening
             try:
-                return [PackIndex(p) for p in sorted(self.packs_dir.glob("*.idx"))]
+                return self._open_index_files()
             except FileNotFoundError:
                 continue
-        return [PackIndex(p) for p in sorted(self.packs_dir.glob("*.idx"))]
+        return self._open_index_files()
+
+    def _open_index_files(self) -> list[PackIndex]:
+        if self._strict:
+            return [PackIndex(p) for p in sorted(self.packs_dir.glob("*.idx"))]
+        opened, self.damaged_indexes = [], []
+        for path in sorted(self.packs_dir.glob("*.idx")):
+            try:
+                opened.append(PackIndex(path))
+            except FileNotFoundError:
+                raise  # deleted since the listing: `_open_indexes` lists again
+            except (CorruptObject, ValueError, OSError) as exc:
+                self.damaged_indexes.append((path, str(exc)))
+        return opened
+
+    def _refresh_indexes(self) -> None:
+        """See the indexes on disk now; the old ones stay open for threads still searching them."""
+        with self._lock:
+            self._indexes = self._open_indexes()
+
+    @property
+    def indexes(self) -> list[PackIndex]:
+        """The index files in use, in search order (the first hit wins)."""
+        return list(self._indexes)
+
+    def pack_path(self, pack: bytes) -> Path:
+        return self.packs_dir / f"{pack.hex()}.pack"
+
+    def pack_fd(self, pack: bytes) -> int:
+        """This store's open file of `pack` (opened now if need be; ObjectMissing if it is gone)."""
+        return self._fd(pack)
+
+    def pin_packs(self) -> list[bytes]:
+        """Open every pack on disk now and keep it open, so a later gc cannot take it away; return their ids."""
+        pinned = []
+        for path in sorted(self.packs_dir.glob("*.pack")):
+            try:
+                pack = bytes.fromhex(path.stem)
+                self._fd(pack)
+            except (ValueError, ObjectMissing):
+                continue  # not named like a pack, or gone since the listing
+            pinned.append(pack)
+        return pinned
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -269,9 +336,15 @@ class ObjectStore:
                 for pack_id, records in published
                 for oid, off, slen, rlen, codec in records
             ]
-            if entries:
-                write_index(self.packs_dir, entries)
-            self._pending.clear()
+            try:
+                if entries:
+                    write_index(self.packs_dir, entries)
+            except BaseException:  # e.g. ENOSPC: the packs just renamed are named by nothing; take them back
+                for pack_id, _ in published:
+                    (self.packs_dir / f"{pack_id.hex()}.pack").unlink(missing_ok=True)
+                raise
+            finally:
+                self._pending.clear()
         if entries:
             self._reload_indexes()
             if len(self._indexes) > _MAX_INDEX_FILES:
@@ -298,6 +371,18 @@ class ObjectStore:
         for idx in self._indexes:
             idx.close()
         self._indexes = self._open_indexes()
+
+    def reload(self) -> None:
+        """See the index files on disk now (after gc or an index rebuild by this process)."""
+        with self._lock:
+            self._reload_indexes()
+
+    def close_pack(self, pack: bytes) -> None:
+        """Close this store's file of `pack` (before it is deleted)."""
+        with self._lock:
+            fd = self._fds.pop(pack, None)
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
         self.abort()

@@ -1,0 +1,103 @@
+"""repair: the two recoveries a damaged store may need, each under the repository lock.
+
+- `repair_index`: every pack record names its object, so the index can be rebuilt from the packs alone. Each
+  record is re-hashed; records whose content is damaged are left out (their objects then read as missing, and
+  `restore --skip-missing` skips exactly their items). The new index is written before the old ones are removed.
+- `repair_refs`: a damaged refs file is replaced by `versions.bak` (the refs as they were before the last
+  commit); the damaged file is kept aside as `versions.damaged-<time>`, and the version it had beyond the
+  backup is named when its text still shows it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pvc.errors import CorruptObject
+from pvc.store.atomic import atomic_write, fsync_dir
+from pvc.store.packcheck import check_pack
+from pvc.store.packindex import write_index
+from pvc.store.refs import read_versions
+from pvc.store.repository import Repository
+
+__all__ = ["IndexRepair", "RefsRepair", "repair_index", "repair_refs"]
+
+
+@dataclass(frozen=True)
+class IndexRepair:
+    packs: int
+    objects: int  # records indexed
+    damaged: int  # records left out: their content does not match their id
+    replaced: int  # index files removed
+
+    def to_json(self) -> dict:
+        return {"packs": self.packs, "objects": self.objects, "damaged": self.damaged, "replaced": self.replaced}
+
+
+@dataclass(frozen=True)
+class RefsRepair:
+    versions: int  # versions after the repair
+    repaired: bool  # False: the refs file was fine, nothing was done
+    damaged_copy: str | None = None
+    lost: dict | None = None  # number, title, manifest of the version the backup lacks, if still legible
+
+    def to_json(self) -> dict:
+        return {"versions": self.versions, "repaired": self.repaired, "damaged_copy": self.damaged_copy,
+                "lost": self.lost}
+
+
+def repair_index(repo: Repository, *, lock_timeout: float = 60.0) -> IndexRepair:
+    """Replace every index file by one rebuilt from the packs."""
+    packs_dir = repo.dir / "packs"
+    with repo.lock(lock_timeout):
+        repo.clean_tmp()
+        entries, damaged, packs = [], 0, 0
+        for path in sorted(packs_dir.glob("*.pack")):
+            check = check_pack(path)
+            if check.pack_id is None:
+                continue
+            packs += 1
+            damaged += len(check.bad)
+            entries += [(r.oid, check.pack_id, r.offset, r.stored_len, r.raw_len, r.codec)
+                        for r in check.records if r.offset not in check.bad]
+        old = sorted(packs_dir.glob("*.idx"))
+        new = write_index(packs_dir, entries)
+        for path in old:
+            if path != new:
+                path.unlink(missing_ok=True)
+        fsync_dir(packs_dir)
+        repo.reopen_store()
+    return IndexRepair(packs, len(set(entries)), damaged, sum(1 for p in old if p != new))
+
+
+def repair_refs(repo: Repository, *, lock_timeout: float = 60.0) -> RefsRepair:
+    """Put `versions.bak` back in place of a damaged `versions` (a sound refs file is left alone)."""
+    refs = repo.dir / "versions"
+    backup = refs.with_name("versions.bak")
+    with repo.lock(lock_timeout):
+        try:
+            return RefsRepair(len(read_versions(refs)), repaired=False)
+        except CorruptObject:
+            pass
+        if not backup.exists():
+            raise CorruptObject(f"{refs} is damaged and there is no {backup.name} to recover from "
+                                "(see docs/reliability.md, 'Recovering refs')")
+        try:
+            good = read_versions(backup)
+        except CorruptObject:
+            raise CorruptObject(f"{refs} and {backup.name} are both damaged (see docs/reliability.md, 'Recovering refs')") from None
+        damaged = refs.read_bytes()
+        aside = refs.with_name(f"versions.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        atomic_write(aside, damaged)
+        atomic_write(refs, backup.read_bytes())
+    return RefsRepair(len(good), True, str(aside), _lost_version(damaged, len(good)))
+
+
+def _lost_version(damaged: bytes, kept: int) -> dict | None:
+    """The record after the last kept one, if the damaged text still parses that far."""
+    try:
+        record = json.loads(damaged)["versions"][kept]
+        return {"number": int(record["number"]), "title": str(record["title"]), "manifest": str(record["manifest"])}
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None

@@ -1,0 +1,211 @@
+"""verify: check a whole store and say, for each problem, which versions and items it takes away.
+
+1. Under the lock, briefly: read the refs (falling back to `versions.bak` to find roots if they are damaged),
+   open the index files (a damaged one is a problem, not a stop) and open every pack, so that neither a commit
+   nor a gc running meanwhile changes what is being checked.
+2. Read every pack once, front to back: every record re-hashed (or a random sample), the pack's name checked
+   against its bytes, and every index entry checked against the record header it points at.
+3. Walk every root (`reach.py`): manifest -> trees -> pages -> blobs -> chunks, every reference resolved.
+
+Objects that no root reaches ("orphans", left by killed commits) are counted, not reported: gc removes them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
+from pvc.errors import CorruptObject
+from pvc.store.packcheck import check_pack
+from pvc.store.refs import read_versions
+from pvc.store.repository import Repository
+from pvc.store.store import ObjectStore
+
+__all__ = ["Problem", "VerifyReport", "verify"]
+
+MAX_AFFECTED = 1000  # per problem, in the report; `affected_total` has the full count
+
+
+@dataclass
+class Problem:
+    """One damaged thing (an object, a pack, an index file, the refs) and what it affects."""
+
+    subject: str  # "object <id>", "pack <id>", "index <file>", "refs <file>", "stash <file>"
+    kind: str  # blob, tree, page, manifest, object, pack, index, refs, stash
+    what: str
+    affects: list[dict] = field(default_factory=list)  # {"version", "dataset", "item", "path"}
+    affected_total: int = 0
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({a["version"] for a in self.affects}, key=_version_order)
+
+    def to_json(self) -> dict:
+        return {"subject": self.subject, "kind": self.kind, "what": self.what, "versions": self.versions,
+                "affects": self.affects, "affected_total": self.affected_total}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    versions: int
+    roots: int
+    packs: int
+    indexes: int
+    records: int
+    hashed: int
+    bytes: int
+    sample: float
+    orphans: int  # indexed objects no root reaches
+    unindexed: int  # records in packs that no index names (left by a killed commit or gc)
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "versions": self.versions, "roots": self.roots, "packs": self.packs,
+                "indexes": self.indexes, "records": self.records, "hashed": self.hashed, "bytes": self.bytes,
+                "sample": self.sample, "orphans": self.orphans, "unindexed": self.unindexed,
+                "problems": [p.to_json() for p in self.problems]}
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, str], Problem] = {}
+        self._seen: set[tuple] = set()
+
+    def add(self, subject: str, kind: str, what: str, affected: dict | None = None) -> None:
+        problem = self.by_key.setdefault((subject, what), Problem(subject, kind, what))
+        if affected is None:
+            return
+        key = (subject, what, *affected.values())
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        problem.affected_total += 1
+        if len(problem.affects) < MAX_AFFECTED:
+            problem.affects.append(affected)
+
+    def damage(self, d: Damage) -> None:
+        self.add(f"object {d.oid.hex()}", d.kind, d.what,
+                 {"version": d.root, "dataset": d.dataset, "item": d.item, "path": d.path})
+
+
+def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lock_timeout: float = 60.0) -> VerifyReport:
+    """Check everything (see the module docstring); `sample` in (0, 1] is the share of records re-hashed."""
+    problems = _Problems()
+    with repo.lock(lock_timeout):
+        roots, versions = _roots(repo, problems)
+        store = repo.reopen_store(strict_indexes=False)
+        packs = store.pin_packs()
+    try:
+        return _verify(store, packs, roots, versions, problems, sample, seed)
+    finally:
+        repo.close()  # the lenient store is for verify only: later reads open a strict one again
+
+
+def _verify(store: ObjectStore, packs: list[bytes], roots: list[Root], versions: int, problems: _Problems,
+            sample: float, seed: int | None) -> VerifyReport:
+    for path, why in store.damaged_indexes:
+        problems.add(f"index {path.name}", "index", why)
+    for idx in store.indexes:
+        if not idx.name_matches():
+            problems.add(f"index {idx.path.name}", "index", "file name does not match its content")
+    bad, counts = _check_packs(store, packs, sample, random.Random(seed), problems)
+    walker = Walker(store, bad=bad)
+    for root in roots:
+        for d in walker.walk(root):
+            problems.damage(d)
+    for oid, why in bad.items():
+        if oid not in walker.reached:
+            problems.add(f"object {oid.hex()}", "object", why)
+    orphans = sum(1 for oid in store.iter_ids() if oid not in walker.reached)
+    records, hashed, size, unindexed = counts
+    return VerifyReport(versions=versions, roots=len(roots), packs=len(packs),
+                        indexes=len(store.indexes) + len(store.damaged_indexes), records=records, hashed=hashed,
+                        bytes=size, sample=sample, orphans=orphans, unindexed=unindexed,
+                        problems=list(problems.by_key.values()))
+
+
+def _roots(repo: Repository, problems: _Problems) -> tuple[list[Root], int]:
+    """Every root to walk, and the number of versions; damaged refs are problems (roots then from the backup)."""
+    refs = repo.dir / "versions"
+    backup = refs.with_name("versions.bak")
+    try:
+        roots = version_roots(repo)
+    except CorruptObject as exc:
+        problems.add(f"refs {refs.name}", "refs", str(exc))
+        roots = _backup_roots(backup)
+    if backup.exists():
+        try:
+            read_versions(backup)
+        except CorruptObject:
+            problems.add(f"refs {backup.name}", "refs", "the backup of the refs file is damaged too (it is only needed to recover from damaged refs)")
+    versions = len(roots)
+    try:
+        roots += extra_roots(repo)
+    except CorruptObject as exc:
+        problems.add(f"stash {repo.stash_dir.name}", "stash", str(exc))
+    return roots, versions
+
+
+def _backup_roots(backup) -> list[Root]:
+    try:
+        return [Root(f"v{v.number}", v.number, bytes.fromhex(v.manifest)) for v in read_versions(backup)]
+    except (CorruptObject, ValueError):
+        return []
+
+
+def _check_packs(store: ObjectStore, packs: list[bytes], sample: float, rng: random.Random, problems: _Problems):
+    """Read every pack once; return the objects whose readable copy is bad, and (records, hashed, bytes, unindexed)."""
+    entries = _entries_by_pack(store)
+    bad: dict[bytes, str] = {}
+    records = hashed = size = unindexed = 0
+    for pack in sorted(set(packs) | set(entries)):
+        named = entries.get(pack, {})
+        if pack not in packs:
+            problems.add(f"pack {pack.hex()}", "pack", f"missing (an index names {len(named)} object(s) in it)")
+            for offset, (oid, *_rest) in named.items():
+                _blame(store, bad, problems, oid, pack, offset, "missing: its pack is gone")
+            continue
+        check = check_pack(store.pack_path(pack), fd=store.pack_fd(pack), sample=sample, rng=rng)
+        records, hashed, size = records + len(check.records), hashed + check.checked, size + check.size
+        for offset, what in check.damage:
+            problems.add(f"pack {pack.hex()}", "pack", f"{what} at offset {offset}")
+        if check.name_ok is False:
+            problems.add(f"pack {pack.hex()}", "pack", "file content does not match its name (some byte changed)")
+        found = {r.offset: r for r in check.records}
+        unindexed += sum(1 for offset in found if offset not in named)
+        for offset, (oid, codec, stored_len, raw_len) in named.items():
+            rec = found.get(offset)
+            if rec is None or (rec.oid, rec.codec, rec.stored_len, rec.raw_len) != (oid, codec, stored_len, raw_len):
+                why = f"the index points at offset {offset} of pack {pack.hex()[:12]}, where no matching record is"
+            elif offset in check.bad:
+                why = f"{check.bad[offset]} (pack {pack.hex()[:12]}, offset {offset})"
+            else:
+                continue
+            _blame(store, bad, problems, oid, pack, offset, why)
+    return bad, (records, hashed, size, unindexed)
+
+
+def _entries_by_pack(store: ObjectStore) -> dict[bytes, dict[int, tuple]]:
+    entries: dict[bytes, dict[int, tuple]] = {}
+    for idx in store.indexes:
+        for oid, loc in idx:
+            entries.setdefault(loc.pack, {})[loc.offset] = (oid, loc.codec, loc.stored_len, loc.raw_len)
+    return entries
+
+
+def _blame(store: ObjectStore, bad: dict, problems: _Problems, oid: bytes, pack: bytes, offset: int, why: str) -> None:
+    """A bad copy makes the object bad if it is the copy the store reads; else it is a problem of the pack."""
+    loc = store.locate(oid)
+    if loc is not None and (loc.pack, loc.offset) == (pack, offset):
+        bad[oid] = why
+    else:
+        problems.add(f"pack {pack.hex()}", "pack", f"an unused second copy of object {oid.hex()} is damaged: {why}")
+
+
+def _version_order(label: str) -> tuple:
+    return (0, int(label[1:])) if label[:1] == "v" and label[1:].isdigit() else (1, label)
