@@ -187,3 +187,12 @@ def test_stat_cache_trusts_only_unchanged_old_entries(tmp_path):
     assert StatCache(path).get("a", racy, "file") is None
     path.write_bytes(b"garbage")
     assert StatCache(path).get("a", old, "file") is None
+
+
+def test_clean_tmp_removes_leftovers_of_killed_atomic_writes(repo):
+    leftovers = [repo.dir / ".versions.abc123.tmp", repo.dir / "packs" / ".0123.idx.xyz.tmp", repo.dir / "tmp" / "pack-1.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half written")
+    keep = repo.dir / "config"
+    repo.clean_tmp()
+    assert not any(p.exists() for p in leftovers) and keep.exists()

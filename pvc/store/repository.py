@@ -128,11 +128,15 @@ class Repository:
         return StatCache(self.dir / "index")
 
     def clean_tmp(self) -> None:
-        """Remove what a killed writer left in tmp/ (call with the lock held: no live writer owns it)."""
+        """Remove what a killed writer left: tmp/, and the temp files of atomic writes into .pvc/ and
+        packs/ (`.<name>.*.tmp`). Call with the lock held: every such write happens under it."""
         tmp = self.dir / "tmp"
         tmp.mkdir(exist_ok=True)
         for leftover in tmp.iterdir():
             leftover.unlink(missing_ok=True)
+        for folder in (self.dir, self.dir / "packs"):
+            for leftover in folder.glob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._store is not None:
