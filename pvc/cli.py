@@ -1,7 +1,8 @@
 """The `pvc` command: thin typer commands that open the project, call the API once, and render.
 
 Exit codes (docs/cli.md): 0 success (also "nothing changed"), 1 user error or bad input, 2 missing or
-corrupt data, 3 locked past --lock-timeout.
+corrupt data (and `verify` finding any problem), 3 locked past --lock-timeout (and `unlock` while the
+lock is held), 130 interrupted.
 """
 
 from __future__ import annotations

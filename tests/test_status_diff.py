@@ -195,3 +195,16 @@ def test_undo_keeps_edits_made_after_the_discard(committed, cli):
     assert tree_bytes(committed) == first_dirty
     assert cli("discard", "--undo").code == 0  # the later edits were saved before the undo
     assert tree_bytes(committed) == second_dirty
+
+
+def test_diff_of_an_unknown_dataset_is_a_usage_error(committed, cli):
+    result = cli("diff", "--dataset", "no-such")
+    assert result.code == 1 and "no-such" in result.err
+
+
+def test_damaged_saved_state_is_a_clear_error(committed, cli):
+    stash = committed / ".pvc" / "stash"
+    stash.mkdir()
+    (stash / "1-abc.json").write_text("{not json")
+    result = cli("discard", "--undo")
+    assert result.code == 2 and "damaged saved state" in result.err and result.err.count("\n") == 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvc.core.snapshot import DatasetView, Snapshot
-from pvc.errors import BadInput
+from pvc.errors import BadInput, UsageError
 from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
 from pvc.store.pages import changed_entries, iter_entries, lookup
@@ -53,6 +53,8 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
             meta = _meta_diff(a, b, root_changes["meta.json"])
     ds_a = {ds.name: ds for ds in a.datasets()}
     ds_b = {ds.name: ds for ds in b.datasets()}
+    if dataset is not None and not any(n == dataset or n.startswith(dataset + "/") for n in (*ds_a, *ds_b)):
+        raise UsageError(f"dataset {dataset!r} is in neither {source} nor {target}")
     for name in sorted(set(ds_a) | set(ds_b)):
         if dataset is not None and name != dataset and not name.startswith(dataset + "/"):
             continue

@@ -20,7 +20,7 @@ from pvc.core.diff import diff_snapshots
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.status import working_snapshot
 from pvc.core.worktree import capture
-from pvc.errors import UsageError
+from pvc.errors import CorruptObject, UsageError
 from pvc.store.atomic import atomic_write, fsync_dir
 from pvc.store.repository import Repository
 
@@ -46,7 +46,12 @@ def saved_states(repo: Repository) -> list[dict]:
     stash = repo.dir / "stash"
     records = []
     for path in sorted(stash.glob("*.json")) if stash.is_dir() else []:
-        records.append(json.loads(path.read_text()) | {"name": path.stem})
+        try:
+            record = json.loads(path.read_text())
+            bytes.fromhex(record["manifest"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CorruptObject(f"{path}: damaged saved state (move it aside to continue)") from None
+        records.append(record | {"name": path.stem})
     return records
 
 

@@ -18,7 +18,9 @@ from pvc.errors import BadInput
 __all__ = ["FileInfo", "Ignore", "scan", "IGNORE_FILE"]
 
 IGNORE_FILE = ".pvcignore"
-ALWAYS_IGNORED = (".pvc", ".pvc.init-tmp")  # the store, and what a killed `pvc init` may leave
+# At the project root: the store, what a killed `pvc init` may leave, and other tools' repositories
+# (a project kept in git next to pvc must not version git's object store).
+ALWAYS_IGNORED = (".pvc", ".pvc.init-tmp", ".git", ".hg", ".svn", ".dvc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +28,16 @@ class FileInfo:
     """One regular file of the project, as stat saw it."""
 
     relpath: str  # posix path relative to the project root
-    path: Path
+    abspath: str  # a str, not a Path: building 50k Path objects costs more than the stat calls
     size: int
     mtime_ns: int
     ino: int
     ctime_ns: int
     executable: bool
+
+    @property
+    def path(self) -> Path:
+        return Path(self.abspath)
 
 
 class Ignore:
@@ -85,18 +91,27 @@ def scan(root: Path, ignore: Ignore | None = None) -> list[FileInfo]:
             _check_name(rel, entry.path)
             kind, st = _classify(entry)
             if kind == "dir":
-                stack.append((rel + "/", Path(entry.path)))
+                stack.append((rel + "/", entry.path))
             else:
-                found.append(_file_info(rel, Path(entry.path), st))
+                found.append(_file_info(rel, entry.path, st))
     found.sort(key=lambda f: f.relpath)
     return found
 
 
 def _check_name(rel: str, path: str) -> None:
-    if any("\udc80" <= ch <= "\udcff" for ch in rel):
+    if not rel.isascii() and not _encodable(rel):
         raise BadInput(os.fsencode(path).decode("utf-8", "backslashreplace"), "file name is not valid UTF-8")
     if "\\" in rel or "\n" in rel:
         raise BadInput(path, "file name contains a backslash or a newline, which pvc does not version")
+
+
+def _encodable(name: str) -> bool:
+    """False for names holding undecodable bytes (os.scandir maps them to lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
@@ -123,5 +138,5 @@ def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
     raise BadInput(entry.path, f"{what} is not a regular file (remove it or list it in .pvcignore)")
 
 
-def _file_info(rel: str, path: Path, st: os.stat_result) -> FileInfo:
+def _file_info(rel: str, path: str, st: os.stat_result) -> FileInfo:
     return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111))

@@ -121,6 +121,7 @@ class PackWriter:
 
     def _open(self) -> None:
         fd, self._tmp_name = tempfile.mkstemp(dir=self._tmp_dir, prefix="pack-", suffix=".tmp")
+        os.fchmod(fd, 0o644)  # like every other store file (mkstemp makes 0600)
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         self._hasher = blake3.blake3()
         self._file.write(PACK_MAGIC)
