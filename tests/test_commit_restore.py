@@ -205,3 +205,14 @@ def test_invalid_file_kept_with_allow_invalid_is_refused_again_without_it(initia
     (initialised / "README.md").write_text("another change")
     result = cli("commit")
     assert result.code == 1 and ann.name in result.err
+
+
+def test_other_version_control_folders_are_not_versioned(initialised, cli, tmp_path):
+    (initialised / ".git" / "objects").mkdir(parents=True)
+    (initialised / ".git" / "objects" / "ab").write_bytes(b"git object")
+    (initialised / "train" / ".git").mkdir()
+    (initialised / "train" / ".git" / "kept").write_text("only the root's .git is git's")
+    cli("commit", cwd=initialised)
+    cli("restore", "1", "--to", tmp_path / "out")
+    assert not (tmp_path / "out" / ".git").exists()
+    assert (tmp_path / "out" / "train" / ".git" / "kept").read_text() == "only the root's .git is git's"
