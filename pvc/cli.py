@@ -13,16 +13,18 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from pvc import output
-from pvc.api import Project
 from pvc.errors import BadInput, PvcError, UsageError
-from pvc.output import emit_json, err, human_bytes, out, progress_bar, render_changes
+from pvc.output import emit_json, err, human_bytes, out, print_columns, progress_bar, render_changes
+
+if TYPE_CHECKING:
+    from pvc.api import Project
 
 app = typer.Typer(
     name="pvc",
@@ -31,6 +33,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def _open(path: Path, *, init: bool = False) -> Project:
+    """The project API, imported on first use: `pvc --help` and usage errors need no store code."""
+    from pvc.api import Project
+
+    return Project.init(path) if init else Project(path)
+
 
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -43,7 +52,7 @@ def init(
     json_out: JsonOpt = False,
 ) -> None:
     """Create .pvc/ inside a project directory."""
-    project = Project.init(path)
+    project = _open(path, init=True)
     doc = {"project": str(project.path), "store": str(project.path / ".pvc")}
     if json_out:
         emit_json(doc)
@@ -66,7 +75,7 @@ def commit(
     if description is not None and description_json is not None:
         raise UsageError("give --description or --description-json, not both")
     desc: str | dict | None = _read_description(description_json) if description_json else description
-    with Project(project) as p, progress_bar(not json_out, "commit") as progress:
+    with _open(project) as p, progress_bar(not json_out, "commit") as progress:
         result = p.version.create(title=message, description=desc, author=author or os.environ.get("PVC_AUTHOR"),
                                   allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
     if json_out:
@@ -99,7 +108,7 @@ def log(
     json_out: JsonOpt = False,
 ) -> None:
     """List versions, newest first."""
-    with Project(project) as p:
+    with _open(project) as p:
         versions = p.log(limit)
     if json_out:
         keys = ("number", "manifest", "title", "description", "created_at", "parent", "author", "origin")
@@ -108,11 +117,10 @@ def log(
     if not versions:
         out.print("No versions yet (run `pvc commit`).")
         return
-    table = Table("version", "created (UTC)", "title", "items", "size", "manifest", "author", box=None)
-    for v in versions:
-        table.add_row(f"v{v.number}", v.created_at.replace("T", " ").replace("+00:00", ""), v.title,
-                      str(v.stats.get("items", "")), human_bytes(v.stats.get("bytes")), v.manifest[:12], v.author)
-    out.print(table)
+    rows = [[f"v{v.number}", v.created_at.replace("T", " ").replace("+00:00", ""), v.title,
+             str(v.stats.get("items", "")), human_bytes(v.stats.get("bytes")), v.manifest[:12], v.author]
+            for v in versions]
+    print_columns(["version", "created (UTC)", "title", "items", "size", "manifest", "author"], rows)
 
 
 @app.command()
@@ -122,7 +130,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """A version's record and statistics: datasets, items, files, bytes, objects per class."""
-    with Project(project) as p:
+    with _open(project) as p:
         details = p.show(version)
     rec = details.record
     if json_out:
@@ -166,7 +174,7 @@ def restore(
     json_out: JsonOpt = False,
 ) -> None:
     """Materialise a version as a new project directory, byte for byte."""
-    with Project(project) as p, progress_bar(not json_out, "restore") as progress:
+    with _open(project) as p, progress_bar(not json_out, "restore") as progress:
         record = p.version.get(version)
         result = p.version.restore(version_num=record.number, dest=to, skip_missed_entities=skip_missing,
                                    verify=verify, force=force, progress=progress)
@@ -190,7 +198,7 @@ def ls_(
     json_out: JsonOpt = False,
 ) -> None:
     """Items of a version with their metadata (read-only; nothing is restored)."""
-    with Project(project) as p:
+    with _open(project) as p:
         items = p.ls(version, dataset)
     if json_out:
         emit_json([i.to_json() for i in items])
@@ -212,7 +220,7 @@ def cat(
     json_out: JsonOpt = False,
 ) -> None:
     """Write one file of a version to stdout."""
-    with Project(project) as p:
+    with _open(project) as p:
         if not json_out:  # stream: a file of a version may be larger than memory
             p.cat(version, path, sys.stdout.buffer)
             sys.stdout.buffer.flush()
@@ -233,7 +241,7 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """What changed in the working project since the latest version (items, annotations, meta.json)."""
-    with Project(project) as p:
+    with _open(project) as p:
         report = p.status()
     emit_json(report) if json_out else render_changes(report)
 
@@ -249,7 +257,7 @@ def diff(
     json_out: JsonOpt = False,
 ) -> None:
     """Item-level and semantic annotation differences between versions (or a version and the working project)."""
-    with Project(project) as p:
+    with _open(project) as p:
         report = p.diff(first, second, dataset=dataset, item=item)
     emit_json(report) if json_out else render_changes(report, stat=stat)
 
@@ -263,7 +271,7 @@ def discard(
     json_out: JsonOpt = False,
 ) -> None:
     """Put the working project back to the latest version, saving what was there first (undo with --undo)."""
-    with Project(project) as p:
+    with _open(project) as p:
         result = p.undo_discard(lock_timeout=lock_timeout) if undo else p.discard(apply=yes, lock_timeout=lock_timeout)
     if json_out:
         emit_json(result.to_json())
@@ -290,7 +298,7 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-hash every object and resolve every reference of every version; exit 2 if anything is wrong."""
-    with Project(project) as p:
+    with _open(project) as p:
         report = p.verify(sample, lock_timeout=lock_timeout)
     if json_out:
         emit_json(report.to_json())
@@ -326,7 +334,7 @@ def gc(
     json_out: JsonOpt = False,
 ) -> None:
     """Drop objects that no version references; rewrite packs that are mostly dead."""
-    with Project(project) as p:
+    with _open(project) as p:
         result = p.gc(dry_run=dry_run, grace=grace, lock_timeout=lock_timeout)
     if json_out:
         emit_json(result.to_json())
@@ -346,7 +354,7 @@ def unlock(
     json_out: JsonOpt = False,
 ) -> None:
     """Say who holds the repository lock; exit 3 while someone does."""
-    with Project(project) as p:
+    with _open(project) as p:
         result = p.unlock(force=force)
     if json_out:
         emit_json(result.to_json())
@@ -367,7 +375,7 @@ def repair_index(
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the index from the packs (every pack record names its object)."""
-    with Project(project) as p:
+    with _open(project) as p:
         result = p.repair_index(lock_timeout=lock_timeout)
     if json_out:
         emit_json(result.to_json())
@@ -384,7 +392,7 @@ def repair_refs(
     json_out: JsonOpt = False,
 ) -> None:
     """Replace a damaged refs file by its backup, versions.bak (the damaged one is kept aside)."""
-    with Project(project) as p:
+    with _open(project) as p:
         result = p.repair_refs(lock_timeout=lock_timeout)
     if json_out:
         emit_json(result.to_json())
