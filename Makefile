@@ -10,8 +10,6 @@ STAMP  := $(VENV)/.installed-stamp
 BENCH_ITEMS ?= 5000
 PEERS_VENV  := bench/.peers-venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-export BENCH_REPS BENCH_DATASETS BENCH_BIGFILE_MB BENCH_VIDEOS BENCH_VIDEO_FRAMES BENCH_VOLUME_MB \
-       BENCH_LOG_VERSIONS BENCH_SCENARIOS BENCH_KEEP BENCH_SEED
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

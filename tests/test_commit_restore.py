@@ -7,10 +7,11 @@ import os
 import time
 
 from conftest import tree_bytes
-from PIL import Image
+from PIL import Image, ImageFile
 
 import pvc
 from pvc.core import worktree as worktree_module
+from pvc.project.image import image_meta
 from pvc.store.statcache import StatCache, StatKey
 from pvc.sample import mutate_image_project
 
@@ -216,3 +217,20 @@ def test_other_version_control_folders_are_not_versioned(initialised, cli, tmp_p
     cli("restore", "1", "--to", tmp_path / "out")
     assert not (tmp_path / "out" / ".git").exists()
     assert (tmp_path / "out" / "train" / ".git" / "kept").read_text() == "only the root's .git is git's"
+
+
+def test_image_metadata_never_decodes_pixels(tmp_path, monkeypatch):
+    paths = []
+    for fmt, mode in (("PNG", "RGBA"), ("JPEG", "RGB"), ("PNG", "L"), ("WEBP", "RGB"), ("TIFF", "RGB")):
+        path = tmp_path / f"a-{mode}.{fmt.lower()}"
+        Image.new(mode, (40, 30)).save(path, fmt)
+        paths.append((path, mode))
+
+    def no_decoding(self):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    for path, mode in paths:
+        meta = image_meta(path.read_bytes(), path)
+        assert (meta["width"], meta["height"], meta["mode"]) == (40, 30, mode)
+        assert meta["channels"] == len(mode)

@@ -7,6 +7,7 @@ can hold it, so the cost follows the size of the change, not of the project.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,13 +93,13 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
     empty: dict = {"files": [], "items": []}
     ta, tb = (da.tree if da else empty), (db.tree if db else empty)
     name = (db or da).name
-    files = changed_entries(ta["files"], tb["files"], a.store.get_object, b.store.get_object, "files")
-    items = changed_entries(ta["items"], tb["items"], a.store.get_object, b.store.get_object, "items")
+    get_a, get_b = functools.lru_cache(maxsize=256)(a.store.get_object), functools.lru_cache(maxsize=256)(b.store.get_object)
+    files = changed_entries(ta["files"], tb["files"], get_a, get_b, "files")
+    items = changed_entries(ta["items"], tb["items"], get_a, get_b, "items")
     candidates = set(items)
     for rel in files:
         candidates.update(_owner_candidates(rel))
-    entries = {n: (lookup(ta["items"], n, a.store.get_object, "items"), lookup(tb["items"], n, b.store.get_object, "items"))
-               for n in candidates}
+    entries = {n: (lookup(ta["items"], n, get_a, "items"), lookup(tb["items"], n, get_b, "items")) for n in candidates}
     entries = {n: e for n, e in entries.items() if e != (None, None)}
     claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in _item_files(entry)}
     unclaimed = [rel for rel in files if rel not in claimed]
@@ -107,8 +108,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
         for rel in unclaimed:
             if rel in owners:
                 n = owners[rel]
-                entries.setdefault(n, (lookup(ta["items"], n, a.store.get_object, "items"),
-                                       lookup(tb["items"], n, b.store.get_object, "items")))
+                entries.setdefault(n, (lookup(ta["items"], n, get_a, "items"), lookup(tb["items"], n, get_b, "items")))
                 claimed[rel] = n
     extras = {rel: change for rel, change in files.items() if rel not in claimed}
     if only_item is None:

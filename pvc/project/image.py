@@ -15,6 +15,7 @@ __all__ = ["IMAGE_SUFFIXES", "image_meta"]
 # The extensions the Supervisely SDK accepts as images (imaging/image.py).
 IMAGE_SUFFIXES = frozenset(".jpg .jpeg .mpo .bmp .png .webp .tiff .tif .nrrd .jfif".split())
 _EXIF_ORIENTATION = 0x0112
+_EXIF_IN_HEADER = frozenset({"JPEG", "MPO", "TIFF", "WEBP"})
 _BOMB_GUARD = threading.Lock()
 
 
@@ -54,7 +55,8 @@ def _read_header(data: bytes | None, path: Path) -> dict:
                     "mode": im.mode,
                     "format": im.format,
                 }
-                orientation = im.getexif().get(_EXIF_ORIENTATION)
+                # Pillow reads EXIF from the header for these; for PNG, getexif() decodes the whole image
+                orientation = im.getexif().get(_EXIF_ORIENTATION) if im.format in _EXIF_IN_HEADER else None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadInput(path, f"not a readable image ({_short(exc)})") from None
     if orientation and orientation != 1:
