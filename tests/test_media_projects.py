@@ -202,3 +202,34 @@ def test_large_volume_is_chunked_and_an_edit_stores_little(volume_project, cli, 
     assert grown < 6 << 20 < len(raw) // 4  # a few ~1 MiB chunks around the edit, not the 24 MiB file
     assert cli("restore", "2", "--to", tmp_path / "out", "--verify").code == 0
     assert (tmp_path / "out" / "ds" / "volume" / "big.nrrd").read_bytes() == bytes(raw)
+
+
+def test_status_and_diff_of_video_annotations(video_project, cli):
+    cli("init", video_project)
+    cli("commit", cwd=video_project)
+    ann_path = video_project / "ds0" / "ann" / "clip.mp4.json"
+    doc = json.loads(ann_path.read_text())
+    doc["frames"].append({"index": 20, "figures": [{"key": "f20", "objectKey": KEY, "geometryType": "rectangle",
+                                                    "geometry": {"points": {"exterior": [[2, 2], [6, 6]], "interior": []}}}]})
+    ann_path.write_text(json.dumps(doc))
+    modified = cli("status", "--json").json()["items"]["modified"]
+    assert [m["item"] for m in modified] == ["clip.mp4"]
+    change = modified[0]["annotation"]
+    assert change["figures"] == {"added": 1, "removed": 0, "changed": 0} and change["frames_changed"] == 1
+    cli("commit", "-m", "one more figure")
+    assert cli("diff", "1", "2", "--json").json()["items"]["modified"][0]["annotation"]["figures"]["added"] == 1
+    assert cli("discard", "--yes").code == 0 and cli("status", "--json").json()["clean"] is True
+
+
+def test_status_and_diff_of_volume_annotations(volume_project, cli):
+    cli("init", volume_project)
+    cli("commit", cwd=volume_project)
+    ann_path = volume_project / "ds" / "ann" / "ct.nrrd.json"
+    doc = json.loads(ann_path.read_text())
+    doc["spatialFigures"] = []
+    ann_path.write_text(json.dumps(doc))
+    (volume_project / "ds" / "mask" / "ct.nrrd" / f"{KEY}.nrrd").unlink()
+    report = cli("status", "--json").json()
+    item = next(m for m in report["items"]["modified"] if m["item"] == "ct.nrrd")
+    assert set(item["changed"]) == {"annotation", "companions"}
+    assert item["annotation"]["figures"]["removed"] == 1
