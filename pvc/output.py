@@ -31,7 +31,7 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
     if not enabled or not err.is_terminal:
         yield None
         return
-    bar = Progress(TextColumn(f"{label} [progress.description]{{task.description}}"), BarColumn(),
+    bar = Progress(TextColumn(f"{label}: {{task.description}}"), BarColumn(),
                    DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True)
     tasks: dict[str, int] = {}
 

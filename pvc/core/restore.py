@@ -191,7 +191,7 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
         for entry in pool.map(write, plan):
             done += entry.size
             if progress:
-                progress("restore", done, total)
+                progress("writing files", done, total)
     return failed
 
 

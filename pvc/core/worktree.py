@@ -133,7 +133,7 @@ def _hash_all(cache, store: ObjectSink, files: list[FileInfo], layout: Layout, a
             entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
             done += f.size
             if progress:
-                progress("hash", done, total_bytes)
+                progress("hashing", done, total_bytes)
     return hashed, entries, (len(todo), total_bytes)
 
 
