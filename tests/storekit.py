@@ -9,6 +9,8 @@ import shutil
 import time
 from pathlib import Path
 
+from conftest import tree_bytes
+
 from pvc.api import Project
 from pvc.core.snapshot import FileEntry, Snapshot
 from pvc.store.packs import Location
@@ -74,13 +76,8 @@ def age_packs(project: Path, seconds: float = 7200) -> None:
 
 
 def sha_tree(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not (dirpath == str(root) and d == ".pvc")]
-        for name in filenames:
-            path = Path(dirpath) / name
-            out[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    """Every file under `root` (outside `.pvc/`) -> sha256 of its bytes: byte-exact, without keeping the bytes."""
+    return {path: hashlib.sha256(data).hexdigest() for path, data in tree_bytes(root).items()}
 
 
 def restored_sha(project: Path, number: int, dest: Path) -> dict[str, str]:

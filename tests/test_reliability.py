@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import store_state, tree_bytes
+from conftest import store_state
+from storekit import restored_sha, sha_tree
 
 from pvc.api import Project
 from pvc.errors import CorruptObject
@@ -42,11 +43,6 @@ def pvc(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `python -m pvc ARGS` as a separate process and capture its output."""
     return subprocess.run([*PVC, *map(str, args)], check=False, capture_output=True, text=True, encoding="utf-8",
                           timeout=timeout, env=ENV, stdin=subprocess.DEVNULL)
-
-
-def digest(root: Path) -> dict[str, str]:
-    """Every file under `root` (outside `.pvc/`) -> sha256 of its bytes: byte-exact, without keeping the bytes."""
-    return {path: hashlib.sha256(data).hexdigest() for path, data in tree_bytes(root).items()}
 
 
 def new_project(tmp_path: Path, *, items: int, seed: int) -> Path:
@@ -73,16 +69,6 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
-def restored_digest(proj: Path, number: int, dest: Path) -> dict[str, str]:
-    """Restore (in-process, `verify=True`: every object re-hashed) and fingerprint; the copy is removed after."""
-    with Project(proj) as p:
-        p.version.restore(version_num=number, dest=dest, verify=True)
-    try:
-        return digest(dest)
-    finally:
-        shutil.rmtree(dest)
-
-
 # -- 1. concurrent writers and a reader -------------------------------------------------------------
 
 WRITERS, ROUNDS = 3, 3
@@ -95,7 +81,7 @@ def _extra_content(p: int, k: int) -> bytes:
 def test_concurrent_commits_get_gapless_numbers_and_readers_see_whole_versions(tmp_path):
     proj = new_project(tmp_path, items=40, seed=7)
     (proj / "extras").mkdir()
-    base = digest(proj)
+    base = sha_tree(proj)
     staging, reads_dir, final_dir = tmp_path / "staging", tmp_path / "reads", tmp_path / "final"
     for d in (staging, reads_dir, final_dir):
         d.mkdir()
@@ -157,7 +143,7 @@ def test_concurrent_commits_get_gapless_numbers_and_readers_see_whole_versions(t
     trees = {}
     for number, r in runs.items():
         assert r.returncode == 0, f"restore {number}: {r.stderr}"
-        trees[number] = digest(final_dir / f"v{number}")
+        trees[number] = sha_tree(final_dir / f"v{number}")
     expected = {f"extras/p{p}_{k}.txt": hashlib.sha256(_extra_content(p, k)).hexdigest()
                 for p in range(WRITERS) for k in range(ROUNDS)}
     extras_of = {}
@@ -185,7 +171,7 @@ def test_concurrent_commits_get_gapless_numbers_and_readers_see_whole_versions(t
             assert number >= newest_seen
             newest_seen = number
             assert (dest / "meta.json").is_file()
-            assert digest(dest) == trees[number], f"read {i}: restore of v{number} differs from v{number}"
+            assert sha_tree(dest) == trees[number], f"read {i}: restore of v{number} differs from v{number}"
         else:
             assert got.returncode == 1 and newest_seen == 0, f"read {i}: restore exit {got.returncode}: {got.stderr}"
             assert "no versions yet" in one_line(got.stderr)
@@ -227,10 +213,10 @@ def test_sigkill_during_commit_never_damages_earlier_versions(tmp_path):
     rng = random.Random(2024)
     trees: dict[int, dict[str, str]] = {}
     assert commit(proj, "-m", "one")["version"] == 1
-    trees[1] = digest(proj)
+    trees[1] = sha_tree(proj)
     mutate_image_project(proj, seed=21)
     assert commit(proj, "-m", "two")["version"] == 2
-    trees[2] = digest(proj)
+    trees[2] = sha_tree(proj)
 
     # How long a commit like the killed ones takes, and how much of it runs under the lock (the writing part).
     mutate_image_project(proj, seed=22)
@@ -242,13 +228,13 @@ def test_sigkill_during_commit_never_damages_earlier_versions(tmp_path):
     out, err = proc.communicate(timeout=60)
     duration, locked = time.monotonic() - start, time.monotonic() - locked_at
     assert proc.returncode == 0 and json.loads(out)["version"] == 3, err
-    trees[3] = digest(proj)
+    trees[3] = sha_tree(proj)
 
     killed_alive = killed_locked = mid_write = 0
     for trial in range(KILL_TRIALS):
         mutate_image_project(proj, seed=100 + trial)
         (proj / "big.bin").write_bytes(rng.randbytes(BIG))
-        current = digest(proj)
+        current = sha_tree(proj)
         proc = _start_commit(proj, f"killed {trial}")
         if trial % 2 == 0:  # anywhere in the commit's lifetime, start-up included
             time.sleep(rng.uniform(0, duration))
@@ -270,7 +256,7 @@ def test_sigkill_during_commit_never_damages_earlier_versions(tmp_path):
 
         # Every earlier version is intact, byte for byte.
         for number, tree in trees.items():
-            assert restored_digest(proj, number, tmp_path / "check") == tree, f"trial {trial}: v{number} changed"
+            assert restored_sha(proj, number, tmp_path / "check") == tree, f"trial {trial}: v{number} changed"
 
         # The lock was released by the kernel and the next commit works (a held lock would time out in 2 s).
         doc = commit(proj, "--lock-timeout", "2", "-m", f"after kill {trial}")
@@ -280,7 +266,7 @@ def test_sigkill_during_commit_never_damages_earlier_versions(tmp_path):
         else:
             assert doc["version"] == len(trees) and trees[doc["version"]] == current
         assert not any(tmp_dir.iterdir()), f"trial {trial}: leftovers in .pvc/tmp: {sorted(os.listdir(tmp_dir))}"
-        assert restored_digest(proj, doc["version"], tmp_path / "check") == current
+        assert restored_sha(proj, doc["version"], tmp_path / "check") == current
 
     print(f"commit {duration:.2f} s ({locked:.2f} s under the lock): {killed_alive}/{KILL_TRIALS} killed alive, "
           f"{killed_locked} while holding the lock, {mid_write} with a pack being written")
@@ -317,10 +303,10 @@ def test_sigkill_at_each_publishing_rename_keeps_the_store_consistent(tmp_path):
     proj = new_project(tmp_path, items=30, seed=6)
     pvc_dir = proj / ".pvc"
     assert commit(proj, "-m", "one")["version"] == 1
-    trees = {1: digest(proj)}
+    trees = {1: sha_tree(proj)}
     for i, point in enumerate(CRASH_POINTS):
         mutate_image_project(proj, seed=60 + i)
-        current = digest(proj)
+        current = sha_tree(proj)
         proc = subprocess.Popen([sys.executable, "-c", PAUSING_PVC, point, "commit", "--json", "-C", str(proj)],
                                 env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -337,12 +323,12 @@ def test_sigkill_at_each_publishing_rename_keeps_the_store_consistent(tmp_path):
         if point == "index":
             trees[expected] = current
         for number, tree in trees.items():
-            assert restored_digest(proj, number, tmp_path / "check") == tree, f"{point}: v{number} changed"
+            assert restored_sha(proj, number, tmp_path / "check") == tree, f"{point}: v{number} changed"
 
         doc = commit(proj, "--lock-timeout", "2", "-m", f"after kill at {point}")
         assert doc["created"] == (point != "index") and doc["version"] == len(trees) + doc["created"]
         trees[doc["version"]] = current
-        assert restored_digest(proj, doc["version"], tmp_path / "check") == current
+        assert restored_sha(proj, doc["version"], tmp_path / "check") == current
         assert not any((pvc_dir / "tmp").iterdir())
     # Temp packs are swept from tmp/ by the next commit; a killed atomic write's temp file stays (documented).
     stray = sorted(p.relative_to(pvc_dir).as_posix() for p in pvc_dir.rglob("*.tmp"))
@@ -404,7 +390,7 @@ def test_locked_commit_exits_3_naming_the_holder_and_a_killed_holder_frees_the_l
     doc = commit(proj, "--lock-timeout", "0", "-m", "after holder died")
     assert doc["created"] and doc["version"] == 2
     assert time.monotonic() - start < 10
-    assert restored_digest(proj, 2, tmp_path / "v2") == digest(proj)
+    assert restored_sha(proj, 2, tmp_path / "v2") == sha_tree(proj)
 
 
 def test_waiting_commit_proceeds_when_the_holder_finishes(tmp_path):
@@ -453,7 +439,7 @@ def test_damaged_refs_are_refused_untouched_and_recoverable_from_bak(tmp_path):
         if i:
             mutate_image_project(proj, seed=40 + i)
         assert commit(proj, "-m", f"v{i + 1}")["version"] == i + 1
-        trees.append(digest(proj))
+        trees.append(sha_tree(proj))
     before_last = log(proj)[1:]
     good, good_bak = refs.read_bytes(), bak.read_bytes()
 
@@ -489,4 +475,4 @@ def test_damaged_refs_are_refused_untouched_and_recoverable_from_bak(tmp_path):
     assert log(proj) == before_last
     r = pvc("restore", "2", "--to", tmp_path / "v2", "--verify", "-C", proj)
     assert r.returncode == 0, r.stderr
-    assert digest(tmp_path / "v2") == trees[1]
+    assert sha_tree(tmp_path / "v2") == trees[1]
