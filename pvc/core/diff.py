@@ -11,17 +11,16 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from pvc.core.snapshot import DatasetView, Snapshot
+from pvc.core.snapshot import DatasetView, Snapshot, item_files, media_files
 from pvc.errors import BadInput, UsageError
 from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
+from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
 from pvc.store.pages import changed_entries, iter_entries, lookup
 
 __all__ = ["diff_snapshots", "empty_manifest"]
 
-_COMPANION_DIRS = {"meta": ".json", "img_info": ".json", "video_info": ".json", "custom_data": ".json",
-                   "metadata": ".meta.json", "seg": ".png"}
-_MEDIA_DIRS = ("img", "video", "volume", "pointcloud", "meshes")
+_COMPANION_SUFFIX = {folder: suffix for per_type in COMPANION_FILES.values() for folder, suffix in per_type.items()}
 
 
 def empty_manifest(store) -> bytes:
@@ -101,7 +100,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
         candidates.update(_owner_candidates(rel))
     entries = {n: (lookup(ta["items"], n, get_a, "items"), lookup(tb["items"], n, get_b, "items")) for n in candidates}
     entries = {n: e for n, e in entries.items() if e != (None, None)}
-    claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in _item_files(entry)}
+    claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in item_files(entry)}
     unclaimed = [rel for rel in files if rel not in claimed]
     if unclaimed and any(rel.startswith(("ann/", "volume/")) for rel in unclaimed):
         owners = _owner_map(a, ta) | _owner_map(b, tb)  # legacy ann names, DICOM series named by UID
@@ -128,7 +127,7 @@ def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old
         report.removed.append({"dataset": dataset, "item": name})
         return
     changed = []
-    media = set(_media_files(old)) | set(_media_files(new))
+    media = set(media_files(old)) | set(media_files(new))
     if any(p in files for p in media):
         changed.append("media")
     if old.get("ann") != new.get("ann") or (new.get("ann") and new["ann"] in files):
@@ -176,30 +175,22 @@ def _meta_diff(a: Snapshot, b: Snapshot, change: tuple) -> dict:
     return out
 
 
-def _media_files(entry: dict) -> list[str]:
-    return list(entry.get("media_files") or ([entry["media"]] if entry.get("media") else []))
-
-
-def _item_files(entry: dict) -> list[str]:
-    return _media_files(entry) + ([entry["ann"]] if entry.get("ann") else []) + list(entry.get("companions") or [])
-
-
 def _owner_candidates(rel: str) -> list[str]:
     """Item names a dataset file may belong to, by the layout's naming rules."""
     parts = rel.split("/")
     if len(parts) == 2:
         folder, name = parts
-        if folder in _MEDIA_DIRS:
+        if folder in MEDIA_DIRS.values():
             return [name]
         if folder == "ann" and name.endswith(".json"):
             return [name[: -len(".json")]]
-        suffix = _COMPANION_DIRS.get(folder)
+        suffix = _COMPANION_SUFFIX.get(folder)
         if suffix and name.endswith(suffix):
             return [name[: -len(suffix)]]
-    if len(parts) >= 3 and parts[0] in ("mask", "interpolation", "volume"):
+    if len(parts) >= 3 and parts[0] in (*COMPANION_FOLDERS, MEDIA_DIRS["volumes"]):
         return [parts[1]]
     return []
 
 
 def _owner_map(snap: Snapshot, tree: dict) -> dict[str, str]:
-    return {p: n for n, entry in iter_entries(tree["items"], snap.store.get_object, "items") for p in _item_files(entry)}
+    return {p: n for n, entry in iter_entries(tree["items"], snap.store.get_object, "items") for p in item_files(entry)}

@@ -17,7 +17,7 @@ from pvc.store.pages import iter_entries
 from pvc.store.overlay import OverlayStore
 from pvc.store.store import ObjectStore
 
-__all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath", "make_dirs"]
+__all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath", "make_dirs", "media_files", "item_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,22 @@ def safe_relpath(path: Any, where: str) -> str:
     if any(part in ("", ".", "..") for part in parts) or parts[0] == ".pvc":
         raise CorruptObject(f"{where}: unsafe path {path[:120]!r}")
     return path
+
+
+def media_files(entry: dict) -> list[str]:
+    """The media files of an item entry: its slices for a DICOM series, else its one media file (or none)."""
+    files = entry.get("media_files") or ([entry["media"]] if entry.get("media") else [])
+    if not isinstance(files, list):
+        raise CorruptObject("malformed item entry (media_files is not a list)")
+    return files
+
+
+def item_files(entry: dict) -> list[str]:
+    """Every file an item entry claims: media, annotation and companions (paths relative to the dataset)."""
+    companions = entry.get("companions") or []
+    if not isinstance(companions, list):
+        raise CorruptObject("malformed item entry (companions is not a list)")
+    return [f for f in (*media_files(entry), entry.get("ann"), *companions) if isinstance(f, str)]
 
 
 def make_dirs(root: Path, relpaths: list[str]) -> None:
@@ -113,12 +129,10 @@ class Snapshot:
         for ds in self.datasets():
             owner = {}
             for name, item in ds.items(self.store):
-                lists = (item.get("media_files") or [], item.get("companions") or [])
-                if not all(isinstance(v, list) for v in lists):
-                    raise CorruptObject(f"dataset {ds.name}: malformed item entry {name[:120]!r}")
-                for rel in (item.get("media"), item.get("ann"), *lists[0], *lists[1]):
-                    if isinstance(rel, str):
-                        owner[rel] = name
+                try:
+                    owner.update(dict.fromkeys(item_files(item), name))
+                except CorruptObject as exc:
+                    raise CorruptObject(f"dataset {ds.name}: item {name[:120]!r}: {exc}") from None
             yield from self._tree_files(ds.tree, ds.dir + "/", ds.name, owner)
 
     def _tree_files(self, tree: dict, prefix: str, dataset: str | None, owner: dict) -> Iterator[FileEntry]:

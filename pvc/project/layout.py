@@ -20,7 +20,7 @@ from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
 
 __all__ = ["Item", "Dataset", "Layout", "classify", "add_dicom_series", "MEDIA_DIRS", "VIDEO_SUFFIXES",
-           "VOLUME_SUFFIXES"]
+           "VOLUME_SUFFIXES", "COMPANION_FILES", "COMPANION_FOLDERS"]
 
 MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_clouds": "pointcloud",
               "point_cloud_episodes": "pointcloud", "meshes": "meshes"}
@@ -28,6 +28,11 @@ VIDEO_SUFFIXES = frozenset(".avi .mp4 .3gp .flv .webm .wmv .mov .mkv".split())
 VOLUME_FILE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".npy")
 VOLUME_SUFFIXES = frozenset(".nrrd .dcm .nii .gz .npy".split())
 _ANN_ROLE = {"images": "ann", "videos": "video_ann", "volumes": "volume_ann"}
+# An item's companions, by the SDK's folder names: `<folder>/<item name><suffix>` per project type, and
+# for volumes every file under `<folder>/<item name>/`.
+COMPANION_FILES = {"images": {"meta": ".json", "img_info": ".json", "seg": ".png"},
+                   "videos": {"video_info": ".json", "metadata": ".meta.json", "custom_data": ".json"}}
+COMPANION_FOLDERS = ("mask", "interpolation")
 _ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
 _SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
@@ -250,12 +255,9 @@ def _annotation_for(name: str, ann_files: set[str], claimed: set[str]) -> str | 
 def _companions(name: str, files: set[str], project_type: str) -> tuple[str, ...]:
     """The item's companion files that exist, per the SDK's folder names for the type."""
     if project_type == "volumes":
-        found = [f for f in files if f.startswith((f"mask/{name}/", f"interpolation/{name}/"))]
+        found = [f for f in files if f.startswith(tuple(f"{folder}/{name}/" for folder in COMPANION_FOLDERS))]
     else:
-        candidates = {
-            "images": (f"meta/{name}.json", f"img_info/{name}.json", f"seg/{name}.png"),
-            "videos": (f"video_info/{name}.json", f"metadata/{name}.meta.json", f"custom_data/{name}.json"),
-        }.get(project_type, ())
+        candidates = [f"{folder}/{name}{suffix}" for folder, suffix in COMPANION_FILES.get(project_type, {}).items()]
         found = [c for c in candidates if c in files]
     return tuple(sorted(found))
 
