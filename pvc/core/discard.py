@@ -62,11 +62,11 @@ def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0
         raise UsageError("nothing to discard to: no versions yet (run `pvc commit`)")
     latest = versions[-1]
     if not apply:
-        working, _ = working_snapshot(repo)
-        report = diff_snapshots(Snapshot(repo.store, bytes.fromhex(latest.manifest)), working,
-                                source=latest.number, target="working")
-        plan = _plan(Snapshot(repo.store, bytes.fromhex(latest.manifest)), working)
-        return DiscardResult(False, None, plan[0], plan[1], report)
+        working, _ = working_snapshot(repo, latest.manifest)
+        base = Snapshot(repo.store, bytes.fromhex(latest.manifest))
+        report = diff_snapshots(base, working, source=latest.number, target="working")
+        restore, remove = _plan(base, working)
+        return DiscardResult(False, None, restore, remove, report)
     with repo.lock(lock_timeout):
         repo.clean_tmp()
         return _switch(repo, bytes.fromhex(latest.manifest), base=latest.number)
