@@ -24,6 +24,16 @@ __all__ = ["cli_start", "images", "bigfile", "video", "volume", "log_versions"]
 EDIT_BYTES = 1 << 20
 
 
+def _fresh_pvc_store(b: Bench, proj: Path) -> Callable[[int], None]:
+    """A measure() setup that gives `proj` an empty pvc store before each repetition of a first commit."""
+
+    def fresh(_: int) -> None:
+        remove(proj / ".pvc")
+        run_checked([*b.pvc, "init", "--json"], cwd=proj, env=b.env)
+
+    return fresh
+
+
 def _created(expected: bool) -> Callable[[int, bytes], None]:
     def check(_: int, out: bytes) -> None:
         doc = json.loads(out)
@@ -99,9 +109,7 @@ def _pvc_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
     proj = copy_tree(v1, w / "pvc")
     store = proj / ".pvc"
 
-    def fresh(_: int) -> None:
-        remove(store)
-        run_checked([*pvc, "init", "--json"], cwd=proj, env=b.env)
+    fresh = _fresh_pvc_store(b, proj)
 
     b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
     b.size(s, "store_v1", "pvc", store)
@@ -302,9 +310,7 @@ def bigfile(b: Bench) -> None:
     store = proj / ".pvc"
     b.measure(s, "hash", "read+blake3", [b.python, HASHFLOOR, f])
 
-    def fresh(_: int) -> None:
-        remove(store)
-        run_checked([*pvc, "init", "--json"], cwd=proj, env=b.env)
+    fresh = _fresh_pvc_store(b, proj)
 
     b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
     b.size(s, "store_v1", "pvc", store)
@@ -382,9 +388,7 @@ def _media(b: Bench, s: str, make: Callable[[Path], Path]) -> None:
     floors(b, s, proj, expected)
     store = proj / ".pvc"
 
-    def fresh(_: int) -> None:
-        remove(store)
-        run_checked([*pvc, "init", "--json"], cwd=proj, env=b.env)
+    fresh = _fresh_pvc_store(b, proj)
 
     b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
     b.size(s, "store_v1", "pvc", store)
