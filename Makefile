@@ -11,7 +11,8 @@ BENCH_ITEMS ?= 5000
 PEERS_VENV  := bench/.peers-venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(STAMP): pyproject.toml
+# setup.py and pvc/_walk.c: the one C extension (the stat walk), built in place by the editable install
+$(STAMP): pyproject.toml setup.py pvc/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -42,4 +43,4 @@ bench-peers: $(STAMP)
 	BENCH_ITEMS=$(BENCH_ITEMS) BENCH_PEERS=1 $(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) demo build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) demo build *.egg-info .pytest_cache .hypothesis pvc/*.so

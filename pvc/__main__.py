@@ -1,5 +1,5 @@
 import sys
 
-from pvc.cli import main
+from pvc.entry import main
 
 sys.exit(main())

@@ -88,8 +88,8 @@ class Project:
             return diff_snapshots(Snapshot(self._repo.store, bytes.fromhex(ra.manifest)),
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
-        working, _ = working_snapshot(self._repo)
         ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.versions()) else None
+        working, _ = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
                               dataset=dataset, item=item)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pvc.cli import main
+from pvc.entry import main
 from pvc.sample import make_image_project
 
 

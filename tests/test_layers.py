@@ -17,6 +17,8 @@ ALLOWED = {
     "sample": set(),
     "output": set(),
     "cli": {"api", "output"},
+    # the launcher answers `status` on an untouched project from core.fastpath before loading the CLI
+    "entry": {"core", "cli"},
 }
 
 
@@ -47,7 +49,7 @@ def test_imports_flow_down(path):
     assert imported <= ALLOWED[layer], f"{path.name} ({layer}) imports {imported - ALLOWED[layer]}"
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) not in ("cli", "output", "sample")],
+@pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) not in ("cli", "entry", "output", "sample")],
                          ids=lambda p: str(p.relative_to(PKG)))
 def test_library_does_not_print_or_read_the_environment(path):
     tree = ast.parse(path.read_text())

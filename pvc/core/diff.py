@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from pvc.core.report import change_report, no_meta_changes
 from pvc.core.snapshot import DatasetView, Snapshot, item_files, media_files
 from pvc.errors import BadInput, UsageError
 from pvc.project.anndiff import annotation_diff
@@ -44,8 +45,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
                    item: str | None = None) -> dict:
     """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output)."""
     report = _Report()
-    meta = {"classes_added": [], "classes_removed": [], "classes_changed": [], "tags_added": [], "tags_removed": [],
-            "tags_changed": []}
+    meta = no_meta_changes()
     if dataset is None and item is None:
         root_changes = changed_entries(a.root["files"], b.root["files"], a.store.get_object, b.store.get_object, "files")
         _file_changes(report, "", root_changes)
@@ -65,20 +65,10 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
         if ds_a.get(name) is None or ds_b.get(name) is None or ds_a[name].oid != ds_b[name].oid:
             _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item)
     stats_a, stats_b = a.manifest.get("stats", {}), b.manifest.get("stats", {})
-    return {
-        "from": source,
-        "to": target,
-        "clean": a.manifest_id == b.manifest_id,
-        "datasets": {"added": report.datasets_added, "removed": report.datasets_removed},
-        "items": {"added": report.added, "removed": report.removed, "modified": report.modified},
-        "files": report.files,
-        "classes": _class_table(stats_a.get("classes", {}), stats_b.get("classes", {})),
-        "meta": meta,
-    }
-
-
-def _class_table(before: dict, after: dict) -> dict:
-    return {c: {"before": before.get(c, 0), "after": after.get(c, 0)} for c in sorted(set(before) | set(after))}
+    return change_report(source, target, clean=a.manifest_id == b.manifest_id, datasets_added=report.datasets_added,
+                         datasets_removed=report.datasets_removed, items_added=report.added, items_removed=report.removed,
+                         items_modified=report.modified, files=report.files, classes_before=stats_a.get("classes", {}),
+                         classes_after=stats_b.get("classes", {}), meta=meta)
 
 
 def _file_changes(report: _Report, prefix: str, changes: dict) -> None:

@@ -14,7 +14,8 @@ __all__ = ["status", "working_snapshot", "version_snapshot"]
 
 def working_snapshot(repo: Repository, expect: str | None = None) -> tuple[Snapshot, Capture]:
     """The working tree as a snapshot whose new objects live in memory; the store is not written.
-    `expect`: the latest version's manifest, which an untouched tree is known to be without reading it."""
+    `expect`: the manifest of the version it is compared with; a tree nobody touched since is known to be
+    that manifest without reading a file."""
     overlay = OverlayStore(repo.store)
     cap = capture(repo, overlay, expect=bytes.fromhex(expect) if expect else None)
     _remember_hashes(repo, cap)

@@ -18,7 +18,8 @@ from pvc.project.annotation import image_annotation_summary, project_meta_summar
 from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item, Layout, add_dicom_series, classify
-from pvc.project.scan import FileInfo, Ignore, scan
+from pvc.core.fastpath import MANIFEST_FORMAT, capture_settings, untouched
+from pvc.project.scan import NATIVE_WALK, FileInfo, Ignore, scan, stat_records, tree_digest
 from pvc.store.objects import encode, hash_bytes
 from pvc.store.pages import build_pages
 from pvc.store.repository import Repository
@@ -26,7 +27,6 @@ from pvc.store.statcache import CacheEntry, StatCache, StatKey, fs_clock
 
 __all__ = ["Capture", "capture", "MANIFEST_FORMAT", "ObjectSink"]
 
-MANIFEST_FORMAT = 1
 _MAX_PROBLEMS = 1000  # the manifest keeps the first ones; stats["problems"] counts them all
 
 
@@ -36,6 +36,7 @@ class ObjectSink(Protocol):
     def has(self, oid: bytes) -> bool: ...
     def put_file(self, path: Path, size: int, on_data: Any = None) -> bytes: ...
     def put_object(self, obj: dict) -> bytes: ...
+    def get_object(self, oid: bytes, what: str = "object") -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,21 @@ class Capture:
     _derived: dict[bytes, Any]
     _settings: dict
     unchanged: bool = False  # the stat cache vouched for the whole tree: nothing was read
+    _files: list[FileInfo] | None = None
+    _classes: dict[str, int] | None = None
 
     def save_cache(self) -> None:
-        """Remember the hashes (call with the repository lock held)."""
-        if not self.unchanged:
-            self._cache.save(self._entries, self._scan_started, self._derived, self.manifest_id, self._settings)
+        """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
+        records when none of them is racy, so that the next scan of an untouched tree reads nothing."""
+        files = self._files or []
+        if self.unchanged:  # proven by the Python scan (then `_files` is set), or by the tree record
+            if self._files is not None and self._classes is not None:
+                self._cache.save_tree(tree_digest(stat_records(files)), self.manifest_id, self._settings, self._classes)
+            return
+        settled = all(f.mtime_ns < self._scan_started for f in files)
+        tree = tree_digest(stat_records(files)) if settled else None
+        self._cache.save(self._entries, self._scan_started, self._derived, self.manifest_id, self._settings,
+                         tree=tree, classes=self._classes)
 
 
 def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, progress=None,
@@ -73,13 +84,18 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     cache recorded along with that manifest, the project is that manifest, and nothing is read or built.
     """
     root = repo.project_root
+    cache = repo.stat_cache()
+    settings = capture_settings(repo, allow_invalid)
+    if expect is not None and untouched(repo, cache, expect, settings):  # the C walk: one stat a file
+        return Capture(expect, None, 0, 0, cache, {}, 0, {}, settings, unchanged=True)
     scan_started = fs_clock(repo.dir / "tmp")
     files = scan(root, Ignore.load(root))
-    cache = repo.stat_cache()
-    settings = {"chunk_threshold": repo.config.get("chunk_threshold"), "dicom_tags": repo.config.get("dicom_tags"),
-                "allow_invalid": allow_invalid, "format": MANIFEST_FORMAT}
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
-        return Capture(expect, None, 0, 0, cache, {}, scan_started, {}, settings, unchanged=True)
+        # the tree record was missing or stale: write it (if the C walk can use it) so the next scan is that walk
+        record = NATIVE_WALK and not cache.may_vouch_for(expect, settings)
+        classes = store.get_object(expect).get("stats", {}).get("classes", {}) if record else None
+        return Capture(expect, None, 0, 0, cache, {}, scan_started, {}, settings, unchanged=True,
+                       _files=files if record else None, _classes=classes)
     by_path = {f.relpath: f for f in files}
     meta_summary = _read_meta(by_path.get("meta.json"), allow_invalid)
     project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
@@ -89,9 +105,9 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
         if ds.loose_dicom:
             add_dicom_series(ds, {rel: _series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
     items = _ItemInfo(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags"))
-    manifest_id = _build_manifest(store, layout, by_path, hashed, items, meta_summary)
+    manifest_id, classes = _build_manifest(store, layout, by_path, hashed, items, meta_summary)
     return Capture(manifest_id, layout, files_hashed, bytes_hashed, cache, entries, scan_started, items.derived,
-                   settings)
+                   settings, _files=files, _classes=classes)
 
 
 def _read_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
@@ -242,7 +258,9 @@ class _ItemInfo:
         return []
 
 
-def _build_manifest(store: ObjectSink, layout: Layout, by_path, hashed, items: _ItemInfo, meta_summary: dict) -> bytes:
+def _build_manifest(store: ObjectSink, layout: Layout, by_path, hashed, items: _ItemInfo,
+                    meta_summary: dict) -> tuple[bytes, dict[str, int]]:
+    """Store the trees and the manifest; return its id and its objects per class."""
     classes: Counter[str] = Counter()
     problems: list[dict] = []
     children = [_build_tree(store, ds, by_path, hashed, items, classes, problems) for ds in layout.datasets]
@@ -269,7 +287,7 @@ def _build_manifest(store: ObjectSink, layout: Layout, by_path, hashed, items: _
     }
     manifest = {"type": "manifest", "format": MANIFEST_FORMAT, "project_type": layout.project_type,
                 "layout": layout.kind, "root": root, "stats": stats, "problems": problems[:_MAX_PROBLEMS]}
-    return store.put_object(manifest)
+    return store.put_object(manifest), stats["classes"]
 
 
 def _build_tree(store: ObjectSink, ds: Dataset, by_path, hashed, items: _ItemInfo, classes: Counter,

@@ -3,6 +3,10 @@
 Symlinks to regular files are followed (versioned by content, restored as regular files). A symlinked
 directory, a broken link, a FIFO, socket or device, or a name that is not valid UTF-8 stops the walk with
 `BadInput` naming the path, unless `.pvcignore` excludes it.
+
+`stat_records` encodes a scan as bytes (each file's path, size, mtime, inode and ctime, sorted by path) and
+`native_stat_records` produces the same bytes from the C walk in pvc/_walk.c, several times faster; their
+digest (`tree_digest`) is how `status` and `commit` recognise a tree that nobody touched.
 """
 
 from __future__ import annotations
@@ -10,12 +14,21 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
+
 from pvc.errors import BadInput
 
-__all__ = ["FileInfo", "Ignore", "scan", "IGNORE_FILE"]
+try:  # built from pvc/_walk.c at install; without it (no compiler) the Python scan does all the work
+    from pvc import _walk
+except ImportError:  # pragma: no cover - depends on the install
+    _walk = None
+NATIVE_WALK = _walk is not None
+
+__all__ = ["NATIVE_WALK", "FileInfo", "Ignore", "scan", "IGNORE_FILE", "stat_records", "native_stat_records", "tree_digest"]
 
 IGNORE_FILE = ".pvcignore"
 # At the project root: the store, what a killed `pvc init` may leave, and other tools' repositories
@@ -140,3 +153,32 @@ def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
 
 def _file_info(rel: str, path: str, st: os.stat_result) -> FileInfo:
     return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111))
+
+
+_RECORD = struct.Struct("<QqQq")  # size, mtime_ns, inode, ctime_ns: the layout pvc/_walk.c writes
+
+
+def stat_records(files: list[FileInfo]) -> bytes:
+    """The scan as bytes: per file, sorted by path, `path NUL` and four little-endian 64-bit integers."""
+    pack = _RECORD.pack
+    return b"".join(f.relpath.encode() + b"\0" + pack(f.size, f.mtime_ns, f.ino, f.ctime_ns)
+                    for f in sorted(files, key=lambda f: f.relpath))
+
+
+def native_stat_records(root: Path, ignore: Ignore) -> bytes | None:
+    """`stat_records(scan(root, ignore))` from the C walk, or None when it cannot stand in for `scan`:
+    not built, a `.pvcignore` pattern with `[` (fnmatch's sets are not reimplemented in C), or a tree
+    holding something `scan` reports or follows specially (then `scan` runs and says what)."""
+    if _walk is None:
+        return None
+    patterns = []
+    for pattern in ignore.patterns:
+        if "[" in pattern:
+            return None
+        pat = pattern.rstrip("/")
+        patterns.append((pat.lstrip("/").encode(), pattern.endswith("/"), "/" in pat))
+    return _walk.walk(os.fsencode(root), tuple(n.encode() for n in ALWAYS_IGNORED), tuple(patterns))
+
+
+def tree_digest(records: bytes) -> bytes:
+    return blake3.blake3(records).digest()

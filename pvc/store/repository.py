@@ -16,13 +16,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, NotAProject, UsageError
 from pvc.store.atomic import atomic_write, fsync_dir
-from pvc.store.lock import LockStatus, RepoLock, lock_status
 from pvc.store.refs import VersionRecord, read_versions, write_versions
 from pvc.store.statcache import StatCache
-from pvc.store.store import ObjectStore
+
+if TYPE_CHECKING:
+    from pvc.store.lock import LockStatus, RepoLock
+    from pvc.store.store import ObjectStore
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
 
@@ -82,6 +85,9 @@ class Repository:
 
     @property
     def store(self) -> ObjectStore:
+        # imported here, as the lock is: a status that the stat cache answers opens neither
+        from pvc.store.store import ObjectStore
+
         if self._store is None:
             self._store = ObjectStore(
                 self.dir, chunk_threshold=int(self.config["chunk_threshold"]), pack_size=int(self.config["pack_size"])
@@ -96,6 +102,8 @@ class Repository:
             self._store.close()
             self._store = None
         if not strict_indexes:
+            from pvc.store.store import ObjectStore
+
             self._store = ObjectStore(self.dir, chunk_threshold=int(self.config["chunk_threshold"]),
                                       pack_size=int(self.config["pack_size"]), strict_indexes=False)
         return self.store
@@ -107,6 +115,8 @@ class Repository:
         write_versions(self.dir / "versions", records)
 
     def lock(self, timeout: float = 60.0) -> RepoLock:
+        from pvc.store.lock import RepoLock
+
         return RepoLock(self.lock_path, timeout)
 
     @property
@@ -114,6 +124,8 @@ class Repository:
         return self.dir / "lock"
 
     def lock_status(self) -> LockStatus:
+        from pvc.store.lock import lock_status
+
         return lock_status(self.lock_path)
 
     @property

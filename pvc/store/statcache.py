@@ -4,12 +4,15 @@ Only an optimisation: deleting it changes how long a commit takes, never its res
 only when the file's stat is unchanged and its mtime is older than the moment the scan that recorded it
 began, read from the file system's own clock (`fs_clock`). A file modified during or after that scan,
 even within the same clock tick and without changing size ("racy", as git calls it), is hashed again.
+
+Along with the entries it keeps the manifest they produced and, when no entry was racy, `tree`: the digest
+of the scan's stat records (pvc/project/scan.py). A later scan with the same digest saw the same files with
+the same stats, so the project is still that manifest: `status` and `commit` then read nothing else.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +23,13 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 def fs_clock(directory: Path) -> int:
     """The file system's current time (the mtime a file written now gets), in ns."""
+    import tempfile  # here: the stat-only status path never needs it
+
     fd, name = tempfile.mkstemp(dir=directory, prefix="clock-")
     try:
         os.write(fd, b"t")
@@ -60,41 +65,79 @@ class CacheEntry:
 class StatCache:
     """Loaded once per command; `save` replaces the file atomically.
 
-    The file keeps the stats (four integers a path) apart from what hashing gave (ids, roles, infos),
-    which is decoded only when a lookup needs it: the stat-only clean path reads just the stats.
+    The file is two msgpack documents. The head is the tree record: the digest of a settled scan's stat
+    records and the manifest, settings and objects per class of the project that scan saw; the stat-only
+    paths read nothing else. The body keeps the stats (four integers a path) and what hashing gave (ids,
+    roles, infos) as two separately encoded parts, read and decoded only when a lookup needs them.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stats: dict[str, list] = {}
-        self._results_raw = b""
+        self._doc: dict | None = None
+        self._stats_decoded: dict[str, list] | None = None
         self._results: dict[str, list] | None = None
         self._derived: dict[bytes, Any] = {}
-        self._cutoff = 0
-        self.manifest: bytes | None = None  # what these entries (all of them, unchanged) produced
-        self.settings: Any = None
-        self._load()
-
-    def _load(self) -> None:
+        self.tree: bytes | None = None
+        self.tree_manifest: bytes | None = None
+        self.tree_settings: Any = None
+        self.classes: dict[str, int] = {}  # objects per class in `tree_manifest`
         try:
-            doc = msgpack.unpackb(self.path.read_bytes(), raw=False, strict_map_key=False)
-            if doc.get("format") != CACHE_FORMAT:
-                return
-            self._cutoff = int(doc["scan_started"])
-            self._stats = doc["stats"]
-            self._results_raw = doc["results"]
-            self.manifest, self.settings = doc.get("manifest"), doc.get("settings")
+            with open(path, "rb") as f:
+                head = msgpack.Unpacker(f, raw=False, read_size=16384).unpack()
+            if head.get("format") == CACHE_FORMAT and head.get("tree") is not None:
+                self.tree, self.tree_manifest = bytes(head["tree"]), bytes(head["manifest"])
+                self.tree_settings, self.classes = head["settings"], dict(head["classes"])
         except Exception:  # missing or damaged: start empty, the next save rewrites it
-            self._stats, self._results_raw = {}, b""
+            self.tree = None
+
+    @property
+    def _index(self) -> dict:
+        if self._doc is None:
+            try:
+                raw = self.path.read_bytes()
+                unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw))
+                unpacker.feed(raw)
+                head, doc = unpacker.unpack(), unpacker.unpack()
+                if head.get("format") != CACHE_FORMAT:
+                    raise ValueError("older format")
+                int(doc["scan_started"]), bytes(doc["stats"]), bytes(doc["results"])
+                self._doc = doc
+            except Exception:  # missing or damaged: start empty, the next save rewrites it
+                self._doc = {"scan_started": 0, "stats": b"", "results": b""}
+        return self._doc
+
+    @property
+    def manifest(self) -> bytes | None:
+        """What these entries (all of them, unchanged) produced."""
+        return self._index.get("manifest")
+
+    @property
+    def settings(self) -> Any:
+        return self._index.get("settings")
+
+    @property
+    def _cutoff(self) -> int:
+        return int(self._index["scan_started"])
+
+    @property
+    def _stats(self) -> dict[str, list]:
+        if self._stats_decoded is None:
+            raw = self._index["stats"]
+            try:
+                self._stats_decoded = msgpack.unpackb(raw, raw=False) if raw else {}
+            except Exception:
+                self._stats_decoded, self._results, self._derived = {}, {}, {}
+        return self._stats_decoded
 
     def _decoded(self) -> dict[str, list]:
         if self._results is None:
+            raw = self._index["results"]
             try:
-                doc = msgpack.unpackb(self._results_raw, raw=False, strict_map_key=False) if self._results_raw else {}
+                doc = msgpack.unpackb(raw, raw=False, strict_map_key=False) if raw else {}
                 self._results = doc.get("entries", {})
                 self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
             except Exception:
-                self._stats, self._results, self._derived = {}, {}, {}
+                self._stats_decoded, self._results, self._derived = {}, {}, {}
         return self._results
 
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
@@ -105,6 +148,14 @@ class StatCache:
         if result is None or result[1] != role:
             return None
         return CacheEntry(key, bytes(result[0]), result[1], result[2])
+
+    def may_vouch_for(self, manifest: bytes, settings: Any) -> bool:
+        """Whether the tree record is about `manifest` (made with `settings`): worth scanning to compare."""
+        return self.tree is not None and manifest == self.tree_manifest and settings == self.tree_settings
+
+    def vouches_for(self, manifest: bytes, settings: Any, tree: bytes | None) -> bool:
+        """True when a scan whose stat records have digest `tree` saw the project that produced `manifest`."""
+        return tree is not None and tree == self.tree and self.may_vouch_for(manifest, settings)
 
     def unchanged(self, files: list, settings: Any) -> bool:
         """True when the project is exactly the files these entries describe, none touched since:
@@ -124,15 +175,34 @@ class StatCache:
         return self._derived.get(key)
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
-             manifest: bytes | None = None, settings: Any = None) -> None:
-        """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed."""
+             manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
+             classes: dict[str, int] | None = None) -> None:
+        """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
+        digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts."""
         results = {"derived": derived or {}, "entries": {p: [e.oid, e.role, e.info] for p, e in entries.items()}}
+        stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
         doc = {
-            "format": CACHE_FORMAT,
             "scan_started": scan_started,
             "manifest": manifest,
             "settings": settings,
-            "stats": {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()},
+            "stats": msgpack.packb(stats, use_bin_type=True),
             "results": msgpack.packb(results, use_bin_type=True),
         }
-        atomic_write(self.path, msgpack.packb(doc, use_bin_type=True))
+        recorded = tree is not None and manifest is not None
+        head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
+        atomic_write(self.path, head + msgpack.packb(doc, use_bin_type=True))
+        self._doc, self._stats_decoded, self._results = doc, None, None
+
+    def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
+        """Record that a settled scan whose stat records have digest `tree` saw the project `manifest`;
+        the entries stay as they are on disk (call with the repository lock held)."""
+        self._doc = self._stats_decoded = self._results = None  # the entries as they are on disk now
+        doc = self._index
+        if not doc.get("stats") and not doc.get("results"):
+            return  # no entries to keep beside it: the next full scan records both
+        atomic_write(self.path, self._head(tree, manifest, settings, classes) + msgpack.packb(doc, use_bin_type=True))
+        self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes
+
+    def _head(self, tree: bytes | None, manifest: bytes | None, settings: Any, classes: dict) -> bytes:
+        return msgpack.packb({"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings,
+                              "classes": classes}, use_bin_type=True)

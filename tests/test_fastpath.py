@@ -1,0 +1,241 @@
+"""The stat-only path: the C walk (pvc/_walk.c) against the Python scan, and `status`/`commit` answered from it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pvc.core.worktree as worktree_module
+from pvc import cli as full_cli
+from pvc import entry
+from pvc.core import fastpath
+from pvc.project import scan as scan_module
+from pvc.project.scan import Ignore, native_stat_records, scan, stat_records
+from pvc.sample import make_image_project
+from pvc.store.statcache import StatCache
+
+
+def _python_records(root: Path, patterns: list[str] = ()) -> bytes:
+    return stat_records(scan(root, Ignore(list(patterns))))
+
+
+def _native(root: Path, patterns: list[str] = ()) -> bytes | None:
+    return native_stat_records(root, Ignore(list(patterns)))
+
+
+def _paths(records: bytes) -> list[str]:
+    """The paths in a records blob (each `path NUL` then 32 bytes)."""
+    paths, i = [], 0
+    while i < len(records):
+        end = records.index(b"\0", i)
+        paths.append(records[i:end].decode())
+        i = end + 1 + 32
+    return paths
+
+
+@pytest.fixture
+def committed(initialised, cli):
+    assert cli("commit", "-m", "v1", cwd=initialised).code == 0
+    return initialised
+
+
+def test_the_c_walk_is_built():
+    """`make` builds pvc/_walk.c (gcc and the Python headers are on every machine pvc is set up on): without
+    it pvc is correct but `status` loses its speed, so a failed build must show up here."""
+    assert scan_module.NATIVE_WALK
+
+
+def test_c_walk_gives_the_python_scans_bytes(project):
+    (project / "train" / "img" / "ünïcode name ☃.png").write_bytes(b"x" * 10)
+    (project / "deep" / "er" / "still").mkdir(parents=True)
+    (project / "deep" / "er" / "still" / "file.txt").write_text("deep")
+    (project / "deep" / ".git").mkdir()  # only the root's .git is skipped
+    (project / "deep" / ".git" / "HEAD").write_text("ref")
+    (project / ".git").mkdir()
+    (project / ".git" / "HEAD").write_text("ref")
+    (project / "link.txt").symlink_to(project / "README.md")  # followed, as the Python scan does
+    (project / "empty-folder").mkdir()
+    records = _native(project)
+    assert records is not None and records == _python_records(project)
+    paths = _paths(records)
+    assert "deep/.git/HEAD" in paths and ".git/HEAD" not in paths and "link.txt" in paths
+    assert "train/img/ünïcode name ☃.png" in paths and paths == sorted(paths)
+
+
+def test_c_walk_applies_pvcignore_like_the_python_scan(project):
+    (project / "cache").mkdir()
+    (project / "cache" / "x.bin").write_bytes(b"1")
+    (project / "train" / "cache").write_text("a file, not the folder pattern")
+    (project / "notes.tmp").write_text("t")
+    (project / "train" / "scratch.tmp").write_text("t")
+    (project / "train" / "img" / "é1.log").write_text("t")
+    for patterns in (["cache/"], ["*.tmp"], ["/train/*.tmp"], ["train/img/?1.log"], ["train"], ["*"], ["# c", ""]):
+        records = _native(project, patterns)
+        assert records == _python_records(project, patterns), patterns
+    assert "train/cache" in _paths(_native(project, ["cache/"]))
+    assert "cache/x.bin" not in _paths(_native(project, ["cache/"]))
+
+
+NAMES = ["a", "b", "é", "ab", "a.b", "é.a", "ba.é"]
+
+
+@pytest.fixture(scope="module")
+def glob_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("glob")
+    for folder in ("", "b.a/", "éé/", "b.a/ab./"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name in NAMES:
+            (root / folder / name).write_text(name)
+    return root
+
+
+@settings(max_examples=150, deadline=None)
+@given(pattern=st.text(alphabet="abé*?./", min_size=1, max_size=6), folders_only=st.booleans())
+def test_c_glob_matches_fnmatch(glob_root, pattern, folders_only):
+    """`*` and `?` mean what fnmatch.fnmatchcase says, on names and on paths, with non-ASCII names."""
+    lines = [pattern + ("/" if folders_only else "")]
+    assert _native(glob_root, lines) == _python_records(glob_root, lines), lines
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: (p / "folder-link").symlink_to(p / "train", target_is_directory=True),
+    lambda p: (p / "broken").symlink_to(p / "nowhere"),
+    lambda p: os.mkfifo(p / "pipe"),
+    lambda p: (p / "back\\slash.txt").write_text("x"),
+    lambda p: (p / "new\nline.txt").write_text("x"),
+], ids=["symlinked-folder", "broken-link", "fifo", "backslash", "newline"])
+def test_c_walk_leaves_what_scan_refuses_to_scan(project, make):
+    """For these the Python scan runs and gives its one-line error: the C walk never vouches for them."""
+    make(project)
+    assert _native(project) is None
+
+
+def test_bracket_patterns_are_left_to_the_python_scan(project):
+    assert _native(project, ["[ab]*.tmp"]) is None
+    assert _native(project, ["*.tmp"]) is not None
+
+
+def test_commit_records_the_tree_and_status_is_answered_without_the_cli(committed, cli, monkeypatch, capsys):
+    cache = StatCache(committed / ".pvc" / "index")
+    assert cache.tree is not None and cache.classes
+    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
+    monkeypatch.chdir(committed)
+    assert entry.main(["status"]) == 0
+    assert capsys.readouterr().out == "nothing to commit: working tree matches v1\n"
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"]])
+def test_answered_status_prints_what_the_full_status_prints(committed, capsys, monkeypatch, args):
+    monkeypatch.chdir(committed)
+    assert entry._untouched_status(args) == 0
+    fast = capsys.readouterr().out
+    monkeypatch.setattr(fastpath, "untouched", lambda *a: False)  # the full path, the Python scan
+    assert full_cli.main(args) == 0
+    full = capsys.readouterr().out
+    assert fast == full
+    if "--json" in args:
+        assert json.loads(fast)["classes"]  # the objects-per-class table is there, not empty
+
+
+def test_project_option_and_other_directories(committed, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert entry._untouched_status(["status", "-C", str(committed)]) == 0
+    assert entry._untouched_status(["status", f"--project={committed}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["clean"] is True
+    monkeypatch.chdir(committed / "train")  # a folder inside the project, as with git
+    assert entry._untouched_status(["status"]) == 0
+    assert entry._untouched_status(["status", "--help"]) is None
+    assert entry._untouched_status(["status", "--verbose"]) is None
+    monkeypatch.chdir(tmp_path)
+    assert entry._untouched_status(["status"]) is None  # not a project: the full path says so
+
+
+@pytest.mark.parametrize("change", ["touch", "edit", "add", "remove", "config"])
+def test_any_change_sends_status_to_the_full_path(committed, cli, change, monkeypatch):
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    if change == "touch":
+        os.utime(ann, ns=(1, 1))
+    elif change == "edit":
+        ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    elif change == "add":
+        (committed / "train" / "new.txt").write_text("new")
+    elif change == "remove":
+        ann.unlink()
+    else:
+        config = committed / ".pvc" / "config"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "chunk_threshold": 1 << 20}))
+    monkeypatch.chdir(committed)
+    assert entry._untouched_status(["status"]) is None
+    clean = cli("status", "--json").json()["clean"]
+    assert clean is (change in ("touch", "config"))  # mtime alone, or a setting: content is the same
+
+
+def test_ignored_files_do_not_leave_the_stat_only_path(initialised, cli, monkeypatch):
+    (initialised / ".pvcignore").write_text("scratch/\n*.log\n")
+    (initialised / "scratch").mkdir()
+    cli("commit", cwd=initialised)
+    (initialised / "scratch" / "run.txt").write_text("ignored")
+    (initialised / "train" / "debug.log").write_text("ignored")
+    monkeypatch.chdir(initialised)
+    assert entry._untouched_status(["status"]) == 0
+
+
+def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
+    """A file written in the tick the scan began could change again unseen: no tree record then."""
+    readme = initialised / "README.md"
+    readme.write_bytes(b"a" * 100)
+    mtime = readme.stat().st_mtime_ns
+    monkeypatch.setattr(worktree_module, "fs_clock", lambda _dir: mtime)
+    cli("commit", cwd=initialised)
+    monkeypatch.undo()
+    assert StatCache(initialised / ".pvc" / "index").tree is None
+    monkeypatch.chdir(initialised)
+    assert entry._untouched_status(["status"]) is None
+    assert cli("status").code == 0  # the full path: re-hashes README, then records the tree
+    assert StatCache(initialised / ".pvc" / "index").tree is not None
+    assert entry._untouched_status(["status"]) == 0
+
+
+def test_without_the_c_walk_everything_still_works(committed, cli, monkeypatch):
+    monkeypatch.setattr(scan_module, "_walk", None)
+    monkeypatch.setattr(worktree_module, "NATIVE_WALK", False)
+    assert native_stat_records(committed, Ignore([])) is None
+    assert cli("status", "--json", cwd=committed).json()["clean"] is True
+    assert cli("commit", "--json").json()["created"] is False
+    (committed / "README.md").write_text("changed")
+    assert cli("status", "--json").json()["files"]["modified"] == ["README.md"]
+
+
+def test_lost_index_rewrites_the_tree_record(committed, cli, monkeypatch):
+    """A cache from an older pvc (or a deleted one) is rebuilt, tree record included, by the next status."""
+    (committed / ".pvc" / "index").unlink()
+    monkeypatch.chdir(committed)
+    assert entry._untouched_status(["status"]) is None
+    assert cli("status").code == 0
+    assert entry._untouched_status(["status"]) == 0
+
+
+def test_damaged_tree_record_is_ignored(committed, cli, monkeypatch):
+    index = committed / ".pvc" / "index"
+    data = bytearray(index.read_bytes())
+    data[5:25] = b"\xff" * 20  # inside the head
+    index.write_bytes(bytes(data))
+    monkeypatch.chdir(committed)
+    assert entry._untouched_status(["status"]) is None
+    assert cli("status", "--json").json()["clean"] is True
+
+
+def test_untouched_commit_reads_nothing(committed, cli, monkeypatch):
+    monkeypatch.setattr(worktree_module, "scan", lambda *a: pytest.fail("the Python scan ran"))
+    doc = cli("commit", "--json", cwd=committed).json()
+    assert doc["created"] is False and doc["files_hashed"] == 0
+
+
+def test_sample_project_of_many_files(tmp_path):
+    root = make_image_project(tmp_path / "many", items=300, datasets=3, seed=2)
+    assert _native(root) == _python_records(root)
