@@ -1,5 +1,3 @@
-import sys
+from pvc.entry import run
 
-from pvc.entry import main
-
-sys.exit(main())
+run()

@@ -1,28 +1,41 @@
 """The `pvc` command's entry point.
 
-`pvc status` on a project nobody touched since its latest version is answered here, from the stat cache
-and the C walk (pvc/core/fastpath.py), before typer, rich and the store are imported: that import
-alone costs more than the walk. Everything else, and every status with something to report or
-anything unusual, goes to the full command line in pvc/cli.py.
+`pvc status` on a project nobody touched since its latest version is answered here, from the stat cache's
+tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are imported: loading
+them costs more than the walk. Everything else, and every status with something to report or anything
+unusual, goes to the full command line in pvc/cli.py, which gives the same answer, only later.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+
+def run() -> None:
+    """The console script: `main`, then exit. After an answer given here, the interpreter's teardown (which
+    costs as much as the answer) is skipped: output is flushed, and nothing else is pending."""
+    code, answered = _main(sys.argv[1:])
+    if answered:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    return _main(sys.argv[1:] if argv is None else argv)[0]
+
+
+def _main(args: list[str]) -> tuple[int, bool]:
     answered = _untouched_status(args)
     if answered is not None:
-        return answered
+        return answered, True
     from pvc.cli import main as cli_main
 
-    return cli_main(args)
+    return cli_main(args), False
 
 
 def _untouched_status(args: list[str]) -> int | None:
@@ -42,10 +55,12 @@ def _untouched_status(args: list[str]) -> int | None:
             return None  # --help, unknown options: the full command line answers
     from pvc.core.fastpath import clean_status
 
-    report = clean_status(Path(project))
+    report = clean_status(project)
     if report is None:
         return None
     if json_out:  # as pvc.output.emit_json writes it
+        import json
+
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2, default=str) + "\n")
     else:  # as pvc.output.render_changes writes a clean report
         sys.stdout.write(f"nothing to commit: working tree matches v{report['from']}\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,9 @@ import pvc.core.worktree as worktree_module
 from pvc import cli as full_cli
 from pvc import entry
 from pvc.core import fastpath
-from pvc.project import scan as scan_module
-from pvc.project.scan import Ignore, native_stat_records, scan, stat_records
+from pvc.project import walk as walk_module
+from pvc.project.scan import scan
+from pvc.project.walk import Ignore, native_stat_records, stat_records
 from pvc.sample import make_image_project
 from pvc.store.statcache import StatCache
 
@@ -47,7 +50,7 @@ def committed(initialised, cli):
 def test_the_c_walk_is_built():
     """`make` builds pvc/_walk.c (gcc and the Python headers are on every machine pvc is set up on): without
     it pvc is correct but `status` loses its speed, so a failed build must show up here."""
-    assert scan_module.NATIVE_WALK
+    assert walk_module.NATIVE_WALK
 
 
 def test_c_walk_gives_the_python_scans_bytes(project):
@@ -202,7 +205,7 @@ def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
 
 
 def test_without_the_c_walk_everything_still_works(committed, cli, monkeypatch):
-    monkeypatch.setattr(scan_module, "_walk", None)
+    monkeypatch.setattr(walk_module, "_walk", None)
     monkeypatch.setattr(worktree_module, "NATIVE_WALK", False)
     assert native_stat_records(committed, Ignore([])) is None
     assert cli("status", "--json", cwd=committed).json()["clean"] is True
@@ -239,3 +242,32 @@ def test_untouched_commit_reads_nothing(committed, cli, monkeypatch):
 def test_sample_project_of_many_files(tmp_path):
     root = make_image_project(tmp_path / "many", items=300, datasets=3, seed=2)
     assert _native(root) == _python_records(root)
+
+
+def _run_pvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pvc", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_console_entry_point_exit_codes(committed):
+    """`python -m pvc` runs what the `pvc` script runs (pvc.entry.run): answered here or by the CLI."""
+    done = _run_pvc(["status", "--json"], committed)
+    assert done.returncode == 0 and json.loads(done.stdout)["clean"] is True and done.stderr == ""
+    (committed / "README.md").write_text("changed")
+    done = _run_pvc(["status", "--json"], committed)
+    assert done.returncode == 0 and json.loads(done.stdout)["files"]["modified"] == ["README.md"]
+    done = _run_pvc(["no-such-command"], committed)
+    assert done.returncode == 1 and "no-such-command" in done.stderr
+
+
+HEAVY = ("typer", "rich", "click", "pvc.cli", "pvc.api", "pvc.store.store", "pvc.store.packs", "zstandard", "PIL",
+         "numpy", "av", "pydicom", "nibabel")
+
+
+def test_untouched_status_loads_nothing_heavy(committed):
+    """The point of answering in pvc.entry: none of the CLI, the object store or the media readers is imported."""
+    code = ("import sys; from pvc import entry; code = entry._untouched_status(['status']); "
+            "print(code, file=sys.stderr); print('\\n'.join(sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=committed, capture_output=True, text=True, timeout=120)
+    first, *modules = done.stderr.splitlines()
+    assert first == "0" and done.stdout.startswith("nothing to commit")
+    assert not set(HEAVY) & set(modules), set(HEAVY) & set(modules)

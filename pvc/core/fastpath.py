@@ -1,22 +1,30 @@
 """Recognising an untouched project from one stat per file, without reading or building anything.
 
-The stat cache remembers the manifest a full scan produced and the digest of that scan's stat records
-(`.pvc/index.tree`, recorded only when no file was racy). A new scan with the same digest saw the
-same files with the same size, mtime, inode and ctime, so the project is still that manifest. The C walk
-(pvc/_walk.c) makes this scan several times faster than the Python one; `clean_status` answers
-`pvc status` on an untouched project from it, importing nothing of the store or the media readers.
+The stat cache's head (the tree record) holds the digest of a settled scan's stat records and the manifest
+that scan's project produced. A new scan with the same digest saw the same files with the same size, mtime,
+inode and ctime, so the project is still that manifest. The C walk (pvc/_walk.c) makes that scan several
+times faster than the Python one.
+
+`clean_status` answers `pvc status` on an untouched project for pvc/entry.py. It starts the C walk in a
+thread (the walk runs without the GIL) and only then imports the store's modules and reads the refs and the
+tree record, so that importing and walking overlap. This module itself imports nothing heavy.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 from pvc.core.report import clean_report
 from pvc.errors import PvcError
-from pvc.project.scan import Ignore, native_stat_records, tree_digest
-from pvc.store.repository import Repository
-from pvc.store.statcache import StatCache
+from pvc.project.walk import Ignore, native_stat_records, tree_digest
+from pvc.store.location import find_project_root
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pvc.store.repository import Repository
+    from pvc.store.statcache import StatCache
 
 __all__ = ["MANIFEST_FORMAT", "capture_settings", "untouched", "clean_status"]
 
@@ -29,27 +37,64 @@ def capture_settings(repo: Repository, allow_invalid: bool) -> dict[str, Any]:
             "allow_invalid": allow_invalid, "format": MANIFEST_FORMAT}
 
 
-def untouched(repo: Repository, cache: StatCache, expect: bytes, settings: dict[str, Any]) -> bool:
-    """True when the C walk proves the project is still `expect`; False means "scan in Python and see"."""
+def untouched(repo: Repository, cache: StatCache, expect: bytes, settings: dict[str, Any],
+              walk: Callable[[], bytes | None] | None = None) -> bool:
+    """True when the C walk proves the project is still `expect`; False means "scan in Python and see".
+    `walk`: where the walk's records come from when the caller started it already."""
     if not cache.may_vouch_for(expect, settings):
         return False
-    root = repo.project_root
-    records = native_stat_records(root, Ignore.load(root))
+    if walk is None:
+        root = repo.project_root
+        records = native_stat_records(root, Ignore.load(root))
+    else:
+        records = walk()
     return records is not None and cache.vouches_for(expect, settings, tree_digest(records))
 
 
-def clean_status(start: Path) -> dict | None:
+class _Walk(threading.Thread):
+    """The C walk of `root`, in the background; `records()` waits for it (None: it declined or failed)."""
+
+    def __init__(self, root: str, ignore: Ignore) -> None:
+        super().__init__(daemon=True)
+        self._args, self._records = (root, ignore), None
+
+    def run(self) -> None:
+        try:
+            self._records = native_stat_records(*self._args)
+        except Exception:  # the full status will meet the same problem and report it
+            self._records = None
+
+    def records(self) -> bytes | None:
+        self.join()
+        return self._records
+
+
+def clean_status(start: str) -> dict | None:
     """The `status` report when the project is provably the latest version; None in every other case
     (changes, no version yet, no C walk, anything odd), and then the full status runs and explains."""
+    root = find_project_root(start)
+    if root is None:
+        return None
     try:
-        repo = Repository.discover(start)
+        walk = _Walk(root, Ignore.load(root))
+    except PvcError:  # unreadable .pvcignore
+        return None
+    walk.start()
+    try:
+        from pathlib import Path
+
+        from pvc.store.repository import Repository
+
+        repo = Repository(Path(root))
         versions = repo.versions()
         if not versions:
             return None
         latest = versions[-1]
         cache = repo.stat_cache()
-        if not untouched(repo, cache, bytes.fromhex(latest.manifest), capture_settings(repo, False)):
+        if not untouched(repo, cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records):
             return None
     except (PvcError, OSError, ValueError):
         return None
+    finally:
+        walk.join()
     return clean_report(latest.number, "working", cache.classes)

@@ -19,7 +19,8 @@ from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item, Layout, add_dicom_series, classify
 from pvc.core.fastpath import MANIFEST_FORMAT, capture_settings, untouched
-from pvc.project.scan import NATIVE_WALK, FileInfo, Ignore, scan, stat_records, tree_digest
+from pvc.project.scan import FileInfo, Ignore, scan
+from pvc.project.walk import NATIVE_WALK, stat_records, tree_digest
 from pvc.store.objects import encode, hash_bytes
 from pvc.store.pages import build_pages
 from pvc.store.repository import Repository

@@ -4,36 +4,20 @@ Symlinks to regular files are followed (versioned by content, restored as regula
 directory, a broken link, a FIFO, socket or device, or a name that is not valid UTF-8 stops the walk with
 `BadInput` naming the path, unless `.pvcignore` excludes it.
 
-`stat_records` encodes a scan as bytes (each file's path, size, mtime, inode and ctime, sorted by path) and
-`native_stat_records` produces the same bytes from the C walk in pvc/_walk.c, several times faster; their
-digest (`tree_digest`) is how `status` and `commit` recognise a tree that nobody touched.
+The ignore rules, and the same walk in C for the stat-only paths, are in pvc/project/walk.py.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import blake3
-
 from pvc.errors import BadInput
+from pvc.project.walk import ALWAYS_IGNORED, IGNORE_FILE, Ignore
 
-try:  # built from pvc/_walk.c at install; without it (no compiler) the Python scan does all the work
-    from pvc import _walk
-except ImportError:  # pragma: no cover - depends on the install
-    _walk = None
-NATIVE_WALK = _walk is not None
-
-__all__ = ["NATIVE_WALK", "FileInfo", "Ignore", "scan", "IGNORE_FILE", "stat_records", "native_stat_records", "tree_digest"]
-
-IGNORE_FILE = ".pvcignore"
-# At the project root: the store, what a killed `pvc init` may leave, and other tools' repositories
-# (a project kept in git next to pvc must not version git's object store).
-ALWAYS_IGNORED = (".pvc", ".pvc.init-tmp", ".git", ".hg", ".svn", ".dvc")
+__all__ = ["FileInfo", "Ignore", "scan", "IGNORE_FILE"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,36 +35,6 @@ class FileInfo:
     @property
     def path(self) -> Path:
         return Path(self.abspath)
-
-
-class Ignore:
-    """`.pvcignore` patterns, one a line: `name` matches a file or folder name anywhere, `a/b*` matches
-    a path from the project root, a trailing `/` matches folders only, `#` starts a comment."""
-
-    def __init__(self, patterns: list[str]) -> None:
-        self.patterns = [p for p in (line.strip() for line in patterns) if p and not p.startswith("#")]
-
-    @classmethod
-    def load(cls, root: Path) -> Ignore:
-        path = root / IGNORE_FILE
-        try:
-            return cls(path.read_text(encoding="utf-8").splitlines())
-        except FileNotFoundError:
-            return cls([])
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(path, f"unreadable ({exc.__class__.__name__})") from None
-
-    def matches(self, relpath: str, is_dir: bool) -> bool:
-        name = relpath.rsplit("/", 1)[-1]
-        for pattern in self.patterns:
-            dir_only = pattern.endswith("/")
-            pat = pattern.rstrip("/")
-            if dir_only and not is_dir:
-                continue
-            target = relpath if "/" in pat else name
-            if fnmatch.fnmatchcase(target, pat.lstrip("/")):
-                return True
-        return False
 
 
 def scan(root: Path, ignore: Ignore | None = None) -> list[FileInfo]:
@@ -154,31 +108,3 @@ def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
 def _file_info(rel: str, path: str, st: os.stat_result) -> FileInfo:
     return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111))
 
-
-_RECORD = struct.Struct("<QqQq")  # size, mtime_ns, inode, ctime_ns: the layout pvc/_walk.c writes
-
-
-def stat_records(files: list[FileInfo]) -> bytes:
-    """The scan as bytes: per file, sorted by path, `path NUL` and four little-endian 64-bit integers."""
-    pack = _RECORD.pack
-    return b"".join(f.relpath.encode() + b"\0" + pack(f.size, f.mtime_ns, f.ino, f.ctime_ns)
-                    for f in sorted(files, key=lambda f: f.relpath))
-
-
-def native_stat_records(root: Path, ignore: Ignore) -> bytes | None:
-    """`stat_records(scan(root, ignore))` from the C walk, or None when it cannot stand in for `scan`:
-    not built, a `.pvcignore` pattern with `[` (fnmatch's sets are not reimplemented in C), or a tree
-    holding something `scan` reports or follows specially (then `scan` runs and says what)."""
-    if _walk is None:
-        return None
-    patterns = []
-    for pattern in ignore.patterns:
-        if "[" in pattern:
-            return None
-        pat = pattern.rstrip("/")
-        patterns.append((pat.lstrip("/").encode(), pattern.endswith("/"), "/" in pat))
-    return _walk.walk(os.fsencode(root), tuple(n.encode() for n in ALWAYS_IGNORED), tuple(patterns))
-
-
-def tree_digest(records: bytes) -> bytes:
-    return blake3.blake3(records).digest()

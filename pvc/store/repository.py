@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, NotAProject, UsageError
 from pvc.store.atomic import atomic_write, fsync_dir
+from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import VersionRecord, read_versions, write_versions
 from pvc.store.statcache import StatCache
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
 
-STORE_DIR = ".pvc"
 STORE_FORMAT = 1
 _DEFAULT_CONFIG = {"format": STORE_FORMAT, "chunk_threshold": 8 << 20, "pack_size": 16 << 20}
 
@@ -63,11 +63,10 @@ class Repository:
     @classmethod
     def discover(cls, start: Path) -> Repository:
         """The repository of `start` or of its nearest parent that has `.pvc/`, as git does."""
-        start = start.resolve()
-        for candidate in (start, *start.parents):
-            if (candidate / STORE_DIR).is_dir():
-                return cls(candidate)
-        raise NotAProject(f"{start}: not a pvc project (no {STORE_DIR}/ here or above; run `pvc init`)")
+        root = find_project_root(start)
+        if root is None:
+            raise NotAProject(f"{start.resolve()}: not a pvc project (no {STORE_DIR}/ here or above; run `pvc init`)")
+        return cls(Path(root))
 
     def _read_config(self) -> dict:
         path = self.dir / "config"
