@@ -10,6 +10,7 @@ from conftest import tree_bytes
 from PIL import Image
 
 import pvc
+from pvc.core import diff as diff_module
 from pvc.core.snapshot import Snapshot
 from pvc.sample import make_image_project
 from pvc.store.store import ObjectStore
@@ -56,6 +57,27 @@ def test_edit_one_polygon(committed, cli):
     assert item["changed"] == ["annotation"]
     assert item["objects"] == {"added": 0, "removed": 0, "changed": 1}
     assert report["items"]["added"] == [] and report["items"]["removed"] == []
+
+
+def test_many_edited_annotations_are_read_in_parallel_with_the_same_result(committed, cli, monkeypatch):
+    """Past a few changed annotations both sides are fetched in parallel first; the report is the same."""
+    edited = []
+    for ann in sorted(committed.rglob("ann/*.json")):
+        doc = json.loads(ann.read_text())
+        if doc["objects"]:
+            doc["objects"].pop()
+            ann.write_text(json.dumps(doc))
+            edited.append(ann.name[: -len(".json")])
+    assert len(edited) >= 8
+    fetched = []
+    real = diff_module._prefetch_annotations
+    monkeypatch.setattr(diff_module, "_prefetch_annotations", lambda *a: fetched.append(real(*a)) or fetched[-1])
+    parallel = cli("status", "--json").json()
+    assert sum(len(f) for f in fetched) == 2 * len(edited)  # old and new side of each
+    assert sorted(m["item"] for m in parallel["items"]["modified"]) == sorted(edited)
+    assert all(m["objects"] == {"added": 0, "removed": 1, "changed": 0} for m in parallel["items"]["modified"])
+    monkeypatch.setattr(diff_module, "_prefetch_annotations", lambda *a: {})
+    assert cli("status", "--json").json() == parallel
 
 
 def test_add_object_of_a_new_class(committed, cli):
