@@ -86,7 +86,7 @@ def commit(
                   f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
                   f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
     else:
-        out.print(f"Nothing changed: version {result.number} ({result.manifest[:12]}) is the latest")
+        out.print(result.unchanged_line())
 
 
 def _read_description(path: Path) -> dict:

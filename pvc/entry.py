@@ -1,9 +1,10 @@
 """The `pvc` command's entry point.
 
-`pvc status` on a project nobody touched since its latest version is answered here, from the stat cache's
-tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are imported: loading
-them costs more than the walk. Everything else, and every status with something to report or anything
-unusual, goes to the full command line in pvc/cli.py, which gives the same answer, only later.
+`pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
+the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
+imported: loading them costs more than the walk. Everything else, and every status or commit with something
+to report or anything unusual, goes to the full command line in pvc/cli.py, which gives the same answer,
+only later.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> tuple[int, bool]:
-    answered = _untouched_status(args)
+    answered = _answer_untouched(args)
     if answered is not None:
         return answered, True
     from pvc.cli import main as cli_main
@@ -38,31 +39,65 @@ def _main(args: list[str]) -> tuple[int, bool]:
     return cli_main(args), False
 
 
-def _untouched_status(args: list[str]) -> int | None:
-    """0 after printing what `pvc status [--json] [-C DIR]` prints for a clean project, else None."""
-    if not args or args[0] != "status":
-        return None
-    json_out, project, rest = False, ".", args[1:]
+# The options each answered command accepts (with a value, or a flag); any other sends it to the CLI.
+_VALUED = {
+    "status": {"-C": "project", "--project": "project"},
+    "commit": {"-C": "project", "--project": "project", "-m": "message", "--message": "message",
+               "--description": "description", "--author": "author", "--lock-timeout": "lock_timeout"},
+}
+
+
+def _options(args: list[str]) -> dict[str, str] | None:
+    """`args` after the command as {name: value} (`--json` as a flag), or None for anything unexpected."""
+    command, rest, found = args[0], list(args[1:]), {}
     while rest:
         arg = rest.pop(0)
         if arg == "--json":
-            json_out = True
-        elif arg in ("-C", "--project") and rest:
-            project = rest.pop(0)
-        elif arg.startswith("--project="):
-            project = arg.split("=", 1)[1]
-        else:
-            return None  # --help, unknown options: the full command line answers
-    from pvc.core.fastpath import clean_status
+            found["json"] = "1"
+            continue
+        name, eq, value = arg.partition("=")
+        key = _VALUED[command].get(name) if name.startswith("--") or not eq else None
+        if key is None or key in found:
+            return None  # --help, --description-json, --allow-invalid, unknown or repeated options
+        if not eq:
+            if not rest or rest[0].startswith("-"):
+                return None  # left to the CLI's own parsing
+            value = rest.pop(0)
+        found[key] = value
+    return found
 
-    report = clean_status(project)
-    if report is None:
+
+def _answer_untouched(args: list[str]) -> int | None:
+    """0 after printing what `pvc status` / `pvc commit` print on an untouched project, else None."""
+    if not args or args[0] not in _VALUED:
         return None
-    if json_out:  # as pvc.output.emit_json writes it
+    options = _options(args)
+    if options is None:
+        return None
+    project = options.get("project", ".")
+    if args[0] == "status":
+        from pvc.core.fastpath import clean_status
+
+        report = clean_status(project)
+        if report is None:
+            return None
+        doc, line = report, f"nothing to commit: working tree matches v{report['from']}"  # as render_changes
+    else:
+        try:
+            float(options.get("lock_timeout", "0"))
+        except ValueError:
+            return None  # the CLI's usage error
+        from pvc.core.fastpath import unchanged_commit
+
+        result = unchanged_commit(project)
+        if result is None:
+            return None
+        doc, line = result.to_json(), result.unchanged_line()
+    if "json" in options:  # as pvc.output.emit_json writes it
         import json
 
-        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2, default=str) + "\n")
-    else:  # as pvc.output.render_changes writes a clean report
-        sys.stdout.write(f"nothing to commit: working tree matches v{report['from']}\n")
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(line + "\n")
     sys.stdout.flush()
     return 0

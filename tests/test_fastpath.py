@@ -135,7 +135,7 @@ def test_commit_records_the_tree_and_status_is_answered_without_the_cli(committe
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"]])
 def test_answered_status_prints_what_the_full_status_prints(committed, capsys, monkeypatch, args):
     monkeypatch.chdir(committed)
-    assert entry._untouched_status(args) == 0
+    assert entry._answer_untouched(args) == 0
     fast = capsys.readouterr().out
     monkeypatch.setattr(fastpath, "untouched", lambda *a: False)  # the full path, the Python scan
     assert full_cli.main(args) == 0
@@ -147,15 +147,15 @@ def test_answered_status_prints_what_the_full_status_prints(committed, capsys, m
 
 def test_project_option_and_other_directories(committed, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert entry._untouched_status(["status", "-C", str(committed)]) == 0
-    assert entry._untouched_status(["status", f"--project={committed}", "--json"]) == 0
+    assert entry._answer_untouched(["status", "-C", str(committed)]) == 0
+    assert entry._answer_untouched(["status", f"--project={committed}", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["clean"] is True
     monkeypatch.chdir(committed / "train")  # a folder inside the project, as with git
-    assert entry._untouched_status(["status"]) == 0
-    assert entry._untouched_status(["status", "--help"]) is None
-    assert entry._untouched_status(["status", "--verbose"]) is None
+    assert entry._answer_untouched(["status"]) == 0
+    assert entry._answer_untouched(["status", "--help"]) is None
+    assert entry._answer_untouched(["status", "--verbose"]) is None
     monkeypatch.chdir(tmp_path)
-    assert entry._untouched_status(["status"]) is None  # not a project: the full path says so
+    assert entry._answer_untouched(["status"]) is None  # not a project: the full path says so
 
 
 @pytest.mark.parametrize("change", ["touch", "edit", "add", "remove", "config"])
@@ -173,7 +173,7 @@ def test_any_change_sends_status_to_the_full_path(committed, cli, change, monkey
         config = committed / ".pvc" / "config"
         config.write_text(json.dumps({**json.loads(config.read_text()), "chunk_threshold": 1 << 20}))
     monkeypatch.chdir(committed)
-    assert entry._untouched_status(["status"]) is None
+    assert entry._answer_untouched(["status"]) is None
     clean = cli("status", "--json").json()["clean"]
     assert clean is (change in ("touch", "config"))  # mtime alone, or a setting: content is the same
 
@@ -185,7 +185,7 @@ def test_ignored_files_do_not_leave_the_stat_only_path(initialised, cli, monkeyp
     (initialised / "scratch" / "run.txt").write_text("ignored")
     (initialised / "train" / "debug.log").write_text("ignored")
     monkeypatch.chdir(initialised)
-    assert entry._untouched_status(["status"]) == 0
+    assert entry._answer_untouched(["status"]) == 0
 
 
 def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
@@ -198,10 +198,10 @@ def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
     monkeypatch.undo()
     assert StatCache(initialised / ".pvc" / "index").tree is None
     monkeypatch.chdir(initialised)
-    assert entry._untouched_status(["status"]) is None
+    assert entry._answer_untouched(["status"]) is None
     assert cli("status").code == 0  # the full path: re-hashes README, then records the tree
     assert StatCache(initialised / ".pvc" / "index").tree is not None
-    assert entry._untouched_status(["status"]) == 0
+    assert entry._answer_untouched(["status"]) == 0
 
 
 def test_without_the_c_walk_everything_still_works(committed, cli, monkeypatch):
@@ -218,9 +218,9 @@ def test_lost_index_rewrites_the_tree_record(committed, cli, monkeypatch):
     """A cache from an older pvc (or a deleted one) is rebuilt, tree record included, by the next status."""
     (committed / ".pvc" / "index").unlink()
     monkeypatch.chdir(committed)
-    assert entry._untouched_status(["status"]) is None
+    assert entry._answer_untouched(["status"]) is None
     assert cli("status").code == 0
-    assert entry._untouched_status(["status"]) == 0
+    assert entry._answer_untouched(["status"]) == 0
 
 
 def test_damaged_tree_record_is_ignored(committed, cli, monkeypatch):
@@ -229,7 +229,7 @@ def test_damaged_tree_record_is_ignored(committed, cli, monkeypatch):
     data[5:25] = b"\xff" * 20  # inside the head
     index.write_bytes(bytes(data))
     monkeypatch.chdir(committed)
-    assert entry._untouched_status(["status"]) is None
+    assert entry._answer_untouched(["status"]) is None
     assert cli("status", "--json").json()["clean"] is True
 
 
@@ -263,11 +263,44 @@ HEAVY = ("typer", "rich", "click", "pvc.cli", "pvc.api", "pvc.store.store", "pvc
          "numpy", "av", "pydicom", "nibabel")
 
 
-def test_untouched_status_loads_nothing_heavy(committed):
+@pytest.mark.parametrize("command, says", [("status", "nothing to commit"), ("commit", "Nothing changed")])
+def test_untouched_answers_load_nothing_heavy(committed, command, says):
     """The point of answering in pvc.entry: none of the CLI, the object store or the media readers is imported."""
-    code = ("import sys; from pvc import entry; code = entry._untouched_status(['status']); "
+    code = (f"import sys; from pvc import entry; code = entry._answer_untouched(['{command}']); "
             "print(code, file=sys.stderr); print('\\n'.join(sys.modules), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], cwd=committed, capture_output=True, text=True, timeout=120)
     first, *modules = done.stderr.splitlines()
-    assert first == "0" and done.stdout.startswith("nothing to commit")
+    assert first == "0" and done.stdout.startswith(says)
     assert not set(HEAVY) & set(modules), set(HEAVY) & set(modules)
+
+
+@pytest.mark.parametrize("args", [["commit"], ["commit", "--json"], ["commit", "-m", "again", "--json"],
+                                  ["commit", "--message=again", "--author", "me", "--lock-timeout", "5"]])
+def test_answered_commit_prints_what_the_full_commit_prints(committed, capsys, monkeypatch, args):
+    monkeypatch.chdir(committed)
+    before = (committed / ".pvc" / "versions").read_bytes()
+    assert entry._answer_untouched(args) == 0
+    fast = capsys.readouterr().out
+    monkeypatch.setattr(fastpath, "untouched", lambda *a: False)  # the full path, under the lock
+    assert full_cli.main(args) == 0
+    assert capsys.readouterr().out == fast
+    assert (committed / ".pvc" / "versions").read_bytes() == before
+    if "--json" in args:
+        assert json.loads(fast) == {"version": 1, "created": False, "manifest": json.loads(fast)["manifest"],
+                                    "files_hashed": 0, "bytes_hashed": 0}
+
+
+@pytest.mark.parametrize("args", [["commit", "--description-json", "d.json"], ["commit", "--allow-invalid"],
+                                  ["commit", "-m"], ["commit", "-m", "--json"], ["commit", "-m=x"],
+                                  ["commit", "--lock-timeout", "soon"], ["commit", "-m", "a", "-m", "b"],
+                                  ["commit", "--help"]])
+def test_commit_options_the_entry_point_leaves_to_the_cli(committed, monkeypatch, args):
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(args) is None
+
+
+def test_changed_project_commits_through_the_cli(committed, cli, monkeypatch):
+    (committed / "README.md").write_text("changed")
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(["commit", "--json"]) is None
+    assert cli("commit", "--json").json()["created"] is True

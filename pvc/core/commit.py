@@ -10,10 +10,9 @@ from __future__ import annotations
 import getpass
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from pvc.core.report import CommitResult
 from pvc.core.worktree import capture
 from pvc.store.objects import hex_id
 from pvc.store.refs import VersionRecord
@@ -22,26 +21,6 @@ from pvc.store.repository import Repository
 __all__ = ["CommitResult", "commit", "Progress"]
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    version: VersionRecord
-    created: bool
-    files_hashed: int
-    bytes_hashed: int
-
-    @property
-    def number(self) -> int:
-        return self.version.number
-
-    @property
-    def manifest(self) -> str:
-        return self.version.manifest
-
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.number, "created": self.created, "manifest": self.manifest,
-                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed}
 
 
 def default_author() -> str:

@@ -5,9 +5,10 @@ that scan's project produced. A new scan with the same digest saw the same files
 inode and ctime, so the project is still that manifest. The C walk (pvc/_walk.c) makes that scan several
 times faster than the Python one.
 
-`clean_status` answers `pvc status` on an untouched project for pvc/entry.py. It starts the C walk in a
-thread (the walk runs without the GIL) and only then imports the store's modules and reads the refs and the
-tree record, so that importing and walking overlap. This module itself imports nothing heavy.
+`clean_status` and `unchanged_commit` answer `pvc status` and `pvc commit` on an untouched project for
+pvc/entry.py. They start the C walk in a thread (the walk runs without the GIL) and only then import the
+store's modules and read the refs and the tree record, so that importing and walking overlap. This module
+itself imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pvc.core.report import clean_report
 from pvc.errors import PvcError
 from pvc.project.walk import Ignore, native_stat_records, tree_digest
 from pvc.store.location import find_project_root
@@ -23,10 +23,12 @@ from pvc.store.location import find_project_root
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pvc.core.report import CommitResult
+    from pvc.store.refs import VersionRecord
     from pvc.store.repository import Repository
     from pvc.store.statcache import StatCache
 
-__all__ = ["MANIFEST_FORMAT", "capture_settings", "untouched", "clean_status"]
+__all__ = ["MANIFEST_FORMAT", "capture_settings", "untouched", "clean_status", "unchanged_commit"]
 
 MANIFEST_FORMAT = 1
 
@@ -69,9 +71,8 @@ class _Walk(threading.Thread):
         return self._records
 
 
-def clean_status(start: str) -> dict | None:
-    """The `status` report when the project is provably the latest version; None in every other case
-    (changes, no version yet, no C walk, anything odd), and then the full status runs and explains."""
+def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
+    """The latest version and the stat cache, when the project is provably that version; else None."""
     root = find_project_root(start)
     if root is None:
         return None
@@ -97,4 +98,27 @@ def clean_status(start: str) -> dict | None:
         return None
     finally:
         walk.join()
+    return latest, cache
+
+
+def clean_status(start: str) -> dict | None:
+    """The `status` report when the project is provably the latest version; None in every other case
+    (changes, no version yet, no C walk, anything odd), and then the full status runs and explains."""
+    found = _untouched_latest(start)
+    if found is None:
+        return None
+    from pvc.core.report import clean_report
+
+    latest, cache = found
     return clean_report(latest.number, "working", cache.classes)
+
+
+def unchanged_commit(start: str) -> CommitResult | None:
+    """What `pvc commit` returns when the project is provably the latest version (nothing written, no
+    lock needed: it changes nothing); None in every other case, and then the full commit runs."""
+    found = _untouched_latest(start)
+    if found is None:
+        return None
+    from pvc.core.report import CommitResult
+
+    return CommitResult(found[0], False, 0, 0)

@@ -1,10 +1,38 @@
-"""The status/diff report document (the JSON contract in docs/cli.md), built in one place."""
+"""What status, diff and commit report (the JSON contract in docs/cli.md), built in one place: the full
+commands and the answers pvc/entry.py gives on an untouched project use the same definitions."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["change_report", "clean_report", "no_meta_changes", "class_table"]
+from pvc.store.refs import VersionRecord
+
+__all__ = ["change_report", "clean_report", "no_meta_changes", "class_table", "CommitResult"]
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    version: VersionRecord
+    created: bool
+    files_hashed: int
+    bytes_hashed: int
+
+    @property
+    def number(self) -> int:
+        return self.version.number
+
+    @property
+    def manifest(self) -> str:
+        return self.version.manifest
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.number, "created": self.created, "manifest": self.manifest,
+                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed}
+
+    def unchanged_line(self) -> str:
+        """What `pvc commit` says when the project is the latest version."""
+        return f"Nothing changed: version {self.number} ({self.manifest[:12]}) is the latest"
 
 
 def no_meta_changes() -> dict[str, list]:
