@@ -304,3 +304,15 @@ def test_changed_project_commits_through_the_cli(committed, cli, monkeypatch):
     monkeypatch.chdir(committed)
     assert entry._answer_untouched(["commit", "--json"]) is None
     assert cli("commit", "--json").json()["created"] is True
+
+
+def test_status_that_learned_nothing_does_not_rewrite_the_cache(committed, cli):
+    """Deleting an item adds no content: once the cache says so, a status leaves the 10 MB-at-50k file alone."""
+    for path in sorted(committed.glob("train/img/*"))[:1] + sorted(committed.glob("train/ann/*"))[:1]:
+        path.unlink()
+    index = committed / ".pvc" / "index"
+    first = cli("status", "--json", cwd=committed).json()
+    written = index.stat().st_mtime_ns, index.stat().st_ino
+    again = cli("status", "--json").json()
+    assert again == first and not again["clean"]
+    assert (index.stat().st_mtime_ns, index.stat().st_ino) == written

@@ -71,6 +71,8 @@ class Capture:
             if self._files is not None and self._classes is not None:
                 self._cache.save_tree(tree_digest(stat_records(files)), self.manifest_id, self._settings, self._classes)
             return
+        if self.files_hashed == 0 and self._cache.holds(self._entries, self.manifest_id, self._settings):
+            return  # every entry came from the cache, which already says all this (a 10 MB write spared)
         settled = all(f.mtime_ns < self._scan_started for f in files)
         tree = tree_digest(stat_records(files)) if settled else None
         self._cache.save(self._entries, self._scan_started, self._derived, self.manifest_id, self._settings,

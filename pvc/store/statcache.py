@@ -157,6 +157,12 @@ class StatCache:
         """True when a scan whose stat records have digest `tree` saw the project that produced `manifest`."""
         return tree is not None and tree == self.tree and self.may_vouch_for(manifest, settings)
 
+    def holds(self, entries: dict[str, CacheEntry], manifest: bytes, settings: Any) -> bool:
+        """True when saving `entries` (all taken from this cache) with `manifest` would say what it says."""
+        stats = self._stats
+        return (manifest == self.manifest and settings == self.settings and len(entries) == len(stats)
+                and all(p in stats for p in entries))
+
     def unchanged(self, files: list, settings: Any) -> bool:
         """True when the project is exactly the files these entries describe, none touched since:
         then it is the manifest recorded with them, and nothing needs reading. `files` have
