@@ -81,7 +81,14 @@ class PackIndex:
             raise CorruptObject(f"index {name}: fanout table is inconsistent (`pvc repair index` rebuilds it from the packs)")
 
     def lookup(self, oid: bytes) -> Location | None:
-        """Binary search inside the fanout bucket of `oid`'s first byte."""
+        at = self._find(oid)
+        return None if at is None else self._location(at)
+
+    def __contains__(self, oid: bytes) -> bool:
+        return self._find(oid) is not None
+
+    def _find(self, oid: bytes) -> int | None:
+        """Where `oid`'s entry starts: binary search inside the fanout bucket of its first byte."""
         first = oid[0]
         lo = self._fanout[first - 1] if first else 0
         hi = self._fanout[first]
@@ -95,7 +102,7 @@ class PackIndex:
             elif key > oid:
                 hi = mid
             else:
-                return self._location(at)
+                return at
         return None
 
     def _location(self, at: int) -> Location:

@@ -57,7 +57,7 @@ class ObjectStore:
     # -- reading ---------------------------------------------------------------------------------
 
     def has(self, oid: bytes) -> bool:
-        return oid in self._pending or self.locate(oid) is not None
+        return oid in self._pending or any(oid in idx for idx in self._indexes)
 
     def locate(self, oid: bytes) -> Location | None:
         for idx in self._indexes:
