@@ -438,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(message: str, code: int, kind: str, args: list[str]) -> int:
     output.err.print(f"pvc: error: {message}", markup=False, highlight=False)
     if "--json" in args:
-        emit_json({"error": {"type": kind, "message": message, "exit_code": code}})
+        try:
+            emit_json({"error": {"type": kind, "message": message, "exit_code": code}})
+        except OSError:  # stdout is what failed (a closed pipe): stderr has said it
+            pass
     return code
 
 

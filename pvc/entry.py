@@ -20,8 +20,11 @@ def run() -> None:
     costs as much as the answer) is skipped: output is flushed, and nothing else is pending."""
     code, answered = _main(sys.argv[1:])
     if answered:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:  # a closed pipe: what could be said was said
+                pass
         os._exit(code)
     sys.exit(code)
 
@@ -31,7 +34,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> tuple[int, bool]:
-    answered = _answer_untouched(args)
+    try:
+        answered = _answer_untouched(args)
+    except BrokenPipeError:  # stdout closed early (`| head`): exit 1 quietly, as click does for the CLI
+        return 1, True
+    except (KeyboardInterrupt, OSError) as exc:  # said as the CLI says it
+        from pvc.cli import _fail
+
+        if isinstance(exc, KeyboardInterrupt):
+            return _fail("interrupted", 130, "Interrupted", args), True
+        return _fail(exc.strerror or str(exc), 1, "OSError", args), True
     if answered is not None:
         return answered, True
     from pvc.cli import main as cli_main

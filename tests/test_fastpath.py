@@ -316,3 +316,25 @@ def test_status_that_learned_nothing_does_not_rewrite_the_cache(committed, cli):
     again = cli("status", "--json").json()
     assert again == first and not again["clean"]
     assert (index.stat().st_mtime_ns, index.stat().st_ino) == written
+
+
+def test_closed_stdout_ends_quietly_like_the_cli(committed):
+    """`pvc status | head -0`: exit 1 and nothing on stderr, on the entry point's path as on click's."""
+    for args in (["status", "--json"], ["status"], ["log", "--json"]):
+        with subprocess.Popen([sys.executable, "-m", "pvc", *args], cwd=committed, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            proc.stdout.close()
+            err = proc.stderr.read()
+            assert (proc.wait(timeout=120), err) == (1, b""), args
+
+
+def test_interrupt_on_the_entry_points_path(committed, monkeypatch, capsys):
+    def interrupted(_start):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(committed)
+    monkeypatch.setattr(fastpath, "clean_status", interrupted)
+    assert entry.main(["status", "--json"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "pvc: error: interrupted\n"
+    assert json.loads(captured.out)["error"] == {"type": "Interrupted", "message": "interrupted", "exit_code": 130}
