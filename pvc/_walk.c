@@ -1,10 +1,11 @@
-/* pvc._walk: the stat walk of a project tree in C, for the stat-only paths of `status` and `commit`.
+/* pvc._walk: the stat walk of a project tree in C, for the scans of `status`, `diff` and `commit`.
  *
  * walk(root, skip_at_root, patterns) lists every regular file under `root` the way pvc/project/scan.py
- * does (same ignore rules, symlinks to regular files followed) and returns one bytes object: the files
+ * does (same ignore rules, symlinks to regular files followed) and returns two bytes objects: the files
  * sorted by relative path, each as `path NUL size mtime_ns ino ctime_ns` (four little-endian 64-bit
- * integers). pvc/project/scan.py turns the same records into the same bytes from a Python scan
- * (`stat_records`), so two scans of an untouched tree give equal digests.
+ * integers), and one byte per file, 1 if any execute bit is set. pvc/project/walk.py makes the same
+ * records from a Python scan (`stat_records`), so two scans of an untouched tree give equal digests, and
+ * pvc/project/scan.py turns these back into the scan's files (`files_from_walk`).
  *
  * It returns None, and the caller falls back to the Python scan (which then reports the problem), for
  * anything that scan treats specially: a symlink to a folder, a broken link, a FIFO, socket or device,
@@ -47,6 +48,7 @@ typedef struct {
     int64_t mtime_ns;
     uint64_t ino;
     int64_t ctime_ns;
+    char executable; /* any x bit: the file mode a version records */
 } record_t;
 
 typedef struct {
@@ -272,6 +274,7 @@ static void *stat_slice(void *arg) {
         r->mtime_ns = ns(st.st_mtim);
         r->ino = (uint64_t)st.st_ino;
         r->ctime_ns = ns(st.st_ctim);
+        r->executable = (st.st_mode & 0111) != 0;
     }
     if (fd >= 0) close(fd);
     return NULL;
@@ -360,9 +363,10 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     if (status > 0) { result = Py_NewRef(Py_None); goto out; }
     size_t total = 0;
     for (size_t i = 0; i < recs.len; i++) total += recs.items[i].path_len + 1 + 32;
-    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (!result) goto out;
-    char *p = PyBytes_AS_STRING(result);
+    PyObject *records = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *flags = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)recs.len);
+    if (!records || !flags) { Py_XDECREF(records); Py_XDECREF(flags); goto out; }
+    char *p = PyBytes_AS_STRING(records), *x = PyBytes_AS_STRING(flags);
     for (size_t i = 0; i < recs.len; i++) {
         record_t *r = &recs.items[i];
         memcpy(p, r->path, r->path_len);
@@ -373,7 +377,11 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         put_u64(p + 16, r->ino);
         put_u64(p + 24, (uint64_t)r->ctime_ns);
         p += 32;
+        x[i] = r->executable;
     }
+    result = PyTuple_Pack(2, records, flags);
+    Py_DECREF(records);
+    Py_DECREF(flags);
 out:
     free(arena.data);
     free(recs.items);
@@ -385,7 +393,8 @@ out:
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
-     "walk(root, skip_at_root, patterns) -> bytes | None: the sorted stat records of every file under root."},
+     "walk(root, skip_at_root, patterns) -> (records, executable) | None: the sorted stat records of every file "
+     "under root, and one byte per file, 1 if any execute bit is set."},
     {NULL, NULL, 0, NULL},
 };
 

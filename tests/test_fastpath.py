@@ -17,7 +17,7 @@ from pvc import cli as full_cli
 from pvc import entry
 from pvc.core import fastpath
 from pvc.project import walk as walk_module
-from pvc.project.scan import scan
+from pvc.project.scan import files_from_walk, scan
 from pvc.project.walk import Ignore, native_stat_records, stat_records
 from pvc.sample import make_image_project
 from pvc.store.statcache import StatCache
@@ -338,3 +338,24 @@ def test_interrupt_on_the_entry_points_path(committed, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.err == "pvc: error: interrupted\n"
     assert json.loads(captured.out)["error"] == {"type": "Interrupted", "message": "interrupted", "exit_code": 130}
+
+
+def test_files_from_the_c_walk_are_the_python_scans(project):
+    (project / "run.sh").write_text("#!/bin/sh\n")
+    (project / "run.sh").chmod(0o755)
+    (project / "link.txt").symlink_to(project / "README.md")
+    (project / "train" / "img" / "ünï ☃.png").write_bytes(b"x")
+    walked = walk_module.native_walk(project, Ignore([]))
+    files = files_from_walk(project, *walked)
+    assert files == scan(project, Ignore([]))
+    assert [f.relpath for f in files if f.executable] == ["run.sh"]
+
+
+def test_a_manifest_built_from_the_c_walk_is_the_python_scans(initialised, cli, monkeypatch):
+    (initialised / "run.sh").write_text("#!/bin/sh\n")
+    (initialised / "run.sh").chmod(0o755)
+    first = cli("commit", "--json", cwd=initialised).json()
+    (initialised / ".pvc" / "index").unlink()
+    monkeypatch.setattr(worktree_module, "native_walk", lambda *a: None)  # the Python scan, all the way
+    again = cli("commit", "--json").json()
+    assert again["created"] is False and again["manifest"] == first["manifest"] and again["files_hashed"] > 0

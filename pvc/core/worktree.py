@@ -19,8 +19,8 @@ from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item, Layout, add_dicom_series, classify
 from pvc.core.fastpath import MANIFEST_FORMAT, capture_settings, untouched
-from pvc.project.scan import FileInfo, Ignore, scan
-from pvc.project.walk import NATIVE_WALK, stat_records, tree_digest
+from pvc.project.scan import FileInfo, Ignore, files_from_walk, scan
+from pvc.project.walk import NATIVE_WALK, native_walk, stat_records, tree_digest
 from pvc.store.objects import encode, hash_bytes
 from pvc.store.pages import build_pages
 from pvc.store.repository import Repository
@@ -89,10 +89,14 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     root = repo.project_root
     cache = repo.stat_cache()
     settings = capture_settings(repo, allow_invalid)
-    if expect is not None and untouched(repo, cache, expect, settings):  # the C walk: one stat a file
+    ignore = Ignore.load(root)
+    scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
+    walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
+    if expect is not None and untouched(repo, cache, expect, settings, lambda: walked and walked[0]):
         return Capture(expect, None, 0, 0, cache, {}, 0, {}, settings, unchanged=True)
-    scan_started = fs_clock(repo.dir / "tmp")
-    files = scan(root, Ignore.load(root))
+    files = files_from_walk(root, *walked) if walked else None
+    if files is None:  # no C walk, or it declined: the Python scan (which reports what it refuses)
+        files = scan(root, ignore)
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
         # the tree record was missing or stale: write it (if the C walk can use it) so the next scan is that walk
         record = NATIVE_WALK and not cache.may_vouch_for(expect, settings)

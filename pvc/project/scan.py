@@ -4,7 +4,8 @@ Symlinks to regular files are followed (versioned by content, restored as regula
 directory, a broken link, a FIFO, socket or device, or a name that is not valid UTF-8 stops the walk with
 `BadInput` naming the path, unless `.pvcignore` excludes it.
 
-The ignore rules, and the same walk in C for the stat-only paths, are in pvc/project/walk.py.
+The ignore rules, and the same walk in C, are in pvc/project/walk.py; `files_from_walk` turns the C walk's
+result into what `scan` returns, several times faster.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvc.errors import BadInput
-from pvc.project.walk import ALWAYS_IGNORED, IGNORE_FILE, Ignore
+from pvc.project.walk import ALWAYS_IGNORED, IGNORE_FILE, RECORD, Ignore
 
-__all__ = ["FileInfo", "Ignore", "scan", "IGNORE_FILE"]
+__all__ = ["FileInfo", "Ignore", "scan", "files_from_walk", "IGNORE_FILE"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +109,19 @@ def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
 def _file_info(rel: str, path: str, st: os.stat_result) -> FileInfo:
     return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111))
 
+
+
+def files_from_walk(root: Path, records: bytes, executable: bytes) -> list[FileInfo] | None:
+    """What `scan(root)` returns, from the C walk's records (`native_walk`); None for a name that is not
+    UTF-8, which `scan` then reports."""
+    files, prefix, unpack, at = [], f"{root}/", RECORD.unpack_from, 0
+    try:
+        for flag in executable:
+            end = records.index(b"\0", at)
+            rel = records[at:end].decode()
+            size, mtime_ns, ino, ctime_ns = unpack(records, end + 1)
+            files.append(FileInfo(rel, prefix + rel, size, mtime_ns, ino, ctime_ns, flag == 1))
+            at = end + 1 + RECORD.size
+    except UnicodeDecodeError:
+        return None
+    return files

@@ -26,8 +26,8 @@ try:  # built from pvc/_walk.c at install; without it (no compiler) the Python s
 except ImportError:  # pragma: no cover - depends on the install
     _walk = None
 
-__all__ = ["ALWAYS_IGNORED", "IGNORE_FILE", "Ignore", "NATIVE_WALK", "stat_records", "native_stat_records",
-           "tree_digest"]
+__all__ = ["ALWAYS_IGNORED", "IGNORE_FILE", "Ignore", "NATIVE_WALK", "RECORD", "stat_records", "native_walk",
+           "native_stat_records", "tree_digest"]
 
 IGNORE_FILE = ".pvcignore"
 # At the project root: the store, what a killed `pvc init` may leave, and other tools' repositories
@@ -73,20 +73,21 @@ class Ignore:
         return False
 
 
-_RECORD = struct.Struct("<QqQq")  # size, mtime_ns, inode, ctime_ns: the layout pvc/_walk.c writes
+RECORD = struct.Struct("<QqQq")  # size, mtime_ns, inode, ctime_ns: the layout pvc/_walk.c writes
 
 
 def stat_records(files: Iterable) -> bytes:
     """The scan as bytes (`files` have relpath, size, mtime_ns, ino and ctime_ns)."""
-    pack = _RECORD.pack
+    pack = RECORD.pack
     return b"".join(f.relpath.encode() + b"\0" + pack(f.size, f.mtime_ns, f.ino, f.ctime_ns)
                     for f in sorted(files, key=lambda f: f.relpath))
 
 
-def native_stat_records(root: str | os.PathLike, ignore: Ignore) -> bytes | None:
-    """`stat_records(scan(root, ignore))` from the C walk, or None when it cannot stand in for `scan`:
-    not built, a `.pvcignore` pattern with `[` (fnmatch's sets are not reimplemented in C), or a tree
-    holding something `scan` reports or follows specially (then `scan` runs and says what)."""
+def native_walk(root: str | os.PathLike, ignore: Ignore) -> tuple[bytes, bytes] | None:
+    """`stat_records(scan(root, ignore))` from the C walk, with one byte per file (1: executable), or None
+    when it cannot stand in for `scan`: not built, a `.pvcignore` pattern with `[` (fnmatch's sets are not
+    reimplemented in C), or a tree holding something `scan` reports or follows specially (then `scan`
+    runs and says what)."""
     if _walk is None:
         return None
     patterns = []
@@ -96,6 +97,11 @@ def native_stat_records(root: str | os.PathLike, ignore: Ignore) -> bytes | None
         pat = pattern.rstrip("/")
         patterns.append((pat.lstrip("/").encode(), pattern.endswith("/"), "/" in pat))
     return _walk.walk(os.fsencode(root), tuple(n.encode() for n in ALWAYS_IGNORED), tuple(patterns))
+
+
+def native_stat_records(root: str | os.PathLike, ignore: Ignore) -> bytes | None:
+    walked = native_walk(root, ignore)
+    return None if walked is None else walked[0]
 
 
 def tree_digest(records: bytes) -> bytes:
