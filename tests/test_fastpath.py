@@ -17,6 +17,7 @@ from pvc import cli as full_cli
 from pvc import entry
 from pvc.core import fastpath
 from pvc.project import walk as walk_module
+from pvc.errors import BadInput
 from pvc.project.scan import files_from_walk, scan
 from pvc.project.walk import Ignore, native_stat_records, stat_records
 from pvc.sample import make_image_project
@@ -359,3 +360,32 @@ def test_a_manifest_built_from_the_c_walk_is_the_python_scans(initialised, cli, 
     monkeypatch.setattr(worktree_module, "native_walk", lambda *a: None)  # the Python scan, all the way
     again = cli("commit", "--json").json()
     assert again["created"] is False and again["manifest"] == first["manifest"] and again["files_hashed"] > 0
+
+
+NAME_PARTS = st.sampled_from(["a", "b", "é", "☃", " ", ".", "-", "git", "pvc", "x.json", "ann", "img"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(paths=st.lists(st.lists(st.lists(NAME_PARTS, min_size=1, max_size=3).map("".join), min_size=1, max_size=4),
+                     min_size=1, max_size=25),
+       patterns=st.lists(st.sampled_from(["*.json", "img/", "/a*", "?", "b", "*/é*", ".*", "git/"]), max_size=2))
+def test_c_walk_and_python_scan_agree_on_generated_trees(tmp_path_factory, paths, patterns):
+    """Random nesting, names (dots, spaces, non-ASCII, `.git`/`.pvc` at any depth) and ignore patterns: the
+    C walk gives the Python scan's bytes, or declines where the scan would refuse."""
+    root = tmp_path_factory.mktemp("tree")
+    for parts in paths:
+        parts = [p for p in parts if p not in (".", "..")]
+        if not parts:
+            continue
+        folder = root.joinpath(*parts[:-1])
+        if any(p.is_file() for p in [folder, *folder.parents] if p != root and root in p.parents):
+            continue  # a file is already where a folder would go
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / parts[-1]
+        if not target.exists():
+            target.write_text("/".join(parts))
+    try:
+        expected = _python_records(root, patterns)
+    except BadInput:
+        expected = None
+    assert _native(root, patterns) == expected
