@@ -207,7 +207,6 @@ def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
 
 def test_without_the_c_walk_everything_still_works(committed, cli, monkeypatch):
     monkeypatch.setattr(walk_module, "_walk", None)
-    monkeypatch.setattr(worktree_module, "NATIVE_WALK", False)
     assert native_stat_records(committed, Ignore([])) is None
     assert cli("status", "--json", cwd=committed).json()["clean"] is True
     assert cli("commit", "--json").json()["created"] is False

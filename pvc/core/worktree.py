@@ -20,7 +20,7 @@ from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item, Layout, add_dicom_series, classify
 from pvc.core.fastpath import MANIFEST_FORMAT, capture_settings, untouched
 from pvc.project.scan import FileInfo, Ignore, files_from_walk, scan
-from pvc.project.walk import NATIVE_WALK, native_walk, stat_records, tree_digest
+from pvc.project.walk import native_walk, stat_records, tree_digest
 from pvc.store.objects import encode, hash_bytes
 from pvc.store.pages import build_pages
 from pvc.store.repository import Repository
@@ -62,21 +62,25 @@ class Capture:
     unchanged: bool = False  # the stat cache vouched for the whole tree: nothing was read
     _files: list[FileInfo] | None = None
     _classes: dict[str, int] | None = None
+    _records: bytes | None = None  # the stat records of `_files`, when the C walk produced them
 
     def save_cache(self) -> None:
         """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
         records when none of them is racy, so that the next scan of an untouched tree reads nothing."""
         files = self._files or []
-        if self.unchanged:  # proven by the Python scan (then `_files` is set), or by the tree record
+        if self.unchanged:  # proven by the entries (then `_files` is set), or by the tree record
             if self._files is not None and self._classes is not None:
-                self._cache.save_tree(tree_digest(stat_records(files)), self.manifest_id, self._settings, self._classes)
+                self._cache.save_tree(self._tree_digest(), self.manifest_id, self._settings, self._classes)
             return
         if self.files_hashed == 0 and self._cache.holds(self._entries, self.manifest_id, self._settings):
             return  # every entry came from the cache, which already says all this (a 10 MB write spared)
         settled = all(f.mtime_ns < self._scan_started for f in files)
-        tree = tree_digest(stat_records(files)) if settled else None
+        tree = self._tree_digest() if settled else None
         self._cache.save(self._entries, self._scan_started, self._derived, self.manifest_id, self._settings,
                          tree=tree, classes=self._classes)
+
+    def _tree_digest(self) -> bytes:
+        return tree_digest(self._records if self._records is not None else stat_records(self._files or []))
 
 
 def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, progress=None,
@@ -95,14 +99,16 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     if expect is not None and untouched(repo, cache, expect, settings, lambda: walked and walked[0]):
         return Capture(expect, None, 0, 0, cache, {}, 0, {}, settings, unchanged=True)
     files = files_from_walk(root, *walked) if walked else None
+    records = walked[0] if files is not None else None
     if files is None:  # no C walk, or it declined: the Python scan (which reports what it refuses)
         files = scan(root, ignore)
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
-        # the tree record was missing or stale: write it (if the C walk can use it) so the next scan is that walk
-        record = NATIVE_WALK and not cache.may_vouch_for(expect, settings)
+        # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
+        # next scan stops at the walk
+        record = records is not None and not cache.may_vouch_for(expect, settings)
         classes = store.get_object(expect).get("stats", {}).get("classes", {}) if record else None
         return Capture(expect, None, 0, 0, cache, {}, scan_started, {}, settings, unchanged=True,
-                       _files=files if record else None, _classes=classes)
+                       _files=files if record else None, _classes=classes, _records=records)
     by_path = {f.relpath: f for f in files}
     meta_summary = _read_meta(by_path.get("meta.json"), allow_invalid)
     project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
@@ -114,7 +120,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     items = _ItemInfo(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags"))
     manifest_id, classes = _build_manifest(store, layout, by_path, hashed, items, meta_summary)
     return Capture(manifest_id, layout, files_hashed, bytes_hashed, cache, entries, scan_started, items.derived,
-                   settings, _files=files, _classes=classes)
+                   settings, _files=files, _classes=classes, _records=records)
 
 
 def _read_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:

@@ -6,7 +6,7 @@ began, read from the file system's own clock (`fs_clock`). A file modified durin
 even within the same clock tick and without changing size ("racy", as git calls it), is hashed again.
 
 Along with the entries it keeps the manifest they produced and, when no entry was racy, `tree`: the digest
-of the scan's stat records (pvc/project/scan.py). A later scan with the same digest saw the same files with
+of the scan's stat records (pvc/project/walk.py). A later scan with the same digest saw the same files with
 the same stats, so the project is still that manifest: `status` and `commit` then read nothing else.
 """
 
