@@ -21,8 +21,6 @@ from pvc.project.walk import Ignore, native_stat_records, tree_digest
 from pvc.store.location import find_project_root
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from pvc.core.report import CommitResult
     from pvc.store.refs import VersionRecord
     from pvc.store.repository import Repository
@@ -39,18 +37,11 @@ def capture_settings(repo: Repository, allow_invalid: bool) -> dict[str, Any]:
             "allow_invalid": allow_invalid, "format": MANIFEST_FORMAT}
 
 
-def untouched(repo: Repository, cache: StatCache, expect: bytes, settings: dict[str, Any],
-              walk: Callable[[], bytes | None] | None = None) -> bool:
-    """True when the C walk proves the project is still `expect`; False means "scan in Python and see".
-    `walk`: where the walk's records come from when the caller started it already."""
-    if not cache.may_vouch_for(expect, settings):
-        return False
-    if walk is None:
-        root = repo.project_root
-        records = native_stat_records(root, Ignore.load(root))
-    else:
-        records = walk()
-    return records is not None and cache.vouches_for(expect, settings, tree_digest(records))
+def untouched(cache: StatCache, expect: bytes, settings: dict[str, Any], records: bytes | None) -> bool:
+    """True when the C walk's `records` prove the project is still `expect`; False means "scan in Python
+    and see" (also when the walk declined: `records` None)."""
+    return (records is not None and cache.may_vouch_for(expect, settings)
+            and cache.vouches_for(expect, settings, tree_digest(records)))
 
 
 class _Walk(threading.Thread):
@@ -92,7 +83,7 @@ def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
             return None
         latest = versions[-1]
         cache = repo.stat_cache()
-        if not untouched(repo, cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records):
+        if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
             return None
     except (PvcError, OSError, ValueError):
         return None

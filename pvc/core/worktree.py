@@ -96,7 +96,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     ignore = Ignore.load(root)
     scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
     walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
-    if expect is not None and untouched(repo, cache, expect, settings, lambda: walked and walked[0]):
+    if expect is not None and untouched(cache, expect, settings, walked[0] if walked else None):
         return Capture(expect, None, 0, 0, cache, {}, 0, {}, settings, unchanged=True)
     files = files_from_walk(root, *walked) if walked else None
     records = walked[0] if files is not None else None
