@@ -10,7 +10,7 @@ import json
 import random
 from pathlib import Path
 
-from pvc.store.packindex import PackIndex, write_index
+from pvc.store.local.packindex import PackIndex, write_index
 
 __all__ = ["drop_media_objects"]
 

@@ -111,7 +111,7 @@ def log(
     with _open(project) as p:
         versions = p.log(limit)
     if json_out:
-        keys = ("number", "manifest", "title", "description", "created_at", "parent", "author", "origin")
+        keys = ("number", "id", "manifest", "title", "description", "created_at", "parent", "author", "origin")
         emit_json([{k: getattr(v, k) for k in keys} | {"stats": v.stats} for v in versions])
         return
     if not versions:

@@ -70,3 +70,10 @@ def store_state(project: Path) -> dict[str, bytes]:
         if (pvc_dir / name).exists():
             state[name] = (pvc_dir / name).read_bytes()
     return state
+
+
+def put_raw(store, obj: dict) -> bytes:
+    """Store a structured object given as a plain map, shape unchecked: how tests craft malformed objects."""
+    from pvc.store.objects import encode
+
+    return store.put(encode(obj), compress=True)

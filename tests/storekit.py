@@ -13,7 +13,7 @@ from conftest import tree_bytes
 
 from pvc.api import Project
 from pvc.core.snapshot import FileEntry, Snapshot
-from pvc.store.packs import Location
+from pvc.store.local.packs import Location
 from pvc.store.repository import Repository
 
 

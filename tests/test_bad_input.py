@@ -9,7 +9,7 @@ import socket
 import pytest
 from conftest import store_state, tree_bytes
 
-from pvc.store import store as store_module
+from pvc.store import packed as store_module
 
 
 def _commit_fails(cli, project, *needles: str) -> str:

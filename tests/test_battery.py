@@ -31,7 +31,7 @@ from storekit import add_orphans, age_packs, files_of, flip, restored_sha, sha_t
 from pvc.api import Project
 from pvc.core.gc import gc
 from pvc.sample import make_image_project, mutate_image_project
-from pvc.store.packs import parse_records
+from pvc.store.local.packs import parse_records
 from pvc.store.refs import read_versions
 from pvc.store.repository import Repository
 

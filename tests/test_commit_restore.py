@@ -10,10 +10,11 @@ from conftest import tree_bytes
 from PIL import Image, ImageFile
 
 import pvc
-from pvc.core import worktree as worktree_module
+import pvc.core.capture as capture_module
+import pvc.core.capture.walk as walk_module
 from pvc.project.image import image_meta
-from pvc.store.statcache import StatCache, StatKey
 from pvc.sample import mutate_image_project
+from pvc.store.statcache import StatCache, StatKey
 
 
 def test_round_trip_is_byte_exact(initialised, cli, tmp_path):
@@ -92,7 +93,7 @@ def test_change_in_the_same_tick_as_the_scan_is_hashed_again(initialised, cli, m
     readme = initialised / "README.md"
     readme.write_bytes(b"a" * 100)
     mtime = readme.stat().st_mtime_ns
-    monkeypatch.setattr(worktree_module, "fs_clock", lambda _dir: mtime)  # the scan began in the write's tick
+    monkeypatch.setattr(walk_module, "fs_clock", lambda _dir: mtime)  # the scan began in the write's tick
     cli("commit", cwd=initialised)
     monkeypatch.undo()
     st = readme.stat()
@@ -192,7 +193,7 @@ def test_untouched_tree_is_known_from_stats_alone(initialised, cli, monkeypatch)
     def must_not_build(*args, **kwargs):
         raise AssertionError("an untouched tree must not be read or rebuilt")
 
-    monkeypatch.setattr(worktree_module, "_build_manifest", must_not_build)
+    monkeypatch.setattr(capture_module, "build_manifest", must_not_build)
     assert cli("commit", "--json").json()["created"] is False
     assert cli("status", "--json").json()["clean"] is True
     (initialised / "README.md").write_text("changed")

@@ -50,3 +50,19 @@ def test_old_versions_restore_and_recommit_to_the_same_manifest(old_stores, name
         again = cli("commit", "-m", "again", "--json", cwd=out)
         assert again.code == 0, again.err
         assert again.json()["manifest"] == version["manifest"]
+
+
+def test_old_refs_are_upgraded_by_the_next_commit_and_keep_every_record(old_stores, cli, tmp_path):
+    import json
+    import shutil
+
+    project = tmp_path / "images"
+    shutil.copytree(old_stores / "images", project, symlinks=True)
+    before = cli("log", "--json", cwd=project).json()
+    assert json.loads((project / ".pvc" / "versions").read_text())["format"] == 1
+    (project / "NOTES.txt").write_text("new file\n")
+    assert cli("commit", "-m", "third", cwd=project).code == 0
+    assert json.loads((project / ".pvc" / "versions").read_text())["format"] == 2
+    after = cli("log", "--json", cwd=project).json()
+    assert [v["number"] for v in after] == [3, 2, 1] and after[1:] == before
+    assert cli("verify", cwd=project).code == 0

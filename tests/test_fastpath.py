@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pvc.core.worktree as worktree_module
+import pvc.core.capture.walk as capture_walk
 from pvc import cli as full_cli
 from pvc import entry
 from pvc.core import fastpath
-from pvc.project import walk as walk_module
 from pvc.errors import BadInput
+from pvc.project import walk as walk_module
 from pvc.project.scan import files_from_walk, scan
 from pvc.project.walk import Ignore, native_stat_records, stat_records
 from pvc.sample import make_image_project
@@ -194,7 +194,7 @@ def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
     readme = initialised / "README.md"
     readme.write_bytes(b"a" * 100)
     mtime = readme.stat().st_mtime_ns
-    monkeypatch.setattr(worktree_module, "fs_clock", lambda _dir: mtime)
+    monkeypatch.setattr(capture_walk, "fs_clock", lambda _dir: mtime)
     cli("commit", cwd=initialised)
     monkeypatch.undo()
     assert StatCache(initialised / ".pvc" / "index").tree is None
@@ -234,7 +234,7 @@ def test_damaged_tree_record_is_ignored(committed, cli, monkeypatch):
 
 
 def test_untouched_commit_reads_nothing(committed, cli, monkeypatch):
-    monkeypatch.setattr(worktree_module, "scan", lambda *a: pytest.fail("the Python scan ran"))
+    monkeypatch.setattr(capture_walk, "scan", lambda *a: pytest.fail("the Python scan ran"))
     doc = cli("commit", "--json", cwd=committed).json()
     assert doc["created"] is False and doc["files_hashed"] == 0
 
@@ -259,7 +259,7 @@ def test_console_entry_point_exit_codes(committed):
     assert done.returncode == 1 and "no-such-command" in done.stderr
 
 
-HEAVY = ("typer", "rich", "click", "pvc.cli", "pvc.api", "pvc.store.store", "pvc.store.packs", "zstandard", "PIL",
+HEAVY = ("typer", "rich", "click", "pvc.cli", "pvc.api", "pvc.store.local.packstore", "pvc.store.local.packs", "zstandard", "PIL",
          "numpy", "av", "pydicom", "nibabel")
 
 
@@ -356,7 +356,7 @@ def test_a_manifest_built_from_the_c_walk_is_the_python_scans(initialised, cli, 
     (initialised / "run.sh").chmod(0o755)
     first = cli("commit", "--json", cwd=initialised).json()
     (initialised / ".pvc" / "index").unlink()
-    monkeypatch.setattr(worktree_module, "native_walk", lambda *a: None)  # the Python scan, all the way
+    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: None)  # the Python scan, all the way
     again = cli("commit", "--json").json()
     assert again["created"] is False and again["manifest"] == first["manifest"] and again["files_hashed"] > 0
 

@@ -12,7 +12,7 @@ import os
 import types
 
 import pytest
-from conftest import store_state, tree_bytes
+from conftest import put_raw, store_state, tree_bytes
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from storekit import add_orphans, age_packs
@@ -22,11 +22,13 @@ from pvc.core.snapshot import Snapshot
 from pvc.errors import ObjectMissing, PvcError
 from pvc.sample import mutate_image_project
 from pvc.store import atomic as atomic_module
-from pvc.store import packs as packs_module
+from pvc.store.backend import ObjectInfo
+from pvc.store.local import packs as packs_module
+from pvc.store.local.packcheck import check_pack
+from pvc.store.local.packindex import IDX_MAGIC, PackIndex
+from pvc.store.local.packs import Codec, decode_chunk_list, parse_records
+from pvc.store.model import Page, PageRef
 from pvc.store.objects import decode, encode, hash_bytes
-from pvc.store.packcheck import check_pack
-from pvc.store.packindex import IDX_MAGIC, PackIndex
-from pvc.store.packs import Codec, Location, decode_chunk_list, parse_records
 from pvc.store.pages import iter_entries
 from pvc.store.refs import _checksum, read_versions
 from pvc.store.repository import Repository
@@ -157,14 +159,14 @@ class DictStore:
         self.objects[oid] = data
         return oid
 
-    def get_object(self, oid: bytes, what: str = "object") -> dict:
+    def get_object(self, oid: bytes, cls):
         if oid not in self.objects:
             raise ObjectMissing(f"object {oid.hex()} is missing from the store")
-        return decode(self.objects[oid], f"{what} {oid.hex()}")
+        return cls.decode(self.objects[oid], oid)
 
-    def locate(self, oid: bytes):
+    def info(self, oid: bytes):
         data = self.objects.get(oid)
-        return None if data is None else Location(bytes(32), 53, len(data), len(data), Codec.RAW)
+        return None if data is None else ObjectInfo(len(data), False, len(data))
 
     def chunk_list(self, oid: bytes):
         return None
@@ -189,7 +191,7 @@ def _crafted_version(draw) -> tuple[DictStore, bytes]:
     tree["children"] = draw(st.lists(st.one_of(junk, st.tuples(st.text(max_size=5) | junk, st.text(max_size=5) | junk,
                                                                 st.just(child) | some_id).map(list)), max_size=2) | junk)
     root = store.add(tree if draw(st.booleans()) else draw(junk.map(lambda j: {"type": "tree", "x": j})))
-    manifest = store.add({"type": draw(st.sampled_from(["manifest", "tree"])), "root": draw(st.just(root) | some_id)})
+    manifest = store.add({"type": draw(st.sampled_from(["manifest", "tree"])), "format": 1, "root": draw(st.just(root) | some_id)})
     return store, manifest
 
 
@@ -204,7 +206,7 @@ def _one_dataset(files: list | None = None, items: list | None = None) -> tuple[
         items = [["i0", page, len(items)]]
     tree = store.add({"type": "tree", "name": "ds", "files": files or [], "items": items or [], "children": []})
     root = store.add({"type": "tree", "name": "", "files": [], "items": [], "children": [["ds", "ds", tree]]})
-    return store, store.add({"type": "manifest", "root": root})
+    return store, store.add({"type": "manifest", "format": 1, "root": root})
 
 
 @fuzz
@@ -228,9 +230,18 @@ def test_snapshot_gives_only_pvc_errors(version):
         assert "\n" not in str(exc)
 
 
-def test_iter_entries_rejects_malformed_entries():
+@pytest.mark.parametrize("entries", [[[1, 2]], [["a", 2]], [["b", [bytes(32), 1, 420]], ["a", [bytes(32), 1, 420]]],
+                                     [["../x", [bytes(32), 1, 420]]]])
+def test_a_malformed_page_is_refused_where_it_is_decoded(entries):
     with pytest.raises(PvcError):
-        list(iter_entries([[b"", bytes(32), 1]], lambda oid: {"type": "page", "kind": "files", "entries": [[1, 2]]}, "files"))
+        Page.decode(encode({"type": "page", "kind": "files", "entries": entries}), bytes(32))
+
+
+def test_a_page_that_is_not_what_its_reference_says_is_refused():
+    page = Page.decode(encode({"type": "page", "kind": "files", "entries": [["a", [bytes(32), 1, 420]]]}), bytes(32))
+    for ref in (PageRef("a", bytes(32), 2), PageRef("b", bytes(32), 1)):
+        with pytest.raises(PvcError):
+            list(iter_entries((ref,), lambda oid: page, "files"))
 
 
 # -- crafted versions through the CLI: verify names them, gc refuses, restore refuses without writing -------
@@ -239,9 +250,9 @@ def test_iter_entries_rejects_malformed_entries():
 def _craft(project, files_root: list, items_root: list | None = None) -> int:
     repo = Repository(project)
     store = repo.store
-    tree = store.put_object({"type": "tree", "name": "ds", "files": files_root, "items": items_root or [], "children": []})
-    root = store.put_object({"type": "tree", "name": "", "files": [], "items": [], "children": [["ds", "ds", tree]]})
-    manifest = store.put_object({"type": "manifest", "format": 1, "root": root, "stats": {}})
+    tree = put_raw(store, {"type": "tree", "name": "ds", "files": files_root, "items": items_root or [], "children": []})
+    root = put_raw(store, {"type": "tree", "name": "", "files": [], "items": [], "children": [["ds", "ds", tree]]})
+    manifest = put_raw(store, {"type": "manifest", "format": 1, "root": root, "stats": {}})
     store.flush()
     from pvc.store.refs import VersionRecord
     versions = repo.versions()
@@ -253,7 +264,7 @@ def _craft(project, files_root: list, items_root: list | None = None) -> int:
 
 def _page(project, kind: str, entries: list) -> bytes:
     repo = Repository(project)
-    oid = repo.store.put_object({"type": "page", "kind": kind, "entries": entries})
+    oid = put_raw(repo.store, {"type": "page", "kind": kind, "entries": entries})
     repo.store.flush()
     repo.close()
     return oid
@@ -274,15 +285,20 @@ def test_crafted_paths_and_duplicates(initialised, cli, tmp_path, name):
 
 
 def test_huge_counts_are_only_numbers(initialised, cli, tmp_path):
-    """An entry count of 2^62 in a page reference is not trusted for anything (no allocation, no loop)."""
+    """An entry count of 2^62 in a page reference is not trusted for anything (no allocation, no loop): the
+    page does not hold what the reference says, so the version is damaged there, and nothing is written."""
     blob_repo = Repository(initialised)
     blob = blob_repo.store.put(b"tiny")
     blob_repo.store.flush()
     blob_repo.close()
     page = _page(initialised, "files", [["a.txt", [blob, 4, 0o644]]])
     number = _craft(initialised, [["a.txt", page, 2**62]])
-    assert cli("verify", cwd=initialised).code == 0
-    assert cli("restore", number, "--to", tmp_path / "out").code == 0
+    doc = cli("verify", "--json", cwd=initialised).json()
+    assert [p["versions"] for p in doc["problems"]] == [[f"v{number}"]]
+    r = cli("restore", number, "--to", tmp_path / "out")
+    assert r.code == 2 and "does not hold what its reference says" in r.err and not (tmp_path / "out").exists()
+    page_ok = _craft(initialised, [["a.txt", page, 1]])
+    assert cli("restore", page_ok, "--to", tmp_path / "out").code == 0
     assert (tmp_path / "out" / "ds" / "a.txt").read_bytes() == b"tiny"
 
 
@@ -296,8 +312,8 @@ def test_truncated_and_garbage_objects_are_corrupt_not_crashes(initialised, cli,
     bad_zstd = hash_bytes(full)
     bad_msgpack = hash_bytes(full[:-7])
     with repo.lock():
-        store._append(bad_zstd, Codec.ZSTD, len(full), frame[:-9])  # the header is right, the frame is cut
-        store._append(bad_msgpack, Codec.RAW, len(full) - 7, full[:-7])  # hashes right, does not parse
+        store.put_record(bad_zstd, Codec.ZSTD, len(full), frame[:-9])  # the header is right, the frame is cut
+        store.put_record(bad_msgpack, Codec.RAW, len(full) - 7, full[:-7])  # hashes right, does not parse
         store.flush()
     repo.close()
     number = _craft(initialised, [["x", bad_zstd, 50]], [["y", bad_msgpack, 1]])
@@ -455,6 +471,6 @@ def test_walker_survives_datasets_nested_beyond_the_recursion_limit():
     tree = store.add({"type": "tree", "name": "x", "files": [], "items": [], "children": []})
     for depth in range(3000):
         tree = store.add({"type": "tree", "name": f"d{depth}", "files": [], "items": [], "children": [["d", "d", tree]]})
-    manifest = store.add({"type": "manifest", "root": tree})
+    manifest = store.add({"type": "manifest", "format": 1, "root": tree})
     damage = Walker(store).walk(Root("v1", 1, manifest))
     assert [d.what for d in damage] == ["datasets nested too deeply to walk"]

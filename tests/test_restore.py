@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from conftest import put_raw, tree_bytes
 
 import pvc
-from pvc.store.packindex import PackIndex, write_index
+from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
@@ -130,11 +130,11 @@ def _add_crafted_version(project: Path, files: list, children: list | None = Non
     store = repo.store
     blob = store.put(b"evil")
     entries = [[name, [blob, 4, 0o644]] for name in files]
-    page = store.put_object({"type": "page", "kind": "files", "entries": entries})
-    root = store.put_object({"type": "tree", "name": "", "files": [[files[0], page, len(files)]] if files else [],
-                             "items": [], "children": children or []})
-    manifest = store.put_object({"type": "manifest", "format": 1, "project_type": "images",
-                                 "layout": "supervisely", "root": root, "stats": {}})
+    page = put_raw(store, {"type": "page", "kind": "files", "entries": entries})
+    root = put_raw(store, {"type": "tree", "name": "", "files": [[files[0], page, len(files)]] if files else [],
+                           "items": [], "children": children or []})
+    manifest = put_raw(store, {"type": "manifest", "format": 1, "project_type": "images",
+                               "layout": "supervisely", "root": root, "stats": {}})
     store.flush()
     versions = repo.versions()
     number = len(versions) + 1
@@ -155,7 +155,7 @@ def test_crafted_paths_are_refused(committed, cli, tmp_path, path):
 
 def test_crafted_dataset_folder_is_refused(committed, cli, tmp_path):
     repo = Repository(committed)
-    tree = repo.store.put_object({"type": "tree", "name": "x", "files": [], "items": [], "children": []})
+    tree = put_raw(repo.store, {"type": "tree", "name": "x", "files": [], "items": [], "children": []})
     repo.store.flush()
     repo.close()
     number = _add_crafted_version(committed, [], children=[["../../outside", "x", tree]])

@@ -13,7 +13,8 @@ import pvc
 from pvc.core import diff as diff_module
 from pvc.core.snapshot import Snapshot
 from pvc.sample import make_image_project
-from pvc.store.store import ObjectStore
+from pvc.store.backend import ObjectAccess
+from pvc.store.model import Page
 
 
 def _ann(project, index=0):
@@ -167,20 +168,20 @@ def test_diff_reads_only_pages_that_differ(tmp_path, cli, monkeypatch):
     _edit_json(sorted(root.glob("*/ann/*.json"))[700], lambda d: d["objects"].pop())
     cli("commit")
     reads: list[bytes] = []
-    real = ObjectStore.get_object
+    real = ObjectAccess.get_object
 
-    def counting(self, oid, what="object"):
-        obj = real(self, oid, what)
-        if obj.get("type") == "page":
+    def counting(self, oid, cls):
+        obj = real(self, oid, cls)
+        if cls is Page:
             reads.append(oid)
         return obj
 
-    monkeypatch.setattr(ObjectStore, "get_object", counting)
+    monkeypatch.setattr(ObjectAccess, "get_object", counting)
     report = pvc.Project(root).diff(1, 2)
     assert len(report["items"]["modified"]) == 1
     project = pvc.Project(root)
     snap = Snapshot(project._repo.store, bytes.fromhex(project.version.get(2).manifest))
-    pages_total = sum(len(ds.tree["files"]) + len(ds.tree["items"]) for ds in snap.datasets())
+    pages_total = sum(len(ds.tree.files) + len(ds.tree.items) for ds in snap.datasets())
     assert len(reads) <= 6 < pages_total  # the changed files/items pages of each side, and one lookup each
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store import objects
-from pvc.store.packindex import PackIndex
-from pvc.store.packs import Codec
+from pvc.store.local.packindex import PackIndex
+from pvc.store.local.packs import Codec
+from pvc.store.model import FileValue, Page
 from pvc.store.pages import build_pages, iter_entries
 from pvc.store.refs import VersionRecord, read_versions, write_versions
 from pvc.store.repository import Repository
@@ -141,22 +142,22 @@ def test_canonical_encoding_ignores_key_order():
 
 
 def test_pages_change_locally():
-    pages: dict[bytes, dict] = {}
+    pages: dict[bytes, Page] = {}
 
-    def put(obj):
-        oid = objects.hash_bytes(objects.encode(obj))
-        pages[oid] = obj
+    def put(page):
+        oid = objects.hash_bytes(page.encode())
+        pages[oid] = page
         return oid
 
-    entries = [(f"img_{i:06d}.jpg", i) for i in range(5000)]
-    root = build_pages("items", entries, put)
-    assert len(root) > 5 and sum(r[2] for r in root) == 5000
+    entries = [(f"img_{i:06d}.jpg", FileValue(bytes(32), i, 0o644)) for i in range(5000)]
+    root = build_pages("files", entries, put)
+    assert len(root) > 5 and sum(r.count for r in root) == 5000
     edited = list(entries)
-    edited.insert(2500, ("img_002500a.jpg", -1))
-    root2 = build_pages("items", edited, put)
-    before, after = {r[1] for r in root}, {r[1] for r in root2}
+    edited.insert(2500, ("img_002500a.jpg", FileValue(bytes(32), 1, 0o644)))
+    root2 = build_pages("files", edited, put)
+    before, after = {r.oid for r in root}, {r.oid for r in root2}
     assert len(after - before) <= 2
-    assert list(iter_entries(root2, lambda oid: pages[oid], "items")) == [(k, v) for k, v in edited]
+    assert list(iter_entries(root2, lambda oid: pages[oid], "files")) == edited
 
 
 def test_refs_round_trip_backup_and_damage(tmp_path):

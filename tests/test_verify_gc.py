@@ -12,10 +12,21 @@ from pathlib import Path
 
 import pytest
 from conftest import store_state, tree_bytes
-from storekit import add_orphans, age_packs, blob_of, files_of, flip, flip_object, locate, restored_sha, sha_tree
+from storekit import (
+    add_orphans,
+    age_packs,
+    blob_of,
+    files_of,
+    flip,
+    flip_object,
+    locate,
+    restored_sha,
+    sha_tree,
+)
 
 from pvc.api import Project
 from pvc.sample import mutate_image_project
+from pvc.store.model import Manifest, Tree
 from pvc.store.repository import Repository
 
 
@@ -81,10 +92,10 @@ def test_missing_object_is_reported_with_its_item(two_versions, cli):
 
 def test_damaged_page_is_structural_and_restore_refuses(two_versions, cli, tmp_path):
     repo = Repository(two_versions)
-    manifest = repo.store.get_object(bytes.fromhex(repo.versions()[0].manifest))
-    root = repo.store.get_object(manifest["root"])
-    train = next(c for c in root["children"] if c[1] == "train")
-    page = repo.store.get_object(train[2])["items"][0][1]
+    manifest = repo.store.get_object(bytes.fromhex(repo.versions()[0].manifest), Manifest)
+    root = repo.store.get_object(manifest.root, Tree)
+    train = next(c for c in root.children if c.name == "train")
+    page = repo.store.get_object(train.oid, Tree).items[0].oid
     repo.close()
     flip_object(two_versions, page, at=3)
     doc = cli("verify", "--json").json()
@@ -239,7 +250,7 @@ def test_gc_keeps_what_saved_states_name(two_versions, cli, tmp_path):
 def test_gc_refuses_when_a_version_cannot_be_walked(two_versions, cli):
     repo = Repository(two_versions)
     manifest = bytes.fromhex(repo.versions()[1].manifest)
-    root = repo.store.get_object(manifest)["root"]
+    root = repo.store.get_object(manifest, Manifest).root
     repo.close()
     add_orphans(two_versions)
     flip_object(two_versions, root, at=2)
@@ -339,7 +350,7 @@ def test_gc_after_a_gc_killed_between_its_index_and_its_deletes(tmp_path, monkey
     """Regression (found by the crash battery): the killed gc left a copy of a live object in a new pack; the
     next gc rewrites the old pack into a byte-identical pack, whose name it must then not delete."""
     from pvc.core.gc import gc
-    from pvc.store import repack as repack_module
+    from pvc.store.local import repack as repack_module
 
     for seed in range(60):
         proj = tmp_path / f"p{seed}"

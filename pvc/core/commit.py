@@ -10,12 +10,14 @@ from __future__ import annotations
 import getpass
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from pvc.core.capture import capture
 from pvc.core.report import CommitResult
-from pvc.core.worktree import capture
+from pvc.store.model import Manifest
 from pvc.store.objects import hex_id
-from pvc.store.refs import VersionRecord
+from pvc.store.refs import VersionRecord, record_id
 from pvc.store.repository import Repository
 
 __all__ = ["CommitResult", "commit", "Progress"]
@@ -70,8 +72,9 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         author=author or default_author(),
         parent=versions[-1].number if versions else None,
-        stats=store.get_object(manifest_id, "manifest")["stats"],
+        stats=store.get_object(manifest_id, Manifest).stats,
     )
+    record = replace(record, id=record_id(record))
     repo.write_versions([*versions, record])
     snap.save_cache()
     return CommitResult(record, True, snap.files_hashed, snap.bytes_hashed)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvc.core.report import change_report, no_meta_changes
-from pvc.core.snapshot import DatasetView, Snapshot, item_files, media_files
+from pvc.core.snapshot import DatasetView, Snapshot, item_owner
 from pvc.errors import BadInput, PvcError, UsageError
 from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
+from pvc.store.model import ItemEntry, Manifest, Tree
 from pvc.store.pages import changed_entries, iter_entries, lookup
 
 __all__ = ["diff_snapshots", "empty_manifest"]
@@ -27,9 +28,8 @@ _COMPANION_SUFFIX = {folder: suffix for per_type in COMPANION_FILES.values() for
 
 def empty_manifest(store) -> bytes:
     """The manifest of an empty project, to compare a first commit against."""
-    root = store.put_object({"type": "tree", "name": "", "files": [], "items": [], "children": []})
-    return store.put_object({"type": "manifest", "format": 1, "project_type": "images", "layout": "supervisely",
-                             "root": root, "stats": {"classes": {}}})
+    root = store.put_object(Tree("", (), (), ()))
+    return store.put_object(Manifest("images", "supervisely", root, {"classes": {}}))
 
 
 @dataclass
@@ -48,7 +48,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
     report = _Report()
     meta = no_meta_changes()
     if dataset is None and item is None:
-        root_changes = changed_entries(a.root["files"], b.root["files"], a.store.get_object, b.store.get_object, "files")
+        root_changes = changed_entries(a.root.files, b.root.files, a.page, b.page, "files")
         _file_changes(report, "", root_changes)
         if "meta.json" in root_changes:
             meta = _meta_diff(a, b, root_changes["meta.json"])
@@ -65,11 +65,10 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
             report.datasets_added.append(name)
         if ds_a.get(name) is None or ds_b.get(name) is None or ds_a[name].oid != ds_b[name].oid:
             _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item)
-    stats_a, stats_b = a.manifest.get("stats", {}), b.manifest.get("stats", {})
     return change_report(source, target, clean=a.manifest_id == b.manifest_id, datasets_added=report.datasets_added,
                          datasets_removed=report.datasets_removed, items_added=report.added, items_removed=report.removed,
-                         items_modified=report.modified, files=report.files, classes_before=stats_a.get("classes", {}),
-                         classes_after=stats_b.get("classes", {}), meta=meta)
+                         items_modified=report.modified, files=report.files, classes_before=a.manifest.classes,
+                         classes_after=b.manifest.classes, meta=meta)
 
 
 def _file_changes(report: _Report, prefix: str, changes: dict) -> None:
@@ -80,25 +79,25 @@ def _file_changes(report: _Report, prefix: str, changes: dict) -> None:
 
 def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | None, db: DatasetView | None,
                   only_item: str | None) -> None:
-    empty: dict = {"files": [], "items": []}
+    empty = Tree("", (), (), ())
     ta, tb = (da.tree if da else empty), (db.tree if db else empty)
     name = (db or da).name
-    get_a, get_b = functools.lru_cache(maxsize=256)(a.store.get_object), functools.lru_cache(maxsize=256)(b.store.get_object)
-    files = changed_entries(ta["files"], tb["files"], get_a, get_b, "files")
-    items = changed_entries(ta["items"], tb["items"], get_a, get_b, "items")
+    get_a, get_b = functools.lru_cache(maxsize=256)(a.page), functools.lru_cache(maxsize=256)(b.page)
+    files = changed_entries(ta.files, tb.files, get_a, get_b, "files")
+    items = changed_entries(ta.items, tb.items, get_a, get_b, "items")
     candidates = set(items)
     for rel in files:
         candidates.update(_owner_candidates(rel))
-    entries = {n: (lookup(ta["items"], n, get_a, "items"), lookup(tb["items"], n, get_b, "items")) for n in candidates}
+    entries = {n: (lookup(ta.items, n, get_a, "items"), lookup(tb.items, n, get_b, "items")) for n in candidates}
     entries = {n: e for n, e in entries.items() if e != (None, None)}
-    claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in item_files(entry)}
+    claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in entry.files()}
     unclaimed = [rel for rel in files if rel not in claimed]
     if unclaimed and any(rel.startswith(("ann/", "volume/")) for rel in unclaimed):
-        owners = _owner_map(a, ta) | _owner_map(b, tb)  # legacy ann names, DICOM series named by UID
+        owners = _owner_map(get_a, ta) | _owner_map(get_b, tb)  # legacy ann names, DICOM series named by UID
         for rel in unclaimed:
             if rel in owners:
                 n = owners[rel]
-                entries.setdefault(n, (lookup(ta["items"], n, get_a, "items"), lookup(tb["items"], n, get_b, "items")))
+                entries.setdefault(n, (lookup(ta.items, n, get_a, "items"), lookup(tb.items, n, get_b, "items")))
                 claimed[rel] = n
     extras = {rel: change for rel, change in files.items() if rel not in claimed}
     if only_item is None:
@@ -118,10 +117,10 @@ def _prefetch_annotations(a: Snapshot, b: Snapshot, pairs: list[tuple], files: d
     for old, new in pairs:
         if old is None or new is None:
             continue
-        for snap, path, side in ((a, old.get("ann"), 0), (b, new.get("ann"), 1)):
+        for snap, path, side in ((a, old.ann, 0), (b, new.ann, 1)):
             change = files.get(path) if path else None
             if change and change[side]:
-                wanted[bytes(change[side][0])] = snap
+                wanted[change[side].oid] = snap
     if len(wanted) < 8:
         return {}
 
@@ -144,12 +143,12 @@ def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old
         report.removed.append({"dataset": dataset, "item": name})
         return
     changed = []
-    media = set(media_files(old)) | set(media_files(new))
+    media = set(old.media_paths()) | set(new.media_paths())
     if any(p in files for p in media):
         changed.append("media")
-    if old.get("ann") != new.get("ann") or (new.get("ann") and new["ann"] in files):
+    if old.ann != new.ann or (new.ann and new.ann in files):
         changed.append("annotation")
-    if any(p in files for p in set(old.get("companions") or []) | set(new.get("companions") or [])):
+    if any(p in files for p in set(old.companions) | set(new.companions)):
         changed.append("companions")
     if not changed and old != new:
         changed.append("metadata")
@@ -161,15 +160,16 @@ def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old
     report.modified.append(entry)
 
 
-def _annotation_change(a: tuple, b: tuple, old: dict, new: dict, files: dict, blobs: dict[bytes, bytes]) -> dict:
+def _annotation_change(a: tuple, b: tuple, old: ItemEntry, new: ItemEntry, files: dict,
+                       blobs: dict[bytes, bytes]) -> dict:
     """The semantic diff of an item's annotation; each side is (snapshot, dataset tree)."""
     docs = []
     for (snap, tree), entry, side in ((a, old, 0), (b, new, 1)):
-        path = entry.get("ann")
+        path = entry.ann
         change = files.get(path) if path else None
-        value = change[side] if change else (lookup(tree["files"], path, snap.store.get_object, "files") if path else None)
-        docs.append(_load_json(snap, bytes(value[0]), path, blobs) if value else None)
-    result = annotation_diff(new.get("kind", "image"), docs[0], docs[1])
+        value = change[side] if change else (lookup(tree.files, path, snap.page, "files") if path else None)
+        docs.append(_load_json(snap, value.oid, path, blobs) if value else None)
+    result = annotation_diff(new.kind, docs[0], docs[1])
     return {"objects": result["objects"], "annotation": result}
 
 
@@ -182,7 +182,7 @@ def _load_json(snap: Snapshot, oid: bytes, path: str, blobs: dict[bytes, bytes] 
 
 
 def _meta_diff(a: Snapshot, b: Snapshot, change: tuple) -> dict:
-    old, new = (_load_json(s, bytes(c[0]), "meta.json") if c else None for s, c in ((a, change[0]), (b, change[1])))
+    old, new = (_load_json(s, c.oid, "meta.json") if c else None for s, c in ((a, change[0]), (b, change[1])))
     out = {}
     for section, key in (("classes", "title"), ("tags", "name")):
         before = {d.get(key): d for d in (old or {}).get(section) or [] if isinstance(d, dict)}
@@ -210,5 +210,5 @@ def _owner_candidates(rel: str) -> list[str]:
     return []
 
 
-def _owner_map(snap: Snapshot, tree: dict) -> dict[str, str]:
-    return {p: n for n, entry in iter_entries(tree["items"], snap.store.get_object, "items") for p in item_files(entry)}
+def _owner_map(get_page, tree: Tree) -> dict[str, str]:
+    return item_owner(iter_entries(tree.items, get_page, "items"))

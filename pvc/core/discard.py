@@ -8,23 +8,19 @@ files written back (each through a temp file and a rename, never in place).
 
 from __future__ import annotations
 
-import json
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from pvc.core.capture import capture
 from pvc.core.diff import diff_snapshots
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.status import working_snapshot
-from pvc.core.worktree import capture
-from pvc.errors import CorruptObject, UsageError
-from pvc.store.atomic import atomic_write, fsync_dir
+from pvc.errors import UsageError
 from pvc.store.repository import Repository
 
-__all__ = ["DiscardResult", "discard", "undo_discard", "saved_states"]
+__all__ = ["DiscardResult", "discard", "undo_discard"]
 
 
 @dataclass
@@ -39,20 +35,6 @@ class DiscardResult:
         return {"applied": self.applied, "saved_state": self.saved_state, "restored": self.restored,
                 "removed": self.removed, "changes": self.changes,
                 "undo": "pvc discard --undo" if self.applied and self.saved_state else None}
-
-
-def saved_states(repo: Repository) -> list[dict]:
-    """Saved states, oldest first (each: name, manifest, created_at, base version)."""
-    stash = repo.dir / "stash"
-    records = []
-    for path in sorted(stash.glob("*.json")) if stash.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-            bytes.fromhex(record["manifest"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise CorruptObject(f"{path}: damaged saved state (move it aside to continue)") from None
-        records.append(record | {"name": path.stem})
-    return records
 
 
 def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
@@ -76,15 +58,14 @@ def undo_discard(repo: Repository, *, lock_timeout: float = 60.0) -> DiscardResu
     """Bring back the most recent saved state (saving the current one first if it has outstanding changes)."""
     with repo.lock(lock_timeout):
         repo.clean_tmp()
-        states = saved_states(repo)
+        states = repo.saved_states.list()
         if not states:
             raise UsageError("no saved state to bring back (nothing was discarded)")
         last = states[-1]
         versions = repo.versions()
-        result = _switch(repo, bytes.fromhex(last["manifest"]), base=versions[-1].number if versions else None,
+        result = _switch(repo, bytes.fromhex(last.manifest), base=versions[-1].number if versions else None,
                          save_only_if_dirty_against=versions[-1].manifest if versions else None, undo=True)
-        (repo.dir / "stash" / f"{last['name']}.json").unlink()
-        fsync_dir(repo.dir / "stash")
+        repo.saved_states.drop(last.name)
         return result
 
 
@@ -110,20 +91,10 @@ def _switch(repo: Repository, target_id: bytes, *, base: int | None,
     saved = None
     dirty = cap.manifest_id.hex() != (save_only_if_dirty_against or target_id.hex())
     if cap.manifest_id != target_id and dirty:
-        saved = _save_state(repo, cap.manifest_id, base)
+        saved = repo.saved_states.save(cap.manifest_id, base)
     restored, removed = _plan(target, current)
     _apply(repo.project_root, store, target, restored, removed)
     return DiscardResult(True, saved, restored, removed, report)
-
-
-def _save_state(repo: Repository, manifest_id: bytes, base: int | None) -> str:
-    stash = repo.dir / "stash"
-    stash.mkdir(exist_ok=True)
-    name = f"{time.time_ns()}-{manifest_id.hex()[:12]}"
-    record = {"manifest": manifest_id.hex(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "base": base}
-    atomic_write(stash / f"{name}.json", json.dumps(record).encode())
-    return name
 
 
 def _plan(target: Snapshot, current: Snapshot) -> tuple[list[str], list[str]]:

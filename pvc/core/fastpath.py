@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pvc.errors import PvcError
 from pvc.project.walk import Ignore, native_stat_records, tree_digest
+from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.location import find_project_root
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MANIFEST_FORMAT", "capture_settings", "untouched", "clean_status", "unchanged_commit"]
 
-MANIFEST_FORMAT = 1
 
 
 def capture_settings(repo: Repository, allow_invalid: bool) -> dict[str, Any]:

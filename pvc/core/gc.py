@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from pvc.core.reach import Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject, UsageError
-from pvc.store.repack import plan_repack, repack
 from pvc.store.repository import Repository
 
 __all__ = ["DEFAULT_GRACE", "GcResult", "gc", "parse_duration"]
@@ -77,14 +76,14 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
                 d = damage[0]
                 raise CorruptObject(f"gc refuses to run: {d.root} cannot be walked ({d.kind} {d.oid.hex()}: {d.what}); "
                                     f"nothing was deleted (run `pvc verify`)")
-        plan = plan_repack(store, walker.reached, keep_newer_than=(time.time() if now is None else now) - grace)
+        plan = store.plan_repack(walker.reached, keep_newer_than=(time.time() if now is None else now) - grace)
         written, leftovers = 0, 0
         if not dry_run:
             repo.clean_tmp()
             for path in repo.atomic_leftovers():
                 path.unlink(missing_ok=True)
                 leftovers += 1
-            written = repack(store, plan)
+            written = store.repack(plan)
     return GcResult(dry_run, len(versions), len(roots), len(walker.reached), len(plan.packs), len(plan.delete),
                     len(plan.rewrite), written, len(plan.young), plan.objects_dropped,
                     sum(u.size for u in plan.packs), plan.bytes_freed, leftovers)

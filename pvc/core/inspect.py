@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from pvc.core.snapshot import Snapshot, safe_relpath
+from pvc.core.snapshot import Snapshot
 from pvc.errors import CorruptObject, UsageError
-from pvc.store.pages import iter_entries
+from pvc.store.backend import ObjectStore
+from pvc.store.model import safe_relpath
 from pvc.store.refs import VersionRecord
-from pvc.store.store import ObjectStore
 
 __all__ = ["ItemView", "VersionDetails", "show", "ls", "cat"]
 
@@ -49,12 +49,9 @@ def show(store: ObjectStore, record: VersionRecord) -> VersionDetails:
     snap = Snapshot(store, bytes.fromhex(record.manifest))
     datasets = []
     for ds in snap.datasets():
-        items = sum(ref[2] for ref in ds.tree["items"])
-        files = sum(ref[2] for ref in ds.tree["files"])
-        datasets.append({"name": ds.name, "path": ds.dir, "items": items, "files": files})
+        datasets.append({"name": ds.name, "path": ds.dir, "items": ds.item_count, "files": ds.file_count})
     m = snap.manifest
-    return VersionDetails(record, m.get("project_type", "?"), m.get("layout", "?"), m.get("stats", {}), datasets,
-                          list(m.get("problems", [])))
+    return VersionDetails(record, m.project_type, m.layout, m.stats, datasets, list(m.problems or []))
 
 
 def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) -> Iterator[ItemView]:
@@ -65,24 +62,20 @@ def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) ->
         if dataset is not None and ds.name != dataset and not ds.name.startswith(dataset + "/"):
             continue
         found = True
-        sizes = _file_index(snap, ds)
+        sizes = {rel: (v.oid.hex(), v.size) for rel, v in ds.files(store)}
         for name, item in ds.items(store):
-            media = item.get("media")
-            files = item.get("media_files") or ([media] if media else [])
+            media = item.media
+            files = list(item.media_paths())
             sized = [sizes[f] for f in files if f in sizes]
             size = sum(s for _, s in sized) if sized else None
             blob = sized[0][0] if len(sized) == 1 else None  # a DICOM series has one blob per slice
             folders = {f.rsplit("/", 1)[0] for f in files}
             in_folder = len(files) > 1 and len(folders) == 1 and folders != {media.split("/", 1)[0]}
             path = f"{ds.dir}/{folders.pop() if in_folder else media}" if media else None  # a series folder
-            yield ItemView(ds.name, name, path, size, blob, item.get("meta") or {}, item.get("annotation"),
-                           item.get("kind", "file"), [f"{ds.dir}/{f}" for f in files], item.get("problems", []))
+            yield ItemView(ds.name, name, path, size, blob, item.meta or {}, item.annotation, item.kind,
+                           [f"{ds.dir}/{f}" for f in files], list(item.problems or ()))
     if dataset is not None and not found:
         raise UsageError(f"dataset {dataset!r} is not in version {record.number}")
-
-
-def _file_index(snap: Snapshot, ds) -> dict[str, tuple[str, int]]:
-    return {rel: (v[0].hex(), v[1]) for rel, v in iter_entries(ds.tree["files"], snap.store.get_object, "files")}
 
 
 def cat(store: ObjectStore, record: VersionRecord, path: str, out: BinaryIO) -> int:

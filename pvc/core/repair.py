@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pvc.errors import CorruptObject
-from pvc.store.atomic import atomic_write, fsync_dir
-from pvc.store.packcheck import check_pack
-from pvc.store.packindex import write_index
-from pvc.store.refs import read_versions
 from pvc.store.repository import Repository
 
 __all__ = ["IndexRepair", "RefsRepair", "repair_index", "repair_refs"]
@@ -49,49 +45,31 @@ class RefsRepair:
 
 def repair_index(repo: Repository, *, lock_timeout: float = 60.0) -> IndexRepair:
     """Replace every index file by one rebuilt from the packs."""
-    packs_dir = repo.dir / "packs"
     with repo.lock(lock_timeout):
         repo.clean_tmp()
-        entries, damaged, packs = [], 0, 0
-        for path in sorted(packs_dir.glob("*.pack")):
-            check = check_pack(path)
-            if check.pack_id is None:
-                continue
-            packs += 1
-            damaged += len(check.bad)
-            entries += [(r.oid, check.pack_id, r.offset, r.stored_len, r.raw_len, r.codec)
-                        for r in check.records if r.offset not in check.bad]
-        old = sorted(packs_dir.glob("*.idx"))
-        new = write_index(packs_dir, entries)
-        for path in old:
-            if path != new:
-                path.unlink(missing_ok=True)
-        fsync_dir(packs_dir)
+        done = repo.reopen_store(strict_indexes=False).rebuild_index()
         repo.reopen_store()
-    return IndexRepair(packs, len(set(entries)), damaged, sum(1 for p in old if p != new))
+    return IndexRepair(done.packs, done.objects, done.damaged, done.replaced)
 
 
 def repair_refs(repo: Repository, *, lock_timeout: float = 60.0) -> RefsRepair:
     """Put `versions.bak` back in place of a damaged `versions` (a sound refs file is left alone)."""
-    refs = repo.dir / "versions"
-    backup = refs.with_name("versions.bak")
+    refs = repo.refs
     with repo.lock(lock_timeout):
         try:
-            return RefsRepair(len(read_versions(refs)), repaired=False)
+            return RefsRepair(len(refs.read().versions), repaired=False)
         except CorruptObject:
             pass
-        if not backup.exists():
-            raise CorruptObject(f"{refs} is damaged and there is no {backup.name} to recover from "
+        if not refs.has_backup():
+            raise CorruptObject(f"{refs.path} is damaged and there is no {refs.backup.name} to recover from "
                                 "(see docs/reliability.md, 'Recovering refs')")
         try:
-            good = read_versions(backup)
+            good = refs.read_backup()
         except CorruptObject:
-            raise CorruptObject(f"{refs} and {backup.name} are both damaged (see docs/reliability.md, 'Recovering refs')") from None
-        damaged = refs.read_bytes()
-        aside = refs.with_name(f"versions.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
-        atomic_write(aside, damaged)
-        atomic_write(refs, backup.read_bytes())
-    return RefsRepair(len(good), True, str(aside), _lost_version(damaged, len(good)))
+            raise CorruptObject(f"{refs.path} and {refs.backup.name} are both damaged (see docs/reliability.md, 'Recovering refs')") from None
+        aside = refs.path.with_name(f"versions.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        damaged = refs.put_backup_back(aside)
+    return RefsRepair(len(good.versions), True, str(aside), _lost_version(damaged, len(good.versions)))
 
 
 def _lost_version(damaged: bytes, kept: int) -> dict | None:

@@ -1,7 +1,8 @@
 """Reading a version back: its manifest, dataset trees, files and items, with every path validated.
 
-Paths come from objects, and objects may be crafted: each path must be relative, without `..`, `.`,
-empty parts or NUL, and unique, before anything is written from it.
+Paths come from objects, and objects may be crafted: the typed objects (pvc/store/model.py) check each path
+when they are decoded; here the paths joined from a dataset folder and a file key are checked again, and
+restore checks that they are unique before anything is written from them.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pvc.errors import CorruptObject
+from pvc.store.backend import ObjectStore
+from pvc.store.model import FileValue, ItemEntry, Manifest, Page, Tree, safe_relpath
 from pvc.store.pages import iter_entries
-from pvc.store.overlay import OverlayStore
-from pvc.store.store import ObjectStore
 
-__all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath", "make_dirs", "media_files", "item_files"]
+__all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath", "make_dirs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,40 +33,22 @@ class FileEntry:
 class DatasetView:
     name: str
     dir: str
-    tree: dict
+    tree: Tree
     oid: bytes
 
-    def items(self, store: ObjectStore) -> Iterator[tuple[str, dict]]:
-        for name, value in iter_entries(self.tree["items"], store.get_object, "items"):
-            if not isinstance(value, dict):
-                raise CorruptObject(f"dataset {self.name}: malformed item entry {name!r}")
-            yield name, value
+    def items(self, store: ObjectStore) -> Iterator[tuple[str, ItemEntry]]:
+        return iter_entries(self.tree.items, lambda oid: store.get_object(oid, Page), "items")
 
+    def files(self, store: ObjectStore) -> Iterator[tuple[str, FileValue]]:
+        return iter_entries(self.tree.files, lambda oid: store.get_object(oid, Page), "files")
 
-def safe_relpath(path: Any, where: str) -> str:
-    """`path` if it is a harmless relative posix path, else CorruptObject."""
-    if not isinstance(path, str) or not path or "\x00" in path or path.startswith("/") or "\\" in path:
-        raise CorruptObject(f"{where}: unsafe path {str(path)[:120]!r}")
-    parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts) or parts[0] == ".pvc":
-        raise CorruptObject(f"{where}: unsafe path {path[:120]!r}")
-    return path
+    @property
+    def item_count(self) -> int:
+        return sum(ref.count for ref in self.tree.items)
 
-
-def media_files(entry: dict) -> list[str]:
-    """The media files of an item entry: its slices for a DICOM series, else its one media file (or none)."""
-    files = entry.get("media_files") or ([entry["media"]] if entry.get("media") else [])
-    if not isinstance(files, list):
-        raise CorruptObject("malformed item entry (media_files is not a list)")
-    return files
-
-
-def item_files(entry: dict) -> list[str]:
-    """Every file an item entry claims: media, annotation and companions (paths relative to the dataset)."""
-    companions = entry.get("companions") or []
-    if not isinstance(companions, list):
-        raise CorruptObject("malformed item entry (companions is not a list)")
-    return [f for f in (*media_files(entry), entry.get("ann"), *companions) if isinstance(f, str)]
+    @property
+    def file_count(self) -> int:
+        return sum(ref.count for ref in self.tree.files)
 
 
 def make_dirs(root: Path, relpaths: list[str]) -> None:
@@ -92,53 +73,49 @@ def make_dirs(root: Path, relpaths: list[str]) -> None:
 class Snapshot:
     """One version's manifest and the trees under it."""
 
-    def __init__(self, store: ObjectStore | OverlayStore, manifest_id: bytes) -> None:
+    def __init__(self, store: ObjectStore, manifest_id: bytes) -> None:
         self.store = store
         self.manifest_id = manifest_id
-        self.manifest = store.get_object(manifest_id, "manifest")
-        if self.manifest.get("type") != "manifest" or not isinstance(self.manifest.get("root"), bytes):
-            raise CorruptObject(f"manifest {manifest_id.hex()}: not a manifest")
-        self.root = self._tree(self.manifest["root"])
+        self.manifest = store.get_object(manifest_id, Manifest)
+        self.root = store.get_object(self.manifest.root, Tree)
 
-    def _tree(self, oid: Any) -> dict:
-        if not isinstance(oid, bytes):
-            raise CorruptObject(f"manifest {self.manifest_id.hex()}: malformed tree reference")
-        tree = self.store.get_object(oid, "tree")
-        if tree.get("type") != "tree" or not all(isinstance(tree.get(k), list) for k in ("files", "items", "children")):
-            raise CorruptObject(f"tree {oid.hex()}: not a tree")
-        return tree
+    def page(self, oid: bytes) -> Page:
+        return self.store.get_object(oid, Page)
 
     def datasets(self) -> Iterator[DatasetView]:
         """Every dataset, parents before children, in name order."""
-        stack = list(reversed(self.root["children"]))
+        stack = list(reversed(self.root.children))
         while stack:
-            entry = stack.pop()
-            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], str)):
-                raise CorruptObject(f"manifest {self.manifest_id.hex()}: malformed dataset entry")
-            ds_dir = safe_relpath(entry[0], f"dataset {entry[1]!r}")
-            tree = self._tree(entry[2])
-            yield DatasetView(entry[1], ds_dir, tree, entry[2])
-            stack.extend(reversed(tree["children"]))
+            child = stack.pop()
+            tree = self.store.get_object(child.oid, Tree)
+            yield DatasetView(child.name, child.folder, tree, child.oid)
+            stack.extend(reversed(tree.children))
 
     def dataset(self, name: str) -> DatasetView | None:
         return next((ds for ds in self.datasets() if ds.name == name), None)
 
+    def root_files(self) -> Iterator[FileEntry]:
+        """The project-level files (those of no dataset)."""
+        for rel, value in iter_entries(self.root.files, self.page, "files"):
+            yield FileEntry(safe_relpath(rel, "tree of project"), value.oid, value.size, value.mode, None, None)
+
+    def dataset_files(self, ds: DatasetView) -> Iterator[FileEntry]:
+        """The files of one dataset (not of the datasets nested in it), with the item each belongs to."""
+        owner: dict[str, str] = {}
+        for name, item in ds.items(self.store):
+            owner.update(dict.fromkeys(item.files(), name))
+        for rel, value in ds.files(self.store):
+            path = safe_relpath(f"{ds.dir}/{rel}", f"tree of {ds.name}")
+            yield FileEntry(path, value.oid, value.size, value.mode, ds.name, owner.get(rel))
+
     def files(self) -> Iterator[FileEntry]:
         """Every file of the version with the dataset and item it belongs to."""
-        yield from self._tree_files(self.root, "", None, {})
+        yield from self.root_files()
         for ds in self.datasets():
-            owner = {}
-            for name, item in ds.items(self.store):
-                try:
-                    owner.update(dict.fromkeys(item_files(item), name))
-                except CorruptObject as exc:
-                    raise CorruptObject(f"dataset {ds.name}: item {name[:120]!r}: {exc}") from None
-            yield from self._tree_files(ds.tree, ds.dir + "/", ds.name, owner)
+            yield from self.dataset_files(ds)
 
-    def _tree_files(self, tree: dict, prefix: str, dataset: str | None, owner: dict) -> Iterator[FileEntry]:
-        for rel, value in iter_entries(tree["files"], self.store.get_object, "files"):
-            path = safe_relpath(prefix + rel, f"tree of {dataset or 'project'}")
-            if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], bytes) and len(value[0]) == 32
-                    and isinstance(value[1], int) and isinstance(value[2], int) and value[1] >= 0):
-                raise CorruptObject(f"tree of {dataset or 'project'}: malformed entry for {path[:120]!r}")
-            yield FileEntry(path, value[0], value[1], value[2] & 0o777, dataset, owner.get(rel))
+
+def item_owner(tree_items: Iterator[tuple[str, ItemEntry]]) -> dict[str, str]:
+    """File path (relative to the dataset folder) -> the item that claims it."""
+    return {path: name for name, item in tree_items for path in item.files()}
+

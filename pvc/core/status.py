@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pvc.core.capture import Capture, capture
 from pvc.core.diff import diff_snapshots, empty_manifest
 from pvc.core.snapshot import Snapshot
-from pvc.core.worktree import Capture, capture
 from pvc.errors import Locked
 from pvc.store.overlay import OverlayStore
 from pvc.store.repository import Repository

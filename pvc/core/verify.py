@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 
 from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
-from pvc.store.packcheck import check_pack
-from pvc.store.refs import read_versions
+from pvc.store.local.packstore import PackStore
 from pvc.store.repository import Repository
-from pvc.store.store import ObjectStore
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -106,105 +104,50 @@ def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lo
         repo.close()  # the lenient store is for verify only: later reads open a strict one again
 
 
-def _verify(store: ObjectStore, packs: list[bytes], roots: list[Root], versions: int, problems: _Problems,
+def _verify(store: PackStore, packs: list[bytes], roots: list[Root], versions: int, problems: _Problems,
             sample: float, seed: int | None) -> VerifyReport:
-    for path, why in store.damaged_indexes:
-        problems.add(f"index {path.name}", "index", why)
-    for idx in store.indexes:
-        if not idx.name_matches():
-            problems.add(f"index {idx.path.name}", "index", "file name does not match its content")
-    bad, counts = _check_packs(store, packs, sample, random.Random(seed), problems)
-    walker = Walker(store, bad=bad)
+    scan = store.check_packs(packs, sample=sample, rng=random.Random(seed))
+    for p in scan.problems:
+        problems.add(p.subject, p.kind, p.what)
+    walker = Walker(store, bad=scan.bad)
     for root in roots:
         for d in walker.walk(root):
             problems.damage(d)
-    for oid, why in bad.items():
+    for oid, why in scan.bad.items():
         if oid not in walker.reached:
             problems.add(f"object {oid.hex()}", "object", why)
     orphans = sum(1 for oid in store.iter_ids() if oid not in walker.reached)
-    records, hashed, size, unindexed = counts
-    return VerifyReport(versions=versions, roots=len(roots), packs=len(packs),
-                        indexes=len(store.indexes) + len(store.damaged_indexes), records=records, hashed=hashed,
-                        bytes=size, sample=sample, orphans=orphans, unindexed=unindexed,
-                        problems=list(problems.by_key.values()))
+    return VerifyReport(versions=versions, roots=len(roots), packs=scan.packs, indexes=scan.indexes,
+                        records=scan.records, hashed=scan.hashed, bytes=scan.bytes, sample=sample, orphans=orphans,
+                        unindexed=scan.unindexed, problems=list(problems.by_key.values()))
 
 
 def _roots(repo: Repository, problems: _Problems) -> tuple[list[Root], int]:
     """Every root to walk, and the number of versions; damaged refs are problems (roots then from the backup)."""
-    refs = repo.dir / "versions"
-    backup = refs.with_name("versions.bak")
     try:
         roots = version_roots(repo)
     except CorruptObject as exc:
-        problems.add(f"refs {refs.name}", "refs", str(exc))
-        roots = _backup_roots(backup)
-    if backup.exists():
+        problems.add(f"refs {repo.refs.path.name}", "refs", str(exc))
+        roots = _backup_roots(repo)
+    if repo.refs.has_backup():
         try:
-            read_versions(backup)
+            repo.refs.read_backup()
         except CorruptObject:
-            problems.add(f"refs {backup.name}", "refs", "the backup of the refs file is damaged too (it is only needed to recover from damaged refs)")
+            problems.add(f"refs {repo.refs.backup.name}", "refs", "the backup of the refs file is damaged too (it is only needed to recover from damaged refs)")
     versions = len(roots)
     try:
         roots += extra_roots(repo)
     except CorruptObject as exc:
-        problems.add(f"stash {repo.stash_dir.name}", "stash", str(exc))
+        problems.add(f"stash {repo.saved_states.dir.name}", "stash", str(exc))
     return roots, versions
 
 
-def _backup_roots(backup) -> list[Root]:
+def _backup_roots(repo: Repository) -> list[Root]:
     try:
-        return [Root(f"v{v.number}", v.number, bytes.fromhex(v.manifest)) for v in read_versions(backup)]
+        return [Root(f"v{v.number}", v.number, bytes.fromhex(v.manifest)) for v in repo.refs.read_backup().versions
+                if not v.deleted]
     except (CorruptObject, ValueError):
         return []
-
-
-def _check_packs(store: ObjectStore, packs: list[bytes], sample: float, rng: random.Random, problems: _Problems):
-    """Read every pack once; return the objects whose readable copy is bad, and (records, hashed, bytes, unindexed)."""
-    entries = _entries_by_pack(store)
-    bad: dict[bytes, str] = {}
-    records = hashed = size = unindexed = 0
-    for pack in sorted(set(packs) | set(entries)):
-        named = entries.get(pack, {})
-        if pack not in packs:
-            problems.add(f"pack {pack.hex()}", "pack", f"missing (an index names {len(named)} object(s) in it)")
-            for offset, (oid, *_rest) in named.items():
-                _blame(store, bad, problems, oid, pack, offset, "missing: its pack is gone")
-            continue
-        check = check_pack(store.pack_path(pack), fd=store.pack_fd(pack), sample=sample, rng=rng)
-        records, hashed, size = records + len(check.records), hashed + check.checked, size + check.size
-        for offset, what in check.damage:
-            problems.add(f"pack {pack.hex()}", "pack", f"{what} at offset {offset}")
-        if check.name_ok is False:
-            problems.add(f"pack {pack.hex()}", "pack", "file content does not match its name (some byte changed)")
-        found = {r.offset: r for r in check.records}
-        unindexed += sum(1 for offset in found if offset not in named)
-        for offset, (oid, codec, stored_len, raw_len) in named.items():
-            rec = found.get(offset)
-            if rec is None or (rec.oid, rec.codec, rec.stored_len, rec.raw_len) != (oid, codec, stored_len, raw_len):
-                why = f"the index points at offset {offset} of pack {pack.hex()[:12]}, where no matching record is"
-            elif offset in check.bad:
-                why = f"{check.bad[offset]} (pack {pack.hex()[:12]}, offset {offset})"
-            else:
-                continue
-            _blame(store, bad, problems, oid, pack, offset, why)
-    return bad, (records, hashed, size, unindexed)
-
-
-def _entries_by_pack(store: ObjectStore) -> dict[bytes, dict[int, tuple]]:
-    entries: dict[bytes, dict[int, tuple]] = {}
-    for idx in store.indexes:
-        for oid, loc in idx:
-            entries.setdefault(loc.pack, {})[loc.offset] = (oid, loc.codec, loc.stored_len, loc.raw_len)
-    return entries
-
-
-def _blame(store: ObjectStore, bad: dict, problems: _Problems, oid: bytes, pack: bytes, offset: int, why: str) -> None:
-    """A bad copy makes the object bad if it is the copy the store reads; else it is a problem of the pack."""
-    loc = store.locate(oid)
-    if loc is not None and (loc.pack, loc.offset) == (pack, offset):
-        bad[oid] = why
-    else:
-        problems.add(f"pack {pack.hex()}", "pack", f"an unused second copy of object {oid.hex()} is damaged: {why}")
 
 
 def _version_order(label: str) -> tuple:

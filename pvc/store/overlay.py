@@ -1,71 +1,90 @@
-"""An object store that writes nothing: new structured objects stay in memory, files are read in place.
+"""An object store that writes nothing: new objects stay in memory, files are read in place.
 
 `status`, `diff` and the dry run of `discard` capture the working tree through it, so the working tree
-can be compared with a version by the same code that compares two versions, and the store is untouched.
+can be compared with a version by the same code that compares two versions, and the store is untouched
+(which is also why those commands work on a full disk or a store the user may only read).
 """
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import blake3
 
-from pvc.errors import CorruptObject
+from pvc.errors import BadInput, CorruptObject
 from pvc.store import objects
-from pvc.store.store import ObjectStore
+from pvc.store.backend import ObjectAccess, ObjectInfo, ObjectStore
 
 __all__ = ["OverlayStore"]
 
 _BLOCK = 4 << 20
 
 
-class OverlayStore:
+class OverlayStore(ObjectAccess):
     """Reads fall through to `base`; writes are kept in memory (objects) or as paths (files)."""
 
     def __init__(self, base: ObjectStore) -> None:
         self.base = base
+        self.chunk_threshold = base.chunk_threshold
         self._objects: dict[bytes, bytes] = {}
-        self._files: dict[bytes, Path] = {}
+        self._files: dict[bytes, tuple[Path, int]] = {}
 
-    def put_object(self, obj: dict) -> bytes:
-        data = objects.encode(obj)
+    def put(self, data: bytes, *, compress: bool | None = None) -> bytes:
         oid = objects.hash_bytes(data)
-        self._objects.setdefault(oid, data)
+        self._objects.setdefault(oid, bytes(data))
         return oid
 
-    def put_file(self, path: Path, size: int, on_data=None) -> bytes:
+    def put_file(self, path: Path, size: int, on_data: Callable[[bytes], None] | None = None) -> bytes:
         """The file's id, hashed in place (streamed for large files); nothing is copied."""
-        with open(path, "rb") as f:
-            if size < self.base.chunk_threshold:
-                data = f.read()
-                if on_data is not None:
-                    on_data(data)
-                oid = objects.hash_bytes(data)
-            else:
-                hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-                while block := f.read(_BLOCK):
-                    hasher.update(block)
-                oid = hasher.digest()
-        self._files.setdefault(oid, path)
+        try:
+            with open(path, "rb") as f:
+                if size < self.chunk_threshold:
+                    data = f.read()
+                    if on_data is not None:
+                        on_data(data)
+                    oid = objects.hash_bytes(data)
+                else:
+                    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+                    while block := f.read(_BLOCK):
+                        hasher.update(block)
+                    oid = hasher.digest()
+        except PermissionError:
+            raise BadInput(path, "permission denied") from None
+        self._files.setdefault(oid, (path, size))
         return oid
 
     def has(self, oid: bytes) -> bool:
         return oid in self._objects or oid in self._files or self.base.has(oid)
 
+    def info(self, oid: bytes) -> ObjectInfo | None:
+        if oid in self._objects:
+            return ObjectInfo(len(self._objects[oid]), False, len(self._objects[oid]))
+        if oid in self._files:
+            size = self._files[oid][1]
+            return ObjectInfo(size, False, size)
+        return self.base.info(oid)
+
     def get(self, oid: bytes, *, verify: bool = True) -> bytes:
         if oid in self._objects:
             return self._objects[oid]
         if oid in self._files:
-            data = self._files[oid].read_bytes()
+            path = self._files[oid][0]
+            data = path.read_bytes()
             if verify and objects.hash_bytes(data) != oid:
-                raise CorruptObject(f"{self._files[oid]}: changed while pvc was reading it")
+                raise CorruptObject(f"{path}: changed while pvc was reading it")
             return data
         return self.base.get(oid, verify=verify)
 
-    def get_object(self, oid: bytes, what: str = "object") -> dict:
-        return objects.decode(self.get(oid), f"{what} {oid.hex()}")
+    def read_range(self, oid: bytes, start: int, length: int) -> bytes:
+        if oid in self._objects:
+            return self._objects[oid][start : start + length]
+        if oid in self._files:
+            with open(self._files[oid][0], "rb") as f:
+                f.seek(start)
+                return f.read(length)
+        return self.base.read_range(oid, start, length)
 
     def write_to(self, oid: bytes, out: BinaryIO) -> int:
         if oid in self._objects or oid in self._files:
@@ -74,11 +93,24 @@ class OverlayStore:
             return len(data)
         return self.base.write_to(oid, out)
 
+    def chunk_list(self, oid: bytes) -> list[tuple[bytes, int]] | None:
+        if oid in self._objects or oid in self._files:
+            return None
+        return self.base.chunk_list(oid)
+
+    def iter_ids(self) -> Iterator[bytes]:
+        yield from self._objects
+        yield from (oid for oid in self._files if oid not in self._objects)
+        yield from (oid for oid in self.base.iter_ids() if oid not in self._objects and oid not in self._files)
+
+    def flush(self) -> None:
+        """Nothing to make durable: an overlay never writes."""
+
+    def abort(self) -> None:
+        self._objects.clear()
+        self._files.clear()
+
     def file_of(self, oid: bytes) -> Path | None:
         """The working-tree file an id was read from, if it came from there."""
-        return self._files.get(oid)
-
-    def read(self, oid: bytes) -> bytes:
-        buf = io.BytesIO()
-        self.write_to(oid, buf)
-        return buf.getvalue()
+        entry = self._files.get(oid)
+        return entry[0] if entry else None

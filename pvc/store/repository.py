@@ -15,22 +15,24 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, NotAProject, UsageError
 from pvc.store.atomic import atomic_write, fsync_dir
+from pvc.store.formats import STORE_FORMAT
 from pvc.store.location import STORE_DIR, find_project_root
-from pvc.store.refs import VersionRecord, read_versions, write_versions
+from pvc.store.refs import Refs, VersionRecord
+from pvc.store.stash import SavedStates
 from pvc.store.statcache import StatCache
 
 if TYPE_CHECKING:
+    from pvc.store.local.packstore import PackStore
     from pvc.store.lock import LockStatus, RepoLock
-    from pvc.store.store import ObjectStore
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
 
-STORE_FORMAT = 1
 _DEFAULT_CONFIG = {"format": STORE_FORMAT, "chunk_threshold": 8 << 20, "pack_size": 16 << 20}
 
 
@@ -41,7 +43,9 @@ class Repository:
         self.project_root = project_root
         self.dir = project_root / STORE_DIR
         self.config = self._read_config()
-        self._store: ObjectStore | None = None
+        self.refs = Refs(self.dir)
+        self.saved_states = SavedStates(self.dir)
+        self._store: PackStore | None = None
 
     @classmethod
     def init(cls, project_root: Path) -> Repository:
@@ -83,35 +87,34 @@ class Repository:
         return {**_DEFAULT_CONFIG, **config}
 
     @property
-    def store(self) -> ObjectStore:
-        # imported here, as the lock is: a status that the stat cache answers opens neither
-        from pvc.store.store import ObjectStore
-
+    def store(self) -> PackStore:
         if self._store is None:
-            self._store = ObjectStore(
-                self.dir, chunk_threshold=int(self.config["chunk_threshold"]), pack_size=int(self.config["pack_size"])
-            )
+            self._store = self._open_store(strict_indexes=True)
         return self._store
 
-    def reopen_store(self, *, strict_indexes: bool = True) -> ObjectStore:
+    def _open_store(self, *, strict_indexes: bool) -> PackStore:
+        # imported here, as the lock is: a status that the stat cache answers opens neither
+        from pvc.store.local.packstore import PackStore
+
+        return PackStore(self.dir, chunk_threshold=int(self.config["chunk_threshold"]),
+                         pack_size=int(self.config["pack_size"]), strict_indexes=strict_indexes)
+
+    def reopen_store(self, *, strict_indexes: bool = True) -> PackStore:
         """Drop the open store and see the packs on disk as they are now (after taking the lock).
 
         `strict_indexes=False` opens a store whose damaged index files are left out rather than fatal."""
         if self._store is not None:
             self._store.close()
-            self._store = None
-        if not strict_indexes:
-            from pvc.store.store import ObjectStore
-
-            self._store = ObjectStore(self.dir, chunk_threshold=int(self.config["chunk_threshold"]),
-                                      pack_size=int(self.config["pack_size"]), strict_indexes=False)
-        return self.store
+        self._store = self._open_store(strict_indexes=strict_indexes)
+        return self._store
 
     def versions(self) -> list[VersionRecord]:
-        return read_versions(self.dir / "versions")
+        """Every version record, oldest first (record n is version n)."""
+        return list(self.refs.read().versions)
 
     def write_versions(self, records: list[VersionRecord]) -> None:
-        write_versions(self.dir / "versions", records)
+        """Replace the version list (caller holds the lock), keeping tags and unknown fields."""
+        self.refs.write(replace(self.refs.read(), versions=tuple(records)))
 
     def lock(self, timeout: float = 60.0) -> RepoLock:
         from pvc.store.lock import RepoLock
@@ -126,10 +129,6 @@ class Repository:
         from pvc.store.lock import lock_status
 
         return lock_status(self.lock_path)
-
-    @property
-    def stash_dir(self) -> Path:
-        return self.dir / "stash"
 
     def atomic_leftovers(self) -> list[Path]:
         """Temporary files of atomic writes that a killed process left (`.<name>.<random>.tmp`)."""

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject
 from pvc.store.atomic import fsync_dir
-from pvc.store.packcheck import check_record
-from pvc.store.packindex import write_index
-from pvc.store.packs import PACK_MAGIC, RECORD, Location, PackWriter, Record
-from pvc.store.store import ObjectStore
+from pvc.store.local.packcheck import check_record
+from pvc.store.local.packindex import write_index
+from pvc.store.local.packs import PACK_MAGIC, RECORD, Location, PackWriter, Record
+
+if TYPE_CHECKING:
+    from pvc.store.local.packstore import PackStore
 
 __all__ = ["REWRITE_DEAD_FRACTION", "SMALL_PACK", "PackUsage", "RepackPlan", "plan_repack", "repack"]
 
@@ -65,7 +68,7 @@ class RepackPlan:
         return sum(u.size for u in self.delete) + sum(u.dead_bytes for u in self.rewrite)
 
 
-def plan_repack(store: ObjectStore, live: set[bytes], *, keep_newer_than: float) -> RepackPlan:
+def plan_repack(store: PackStore, live: set[bytes], *, keep_newer_than: float) -> RepackPlan:
     """Sort every pack on disk into kept, deleted and rewritten, given the live ids and a grace cutoff (mtime)."""
     usage: dict[bytes, PackUsage] = {}
     for path in sorted(store.packs_dir.glob("*.pack")):
@@ -97,11 +100,11 @@ def _mostly_dead(u: PackUsage) -> bool:
     return u.dead_bytes >= REWRITE_DEAD_FRACTION * u.size or u.size < SMALL_PACK
 
 
-def repack(store: ObjectStore, plan: RepackPlan) -> int:
+def repack(store: PackStore, plan: RepackPlan) -> int:
     """Carry out `plan` (caller holds the lock); return how many new packs were written."""
     if not plan.delete and not plan.rewrite:
         return 0
-    writer = PackWriter(store.tmp_dir, store.packs_dir, store.pack_size)
+    writer = PackWriter(store.tmp_dir, store.pack_size)
     try:
         for u in plan.rewrite:
             for oid, loc in u.live:
@@ -110,7 +113,12 @@ def repack(store: ObjectStore, plan: RepackPlan) -> int:
                 if problem:
                     raise CorruptObject(f"object {oid.hex()}: {problem}; gc stopped and changed nothing (run `pvc verify`)")
                 writer.append(oid, loc.codec, loc.raw_len, stored)
-        published = writer.publish()
+        sealed = writer.seal_all()
+        for tmp, pack_id, _ in sealed:
+            os.replace(tmp, store.pack_path(pack_id))
+        if sealed:
+            fsync_dir(store.packs_dir)
+        published = [(pack_id, records) for _, pack_id, records in sealed]
     except BaseException:
         writer.abort()
         raise

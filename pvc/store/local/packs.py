@@ -24,10 +24,9 @@ import blake3
 import msgpack
 
 from pvc.errors import CorruptObject
-from pvc.store.atomic import fsync_dir
 
 __all__ = ["PACK_MAGIC", "RECORD", "Codec", "Location", "PackWriter", "Record", "decode_chunk_list", "parse_records",
-           "read_record_header"]
+           "check_record_header"]
 
 PACK_MAGIC = b"PVCPACK\x01"
 RECORD = struct.Struct("<4s32sBQQ")
@@ -54,13 +53,15 @@ class Location:
 
 
 class PackWriter:
-    """Appends records to temp pack files, cutting a new pack past `target_size` bytes."""
+    """Appends records to temp pack files under `tmp_dir`, cutting a new pack past `target_size` bytes.
 
-    def __init__(self, tmp_dir: Path, packs_dir: Path, target_size: int = 16 << 20) -> None:
+    Nothing it writes is visible: `seal_all` closes and fsyncs the packs and hands them over (the store then
+    moves them into place, or uploads them); `abort` deletes whatever temp files are still there."""
+
+    def __init__(self, tmp_dir: Path, target_size: int = 16 << 20) -> None:
         self._tmp_dir = tmp_dir
-        self._packs_dir = packs_dir
         self._target = target_size
-        self._sealed: list[tuple[str, bytes, list[tuple[bytes, int, int, int, int]]]] = []
+        self._sealed: list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]] = []
         self._file = None
         self._tmp_name = ""
         self._hasher = None
@@ -68,7 +69,7 @@ class PackWriter:
         self._records: list[tuple[bytes, int, int, int, int]] = []
 
     def append(self, oid: bytes, codec: int, raw_len: int, stored: bytes | memoryview) -> None:
-        """Write one record; the object becomes visible only after `publish`."""
+        """Write one record; the object becomes visible only once its sealed pack is published."""
         if self._file is None:
             self._open()
         header = RECORD.pack(RECORD_MAGIC, oid, codec, raw_len, len(stored))
@@ -81,32 +82,29 @@ class PackWriter:
         if self._offset >= self._target:
             self._seal()
 
-    def publish(self) -> list[tuple[bytes, list[tuple[bytes, int, int, int, int]]]]:
-        """Seal the open pack, rename every sealed pack into `packs/`, fsync; return (pack id, records)."""
+    @property
+    def size(self) -> int:
+        """Bytes written to the pack still open."""
+        return self._offset if self._file is not None else 0
+
+    def seal_all(self) -> list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]:
+        """Close the open pack; return every sealed pack as (temp file, pack id, records) and forget them:
+        from here the caller owns the files."""
         self._seal()
-        published = []
-        for tmp_name, pack_id, records in self._sealed:
-            os.replace(tmp_name, self._packs_dir / f"{pack_id.hex()}.pack")
-            published.append((pack_id, records))
-        if published:
-            fsync_dir(self._packs_dir)
-        self._sealed = []
-        return published
+        sealed, self._sealed = self._sealed, []
+        return sealed
 
     def abort(self) -> None:
-        """Drop every pack this writer made: nothing of it was ever visible."""
+        """Delete every temp pack this writer still owns: nothing of it was ever visible."""
         if self._file is not None:
             try:
                 self._file.close()
             except OSError:  # e.g. ENOSPC again while flushing the buffer: the file is dropped anyway
                 pass
-            self._sealed.append((self._tmp_name, b"", []))
+            self._sealed.append((Path(self._tmp_name), b"", []))
             self._file = None
         for tmp_name, _, _ in self._sealed:
-            try:
-                os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
+            Path(tmp_name).unlink(missing_ok=True)
         self._sealed = []
 
     @contextmanager
@@ -136,18 +134,20 @@ class PackWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-        self._sealed.append((self._tmp_name, self._hasher.digest(), self._records))
+        self._sealed.append((Path(self._tmp_name), self._hasher.digest(), self._records))
         self._file = None
 
 
-def read_record_header(fd: int, loc: Location, oid: bytes, pack_name: str) -> None:
-    """Check that the record at `loc` really is object `oid` (catches a damaged index or pack)."""
-    raw = os.pread(fd, RECORD.size, loc.offset - RECORD.size)
-    if len(raw) != RECORD.size:
-        raise CorruptObject(f"pack {pack_name}: truncated at offset {loc.offset - RECORD.size}")
-    magic, rec_id, codec, raw_len, stored_len = RECORD.unpack(raw)
-    if (magic, rec_id, codec, raw_len, stored_len) != (RECORD_MAGIC, oid, loc.codec, loc.raw_len, loc.stored_len):
-        raise CorruptObject(f"pack {pack_name}: record at offset {loc.offset - RECORD.size} does not match the index for {oid.hex()}")
+def check_record_header(raw: bytes, loc: Location, oid: bytes) -> None:
+    """Check that `raw` (read from `loc.offset - RECORD.size`) starts with the record of object `oid`
+    that the index entry `loc` describes (catches a damaged index or pack), and is complete."""
+    where = loc.pack.hex()
+    if len(raw) < RECORD.size:
+        raise CorruptObject(f"pack {where}: truncated at offset {loc.offset - RECORD.size}")
+    if RECORD.unpack_from(raw) != (RECORD_MAGIC, oid, loc.codec, loc.raw_len, loc.stored_len):
+        raise CorruptObject(f"pack {where}: record at offset {loc.offset - RECORD.size} does not match the index for {oid.hex()}")
+    if len(raw) != RECORD.size + loc.stored_len:
+        raise CorruptObject(f"pack {where}: truncated inside object {oid.hex()}")
 
 
 # -- reading a pack front to back (verify, index rebuild, gc) ----------------------------------------

@@ -24,7 +24,7 @@ import blake3
 
 from pvc.errors import CorruptObject
 from pvc.store.atomic import atomic_write
-from pvc.store.packs import Location
+from pvc.store.local.packs import Location
 
 __all__ = ["IDX_MAGIC", "PackIndex", "write_index"]
 

@@ -18,7 +18,7 @@ import blake3
 import zstandard
 
 from pvc.errors import CorruptObject
-from pvc.store.packs import Codec, Record, decode_chunk_list, parse_records
+from pvc.store.local.packs import Codec, Record, decode_chunk_list, parse_records
 
 __all__ = ["PackCheck", "check_pack", "check_record"]
 

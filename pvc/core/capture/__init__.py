@@ -1,0 +1,103 @@
+"""The working tree as a version would record it, in four stages (one module each):
+
+    walk      the files and their stats (C walk); an untouched tree stops here
+    hash      each file's blob id and own meaning, from the stat cache or by reading it
+    describe  each item's metadata and problems
+    build     pages, trees and the manifest
+
+`capture` is shared by `commit` (objects go to the store) and by `status` / `diff` / `discard`, which pass an
+overlay store that keeps the new objects in memory and writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvc.core.capture.build import build_manifest
+from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid
+from pvc.core.capture.hash import ObjectSink, hash_files
+from pvc.core.capture.walk import Walked, walk_project
+from pvc.core.fastpath import capture_settings
+from pvc.project.layout import Layout, add_dicom_series, classify
+from pvc.project.scan import FileInfo
+from pvc.project.walk import stat_records, tree_digest
+from pvc.store.model import Manifest
+from pvc.store.repository import Repository
+from pvc.store.statcache import CacheEntry, StatCache
+
+__all__ = ["Capture", "capture", "ObjectSink"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capture:
+    """One capture of the working tree: its manifest id and what the stat cache should remember."""
+
+    manifest_id: bytes
+    cache: StatCache
+    settings: dict
+    walked: Walked | None = None
+    layout: Layout | None = None  # None when `unchanged`
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+    entries: dict[str, CacheEntry] = field(default_factory=dict)
+    derived: dict[bytes, Any] = field(default_factory=dict)
+    unchanged: bool = False  # the stat cache vouched for the whole tree: nothing was read
+    classes: dict[str, int] | None = None  # objects per class, when known
+    record_tree: bool = False  # an unchanged capture whose tree record is missing or stale: write it
+
+    @property
+    def files(self) -> list[FileInfo]:
+        return (self.walked.files if self.walked else None) or []
+
+    def save_cache(self) -> None:
+        """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
+        records when none of them is racy, so that the next scan of an untouched tree reads nothing."""
+        if self.unchanged:  # proven by the entries, or by the tree record
+            if self.record_tree and self.classes is not None:
+                self.cache.save_tree(self._tree_digest(), self.manifest_id, self.settings, self.classes)
+            return
+        if self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings):
+            return  # every entry came from the cache, which already says all this (a 10 MB write spared)
+        tree = self._tree_digest() if self.walked.settled else None
+        self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
+                        tree=tree, classes=self.classes)
+
+    def _tree_digest(self) -> bytes:
+        records = self.walked.records
+        return tree_digest(records if records is not None else stat_records(self.files))
+
+
+def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, progress=None,
+            expect: bytes | None = None) -> Capture:
+    """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`.
+
+    `expect` (the latest version's manifest) enables the fast path: when every file's stat is what the
+    cache recorded along with that manifest, the project is that manifest, and nothing is read or built.
+    """
+    cache = repo.stat_cache()
+    settings = capture_settings(repo, allow_invalid)
+    walked = walk_project(repo, cache, expect, settings)
+    if walked.files is None:
+        return Capture(manifest_id=expect, cache=cache, settings=settings, unchanged=True)
+    files = walked.files
+    if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
+        # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
+        # next scan stops at the walk
+        record = walked.records is not None and not cache.may_vouch_for(expect, settings)
+        classes = store.get_object(expect, Manifest).classes if record else None
+        return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True,
+                       classes=classes, record_tree=record)
+    by_path = {f.relpath: f for f in files}
+    meta_summary = read_project_meta(by_path.get("meta.json"), allow_invalid)
+    project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
+    layout = classify([f.relpath for f in files], project_type)
+    hashed, entries, (files_hashed, bytes_hashed) = hash_files(cache, store, files, layout.roles, allow_invalid, progress)
+    for ds in layout.all_datasets():
+        if ds.loose_dicom:
+            add_dicom_series(ds, {rel: series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
+    items = ItemDescriber(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags"))
+    manifest_id, classes = build_manifest(store, layout, by_path, hashed, items, meta_summary)
+    return Capture(manifest_id=manifest_id, cache=cache, settings=settings, walked=walked, layout=layout,
+                   files_hashed=files_hashed, bytes_hashed=bytes_hashed, entries=entries, derived=items.derived,
+                   classes=classes)

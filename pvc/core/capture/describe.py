@@ -1,0 +1,85 @@
+"""Capture, stage 3: what each item is, beyond its files on their own: media metadata (a DICOM series' from all
+its slices), and the problems `show` flags (annotation frames against the video, masks against spatial figures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pvc.core.capture.hash import Hashed, video_module, volume_module
+from pvc.errors import BadInput
+from pvc.project.annotation import project_meta_summary
+from pvc.project.jsonfile import parse_json
+from pvc.project.layout import Dataset, Item
+from pvc.project.scan import FileInfo
+from pvc.store.objects import encode, hash_bytes
+from pvc.store.statcache import StatCache
+
+__all__ = ["ItemDescriber", "read_project_meta", "series_uid"]
+
+
+def read_project_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
+    """The summary of `meta.json` (project type, classes, tags); {} without one."""
+    if meta is None:
+        return {}
+    try:
+        data = meta.path.read_bytes()
+    except OSError as exc:
+        raise BadInput(meta.path, f"unreadable ({exc.strerror or exc})") from None
+    try:
+        return project_meta_summary(parse_json(data, meta.path), meta.path)
+    except BadInput:
+        if not allow_invalid:
+            raise
+        return {"invalid": True}
+
+
+def series_uid(info: Any, rel: str) -> str:
+    """A loose DICOM file's series (an unreadable one kept with --allow-invalid is a series of its own)."""
+    return info["series"] if isinstance(info, dict) and "series" in info else f"unreadable:{rel}"
+
+
+class ItemDescriber:
+    """Per-item metadata and problems, from file infos; DICOM series metadata cached by slice ids."""
+
+    def __init__(self, by_path: dict[str, FileInfo], hashed: dict[str, Hashed], cache: StatCache,
+                 allow_invalid: bool, dicom_tags) -> None:
+        self.by_path, self.hashed, self.cache = by_path, hashed, cache
+        self.allow_invalid = allow_invalid
+        self.dicom_tags = list(dicom_tags) if dicom_tags else None
+        self.derived: dict[bytes, Any] = {}
+
+    def media(self, ds: Dataset, item: Item) -> dict:
+        paths = [f"{ds.dir}/{rel}" for rel in item.media]
+        if not paths:
+            return {}
+        info = self.hashed[paths[0]].info
+        if len(paths) == 1 and not (isinstance(info, dict) and "series" in info):
+            return info or {}
+        return self._series(paths)
+
+    def _series(self, paths: list[str]) -> dict:
+        if self.dicom_tags is None:
+            self.dicom_tags = list(volume_module().DEFAULT_DICOM_TAGS)
+        key = hash_bytes(encode({"dicom": [[p, self.hashed[p].oid] for p in paths], "tags": self.dicom_tags}))
+        meta = self.cache.derived(key)
+        if meta is None:
+            try:
+                meta = volume_module().volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
+            except BadInput as exc:
+                if not self.allow_invalid:
+                    raise
+                meta = {"invalid": exc.reason}
+        self.derived[key] = meta
+        return meta
+
+    def problems(self, item: Item, media: dict, ann: Any) -> list[str]:
+        """Flags `show` reports: annotation frames vs the video, mask files vs spatial figures."""
+        if not isinstance(ann, dict):
+            return []
+        if item.kind == "video":
+            return list(ann.get("problems", [])) + video_module().media_problems(ann.get("extent", {}), media.get("frames"))
+        if item.kind == "volume":
+            keys = set(ann.get("spatial_figure_keys", []))
+            masks = [c for c in item.companions if c.startswith("mask/")]
+            return [f"{c} matches no spatialFigures key" for c in masks if c.rsplit("/", 1)[-1].split(".")[0] not in keys]
+        return []

@@ -1,0 +1,120 @@
+"""Capture, stage 2: the blob id and own meaning of every file, from the stat cache when its stat vouches for it,
+else by reading it (in a thread pool; the hashing and the header parsers release the GIL for the big work)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pvc.errors import BadInput
+from pvc.project.annotation import image_annotation_summary, volume_annotation_summary
+from pvc.project.image import image_meta
+from pvc.project.jsonfile import parse_json
+from pvc.project.scan import FileInfo
+from pvc.store.statcache import CacheEntry, StatCache, StatKey
+
+__all__ = ["ObjectSink", "Hashed", "hash_files", "video_module", "volume_module", "is_invalid"]
+
+
+class ObjectSink(Protocol):
+    """What capture needs of a store: the local store, or an overlay that writes nothing."""
+
+    chunk_threshold: int
+
+    def has(self, oid: bytes) -> bool: ...
+    def put_file(self, path: Path, size: int, on_data: Any = None) -> bytes: ...
+    def put_object(self, obj: Any) -> bytes: ...
+    def get_object(self, oid: bytes, cls: type) -> Any: ...
+    def get(self, oid: bytes, *, verify: bool = True) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    oid: bytes
+    info: Any  # what the file means on its own: media header, annotation summary, or None
+
+
+def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles: dict[str, str], allow_invalid: bool,
+               progress) -> tuple[dict[str, Hashed], dict[str, CacheEntry], tuple[int, int]]:
+    """Blob id and info of every file, the stat cache entries to save, and (files, bytes) read."""
+    hashed: dict[str, Hashed] = {}
+    entries: dict[str, CacheEntry] = {}
+    todo: list[tuple[FileInfo, StatKey, str]] = []
+    for f in files:
+        key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
+        role = roles[f.relpath]
+        cached = cache.get(f.relpath, key, role)
+        if cached is None or not store.has(cached.oid) or (is_invalid(cached.info) and not allow_invalid):
+            # not vouched for, object lost from the store (stored again from the file), or kept with
+            # --allow-invalid before and now to be refused again
+            todo.append((f, key, role))
+        else:
+            hashed[f.relpath] = Hashed(cached.oid, cached.info)
+            entries[f.relpath] = cached
+    total_bytes = sum(f.size for f, _, _ in todo)
+    done = 0
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for (f, key, role), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[2], allow_invalid), todo)):
+            hashed[f.relpath] = result
+            entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
+            done += f.size
+            if progress:
+                progress("hashing", done, total_bytes)
+    return hashed, entries, (len(todo), total_bytes)
+
+
+def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) -> Hashed:
+    seen: dict[str, bytes] = {}
+    oid = store.put_file(f.path, f.size, on_data=lambda data: seen.setdefault("data", data))
+    data = seen.get("data")
+    try:
+        info = _role_info(role, data, f.path)
+    except BadInput as exc:
+        if not allow_invalid:
+            raise
+        info = {"invalid": exc.reason}
+    return Hashed(oid, info)
+
+
+def _role_info(role: str, data: bytes | None, path: Path) -> Any:
+    """What pvc understands of one file on its own: media header, annotation summary, or nothing."""
+    if role == "image":
+        return image_meta(data, path)
+    if role == "video":
+        return video_module().video_meta(path)
+    if role == "volume":
+        return volume_module().volume_meta([path])
+    if role == "dicom":
+        return {"series": next(iter(volume_module().group_dicom_series([path])))}
+    if role in ("ann", "video_ann", "volume_ann"):
+        doc = parse_json(data if data is not None else path.read_bytes(), path)
+        if role == "ann":
+            return image_annotation_summary(doc, path)
+        if role == "volume_ann":
+            return volume_annotation_summary(doc, path)
+        if not isinstance(doc, dict):
+            raise BadInput(path, "not a Supervisely video annotation (not a JSON object)")
+        video = video_module()
+        return video.video_annotation_summary(doc, None) | {"extent": video.annotation_frame_extent(doc)}
+    return None
+
+
+def is_invalid(info: Any) -> bool:
+    return isinstance(info, dict) and "invalid" in info
+
+
+def video_module():
+    """The video module, imported on first use: PyAV costs ~0.1 s to load and image projects never need it."""
+    from pvc.project import video
+
+    return video
+
+
+def volume_module():
+    """The volume module, imported on first use (NumPy, pydicom, pynrrd, nibabel)."""
+    from pvc.project import volume
+
+    return volume

@@ -1,0 +1,42 @@
+"""Capture, stage 1: the project's files and their stats (the C walk, or the Python scan where it declines), and
+whether the stat cache proves the project untouched since a known manifest, in which case nothing else runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pvc.core.fastpath import untouched
+from pvc.project.scan import FileInfo, Ignore, files_from_walk, scan
+from pvc.project.walk import native_walk
+from pvc.store.repository import Repository
+from pvc.store.statcache import StatCache, fs_clock
+
+__all__ = ["Walked", "walk_project"]
+
+
+@dataclass(frozen=True)
+class Walked:
+    """One walk of the project."""
+
+    scan_started: int  # the file system's clock just before the first stat (the stat cache's racy cutoff)
+    records: bytes | None  # the C walk's stat records, None when it did not run or declined
+    files: list[FileInfo] | None  # None when `records` already proved the project untouched
+
+    @property
+    def settled(self) -> bool:
+        return all(f.mtime_ns < self.scan_started for f in self.files or [])
+
+
+def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, settings: dict) -> Walked:
+    """Walk the project; stop after the stat records when they prove the project is still `expect`."""
+    root = repo.project_root
+    ignore = Ignore.load(root)
+    scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
+    walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
+    if expect is not None and untouched(cache, expect, settings, walked[0] if walked else None):
+        return Walked(scan_started, walked[0], None)
+    files = files_from_walk(root, *walked) if walked else None
+    records = walked[0] if files is not None else None
+    if files is None:  # no C walk, or it declined: the Python scan (which reports what it refuses)
+        files = scan(root, ignore)
+    return Walked(scan_started, records, files)

@@ -1,0 +1,202 @@
+"""The local store: pack and index files under `.pvc/packs/`, read with pread, written through `tmp/`.
+
+Besides the object protocol (pvc/store/backend.py) it answers what only a store that owns its files can: check
+every pack front to back (`check_packs`, for verify), rebuild the index from the packs (`rebuild_index`), and
+drop what no version needs (`plan_repack` / `repack`, for gc). Core code never opens a pack or an index itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from pvc.errors import CorruptObject, ObjectMissing
+from pvc.store.atomic import fsync_dir
+from pvc.store.local.check import PackScan, check_packs
+from pvc.store.local.packcheck import check_pack
+from pvc.store.local.packindex import PackIndex, write_index
+from pvc.store.local.repack import RepackPlan, plan_repack, repack
+from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
+
+__all__ = ["PackStore", "INCOMPRESSIBLE_SUFFIXES", "IndexRebuild"]
+
+_MAX_INDEX_FILES = 8
+
+
+class IndexRebuild:
+    """What `rebuild_index` did."""
+
+    def __init__(self, packs: int, objects: int, damaged: int, replaced: int) -> None:
+        self.packs, self.objects, self.damaged, self.replaced = packs, objects, damaged, replaced
+
+
+class PackStore(PackedStore):
+    """Packs and their indexes under one directory; writes are staged until `flush`."""
+
+    def __init__(self, root: Path, *, chunk_threshold: int = 8 << 20, pack_size: int = 16 << 20,
+                 strict_indexes: bool = True) -> None:
+        """With `strict_indexes` False a damaged index file is left out (and listed in `damaged_indexes`)
+        instead of stopping everything: `verify` and the index rebuild need to open a damaged store."""
+        super().__init__(root / "tmp", chunk_threshold=chunk_threshold, pack_size=pack_size)
+        self.root = root
+        self.packs_dir = root / "packs"
+        self._fds: dict[bytes, int] = {}
+        self._strict = strict_indexes
+        self.damaged_indexes: list[tuple[Path, str]] = []
+        self._indexes = self._open_indexes()
+
+    # -- the medium ---------------------------------------------------------------------------------
+
+    def _read_at(self, pack: bytes, offset: int, length: int) -> bytes:
+        return os.pread(self._fd(pack), length, offset)
+
+    def _pack_gone(self) -> bool:
+        """`gc` deletes a pack once a new index names the new home of its live objects, under a reader that
+        does not hold the lock: read the indexes again, once."""
+        with self._lock:
+            self._indexes = self._open_indexes()  # the old ones stay open for threads still searching them
+        return True
+
+    def _publish(self, sealed: Published) -> None:
+        renamed = []
+        try:
+            for tmp, pack_id, _ in sealed:
+                os.replace(tmp, self.pack_path(pack_id))
+                renamed.append(pack_id)
+            fsync_dir(self.packs_dir)
+            entries = [(oid, pack_id, off, slen, rlen, codec)
+                       for _, pack_id, records in sealed for oid, off, slen, rlen, codec in records]
+            write_index(self.packs_dir, entries)
+        except BaseException:  # e.g. ENOSPC: the packs just renamed are named by nothing; take them back
+            for pack_id in renamed:
+                self.pack_path(pack_id).unlink(missing_ok=True)
+            raise
+        self._reload_indexes()
+        if len(self._indexes) > _MAX_INDEX_FILES:
+            self._consolidate()
+
+    def _fd(self, pack: bytes) -> int:
+        with self._lock:
+            fd = self._fds.get(pack)
+            if fd is None:
+                try:
+                    fd = os.open(self.pack_path(pack), os.O_RDONLY)
+                except FileNotFoundError:
+                    raise ObjectMissing(f"pack {pack.hex()} is missing from the store") from None
+                self._fds[pack] = fd
+            return fd
+
+    def pack_path(self, pack: bytes) -> Path:
+        return self.packs_dir / f"{pack.hex()}.pack"
+
+    # -- indexes ------------------------------------------------------------------------------------
+
+    def _open_indexes(self) -> list[PackIndex]:
+        for _ in range(5):  # a concurrent consolidation may delete a file between listing and opening
+            try:
+                return self._open_index_files()
+            except FileNotFoundError:
+                continue
+        return self._open_index_files()
+
+    def _open_index_files(self) -> list[PackIndex]:
+        if self._strict:
+            return [PackIndex(p) for p in sorted(self.packs_dir.glob("*.idx"))]
+        opened, self.damaged_indexes = [], []
+        for path in sorted(self.packs_dir.glob("*.idx")):
+            try:
+                opened.append(PackIndex(path))
+            except FileNotFoundError:
+                raise  # deleted since the listing: `_open_indexes` lists again
+            except (CorruptObject, ValueError, OSError) as exc:
+                self.damaged_indexes.append((path, str(exc)))
+        return opened
+
+    def _reload_indexes(self) -> None:
+        for idx in self._indexes:
+            idx.close()
+        self._indexes = self._open_indexes()
+
+    def _consolidate(self) -> None:
+        """Merge all index files into one (the caller holds the repository lock)."""
+        old = list(self._indexes)
+        entries = [(oid, loc.pack, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for idx in old for oid, loc in idx]
+        merged = write_index(self.packs_dir, entries)
+        for idx in old:
+            idx.close()
+            if idx.path != merged:
+                idx.path.unlink(missing_ok=True)
+        self._reload_indexes()
+
+    def reload(self) -> None:
+        """See the index files on disk now (after gc or an index rebuild by this process)."""
+        with self._lock:
+            self._reload_indexes()
+
+    # -- maintenance (the caller holds the repository lock) -----------------------------------------
+
+    def pin_packs(self) -> list[bytes]:
+        """Open every pack on disk now and keep it open, so a later gc cannot take it away; return their ids."""
+        pinned = []
+        for path in sorted(self.packs_dir.glob("*.pack")):
+            try:
+                pack = bytes.fromhex(path.stem)
+                self._fd(pack)
+            except (ValueError, ObjectMissing):
+                continue  # not named like a pack, or gone since the listing
+            pinned.append(pack)
+        return pinned
+
+    def check_packs(self, packs: list[bytes], *, sample: float = 1.0, rng: random.Random | None = None) -> PackScan:
+        """Read each of `packs` (pinned) once: records re-hashed (or a `sample` of them), names checked,
+        every index entry matched with its record; also the damaged and misnamed index files."""
+        return check_packs(self, packs, sample, rng or random.Random())
+
+    def rebuild_index(self) -> IndexRebuild:
+        """Replace every index file by one rebuilt from the packs: every record names its object. Records whose
+        content is damaged are left out; the new index is written before the old ones are removed."""
+        entries, damaged, packs = [], 0, 0
+        for path in sorted(self.packs_dir.glob("*.pack")):
+            check = check_pack(path)
+            if check.pack_id is None:
+                continue
+            packs += 1
+            damaged += len(check.bad)
+            entries += [(r.oid, check.pack_id, r.offset, r.stored_len, r.raw_len, r.codec)
+                        for r in check.records if r.offset not in check.bad]
+        old = sorted(self.packs_dir.glob("*.idx"))
+        new = write_index(self.packs_dir, entries)
+        for path in old:
+            if path != new:
+                path.unlink(missing_ok=True)
+        fsync_dir(self.packs_dir)
+        self.reload()
+        return IndexRebuild(packs, len(set(entries)), damaged, sum(1 for p in old if p != new))
+
+    def plan_repack(self, live: set[bytes], *, keep_newer_than: float) -> RepackPlan:
+        """Which packs hold nothing live (deleted), which are mostly dead (rewritten), which are too young."""
+        return plan_repack(self, live, keep_newer_than=keep_newer_than)
+
+    def repack(self, plan: RepackPlan) -> int:
+        """Carry out `plan`; return how many new packs were written."""
+        return repack(self, plan)
+
+    def close_pack(self, pack: bytes) -> None:
+        """Close this store's file of `pack` (before it is deleted)."""
+        with self._lock:
+            fd = self._fds.pop(pack, None)
+        if fd is not None:
+            os.close(fd)
+
+    def pack_fd(self, pack: bytes) -> int:
+        """This store's open file of `pack` (opened now if need be; ObjectMissing if it is gone)."""
+        return self._fd(pack)
+
+    def close(self) -> None:
+        self.abort()
+        for idx in self._indexes:
+            idx.close()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

@@ -1,0 +1,292 @@
+"""What every pack-based store shares: objects as records in pack files, found through index files.
+
+The local store (`store/local/packstore.py`) and a remote on object storage (`store/remote/store.py`) are the same
+store on two media: the same pack and index bytes (docs/format.md), the same codecs and chunking. A subclass
+says how to read a byte range of a pack and how to publish the packs a writer sealed; everything else (finding
+an object, checking its record header, decompressing, chunk lists, compression policy, staging) is here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import blake3
+import msgpack
+import zstandard
+
+from pvc.errors import BadInput, CorruptObject, ObjectMissing
+from pvc.store import objects
+from pvc.store.backend import ObjectAccess, ObjectInfo
+from pvc.store.chunking import iter_chunks
+from pvc.store.local.packindex import PackIndex
+from pvc.store.local.packs import (
+    RECORD,
+    Codec,
+    Location,
+    PackWriter,
+    check_record_header,
+    decode_chunk_list,
+)
+
+__all__ = ["PackedStore", "INCOMPRESSIBLE_SUFFIXES", "Published"]
+
+# Formats that are already compressed: trying zstd on them only costs time.
+INCOMPRESSIBLE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jfif .mpo .png .webp .gif .mp4 .mkv .webm .avi .mov .3gp .flv .wmv .zip .gz .zst .bz2 .xz .7z .nii.gz".split()
+)
+_SAMPLE = 128 << 10
+
+Published = list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]  # (sealed file, pack id, records)
+
+
+class PackedStore(ObjectAccess):
+    """Objects in packs, found through indexes; writes staged in temp packs until `flush`."""
+
+    def __init__(self, tmp_dir: Path, *, chunk_threshold: int, pack_size: int) -> None:
+        self.tmp_dir = tmp_dir
+        self.chunk_threshold = chunk_threshold
+        self.pack_size = pack_size
+        self._writer = PackWriter(tmp_dir, pack_size)
+        self._pending: dict[bytes, tuple[int, int]] = {}  # staged: id -> (codec, raw length)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._indexes: list[PackIndex] = []
+
+    # -- what a medium provides ---------------------------------------------------------------------
+
+    def _read_at(self, pack: bytes, offset: int, length: int) -> bytes:
+        """`length` bytes of pack `pack` from `offset` (ObjectMissing if the pack is gone)."""
+        raise NotImplementedError
+
+    def _publish(self, sealed: Published) -> None:
+        """Make the sealed packs and an index naming their records durable and visible, in that order."""
+        raise NotImplementedError
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def has(self, oid: bytes) -> bool:
+        return oid in self._pending or any(oid in idx for idx in self._indexes)
+
+    def locate(self, oid: bytes) -> Location | None:
+        for idx in self._indexes:
+            loc = idx.lookup(oid)
+            if loc is not None:
+                return loc
+        return None
+
+    def info(self, oid: bytes) -> ObjectInfo | None:
+        loc = self.locate(oid)
+        if loc is None:
+            return None
+        return ObjectInfo(loc.raw_len, loc.codec == Codec.CHUNKED, loc.stored_len)
+
+    def get(self, oid: bytes, *, verify: bool = True) -> bytes:
+        """The object's content; with `verify`, checked against its id."""
+        loc, stored = self._read_stored(oid)
+        if loc.codec == Codec.CHUNKED:
+            data = b"".join(self.get(cid, verify=verify) for cid, _ in decode_chunk_list(stored, oid))
+        else:
+            data = self._decoded(oid, loc, stored)
+        if verify and objects.hash_bytes(data) != oid:
+            raise CorruptObject(f"object {oid.hex()}: content does not match its id")
+        return data
+
+    def read_range(self, oid: bytes, start: int, length: int) -> bytes:
+        """`length` bytes of the content from `start` (fewer at its end), not checked against the id: a part
+        cannot be. A chunked object reads only the chunks the range covers, each checked against its id."""
+        loc = self._require(oid)
+        if loc.codec != Codec.CHUNKED:
+            if loc.codec == Codec.RAW:
+                length = max(0, min(length, loc.raw_len - start))
+                return self._read_at(loc.pack, loc.offset + start, length) if length else b""
+            return self.get(oid, verify=False)[start : start + length]
+        parts, at = [], 0
+        for cid, size in self.chunk_list(oid):
+            if at + size > start and at < start + length:
+                chunk = self.get(cid)
+                parts.append(chunk[max(0, start - at) : start + length - at])
+            at += size
+        return b"".join(parts)
+
+    def write_to(self, oid: bytes, out: BinaryIO) -> int:
+        """Stream the object into `out`, hashing as it goes; CorruptObject on a mismatch."""
+        hasher = blake3.blake3()
+        loc, stored = self._read_stored(oid)
+        if loc.codec == Codec.CHUNKED:
+            total = 0
+            for cid, _ in decode_chunk_list(stored, oid):
+                data = self.get(cid)
+                hasher.update(data)
+                out.write(data)
+                total += len(data)
+        else:
+            data = self._decoded(oid, loc, stored)
+            hasher.update(data)
+            out.write(data)
+            total = len(data)
+            del data, stored
+        if hasher.digest() != oid:
+            raise CorruptObject(f"object {oid.hex()}: content does not match its id")
+        return total
+
+    def chunk_list(self, oid: bytes) -> list[tuple[bytes, int]] | None:
+        loc, stored = self._read_stored(oid)
+        return decode_chunk_list(stored, oid) if loc.codec == Codec.CHUNKED else None
+
+    def read_record(self, oid: bytes) -> tuple[Location, bytes]:
+        """The object's location and its stored bytes exactly as in its pack (to copy a record unchanged)."""
+        return self._read_stored(oid)
+
+    def iter_ids(self) -> Iterator[bytes]:
+        seen: set[bytes] = set()
+        for idx in self._indexes:
+            for oid, _ in idx:
+                if oid not in seen:
+                    seen.add(oid)
+                    yield oid
+
+    @property
+    def indexes(self) -> list[PackIndex]:
+        """The index files in use, in search order (the first hit wins)."""
+        return list(self._indexes)
+
+    def _require(self, oid: bytes) -> Location:
+        loc = self.locate(oid)
+        if loc is None:
+            raise ObjectMissing(f"object {oid.hex()} is missing from the store")
+        return loc
+
+    def _read_stored(self, oid: bytes) -> tuple[Location, bytes]:
+        """The record's stored bytes, its header checked against the index entry."""
+        loc = self._require(oid)
+        try:
+            raw = self._read_at(loc.pack, loc.offset - RECORD.size, RECORD.size + loc.stored_len)
+        except ObjectMissing:
+            if not self._pack_gone():
+                raise
+            loc = self._require(oid)
+            raw = self._read_at(loc.pack, loc.offset - RECORD.size, RECORD.size + loc.stored_len)
+        check_record_header(raw, loc, oid)
+        return loc, raw[RECORD.size :]
+
+    def _pack_gone(self) -> bool:
+        """A pack an index named is gone: True if the indexes were read again (worth one more try)."""
+        return False
+
+    def _decoded(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
+        if loc.codec != Codec.ZSTD:
+            return stored
+        try:
+            return self._dctx().decompress(stored, max_output_size=loc.raw_len)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(f"object {oid.hex()}: zstd frame is damaged ({exc})") from None
+        except MemoryError:  # a crafted length: the frame claims more than can be held
+            raise CorruptObject(f"object {oid.hex()}: implausible length {loc.raw_len}") from None
+
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        dctx = getattr(self._local, "dctx", None)
+        if dctx is None:
+            dctx = self._local.dctx = zstandard.ZstdDecompressor()
+        return dctx
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def put(self, data: bytes, *, compress: bool | None = None) -> bytes:
+        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample."""
+        oid = objects.hash_bytes(data)
+        if not self.has(oid):
+            codec, stored = Codec.RAW, data
+            if compress is not False and len(data) >= 64 and (compress or self._pays(data)):
+                packed = self._cctx().compress(data)
+                if len(packed) < len(data):
+                    codec, stored = Codec.ZSTD, packed
+            self.put_record(oid, codec, len(data), stored)
+        return oid
+
+    def put_file(self, path: Path, size: int, on_data: Callable[[bytes], None] | None = None) -> bytes:
+        """Store a file's bytes and return their id; files of `chunk_threshold` bytes or more are chunked.
+
+        `on_data` receives the whole content of small files (so callers can parse them without a second read).
+        """
+        compress = None if _suffix(path) not in INCOMPRESSIBLE_SUFFIXES else False
+        try:
+            with open(path, "rb") as f:
+                if size < self.chunk_threshold:
+                    data = f.read()
+                    _check_size(path, size, len(data))
+                    if on_data is not None:
+                        on_data(data)
+                    return self.put(data, compress=compress)
+                return self._put_chunked(path, f, size, compress)
+        except PermissionError:
+            raise BadInput(path, "permission denied") from None
+        except IsADirectoryError:
+            raise BadInput(path, "is a directory") from None
+
+    def _put_chunked(self, path: Path, f: BinaryIO, size: int, compress: bool | None) -> bytes:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        chunks: list[list] = []
+        total = 0
+        for chunk in iter_chunks(f):
+            hasher.update(chunk)
+            total += len(chunk)
+            chunks.append([self.put(chunk, compress=compress), len(chunk)])
+        _check_size(path, size, total)
+        oid = hasher.digest()
+        if not self.has(oid):
+            self.put_record(oid, Codec.CHUNKED, total, msgpack.packb(chunks, use_bin_type=True))
+        return oid
+
+    def put_record(self, oid: bytes, codec: int, raw_len: int, stored: bytes) -> None:
+        """Stage one record as it is (a transfer copies records between stores without re-encoding them)."""
+        with self._lock:
+            if oid in self._pending:
+                return
+            self._writer.append(oid, codec, raw_len, stored)
+            self._pending[oid] = (codec, raw_len)
+
+    def _pays(self, data: bytes) -> bool:
+        sample = data[:_SAMPLE]
+        return len(self._cctx().compress(sample)) < 0.9 * len(sample)
+
+    def _cctx(self) -> zstandard.ZstdCompressor:
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:
+            cctx = self._local.cctx = zstandard.ZstdCompressor(level=3)
+        return cctx
+
+    @property
+    def staged(self) -> int:
+        """Objects staged since the last flush."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Make every staged object durable and visible: packs first, then the index that names them."""
+        with self._lock:
+            try:
+                sealed = self._writer.seal_all()
+                if sealed:
+                    self._publish(sealed)
+            finally:
+                self._writer.abort()  # whatever was not published (a failure) goes
+                self._pending.clear()
+
+    def abort(self) -> None:
+        """Forget every staged object; the visible store is as it was."""
+        with self._lock:
+            self._writer.abort()
+            self._pending.clear()
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
+
+
+def _check_size(path: Path, expected: int, got: int) -> None:
+    if expected != got:
+        raise BadInput(path, f"changed while being read ({expected} bytes expected, {got} read)")
