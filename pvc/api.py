@@ -187,8 +187,8 @@ class VersionApi:
         if dest is None:
             raise UsageError("dest is required: restore always writes a new directory")
         record = self.get(version_num if version_num is not None else version_id)
-        return restore(self._repo, record, Path(dest), skip_missing=skip_missed_entities, verify=verify,
-                       force=force, progress=progress)
+        return restore(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
+                       skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
 
 
 def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:

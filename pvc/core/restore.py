@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import blake3
+
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
+from pvc.store.backend import ObjectStore
+from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
-from pvc.store.repository import Repository
 
 __all__ = ["Skipped", "RestoreResult", "restore"]
 
@@ -44,18 +48,19 @@ class RestoreResult:
 
 
 def restore(
-    repo: Repository,
+    store: ObjectStore,
     record: VersionRecord,
     dest: Path,
     *,
+    project_root: Path | None = None,
     skip_missing: bool = False,
     verify: bool = False,
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RestoreResult:
-    """Write version `record` to `dest`; see the module docstring for the guarantees."""
-    dest = _check_target(repo, dest, force)
-    store = repo.store
+    """Write version `record` from `store` (local, or a remote) to `dest`; see the module docstring for the
+    guarantees. `project_root`: the project the store belongs to, which the target may not be inside of."""
+    dest = _check_target(project_root, dest, force)
     plan = list(Snapshot(store, bytes.fromhex(record.manifest)).files())
     _check_paths(plan)
     bad = _find_bad_objects(store, plan, verify)
@@ -79,11 +84,11 @@ def restore(
     return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped)
 
 
-def _check_target(repo: Repository, dest: Path, force: bool) -> Path:
+def _check_target(project_root: Path | None, dest: Path, force: bool) -> Path:
     dest = Path(os.path.abspath(dest))
-    project = repo.project_root.resolve()
     real = dest.resolve()
-    if real.is_relative_to(project) or project.is_relative_to(real):
+    project = project_root.resolve() if project_root is not None else None
+    if project is not None and (real.is_relative_to(project) or project.is_relative_to(real)):
         raise UsageError(f"{dest}: refusing to restore inside the project or over a folder that holds it; pick a directory outside {project}")
     if dest.is_symlink():
         raise UsageError(f"{dest}: is a symlink; restore writes only to a real directory")
@@ -168,31 +173,119 @@ def _plan_error(plan: list[FileEntry], bad: dict[bytes, str]) -> PvcError:
 
 
 def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[bytes, str]:
-    """Write every file into `staging`; return the objects that turned out missing or corrupt."""
+    """Write every file into `staging`; return the objects that turned out missing or corrupt.
+
+    Objects are read with `visit_records` (neighbours in a pack in one request, several requests at once, the
+    files written by the same worker threads), and each part is checked against its id before it is written. A
+    chunked file is assembled at its chunks' offsets, then hashed whole. Every file is created exclusively
+    (O_EXCL | O_NOFOLLOW) in the fresh staging folder."""
     failed: dict[bytes, str] = {}
+    lock = threading.Lock()
     make_dirs(staging, [e.path for e in plan])
+    targets: dict[bytes, list[FileEntry]] = {}
+    for entry in plan:
+        targets.setdefault(entry.oid, []).append(entry)
+    parts, chunked = _parts(store, targets, failed)  # object to read -> [(the file's object, offset in it)]
+    open_fds = {e.path: _create(staging / e.path, os.O_RDWR) for oid in chunked for e in targets[oid]}  # large files only
+    total, done = sum(e.size for e in plan), [0]
 
-    def write(entry: FileEntry) -> FileEntry:
-        target = staging / entry.path
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-                store.write_to(entry.oid, out)
-            os.chmod(target, entry.mode)
-        except ObjectMissing:
-            failed[entry.oid] = "missing"
-        except CorruptObject:
-            failed[entry.oid] = "corrupt"
-        return entry
+    def write(oid: bytes, loc, stored: bytes | None) -> None:
+        data = _content(store, oid, loc, stored)
+        for whole, offset in parts[oid]:
+            if data is None:
+                with lock:
+                    failed.setdefault(whole, "missing" if stored is None else "corrupt")
+                continue
+            for entry in targets[whole]:
+                if entry.path in open_fds:
+                    os.pwrite(open_fds[entry.path], data, offset)
+                else:
+                    _write_file(staging / entry.path, data, entry.mode)
+            with lock:
+                done[0] += len(data) * len(targets[whole])
+        if progress:
+            progress("writing files", done[0], total)
 
-    total = sum(e.size for e in plan)
-    done = 0
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        for entry in pool.map(write, plan):
-            done += entry.size
-            if progress:
-                progress("writing files", done, total)
+    try:
+        seen = store.visit_records(list(parts), write, workers=_WORKERS)
+        for oid in parts.keys() - seen:
+            for whole, _ in parts[oid]:
+                failed.setdefault(whole, "missing")
+        _check_assembled(targets, chunked, open_fds, failed)
+        for oid in chunked:
+            for entry in targets[oid]:
+                os.fchmod(open_fds[entry.path], entry.mode)
+    finally:
+        for fd in open_fds.values():
+            os.close(fd)
     return failed
+
+
+def _create(path: Path, access: int = os.O_WRONLY) -> int:
+    return os.open(path, access | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    fd = _create(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _parts(store, targets: dict[bytes, list[FileEntry]],
+           failed: dict[bytes, str]) -> tuple[dict[bytes, list[tuple[bytes, int]]], set[bytes]]:
+    """Each object to read, and where its content goes: (the file's object, offset in the file); and the files'
+    objects that are chunked. A file stored whole is its own single part; a chunked one is its chunks."""
+    parts: dict[bytes, list[tuple[bytes, int]]] = {}
+    chunked: set[bytes] = set()
+    for oid in targets:
+        try:
+            info = store.info(oid)
+            chunks = store.chunk_list(oid) if info is not None and info.chunked else None
+        except ObjectMissing:
+            failed[oid] = "missing"
+            continue
+        except CorruptObject:
+            failed[oid] = "corrupt"
+            continue
+        if chunks is None:
+            parts.setdefault(oid, []).append((oid, 0))
+            continue
+        chunked.add(oid)
+        offset = 0
+        for cid, length in chunks:
+            parts.setdefault(cid, []).append((oid, offset))
+            offset += length
+    return parts, chunked
+
+
+def _content(store, oid: bytes, loc, stored: bytes | None) -> bytes | None:
+    """The part's content if it reads and matches its id, else None."""
+    if stored is None:
+        return None
+    try:
+        data = store.decoded(oid, loc, stored)
+    except CorruptObject:
+        return None
+    return data if hash_bytes(data) == oid else None
+
+
+def _check_assembled(targets: dict[bytes, list[FileEntry]], chunked: set[bytes], fds: dict[str, int],
+                     failed: dict[bytes, str]) -> None:
+    """Hash every chunked file as written: its chunks were each checked, this checks the chunk list."""
+    for oid in chunked - failed.keys():
+        for entry in targets[oid]:
+            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            at = 0
+            while block := os.pread(fds[entry.path], 4 << 20, at):
+                hasher.update(block)
+                at += len(block)
+            if hasher.digest() != oid or at != entry.size:
+                failed[oid] = "corrupt"
 
 
 def _remove_files(staging: Path, entries: list[FileEntry]) -> None:
