@@ -4,6 +4,9 @@
     v = project.version.create(title="checkpoint-1", description={"app": "augment"})
     project.version.get_list(filters=[{"field": "title", "operator": "=", "value": "checkpoint-1"}])
     project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True)
+    project.remote.add("origin", "s3://bucket/prefix"); project.remote.push(); project.remote.pull()
+    pvc.restore("s3://bucket/prefix", 7, "/data/v7")      # no project: a CI job with a URL and credentials
+    pvc.clone("s3://bucket/prefix", "work/proj", version=7, datasets=["train"])
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pvc.core import inspect
+from pvc.core.clone import CloneResult, clone as clone_remote
 from pvc.core.commit import CommitResult, commit
 from pvc.core.gc import DEFAULT_GRACE, GcResult, gc, parse_duration
 from pvc.core.diff import diff_snapshots
@@ -23,16 +27,20 @@ from pvc.core.discard import DiscardResult, discard, undo_discard
 from pvc.core.snapshot import Snapshot
 from pvc.core.status import status, version_snapshot, working_snapshot
 from pvc.core.inspect import ItemView, VersionDetails
+from pvc.core.pull import PullResult, pull
+from pvc.core.push import PushResult, push
+from pvc.core.remote import RemoteInfo, add_remote, find_remote, list_remotes, open_remote, remove_remote, restore_from_url
 from pvc.core.repair import IndexRepair, RefsRepair, repair_index, repair_refs
 from pvc.core.resolve import resolve_version
-from pvc.core.restore import RestoreResult, restore
+from pvc.core.restore import RestoreResult
+from pvc.core.restore import restore as restore_version
 from pvc.core.unlock import UnlockResult, unlock
 from pvc.core.verify import VerifyReport, verify
-from pvc.errors import UsageError
+from pvc.errors import ObjectMissing, UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
-__all__ = ["Project", "VersionApi"]
+__all__ = ["Project", "VersionApi", "RemoteApi", "restore", "clone"]
 
 Progress = Callable[[str, int, int], None]
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -48,6 +56,7 @@ class Project:
     def __init__(self, path: str | PathLike = ".") -> None:
         self._repo = Repository.discover(Path(path))
         self.version = VersionApi(self._repo)
+        self.remote = RemoteApi(self._repo)
 
     @classmethod
     def init(cls, path: str | PathLike = ".") -> Project:
@@ -179,16 +188,79 @@ class VersionApi:
         skip_missed_entities: bool = False,
         verify: bool = False,
         force: bool = False,
+        remote: str | None = None,
         progress: Progress | None = None,
     ) -> RestoreResult:
-        """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`) into `dest`."""
+        """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`) into `dest`;
+        with `remote` (a remote's name), straight from that remote, numbered as it numbers its versions."""
         if (version_num is None) == (version_id is None):
             raise UsageError("give exactly one of version_num and version_id")
         if dest is None:
             raise UsageError("dest is required: restore always writes a new directory")
-        record = self.get(version_num if version_num is not None else version_id)
-        return restore(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
+        name = version_num if version_num is not None else version_id
+        if remote is not None:
+            store = open_remote(self._repo, find_remote(self._repo, remote), progress=progress)
+            try:
+                store.require_remote()
+                return restore_version(store, resolve_version(store.versions(), name), Path(dest),
+                               project_root=self._repo.project_root, skip_missing=skip_missed_entities,
+                               verify=verify, force=force, progress=progress)
+            finally:
+                store.close()
+        record = self.get(name)
+        _refuse_partial(self._repo, record)
+        return restore_version(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
                        skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
+
+
+class RemoteApi:
+    """`project.remote`: add, list, remove, push, pull."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    def add(self, name: str, url: str, *, endpoint: str | None = None, region: str | None = None) -> RemoteInfo:
+        return add_remote(self._repo, name, url, endpoint=endpoint, region=region)
+
+    def list(self) -> list[RemoteInfo]:
+        return list_remotes(self._repo)
+
+    def remove(self, name: str) -> RemoteInfo:
+        return remove_remote(self._repo, name)
+
+    def push(self, name: str | None = None, *, lock_timeout: float = 60.0, progress: Progress | None = None) -> PushResult:
+        """Send every version the remote lacks (`origin`, or the only remote, by default)."""
+        return push(self._repo, name, lock_timeout=lock_timeout, progress=progress)
+
+    def pull(self, name: str | None = None, *, versions: list[int] | None = None, metadata_only: bool = False,
+             lock_timeout: float = 60.0, progress: Progress | None = None) -> PullResult:
+        """Fetch the remote's versions and their objects into the store; the working tree is not touched."""
+        return pull(self._repo, name, versions=versions, metadata_only=metadata_only, lock_timeout=lock_timeout,
+                    progress=progress)
+
+
+def restore(url: str, version: str | int, dest: str | PathLike, *, skip_missed_entities: bool = False,
+            endpoint: str | None = None, region: str | None = None, verify: bool = False, force: bool = False,
+            progress: Progress | None = None) -> RestoreResult:
+    """Restore `version` of the remote at `url` into `dest`, with no project and no local store."""
+    return restore_from_url(url, version, Path(dest), endpoint=endpoint, region=region,
+                            skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
+
+
+def clone(url: str, dest: str | PathLike, *, version: str | int | None = None, datasets: list[str] | None = None,
+          endpoint: str | None = None, region: str | None = None, progress: Progress | None = None) -> CloneResult:
+    """A new project at `dest` from the remote at `url`, with `origin` set and `version` (default: the latest)
+    checked out (only `datasets`, when given)."""
+    return clone_remote(url, Path(dest), endpoint=endpoint, region=region, version=version, datasets=datasets,
+                        progress=progress)
+
+
+def _refuse_partial(repo: Repository, record: VersionRecord) -> None:
+    """A version whose objects are on a remote only cannot be restored from the store: say where they are."""
+    partial = repo.partial.read().get(record.id)
+    if partial is not None:
+        raise ObjectMissing(f"version {record.number} has objects on remote {partial.remote!r} only: restore it with "
+                            f"--remote {partial.remote}, or bring it whole with `pvc pull --versions {record.number}`")
 
 
 def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:

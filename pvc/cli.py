@@ -44,6 +44,8 @@ def _open(path: Path, *, init: bool = False) -> Project:
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 VersionArg = Annotated[str, typer.Argument(help="Version: 3, v3, latest, or a manifest hash prefix (>= 6 hex).")]
+EndpointOpt = Annotated[str | None, typer.Option(help="S3-compatible endpoint, e.g. http://minio:9000 (MinIO, Ceph, ...).")]
+RegionOpt = Annotated[str | None, typer.Option(help="S3 region (default: the environment's or the profile's).")]
 
 
 @app.command()
@@ -170,14 +172,25 @@ def restore(
     skip_missing: Annotated[bool, typer.Option(help="Skip items whose objects are missing or corrupt, and report them.")] = False,
     verify: Annotated[bool, typer.Option(help="Re-hash every object before writing anything.")] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty target directory.")] = False,
+    remote: Annotated[str | None, typer.Option(help="Restore straight from this remote: a remote's name, or a URL (then no project is needed).")] = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """Materialise a version as a new project directory, byte for byte."""
-    with _open(project) as p, progress_bar(not json_out, "restore") as progress:
-        record = p.version.get(version)
-        result = p.version.restore(version_num=record.number, dest=to, skip_missed_entities=skip_missing,
-                                   verify=verify, force=force, progress=progress)
+    """Materialise a version as a new project directory, byte for byte (from the store, or a remote)."""
+    with progress_bar(not json_out, "restore") as progress:
+        if remote is not None and _is_url(remote):
+            import pvc.api
+
+            result = pvc.api.restore(remote, version, to, skip_missed_entities=skip_missing, endpoint=endpoint,
+                                     region=region, verify=verify, force=force, progress=progress)
+        else:
+            if endpoint is not None or region is not None:
+                raise UsageError("--endpoint and --region go with --remote URL (a named remote has its own)")
+            with _open(project) as p:
+                result = p.version.restore(version_id=version, dest=to, skip_missed_entities=skip_missing,
+                                           verify=verify, force=force, remote=remote, progress=progress)
     skipped = [{"dataset": s.dataset, "item": s.item, "reason": s.reason} | ({"path": s.path} if s.path else {})
                for s in result.skipped]
     if json_out:
@@ -188,6 +201,10 @@ def restore(
     for s in skipped:
         where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
         err.print(f"skipped {where}: {s['reason']}")
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or text.startswith(("/", "./", "../", "~"))
 
 
 @app.command("ls")
@@ -408,6 +425,139 @@ def repair_refs(
                   markup=False)
 
 
+remote_app = typer.Typer(help="Remotes: where versions are shared (S3 buckets, folders). See docs/remote.md.",
+                         no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
+
+
+@remote_app.command("add")
+def remote_add(
+    name: Annotated[str, typer.Argument(help="Remote name, e.g. origin.")],
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, file:///path, or a folder.")],
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Add a remote (its address only: credentials come from the environment)."""
+    with _open(project) as p:
+        info = p.remote.add(name, url, endpoint=endpoint, region=region)
+    emit_json(info.to_json()) if json_out else out.print(f"Added remote {info.name}: {info.url}")
+
+
+@remote_app.command("list")
+def remote_list(project: ProjectOpt = Path("."), json_out: JsonOpt = False) -> None:
+    """List the remotes."""
+    with _open(project) as p:
+        remotes = p.remote.list()
+    if json_out:
+        emit_json([r.to_json() for r in remotes])
+    elif not remotes:
+        out.print("No remotes (add one with `pvc remote add origin s3://bucket/prefix`).")
+    else:
+        print_columns(["name", "url", "endpoint", "region"], [[r.name, r.url, r.endpoint or "", r.region or ""] for r in remotes])
+
+
+@remote_app.command("remove")
+def remote_remove(
+    name: Annotated[str, typer.Argument(help="Remote name.")],
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Forget a remote (the remote itself is not touched)."""
+    with _open(project) as p:
+        info = p.remote.remove(name)
+    emit_json(info.to_json()) if json_out else out.print(f"Removed remote {info.name} ({info.url})")
+
+
+@app.command()
+def push(
+    remote: Annotated[str | None, typer.Argument(help="Remote name (default: origin, or the only remote).")] = None,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Send every version the remote lacks, with the objects they need (exit 4: pull first)."""
+    with _open(project) as p, progress_bar(not json_out, "push") as progress:
+        result = p.remote.push(remote, lock_timeout=lock_timeout, progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if not result.pushed:
+        behind = f"; it has {result.behind} versions this project lacks (`pvc pull`)" if result.behind > 0 else ""
+        out.print(f"{result.remote.name} is up to date ({result.remote_versions} versions){behind}")
+        return
+    out.print(f"Pushed {_numbers(result.pushed)} to {result.remote.name}: {result.objects} objects, "
+              f"{human_bytes(result.bytes_sent)} sent in {result.packs_sent} packs"
+              + (f" ({result.packs_present} already there from an interrupted push)" if result.packs_present else ""))
+
+
+@app.command()
+def pull(
+    remote: Annotated[str | None, typer.Argument(help="Remote name (default: origin, or the only remote).")] = None,
+    versions: Annotated[str | None, typer.Option(help="Fetch the objects of these versions only, e.g. 3,5 (the records of all).")] = None,
+    metadata_only: Annotated[bool, typer.Option(help="Fetch records, manifests, trees and pages, no file contents.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch the remote's versions and their objects into the store; the working tree is not touched."""
+    wanted = _version_list(versions) if versions is not None else None
+    with _open(project) as p, progress_bar(not json_out, "pull") as progress:
+        result = p.remote.pull(remote, versions=wanted, metadata_only=metadata_only, lock_timeout=lock_timeout,
+                               progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if not result.fetched and not result.complete:
+        out.print(f"Already up to date with {result.remote.name}")
+        return
+    out.print(f"Fetched {_numbers(result.fetched) or 'no new versions'} from {result.remote.name}: {result.objects} objects, "
+              f"{human_bytes(result.bytes_received)}")
+    for old, new in sorted(result.renumbered.items()):
+        out.print(f"  local version {old} is now version {new} (not pushed yet)")
+    if result.partial:
+        out.print(f"  objects left on {result.remote.name}: {_numbers(result.partial)} (`pvc pull --versions N` brings them)")
+
+
+@app.command()
+def clone(
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, file:///path, or a folder.")],
+    directory: Annotated[Path, typer.Argument(help="New project directory (must not exist, or be empty).")],
+    version: Annotated[str | None, typer.Option(help="Version to check out (default: the latest).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Only this dataset (repeatable; nested names too).")] = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A new project from a remote: versions, `origin` set, one version checked out."""
+    import pvc.api
+
+    with progress_bar(not json_out, "clone") as progress:
+        result = pvc.api.clone(url, directory, version=version, datasets=dataset, endpoint=endpoint, region=region,
+                               progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    only = f" (datasets {', '.join(result.datasets)})" if result.datasets else ""
+    out.print(f"Cloned {result.remote.url} into {result.project}: version {result.version} of {result.versions}{only}, "
+              f"{result.files} files, {human_bytes(result.bytes)}; received {human_bytes(result.bytes_received)}")
+
+
+def _version_list(text: str) -> list[int]:
+    try:
+        numbers = [int(part.strip().lstrip("vV")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--versions {text!r}: give version numbers separated by commas, e.g. 3,5") from None
+    if not numbers:
+        raise UsageError("--versions: give at least one version number")
+    return numbers
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(f"v{n}" for n in numbers)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turning every error into one line and its exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -436,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int, kind: str, args: list[str]) -> int:
+    message = _without_secrets(message)
     output.err.print(f"pvc: error: {message}", markup=False, highlight=False)
     if "--json" in args:
         try:
@@ -443,6 +594,19 @@ def _fail(message: str, code: int, kind: str, args: list[str]) -> int:
         except OSError:  # stdout is what failed (a closed pipe): stderr has said it
             pass
     return code
+
+
+
+_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+
+
+def _without_secrets(message: str) -> str:
+    """Credentials are never printed, whatever a library put in an error message."""
+    for name in _SECRETS:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            message = message.replace(value, "***")
+    return message
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ __all__ = [
     "ObjectMissing",
     "CorruptObject",
     "Locked",
+    "RemoteConflict",
+    "RemoteError",
 ]
 
 
@@ -58,3 +60,15 @@ class Locked(PvcError):
     """Another process holds the repository lock past the timeout."""
 
     exit_code = 3
+
+
+class RemoteConflict(PvcError):
+    """The remote holds versions this project does not have yet: `pvc pull`, then push again."""
+
+    exit_code = 4
+
+
+class RemoteError(PvcError):
+    """A remote that cannot be used: unreachable after retries, access denied, no such bucket, not a pvc remote."""
+
+    exit_code = 5

@@ -25,7 +25,7 @@ from pvc.store.backend import ObjectStore
 from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
 
-__all__ = ["Skipped", "RestoreResult", "restore"]
+__all__ = ["Skipped", "RestoreResult", "restore", "materialize"]
 
 _WORKERS = 8
 
@@ -53,35 +53,48 @@ def restore(
     dest: Path,
     *,
     project_root: Path | None = None,
+    select: Callable[[FileEntry], bool] | None = None,
     skip_missing: bool = False,
     verify: bool = False,
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RestoreResult:
     """Write version `record` from `store` (local, or a remote) to `dest`; see the module docstring for the
-    guarantees. `project_root`: the project the store belongs to, which the target may not be inside of."""
+    guarantees. `project_root`: the project the store belongs to, which the target may not be inside of;
+    `select`: which files of the version to write (all of them by default)."""
     dest = _check_target(project_root, dest, force)
-    plan = list(Snapshot(store, bytes.fromhex(record.manifest)).files())
-    _check_paths(plan)
-    bad = _find_bad_objects(store, plan, verify)
-    if bad and not skip_missing:
-        raise _plan_error(plan, bad)
-    skipped, plan = _drop_bad(plan, bad)
     staging = dest.parent / f".{dest.name}.pvc-restore-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
-        failed = _write_all(store, plan, staging, progress)
-        if failed and not skip_missing:
-            raise _plan_error(plan, failed)
-        _remove_files(staging, _entries_of(plan, failed))
-        more_skipped, plan = _drop_bad(plan, failed)
-        skipped += more_skipped
+        plan, skipped = materialize(store, record, staging, select=select, skip_missing=skip_missing, verify=verify,
+                                    progress=progress)
         os.sync()
         _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped)
+
+
+def materialize(store: ObjectStore, record: VersionRecord, folder: Path, *,
+                select: Callable[[FileEntry], bool] | None = None, skip_missing: bool = False, verify: bool = False,
+                progress=None) -> tuple[list[FileEntry], list[Skipped]]:
+    """Write the files of `record` (those `select` keeps) into `folder`, which holds none of them; return the files
+    written and what was skipped. Without `skip_missing`, a missing or corrupt object raises before anything is
+    written, or, if found while writing, after the files written so far were removed again."""
+    plan = [e for e in Snapshot(store, bytes.fromhex(record.manifest)).files() if select is None or select(e)]
+    _check_paths(plan)
+    bad = _find_bad_objects(store, plan, verify)
+    if bad and not skip_missing:
+        raise _plan_error(plan, bad)
+    skipped, plan = _drop_bad(plan, bad)
+    failed = _write_all(store, plan, folder, progress)
+    if failed and not skip_missing:
+        _remove_files(folder, plan)
+        raise _plan_error(plan, failed)
+    _remove_files(folder, _entries_of(plan, failed))
+    more_skipped, plan = _drop_bad(plan, failed)
+    return plan, skipped + more_skipped
 
 
 def _check_target(project_root: Path | None, dest: Path, force: bool) -> Path:

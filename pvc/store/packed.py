@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -143,7 +144,7 @@ class PackedStore(ObjectAccess):
         return self._read_stored(oid)
 
     def read_records(self, oids: list[bytes], *, workers: int = 8) -> Iterator[tuple[bytes, Location, bytes | None]]:
-        """(id, location, stored bytes) of each object of `oids` present in the store, in no set order, the bytes
+        """(id, location, stored bytes) of each object of `oids` present in the store, in pack order, the bytes
         None where the pack could not be read (gone, or truncated). Records close together in one pack are read
         with one request (a remote pays per request), several requests in flight at once."""
         groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None])
@@ -348,7 +349,7 @@ class PackedStore(ObjectAccess):
             self._pending.clear()
 
 
-_GAP = 256 << 10  # read through gaps up to this size rather than paying for another request
+_GAP = 64 << 10  # read through gaps up to this size rather than paying for another request
 _SPAN = 8 << 20  # but never read more than this in one request
 
 
@@ -369,19 +370,14 @@ def _coalesce(found: list[tuple[bytes, Location]]) -> list[tuple[bytes, list[tup
 
 
 def _bounded(pool: ThreadPoolExecutor, fn, items: list, ahead: int) -> Iterator:
-    """The results of `fn` over `items`, as they complete, with at most `ahead` tasks pending (bounded memory)."""
-    pending: set = set()
-    it = iter(items)
-    for item in it:
-        pending.add(pool.submit(fn, item))
+    """The results of `fn` over `items`, in their order, with at most `ahead` tasks pending (bounded memory)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
         if len(pending) >= ahead:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                yield from f.result()
+            yield from pending.popleft().result()
     while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for f in done:
-            yield from f.result()
+        yield from pending.popleft().result()
 
 
 def _suffix(path: Path) -> str:

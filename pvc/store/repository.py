@@ -9,6 +9,8 @@
       packs/          <id>.pack and <id>.idx (packs.py, packindex.py)
       tmp/            packs being written; only the lock holder writes here
       stash/          saved states that are not versions (optional): gc keeps what they name
+      remotes/<name>/ what is known of a remote: its index files and version records (a cache)
+      partial         versions whose objects are (partly) on a remote only (pull --metadata-only, clone --dataset)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,7 @@ from pvc.store.atomic import atomic_write, fsync_dir
 from pvc.store.formats import STORE_FORMAT
 from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import Refs, VersionRecord
+from pvc.store.partial import PartialVersions
 from pvc.store.stash import SavedStates
 from pvc.store.statcache import StatCache
 
@@ -45,6 +49,7 @@ class Repository:
         self.config = self._read_config()
         self.refs = Refs(self.dir)
         self.saved_states = SavedStates(self.dir)
+        self.partial = PartialVersions(self.dir)
         self._store: PackStore | None = None
 
     @classmethod
@@ -107,6 +112,19 @@ class Repository:
             self._store.close()
         self._store = self._open_store(strict_indexes=strict_indexes)
         return self._store
+
+    def update_config(self, change: Callable[[dict], None]) -> None:
+        """Apply `change` to the config as stored (defaults not filled in) and write it back atomically (call with
+        the lock held)."""
+        path = self.dir / "config"
+        stored = json.loads(path.read_text())
+        change(stored)
+        atomic_write(path, json.dumps(stored, indent=1, ensure_ascii=False).encode() + b"\n")
+        self.config = self._read_config()
+
+    def remote_cache(self, name: str) -> Path:
+        """Where what is known of remote `name` is cached (its index files and version records)."""
+        return self.dir / "remotes" / name
 
     def versions(self) -> list[VersionRecord]:
         """Every version record, oldest first (record n is version n)."""
