@@ -219,8 +219,9 @@ class RemoteApi:
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
 
-    def add(self, name: str, url: str, *, endpoint: str | None = None, region: str | None = None) -> RemoteInfo:
-        return add_remote(self._repo, name, url, endpoint=endpoint, region=region)
+    def add(self, name: str, url: str, *, endpoint: str | None = None, region: str | None = None,
+            timeout: float = 60.0, retries: int = 5) -> RemoteInfo:
+        return add_remote(self._repo, name, url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
 
     def list(self) -> list[RemoteInfo]:
         return list_remotes(self._repo)

@@ -436,12 +436,14 @@ def remote_add(
     url: Annotated[str, typer.Argument(help="s3://bucket/prefix, file:///path, or a folder.")],
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may take, its retries included.")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Retries of a request that failed on a 5xx, a timeout or a reset.")] = 5,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
     """Add a remote (its address only: credentials come from the environment)."""
     with _open(project) as p:
-        info = p.remote.add(name, url, endpoint=endpoint, region=region)
+        info = p.remote.add(name, url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
     emit_json(info.to_json()) if json_out else out.print(f"Added remote {info.name}: {info.url}")
 
 
@@ -455,7 +457,7 @@ def remote_list(project: ProjectOpt = Path("."), json_out: JsonOpt = False) -> N
     elif not remotes:
         out.print("No remotes (add one with `pvc remote add origin s3://bucket/prefix`).")
     else:
-        print_columns(["name", "url", "endpoint", "region"], [[r.name, r.url, r.endpoint or "", r.region or ""] for r in remotes])
+        print_columns(["name", "url", "endpoint", "region"], [[r.name, r.url, r.spec.endpoint or "", r.spec.region or ""] for r in remotes])
 
 
 @remote_app.command("remove")

@@ -76,7 +76,8 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
     Repository.init(folder)
     repo = Repository(folder)
     try:
-        info = add_remote(repo, "origin", spec.url, endpoint=spec.endpoint, region=spec.region)
+        info = add_remote(repo, "origin", spec.url, endpoint=spec.endpoint, region=spec.region, timeout=spec.timeout,
+                          retries=spec.retries)
         remote = open_remote(repo, info, progress=progress)
         try:
             remote.require_remote()

@@ -27,34 +27,39 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 @dataclass(frozen=True)
 class RemoteInfo:
     name: str
-    url: str
-    endpoint: str | None = None
-    region: str | None = None
+    spec: RemoteSpec
 
     @property
-    def spec(self) -> RemoteSpec:
-        return parse_remote(self.url, endpoint=self.endpoint, region=self.region)
+    def url(self) -> str:
+        return self.spec.url
 
     def to_json(self) -> dict:
-        return {"name": self.name, "url": self.url, "endpoint": self.endpoint, "region": self.region}
+        return {"name": self.name} | self.spec.to_config()
 
 
 def list_remotes(repo: Repository) -> list[RemoteInfo]:
     remotes = repo.config.get("remotes") or {}
-    return [RemoteInfo(name, r.get("url", ""), r.get("endpoint"), r.get("region")) for name, r in sorted(remotes.items())]
+    return [RemoteInfo(name, _spec(name, r)) for name, r in sorted(remotes.items())]
+
+
+def _spec(name: str, entry) -> RemoteSpec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        raise UsageError(f"remote {name!r} in .pvc/config has no url (pvc remote remove {name}, then add it again)")
+    return parse_remote(entry["url"], endpoint=entry.get("endpoint"), region=entry.get("region"),
+                        timeout=entry.get("timeout", 60.0), retries=entry.get("retries", 5))
 
 
 def add_remote(repo: Repository, name: str, url: str, *, endpoint: str | None = None, region: str | None = None,
-               lock_timeout: float = 60.0) -> RemoteInfo:
+               timeout: float = 60.0, retries: int = 5, lock_timeout: float = 60.0) -> RemoteInfo:
     """Record remote `name` (refused if the name is taken or the URL is not one pvc can use)."""
     if not _NAME.fullmatch(name):
         raise UsageError(f"{name!r} is not a remote name (letters, digits, '.', '_', '-'; at most 64)")
-    spec = parse_remote(url, endpoint=endpoint, region=region)
+    spec = parse_remote(url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
     with repo.lock(lock_timeout):
         if name in (repo.config.get("remotes") or {}):
             raise UsageError(f"remote {name!r} exists already (remove it first: pvc remote remove {name})")
         repo.update_config(lambda c: c.setdefault("remotes", {}).__setitem__(name, spec.to_config()))
-    return RemoteInfo(name, spec.url, spec.endpoint, spec.region)
+    return RemoteInfo(name, spec)
 
 
 def remove_remote(repo: Repository, name: str, *, lock_timeout: float = 60.0) -> RemoteInfo:
@@ -84,7 +89,8 @@ def find_remote(repo: Repository, name: str | None = None) -> RemoteInfo:
 
 
 def open_remote(repo: Repository, info: RemoteInfo, *, progress=None) -> RemoteStore:
-    return open_remote_store(info.spec, repo.remote_cache(info.name), chunk_threshold=int(repo.config["chunk_threshold"]),
+    return open_remote_store(info.spec, repo.remote_cache(info.name),
+                             chunk_threshold=int(repo.config["chunk_threshold"]),
                              pack_size=int(repo.config["pack_size"]), progress=progress)
 
 

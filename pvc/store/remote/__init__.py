@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pvc.store.remote.credentials import profile_credentials, profile_region
@@ -13,13 +14,10 @@ __all__ = ["RemoteSpec", "RemoteStore", "parse_remote", "open_remote_store"]
 
 
 def open_remote_store(spec: RemoteSpec, cache_dir: Path, *, chunk_threshold: int = 8 << 20,
-                      pack_size: int = 16 << 20, timeout: float = 60.0, retries: int = 5,
-                      progress=None) -> RemoteStore:
+                      pack_size: int = 16 << 20, progress=None) -> RemoteStore:
     """The remote at `spec`, with what is known of it cached under `cache_dir` (its index files, its records)."""
-    if spec.scheme == "s3" and spec.region is None:
-        region = profile_region()
-        if region:
-            spec = RemoteSpec(spec.url, spec.scheme, spec.bucket, spec.prefix, spec.path, spec.endpoint, region)
+    if spec.scheme == "s3" and spec.region is None and (region := profile_region()):
+        spec = replace(spec, region=region)
     credentials = profile_credentials() if spec.scheme == "s3" else None
-    medium = open_medium(spec, timeout=timeout, retries=retries, credentials=credentials)
+    medium = open_medium(spec, timeout=spec.timeout, retries=spec.retries, credentials=credentials)
     return RemoteStore(medium, cache_dir, chunk_threshold=chunk_threshold, pack_size=pack_size, progress=progress)

@@ -211,6 +211,9 @@ class S3Medium:
         from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 
         text = str(exc)
+        if "/latest/api/token" in text or "/latest/meta-data/iam" in text:  # the chain's last resort failed
+            return RemoteError(f"{self.url}: no AWS credentials found (set AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
         if "NoSuchBucket" in text:
             return RemoteError(f"{self.url}: bucket {self._bucket!r} does not exist")
         if isinstance(exc, (FileNotFoundError, NotFoundError)):
@@ -218,9 +221,6 @@ class S3Medium:
         if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)) or re.search(r"\b40[13]\b", text):
             return RemoteError(f"{self.url}: access denied ({_reason(exc)}); check the AWS credentials in the "
                                "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE)")
-        if "169.254.169.254" in text or "credential" in text.lower():
-            return RemoteError(f"{self.url}: no AWS credentials found (set AWS_ACCESS_KEY_ID and "
-                               "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
         return RemoteError(f"{self.url}: {name}: {_reason(exc)}")
 
 

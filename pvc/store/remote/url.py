@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from pvc.errors import UsageError
@@ -24,13 +24,27 @@ class RemoteSpec:
     path: str | None = None
     endpoint: str | None = None  # S3-compatible servers (MinIO, Ceph, ...): http(s)://host:port
     region: str | None = None
+    timeout: float = 60.0  # seconds a request may take (and the retries of one request, together)
+    retries: int = 5  # retries of a request that failed in a way worth retrying (5xx, timeout, reset)
 
     def to_config(self) -> dict:
-        return {"url": self.url, "endpoint": self.endpoint, "region": self.region}
+        out = {"url": self.url, "endpoint": self.endpoint, "region": self.region}
+        if (self.timeout, self.retries) != (60.0, 5):
+            out |= {"timeout": self.timeout, "retries": self.retries}
+        return out
 
 
-def parse_remote(url: str, *, endpoint: str | None = None, region: str | None = None) -> RemoteSpec:
+def parse_remote(url: str, *, endpoint: str | None = None, region: str | None = None, timeout: float = 60.0,
+                 retries: int = 5) -> RemoteSpec:
     """A RemoteSpec for `url`, or UsageError saying what is wrong with it (one line)."""
+    if not (isinstance(timeout, (int, float)) and 1 <= timeout <= 3600):
+        raise UsageError(f"timeout {timeout!r}: give seconds between 1 and 3600")
+    if not (isinstance(retries, int) and 0 <= retries <= 20):
+        raise UsageError(f"retries {retries!r}: give a number between 0 and 20")
+    return replace(_parse(url, endpoint, region), timeout=float(timeout), retries=retries)
+
+
+def _parse(url: str, endpoint: str | None, region: str | None) -> RemoteSpec:
     text = str(url).strip()
     if not text:
         raise UsageError("a remote URL is empty (use s3://bucket/prefix, file:///path or a folder)")
