@@ -74,14 +74,20 @@ class Project:
         return versions[:limit] if limit else versions
 
     def show(self, name: str | int = "latest") -> VersionDetails:
-        return inspect.show(self._repo.store, self.version.get(name))
+        return inspect.show(self._repo.store, self._here(name, "structure"))
 
     def ls(self, name: str | int = "latest", dataset: str | None = None) -> list[ItemView]:
-        return list(inspect.ls(self._repo.store, self.version.get(name), dataset))
+        return list(inspect.ls(self._repo.store, self._here(name, "structure"), dataset))
+
+    def _here(self, name: str | int, need: str) -> VersionRecord:
+        """Version `name`, if what the caller needs of it is in the store (see `_refuse_partial`)."""
+        record = self.version.get(name)
+        _refuse_partial(self._repo, record, need)
+        return record
 
     def cat(self, name: str | int, path: str, out: BinaryIO) -> int:
         """Write one file of a version to `out`; return its size."""
-        return inspect.cat(self._repo.store, self.version.get(name), path, out)
+        return inspect.cat(self._repo.store, self._here(name, "blobs"), path, out)
 
     def status(self) -> dict:
         """The working project against the latest version (the `diff --json` document, `to` = "working")."""
@@ -93,7 +99,7 @@ class Project:
         if a is None and b is not None:
             raise UsageError("give the first version before the second")
         if b is not None:
-            ra, rb = self.version.get(a), self.version.get(b)
+            ra, rb = self._here(a, "structure"), self._here(b, "structure")
             return diff_snapshots(Snapshot(self._repo.store, bytes.fromhex(ra.manifest)),
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
@@ -199,7 +205,7 @@ class VersionApi:
             raise UsageError("dest is required: restore always writes a new directory")
         name = version_num if version_num is not None else version_id
         if remote is not None:
-            store = open_remote(self._repo, find_remote(self._repo, remote), progress=progress)
+            store = open_remote(self._repo, find_remote(self._repo, remote))
             try:
                 store.require_remote()
                 return restore_version(store, resolve_version(store.versions(), name), Path(dest),
@@ -208,7 +214,7 @@ class VersionApi:
             finally:
                 store.close()
         record = self.get(name)
-        _refuse_partial(self._repo, record)
+        _refuse_partial(self._repo, record, "blobs")
         return restore_version(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
                        skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
 
@@ -256,12 +262,16 @@ def clone(url: str, dest: str | PathLike, *, version: str | int | None = None, d
                         progress=progress)
 
 
-def _refuse_partial(repo: Repository, record: VersionRecord) -> None:
-    """A version whose objects are on a remote only cannot be restored from the store: say where they are."""
+def _refuse_partial(repo: Repository, record: VersionRecord, need: str) -> None:
+    """A version whose objects are on a remote only: say where they are, when what is needed of it is not here
+    (`need`: "structure" for show, ls and diff; "blobs" for cat and restore)."""
     partial = repo.partial.read().get(record.id)
-    if partial is not None:
-        raise ObjectMissing(f"version {record.number} has objects on remote {partial.remote!r} only: restore it with "
-                            f"--remote {partial.remote}, or bring it whole with `pvc pull --versions {record.number}`")
+    if partial is None or (need == "structure" and partial.has == "structure"):
+        return
+    what = "its objects are" if partial.has == "records" else "its files' contents are"
+    raise ObjectMissing(f"version {record.number}: {what} on remote {partial.remote!r} only: "
+                        f"`pvc pull --versions {record.number}` brings them" +
+                        (f", or restore it with --remote {partial.remote}" if need == "blobs" else ""))
 
 
 def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:

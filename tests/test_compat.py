@@ -66,3 +66,24 @@ def test_old_refs_are_upgraded_by_the_next_commit_and_keep_every_record(old_stor
     after = cli("log", "--json", cwd=project).json()
     assert [v["number"] for v in after] == [3, 2, 1] and after[1:] == before
     assert cli("verify", cwd=project).code == 0
+
+
+@pytest.mark.parametrize("name", PROJECTS)
+def test_old_stores_push_and_clone_byte_for_byte(old_stores, name, cli, tmp_path):
+    """Image, video and volume projects of an old store go to a remote and come back whole."""
+    import shutil
+
+    project = tmp_path / name
+    shutil.copytree(old_stores / name, project, symlinks=True)
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    pushed = cli("push", "--json", "-C", project)
+    assert pushed.code == 0, pushed.err
+    versions = cli("log", "--json", "-C", project).json()
+    assert pushed.json()["pushed"] == sorted(v["number"] for v in versions)
+    assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+    assert [v["manifest"] for v in cli("log", "--json", "-C", tmp_path / "copy").json()] == [v["manifest"] for v in versions]
+    assert cli("ls", "latest", "--json", "-C", tmp_path / "copy").json() == cli("ls", "latest", "--json", "-C", project).json()
+    if len(versions) > 1:
+        older = cli("ls", "1", "-C", tmp_path / "copy")
+        assert older.code == 2 and "pvc pull --versions 1" in older.err

@@ -78,7 +78,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
     try:
         info = add_remote(repo, "origin", spec.url, endpoint=spec.endpoint, region=spec.region, timeout=spec.timeout,
                           retries=spec.retries)
-        remote = open_remote(repo, info, progress=progress)
+        remote = open_remote(repo, info)
         try:
             remote.require_remote()
             theirs = remote.versions()

@@ -52,7 +52,7 @@ def pull(repo: Repository, name: str | None = None, *, versions: list[int] | Non
          lock_timeout: float = 60.0, progress=None) -> PullResult:
     """Fetch what the remote has and this project lacks (see the module docstring)."""
     info = find_remote(repo, name)
-    remote = open_remote(repo, info, progress=progress)
+    remote = open_remote(repo, info)
     try:
         remote.require_remote()
         theirs = remote.versions()
@@ -122,7 +122,7 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
     found = walk_version(reader.get_object, bytes.fromhex(record.manifest))
     blobs = [oid for oid, dataset in found.blobs.items() if in_datasets(dataset, blobs_of)]
     # the items pages the walk did not need to read, then the blobs
-    copied = copy_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=f"v{record.number}")
+    copied = copy_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=f"fetching v{record.number}")
     return reader.copied + copied.objects
 
 

@@ -59,7 +59,7 @@ def push(repo: Repository, name: str | None = None, *, lock_timeout: float = 60.
         store = repo.reopen_store()
         store.pin_packs()
         partial = repo.partial.read()
-    remote = open_remote(repo, info, progress=progress)
+    remote = open_remote(repo, info)
     try:
         theirs = remote.versions()
         at = diverged(versions, theirs)
@@ -78,7 +78,7 @@ def push(repo: Repository, name: str | None = None, *, lock_timeout: float = 60.
                                     "pull it whole before pushing it elsewhere")
             found = walk_version(store.get_object, bytes.fromhex(record.manifest))
             copied += copy_objects(store, remote, [*found.blobs, *found.structure], progress=progress,
-                                   phase=f"v{record.number}").objects
+                                   phase=f"sending v{record.number}").objects
         remote.mark()
         remote.flush()  # every pack uploaded and indexed before any record names its objects
         for record in todo:

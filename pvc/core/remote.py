@@ -88,10 +88,10 @@ def find_remote(repo: Repository, name: str | None = None) -> RemoteInfo:
     raise UsageError(f"several remotes and none is 'origin': name one ({', '.join(remotes)})")
 
 
-def open_remote(repo: Repository, info: RemoteInfo, *, progress=None) -> RemoteStore:
+def open_remote(repo: Repository, info: RemoteInfo) -> RemoteStore:
     return open_remote_store(info.spec, repo.remote_cache(info.name),
                              chunk_threshold=int(repo.config["chunk_threshold"]),
-                             pack_size=int(repo.config["pack_size"]), progress=progress)
+                             pack_size=int(repo.config["pack_size"]))
 
 
 def restore_from_url(url: str, version: str | int, dest, *, endpoint: str | None = None, region: str | None = None,
@@ -100,7 +100,7 @@ def restore_from_url(url: str, version: str | int, dest, *, endpoint: str | None
     that has only a URL and credentials does. The remote's index files are cached in a temporary folder."""
     spec = parse_remote(url, endpoint=endpoint, region=region)
     with tempfile.TemporaryDirectory(prefix="pvc-remote-") as cache:
-        remote = open_remote_store(spec, Path(cache), progress=progress)
+        remote = open_remote_store(spec, Path(cache))
         try:
             remote.require_remote()
             record = resolve_version(remote.versions(), version)

@@ -61,7 +61,7 @@ class RemoteStore(PackedStore):
     """Objects on a remote, read with ranged GETs; writes staged in local temp packs and uploaded as they fill."""
 
     def __init__(self, medium: Medium, cache_dir: Path, *, chunk_threshold: int = 8 << 20,
-                 pack_size: int = 16 << 20, progress=None) -> None:
+                 pack_size: int = 16 << 20) -> None:
         self.cache_dir = cache_dir
         self.idx_dir = cache_dir / "idx"
         for folder in (self.idx_dir, cache_dir / "tmp", cache_dir / "versions"):
@@ -70,7 +70,6 @@ class RemoteStore(PackedStore):
         self.medium = medium
         self.url = medium.url
         self.stats = TransferStats()
-        self.progress = progress
         self._uploads: list[Future] = []
         self._pool: ThreadPoolExecutor | None = None
         self._gate = threading.BoundedSemaphore(_UPLOADS)
@@ -196,8 +195,6 @@ class RemoteStore(PackedStore):
             idx = write_index(self.idx_dir, entries)
             data = idx.read_bytes()
             self.stats.add(sent=len(data) if self.medium.create(f"packs/{idx.name}", data) else 0)
-            if self.progress:
-                self.progress("uploading", self.stats.bytes_sent, 0)
         finally:
             tmp.unlink(missing_ok=True)
             self._gate.release()
