@@ -490,7 +490,7 @@ def push(
         out.print(f"{result.remote.name} is up to date ({result.remote_versions} versions){behind}")
         return
     out.print(f"Pushed {_numbers(result.pushed)} to {result.remote.name}: {result.objects} objects, "
-              f"{human_bytes(result.bytes_sent)} sent in {result.packs_sent} packs"
+              f"{human_bytes(result.bytes_sent)} sent in {result.packs_sent} pack{'' if result.packs_sent == 1 else 's'}"
               + (f" ({result.packs_present} already there from an interrupted push)" if result.packs_present else ""))
 
 

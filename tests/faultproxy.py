@@ -23,6 +23,7 @@ class FaultProxy:
     hang       seconds to wait before answering (a timeout, seen from the client)
     delay      seconds to wait before forwarding each request whose method is in `slow_methods`
     cut        close the connection without an answer
+    strip      request headers to drop (e.g. "if-none-match": a server without conditional writes)
     """
 
     def __init__(self, upstream: str) -> None:
@@ -35,6 +36,7 @@ class FaultProxy:
         self.delay = 0.0
         self.slow_methods = ("PUT",)
         self.cut = False
+        self.strip: set[str] = set()
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
         self._lock = threading.Lock()
         proxy = self
@@ -84,7 +86,8 @@ class FaultProxy:
         if self.delay and h.command in self.slow_methods:
             time.sleep(self.delay)
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("connection", "proxy-connection")}
+        dropped = {"connection", "proxy-connection"} | self.strip
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in dropped}
         conn.request(h.command, h.path, body=body or None, headers=headers)
         resp = conn.getresponse()
         data = resp.read()

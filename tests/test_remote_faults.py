@@ -315,3 +315,12 @@ def test_two_machines_pushing_at_once_each_number_is_taken_once(tmp_path, cli, s
     assert names == [f"{n:010d}.json" for n in range(1, 8)]
     logs = [[(v["number"], v["id"]) for v in cli("log", "--json", "-C", p).json()] for p in (a, b)]
     assert logs[0] == logs[1] and len(logs[0]) == 7
+
+
+def test_a_server_without_conditional_writes_is_refused(tmp_path, cli, s3_server, s3_bucket):
+    project = _project(tmp_path, cli, items=6)
+    with FaultProxy(s3_server) as proxy:
+        proxy.strip = {"if-none-match"}  # the server never sees the condition: it overwrites
+        assert cli("remote", "add", "origin", f"s3://{s3_bucket}/p", "--endpoint", proxy.url, "-C", project).code == 0
+        _one_line_error(cli("push", "-C", project), 5, "does not support conditional writes")
+    assert _remote_versions(s3_server, s3_bucket, "p") == []

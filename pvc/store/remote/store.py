@@ -245,8 +245,17 @@ class RemoteStore(PackedStore):
             raise RemoteError(f"{self.url}: not a pvc remote (nothing was pushed there: no {MARKER})")
 
     def mark(self) -> None:
+        """Make the prefix a pvc remote, and check once (remembered in the cache) that the server refuses to
+        overwrite: without conditional writes, two pushes racing for a number could replace each other's record."""
+        marker = json.dumps({"format": REMOTE_FORMAT}).encode() + b"\n"
         if not self.is_remote():
-            self.medium.create(MARKER, json.dumps({"format": REMOTE_FORMAT}).encode() + b"\n")
+            self.medium.create(MARKER, marker)
+        checked = self.cache_dir / "create-only-checked"
+        if not checked.exists():
+            if self.medium.create(MARKER, marker):
+                raise RemoteError(f"{self.url}: the server overwrote an existing file although told not to "
+                                  "(If-None-Match: *): it does not support conditional writes, which pvc needs")
+            atomic_write(checked, b"")
 
     def versions(self) -> list[VersionRecord]:
         """Every version record on the remote, oldest first (checked: gapless 1..n, checksums right)."""
