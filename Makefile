@@ -39,7 +39,8 @@ bench-peers: $(STAMP)
 	command -v restic >/dev/null || $(SUDO) apt-get install -y restic || \
 	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y restic; }
 	test -x $(PEERS_VENV)/bin/dvc || { $(PYTHON) -m venv $(PEERS_VENV) && \
-	  $(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip && $(PEERS_VENV)/bin/python -m pip install --quiet dvc; }
+	  $(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip; }
+	$(PEERS_VENV)/bin/python -c 'import dvc_s3' 2>/dev/null || $(PEERS_VENV)/bin/python -m pip install --quiet 'dvc[s3]'  # S3 remotes
 	BENCH_ITEMS=$(BENCH_ITEMS) BENCH_PEERS=1 $(BIN)/python -m bench
 
 clean:

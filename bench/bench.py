@@ -20,7 +20,7 @@ __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HASHFLOOR = Path(__file__).resolve().parent / "hashfloor.py"
 PEERS_VENV = REPO_ROOT / "bench" / ".peers-venv"
-ALL_SCENARIOS = ("cli", "images", "bigfile", "video", "volume", "log")
+ALL_SCENARIOS = ("cli", "images", "bigfile", "video", "volume", "log", "remote")
 
 
 def _env(name: str, default: str) -> str:

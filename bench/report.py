@@ -82,6 +82,44 @@ _LARGE_ROWS = [
 ]
 
 
+_REMOTE_ROWS = [
+    ("remote", "push_v1", "push v1 to an empty remote", [
+        ("remote", "push_v1", "restic", "restic backup to s3:"), ("remote", "push_v1", "dvc", "dvc push")]),
+    ("remote", "push_nothing", "push again (nothing new)", []),
+    ("remote", "push_change", "push after the 1% change", [
+        ("remote", "push_change", "restic", "restic backup after the change (parent snapshot)")]),
+    ("remote", "clone_restore", "clone + check out v1 into an empty dir", [
+        ("remote", "clone_restore", "restic", "restic restore from s3:"),
+        ("remote", "clone_restore", "dvc", "dvc pull (empty workspace and cache)")]),
+    ("remote", "restore_remote", "restore v1 --remote URL (no project)", [
+        ("remote", "clone_restore", "restic", "restic restore from s3:")]),
+    ("remote", "clone_one_dataset", "clone one dataset of the version", [
+        ("remote", "clone_restore", "pvc", "pvc clone of the whole version")]),
+]
+
+
+def _remote_facts(b: Bench) -> list[str]:
+    f = b.facts.get("remote", {})
+    if not f:
+        return []
+    mb = lambda v: f"{v / 1e6:.1f} MB" if isinstance(v, (int, float)) else "-"
+    lines = [f"Remote: moto's S3 server on {f.get('endpoint')} (in the harness process), {f.get('items')} items, "
+             f"{f.get('files_v1')} files, {mb(f.get('bytes_v1'))}.", "",
+             "| what | bytes | requests |", "|---|---|---|",
+             f"| pvc push v1: sent | {mb(f.get('push_v1_bytes_sent'))} | {f.get('push_v1_requests', '-')} |",
+             f"| pvc push again: sent | {f.get('second_push_bytes_sent', '-')} B | {f.get('second_push_requests', '-')} |",
+             f"| the 1% change: bytes of the changed and added files | {mb(f.get('changed_bytes'))} | |",
+             f"| pvc push after the change: sent | {mb(f.get('push_change_bytes_sent'))} | {f.get('push_change_requests', '-')} |",
+             f"| pvc clone + check out v1: received | {mb(f.get('clone_bytes_received'))} | {f.get('clone_requests', '-')} |",
+             f"| pvc clone of dataset {f.get('dataset_cloned')!r} only: received | {mb(f.get('clone_dataset_bytes_received'))} | "
+             f"{f.get('clone_dataset_requests', '-')} |"]
+    for key, what in (("restic_v1_data_added", "restic backup v1: data added"),
+                      ("restic_v2_data_added", "restic backup after the change: data added")):
+        if key in f:
+            lines.append(f"| {what} | {mb(f[key])} | |")
+    return lines
+
+
 def _version(argv: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -240,6 +278,31 @@ def _targets(b: Bench) -> list[str]:
     return lines
 
 
+def _remote_targets(b: Bench) -> list[str]:
+    f = b.facts.get("remote", {})
+    rows = []
+
+    def ratio(op: str, tool: str, bop: str, bound: float, what: str) -> None:
+        m, bm = b.find("remote", op, "pvc"), b.find("remote", bop, tool)
+        rows.append((what, bound, m.median / bm.median if m and bm else None))
+
+    ratio("push_v1", "restic", "push_v1", 0.5, "push v1 / restic backup")
+    ratio("push_v1", "dvc", "push_v1", 0.1, "push v1 / dvc push")
+    ratio("push_change", "restic", "push_change", 1.0, "push after the 1% change / restic backup")
+    ratio("clone_restore", "restic", "clone_restore", 1.0, "clone + restore v1 / restic restore")
+    sent, changed = f.get("push_change_bytes_sent"), f.get("changed_bytes")
+    rows.append(("bytes sent by the change push / changed bytes", 1.5, sent / changed if sent and changed else None))
+    part, whole = f.get("clone_dataset_bytes_received"), f.get("clone_bytes_received")
+    rows.append(("bytes of a one-dataset clone / whole clone", 0.3, part / whole if part and whole else None))
+    m = b.find("remote", "push_v1", "pvc")
+    rows.append(("peak RSS of push v1, MB", 150, m.rss_mb * 2**20 / 1e6 if m else None))
+    lines = ["| target | bound | measured | met |", "|---|---|---|---|"]
+    for what, bound, value in rows:
+        lines.append(f"| {what} | ≤ {bound} | not measured | – |" if value is None else
+                     f"| {what} | ≤ {bound} | {value:.3g} | {'yes' if value <= bound else '**no**'} |")
+    return lines
+
+
 def to_markdown(b: Bench, machine: dict[str, Any], runtime_s: float) -> str:
     cfg, img = b.cfg, b.facts.get("images", {})
     fmt = {"bigfile_mb": cfg.bigfile_mb, "log_versions": cfg.log_versions}
@@ -276,5 +339,10 @@ def to_markdown(b: Bench, machine: dict[str, Any], runtime_s: float) -> str:
             f = b.facts.get(s)
             if f:
                 out.append(f"{s.capitalize()} project: {f['files']} files, {f['bytes_v1'] / 1e6:.1f} MB.")
+    remote = _rows(b, _REMOTE_ROWS, fmt)
+    if len(remote) > 2:
+        out += ["", "## Remote (S3 protocol, loopback)", "", *remote, "", *_remote_facts(b)]
     out += ["", "## Targets (issue 5; stated for 20k items)", "", *_targets(b), ""]
+    if b.facts.get("remote"):
+        out += ["## Remote targets (issue 10; stated for 20k items)", "", *_remote_targets(b), ""]
     return "\n".join(out)
