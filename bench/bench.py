@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data import listing, mutate, tree_bytes
+from bench.data import listing, mutate, mutate_jpeg, tree_bytes
 from bench.proc import Measurement, Runner, run_checked, stderr_log
 
 __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
@@ -20,7 +20,8 @@ __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HASHFLOOR = Path(__file__).resolve().parent / "hashfloor.py"
 PEERS_VENV = REPO_ROOT / "bench" / ".peers-venv"
-ALL_SCENARIOS = ("cli", "images", "bigfile", "video", "volume", "log", "remote")
+ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "remote")
+JPEG_PROFILE = ("jpeg",)  # scenarios on the JPEG-only profile (bench/data.py: jpeg_project)
 
 
 def _env(name: str, default: str) -> str:
@@ -94,7 +95,7 @@ class Bench:
         self.sizes: list[dict[str, Any]] = []
         self.facts: dict[str, dict[str, Any]] = {}
         self.skipped: list[str] = []
-        self._mutation: dict[str, list[str]] | None = None
+        self._mutations: dict[str, dict[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ tools
 
@@ -153,16 +154,18 @@ class Bench:
         (self.work / "out").mkdir(parents=True, exist_ok=True)
         return self.work / "out" / name
 
-    def mutate(self, scenario: str, root: Path) -> None:
-        """Apply the labelling session; every tool's copy must change the same way."""
-        changes = mutate(root, seed=self.cfg.seed + 1)
-        if self._mutation is None:
-            self._mutation = changes
+    def mutate(self, scenario: str, root: Path) -> dict[str, list[str]]:
+        """Apply the scenario's labelling session; every tool's copy must change the same way."""
+        changes = (mutate_jpeg if scenario in JPEG_PROFILE else mutate)(root, seed=self.cfg.seed + 1)
+        first = self._mutations.setdefault(scenario, changes)
+        if first is changes:
             v2 = listing(root, skip=frozenset({".pvc"}))
             self.fact(scenario, edited=len(changes["edited"]), added_files=len(changes["added"]),
-                      deleted_files=len(changes["deleted"]), files_v2=len(v2), bytes_v2=sum(v2.values()))
-        elif changes != self._mutation:
+                      deleted_files=len(changes["deleted"]), files_v2=len(v2), bytes_v2=sum(v2.values()),
+                      changed_bytes=sum((root / p).stat().st_size for p in changes["edited"] + changes["added"]))
+        elif changes != first:
             raise RuntimeError(f"the mutation of {root} differs from the first copy's")
+        return changes
 
     @staticmethod
     def check_tree(root: Path, expected: dict[str, int], skip: frozenset[str] = frozenset()) -> None:

@@ -83,8 +83,6 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
     b.fact(s, second_push_bytes_sent=again["bytes_sent"], second_push_requests=again["requests"])
     b.measure(s, "push_nothing", "pvc", [*pvc, "push", "--json"], cwd=proj, env=env)
     b.mutate(s, proj)
-    changes = b._mutation or {}
-    b.fact(s, changed_bytes=sum((proj / p).stat().st_size for p in changes.get("edited", []) + changes.get("added", [])))
     run_checked([*pvc, "commit", "-m", "v2", "--json"], cwd=proj, env=env)
     refs_v2 = refs.read_bytes()
 

@@ -8,7 +8,7 @@
     BENCH_VOLUME_MB=64      NRRD volumes, total MiB (0 skips; a few hundred for the large-file path)
     BENCH_LOG_VERSIONS=300  versions for the `pvc log` timing (0 skips; the target is stated for 1000)
     BENCH_PEERS=auto        restic / DVC (bench/.peers-venv) when installed; 0 never; 1 required
-    BENCH_SCENARIOS=cli,images,bigfile,video,volume,log,remote
+    BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,remote   (jpeg: the JPEG-only profile)
     BENCH_LOST_FRACTION=0.05 share of v1's media blobs lost before `restore --skip-missing`
     BENCH_KEEP=1            keep the work directory under bench/work/
     BENCH_SEED=0
@@ -39,6 +39,7 @@ from bench.report import machine_facts, to_json, to_markdown  # noqa: E402
 STEPS = {
     "cli": (scenarios.cli_start, lambda c: True),
     "images": (scenarios.images, lambda c: c.items > 0),
+    "jpeg": (scenarios.jpeg, lambda c: c.items > 0),
     "bigfile": (scenarios.bigfile, lambda c: c.bigfile_mb > 0),
     "video": (scenarios.video, lambda c: c.videos > 0),
     "volume": (scenarios.volume, lambda c: c.volume_mb > 0),
