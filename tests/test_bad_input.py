@@ -7,7 +7,7 @@ import os
 import socket
 
 import pytest
-from conftest import store_state, tree_bytes
+from helpers import store_state, tree_bytes
 
 from pvc.store import packed as store_module
 

@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 
 ARCHIVE = Path(__file__).parent / "data" / "format1-stores.tar.gz"
 PROJECTS = ("images", "videos", "volumes")

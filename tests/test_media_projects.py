@@ -11,7 +11,7 @@ import nibabel
 import numpy as np
 import nrrd
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 from pydicom.uid import generate_uid
 from test_restore import _drop_object
 from test_video_meta import decoded, write_video

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import put_raw, tree_bytes
+from helpers import put_raw, tree_bytes
 
 import pvc
 from pvc.store.local.packindex import PackIndex, write_index

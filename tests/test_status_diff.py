@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 from PIL import Image
 
 import pvc

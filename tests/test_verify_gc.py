@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import store_state, tree_bytes
+from helpers import store_state, tree_bytes
 from storekit import (
     add_orphans,
     age_packs,
