@@ -80,13 +80,16 @@ def commit(
                                   allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
     if json_out:
         emit_json(result.to_json())
-    elif result.created:
+        return
+    if result.created:
         stats = result.version.stats
         out.print(f"Created version {result.number} ({result.manifest[:12]}): {stats.get('items', 0)} items, "
                   f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
                   f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
     else:
         out.print(result.unchanged_line())
+    for warning in result.warnings:
+        err.print(f"warning: {warning}")
 
 
 def _read_description(path: Path) -> dict:
@@ -135,7 +138,8 @@ def show(
     rec = details.record
     if json_out:
         emit_json(rec.to_json() | {"project_type": details.project_type, "layout": details.layout,
-                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems})
+                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems,
+                                   "warnings": details.warnings})
         return
     s = details.stats
     out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
@@ -145,6 +149,8 @@ def show(
         out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
     kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
     out.print(f"layout    {kind}")
+    for warning in details.warnings:
+        out.print(f"[yellow]warning[/yellow] {escape(warning)}", markup=True)
     out.print(f"content   {s.get('datasets')} datasets, {s.get('items')} items, {s.get('files')} files, {human_bytes(s.get('bytes'))}")
     if details.datasets:
         table = Table("dataset", "items", "files", box=None)

@@ -17,6 +17,7 @@ class CommitResult:
     created: bool
     files_hashed: int
     bytes_hashed: int
+    warnings: tuple[str, ...] = ()  # the new version's (its manifest's); none when nothing was created
 
     @property
     def number(self) -> int:
@@ -28,7 +29,7 @@ class CommitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.number, "created": self.created, "manifest": self.manifest,
-                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed}
+                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed, "warnings": list(self.warnings)}
 
     def unchanged_line(self) -> str:
         """What `pvc commit` says when the project is the latest version."""

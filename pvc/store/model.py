@@ -241,13 +241,15 @@ class Tree:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The root of a version: project type and layout, the root tree, statistics and item problems."""
+    """The root of a version: project type and layout, the root tree, statistics, item problems, and warnings
+    about the project as a whole (where its layout disagrees with its meta.json)."""
 
     project_type: str
     layout: str
     root: bytes
     stats: dict
     problems: tuple[dict, ...] | None = None  # None only in manifests written before problems were recorded
+    warnings: tuple[str, ...] | None = None  # set only when not empty
     format: int = MANIFEST_FORMAT
 
     type: ClassVar[str] = "manifest"
@@ -257,6 +259,8 @@ class Manifest:
         if self.problems is not None:
             out["problems"] = canonical(list(self.problems))
         out |= {"project_type": self.project_type, "root": self.root, "stats": canonical(self.stats), "type": "manifest"}
+        if self.warnings is not None:
+            out["warnings"] = list(self.warnings)
         return _pack(out)
 
     @property
@@ -277,5 +281,8 @@ class Manifest:
             raise CorruptObject(f"{where}: malformed stats")
         if problems is not None and not (isinstance(problems, list) and all(isinstance(p, dict) for p in problems)):
             raise CorruptObject(f"{where}: malformed problems")
+        warnings = obj.get("warnings")
+        if warnings is not None and not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
+            raise CorruptObject(f"{where}: malformed warnings")
         return cls(str(obj.get("project_type", "?")), str(obj.get("layout", "?")), obj["root"], stats,
-                   None if problems is None else tuple(problems))
+                   None if problems is None else tuple(problems), None if warnings is None else tuple(warnings))

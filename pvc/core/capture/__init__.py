@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvc.core.capture.build import build_manifest
-from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid
+from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid, sniff_annotation
 from pvc.core.capture.hash import ObjectSink, hash_files
 from pvc.core.capture.walk import Walked, walk_project
 from pvc.core.fastpath import capture_settings
@@ -90,8 +90,8 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
                        classes=classes, record_tree=record)
     by_path = {f.relpath: f for f in files}
     meta_summary = read_project_meta(by_path.get("meta.json"), allow_invalid)
-    project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
-    layout = classify([f.relpath for f in files], project_type)
+    project_type = (meta_summary.get("project_type") or "") if "meta.json" in by_path else None
+    layout = classify([f.relpath for f in files], project_type, lambda rel: sniff_annotation(by_path[rel]))
     hashed, entries, (files_hashed, bytes_hashed) = hash_files(cache, store, files, layout.roles, allow_invalid, progress)
     for ds in layout.all_datasets():
         if ds.loose_dicom:

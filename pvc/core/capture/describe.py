@@ -7,14 +7,14 @@ from typing import Any
 
 from pvc.core.capture.hash import Hashed, video_module, volume_module
 from pvc.errors import BadInput
-from pvc.project.annotation import project_meta_summary
+from pvc.project.annotation import annotation_project_type, project_meta_summary
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item
 from pvc.project.scan import FileInfo
 from pvc.store.objects import encode, hash_bytes
 from pvc.store.statcache import StatCache
 
-__all__ = ["ItemDescriber", "read_project_meta", "series_uid"]
+__all__ = ["ItemDescriber", "read_project_meta", "series_uid", "sniff_annotation"]
 
 
 def read_project_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
@@ -31,6 +31,15 @@ def read_project_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
         if not allow_invalid:
             raise
         return {"invalid": True}
+
+
+def sniff_annotation(f: FileInfo) -> str | None:
+    """The project type one annotation file's shape shows (for a meta.json without projectType and no media
+    folder to tell); None when it cannot be read or says nothing."""
+    try:
+        return annotation_project_type(parse_json(f.path.read_bytes(), f.path))
+    except (OSError, BadInput):
+        return None
 
 
 def series_uid(info: Any, rel: str) -> str:
