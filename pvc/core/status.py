@@ -30,11 +30,12 @@ def version_snapshot(repo: Repository, manifest: str | None, overlay_for_empty: 
 
 
 def _remember_hashes(repo: Repository, cap: Capture) -> None:
-    """Save the stat cache if no writer holds the lock, so the next status is stat-only (as git does)."""
+    """Save the stat cache if no writer holds the lock, so the next status is stat-only (as git does); a
+    store that cannot be written (read-only, full disk) is simply not told."""
     try:
         with repo.lock(timeout=0):
             cap.save_cache()
-    except Locked:
+    except (Locked, OSError):
         pass
 
 

@@ -1,6 +1,6 @@
 """verify: check a whole store and say, for each problem, which versions and items it takes away.
 
-1. Under the lock, briefly: read the refs (falling back to `versions.bak` to find roots if they are damaged),
+1. Under the readers' (shared) lock, briefly: read the refs (falling back to `versions.bak` to find roots if they are damaged),
    open the index files (a damaged one is a problem, not a stop) and open every pack, so that neither a commit
    nor a gc running meanwhile changes what is being checked.
 2. Read every pack once, front to back: every record re-hashed (or a random sample), the pack's name checked
@@ -94,7 +94,7 @@ class _Problems:
 def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lock_timeout: float = 60.0) -> VerifyReport:
     """Check everything (see the module docstring); `sample` in (0, 1] is the share of records re-hashed."""
     problems = _Problems()
-    with repo.lock(lock_timeout):
+    with repo.read_lock(lock_timeout):
         roots, versions = _roots(repo, problems)
         store = repo.reopen_store(strict_indexes=False)
         packs = store.pin_packs()

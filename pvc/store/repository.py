@@ -117,9 +117,16 @@ class Repository:
         self.refs.write(replace(self.refs.read(), versions=tuple(records)))
 
     def lock(self, timeout: float = 60.0) -> RepoLock:
+        """The writers' lock (exclusive)."""
         from pvc.store.lock import RepoLock
 
         return RepoLock(self.lock_path, timeout)
+
+    def read_lock(self, timeout: float = 60.0) -> RepoLock:
+        """The readers' lock: shared, writes nothing; keeps writers (gc above all) out while it is held."""
+        from pvc.store.lock import RepoLock
+
+        return RepoLock(self.lock_path, timeout, shared=True)
 
     @property
     def lock_path(self) -> Path:

@@ -59,6 +59,8 @@ class Capture:
             return
         if self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings):
             return  # every entry came from the cache, which already says all this (a 10 MB write spared)
+        if self.walked.scan_started is None:
+            return  # no racy cutoff for these entries: the store could not be written when the scan began
         tree = self._tree_digest() if self.walked.settled else None
         self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
                         tree=tree, classes=self.classes)

@@ -18,13 +18,15 @@ __all__ = ["Walked", "walk_project"]
 class Walked:
     """One walk of the project."""
 
-    scan_started: int  # the file system's clock just before the first stat (the stat cache's racy cutoff)
+    scan_started: int | None  # the file system's clock just before the first stat (the stat cache's racy
+    # cutoff); None when the store cannot be written (read-only, full), and then nothing of this scan is saved
     records: bytes | None  # the C walk's stat records, None when it did not run or declined
     files: list[FileInfo] | None  # None when `records` already proved the project untouched
 
     @property
     def settled(self) -> bool:
-        return all(f.mtime_ns < self.scan_started for f in self.files or [])
+        """No file was modified since a moment before the scan began: its stat records can vouch for it."""
+        return self.scan_started is not None and all(f.mtime_ns < self.scan_started for f in self.files or [])
 
 
 def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, settings: dict) -> Walked:
