@@ -34,11 +34,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-def _open(path: Path, *, init: bool = False) -> Project:
+def _open(path: Path, *, init: bool = False, check_config: bool = True) -> Project:
     """The project API, imported on first use: `pvc --help` and usage errors need no store code."""
     from pvc.api import Project
 
-    return Project.init(path) if init else Project(path)
+    return Project.init(path) if init else Project(path, check_config=check_config)
 
 
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
@@ -304,7 +304,7 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-hash every object and resolve every reference of every version; exit 2 if anything is wrong."""
-    with _open(project) as p:
+    with _open(project, check_config=False) as p:  # config problems are reported, not fatal
         report = p.verify(sample, lock_timeout=lock_timeout)
     if json_out:
         emit_json(report.to_json())
@@ -368,6 +368,47 @@ def unlock(
         out.print(result.message, markup=False)
     if result.held:
         raise typer.Exit(3)
+
+
+@app.command()
+def config(
+    key: Annotated[str | None, typer.Argument(help="Setting, e.g. chunk_threshold or remotes.origin.url.")] = None,
+    value: Annotated[str | None, typer.Argument(help="New value (sizes may be written 16MiB).")] = None,
+    list_all: Annotated[bool, typer.Option("--list", help="Every setting with its value (the default without KEY).")] = False,
+    unset: Annotated[bool, typer.Option("--unset", help="Remove KEY from the file: it takes its default.")] = False,
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Show or change the store's settings (.pvc/config), checked against the known keys."""
+    if (list_all and (key or unset)) or (unset and (key is None or value is not None)):
+        raise UsageError("give --list alone, KEY, KEY VALUE, or --unset KEY")
+    with _open(project, check_config=False) as p:  # a config with problems must stay fixable
+        if key is None:
+            result = p.config_list()
+        elif unset:
+            result = p.config_unset(key, lock_timeout=lock_timeout)
+        elif value is not None:
+            result = p.config_set(key, value, lock_timeout=lock_timeout)
+        else:
+            result = p.config_get(key)
+    if json_out:
+        emit_json(result.to_json())
+    elif key is None:
+        print_columns(["key", "value", "default"],
+                      [[e.key, _shown(e.value), "" if e.set else "(default)"] for e in result.entries])
+        for bad_key, what in result.problems:
+            err.print(f"problem: {result.path}: {bad_key}: {what}")
+    elif unset:
+        out.print(f"unset {key} (was {_shown(result.previous)}; now {_shown(result.value)})")
+    elif value is not None:
+        out.print(f"{key} = {_shown(result.value)}" + ("" if result.changed else " (unchanged)"))
+    else:
+        out.print(_shown(result.value))
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 repair_app = typer.Typer(help="Recover from a damaged index or refs file (see docs/reliability.md).", no_args_is_help=True)

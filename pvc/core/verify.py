@@ -8,6 +8,8 @@
 3. Walk every root (`reach.py`): manifest -> trees -> pages -> blobs -> chunks, every reference resolved.
 
 Objects that no root reaches ("orphans", left by killed commits) are counted, not reported: gc removes them.
+Problems of `.pvc/config` (a key pvc does not know, a value it cannot use) are reported too: every other command
+stops on them.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ MAX_AFFECTED = 1000  # per problem, in the report; `affected_total` has the full
 class Problem:
     """One damaged thing (an object, a pack, an index file, the refs) and what it affects."""
 
-    subject: str  # "object <id>", "pack <id>", "index <file>", "refs <file>", "stash <file>"
-    kind: str  # blob, tree, page, manifest, object, pack, index, refs, stash
+    subject: str  # "object <id>", "pack <id>", "index <file>", "refs <file>", "stash <file>", "config <key>"
+    kind: str  # blob, tree, page, manifest, object, pack, index, refs, stash, config
     what: str
     affects: list[dict] = field(default_factory=list)  # {"version", "dataset", "item", "path"}
     affected_total: int = 0
@@ -94,6 +96,8 @@ class _Problems:
 def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lock_timeout: float = 60.0) -> VerifyReport:
     """Check everything (see the module docstring); `sample` in (0, 1] is the share of records re-hashed."""
     problems = _Problems()
+    for key, why in repo.config_problems:
+        problems.add(f"config {key}", "config", why)
     with repo.read_lock(lock_timeout):
         roots, versions = _roots(repo, problems)
         store = repo.reopen_store(strict_indexes=False)

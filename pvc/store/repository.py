@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, NotAProject, UsageError
+from pvc.store import config as schema
 from pvc.store.atomic import atomic_write, fsync_dir
 from pvc.store.formats import STORE_FORMAT
 from pvc.store.location import STORE_DIR, find_project_root
@@ -33,16 +34,21 @@ if TYPE_CHECKING:
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
 
-_DEFAULT_CONFIG = {"format": STORE_FORMAT, "chunk_threshold": 8 << 20, "pack_size": 16 << 20}
-
-
 class Repository:
-    """An opened `.pvc/` store next to the project it versions."""
+    """An opened `.pvc/` store next to the project it versions.
 
-    def __init__(self, project_root: Path) -> None:
+    Its config is checked when it is opened: a key pvc does not know or a value it cannot use is a
+    CorruptObject naming the key, unless `check_config` is False (`pvc config`, which fixes it, and `pvc verify`,
+    which reports it); then every bad value is replaced by its default and listed in `config_problems`."""
+
+    def __init__(self, project_root: Path, *, check_config: bool = True) -> None:
         self.project_root = project_root
         self.dir = project_root / STORE_DIR
-        self.config = self._read_config()
+        self.config_doc = self.read_config_doc()
+        self.config_problems = schema.problems(self.config_doc)
+        if check_config and self.config_problems:
+            raise CorruptObject(self._config_error())
+        self.config = schema.effective(self.config_doc)
         self.refs = Refs(self.dir)
         self.saved_states = SavedStates(self.dir)
         self._store: PackStore | None = None
@@ -59,21 +65,26 @@ class Repository:
         shutil.rmtree(staging, ignore_errors=True)
         for sub in ("packs", "tmp"):
             (staging / sub).mkdir(parents=True)
-        atomic_write(staging / "config", json.dumps(_DEFAULT_CONFIG, indent=1).encode() + b"\n")
+        atomic_write(staging / "config", _config_bytes(schema.defaults()))
         staging.rename(pvc_dir)
         fsync_dir(project_root)
         return cls(project_root)
 
     @classmethod
-    def discover(cls, start: Path) -> Repository:
+    def discover(cls, start: Path, *, check_config: bool = True) -> Repository:
         """The repository of `start` or of its nearest parent that has `.pvc/`, as git does."""
         root = find_project_root(start)
         if root is None:
             raise NotAProject(f"{start.resolve()}: not a pvc project (no {STORE_DIR}/ here or above; run `pvc init`)")
-        return cls(Path(root))
+        return cls(Path(root), check_config=check_config)
 
-    def _read_config(self) -> dict:
-        path = self.dir / "config"
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config"
+
+    def read_config_doc(self) -> dict:
+        """The config file as it is (a JSON object of this store format; its keys are not checked here)."""
+        path = self.config_path
         if not self.dir.is_dir():
             raise NotAProject(f"{self.project_root}: not a pvc project (no {STORE_DIR}/; run `pvc init`)")
         try:
@@ -84,7 +95,20 @@ class Repository:
             raise CorruptObject(f"{path}: unreadable ({exc})") from None
         if not isinstance(config, dict) or config.get("format") != STORE_FORMAT:
             raise CorruptObject(f"{path}: unsupported store format {config.get('format') if isinstance(config, dict) else '?'}")
-        return {**_DEFAULT_CONFIG, **config}
+        return config
+
+    def write_config(self, doc: dict) -> None:
+        """Replace the config file (caller holds the lock and has checked `doc`)."""
+        atomic_write(self.config_path, _config_bytes(doc))
+        self.config_doc, self.config_problems, self.config = doc, schema.problems(doc), schema.effective(doc)
+
+    def _config_error(self) -> str:
+        key, why = self.config_problems[0]
+        more = len(self.config_problems) - 1
+        fix = (f"`pvc config --unset {key}` removes it" if why.startswith("unknown key")
+               else f"`pvc config {key} VALUE` sets it, `pvc config --unset {key}` restores the default")
+        return (f"{self.config_path}: {key}: {why}" + (f" (and {more} more problem(s): `pvc config --list`)" if more else "")
+                + f"; {fix}")
 
     @property
     def store(self) -> PackStore:
@@ -159,3 +183,7 @@ class Repository:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _config_bytes(doc: dict) -> bytes:
+    return json.dumps(doc, indent=1, ensure_ascii=False).encode() + b"\n"
