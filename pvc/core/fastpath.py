@@ -6,7 +6,8 @@ inode and ctime, so the project is still that manifest. The C walk (pvc/_walk.c)
 times faster than the Python one.
 
 `clean_status` and `unchanged_commit` answer `pvc status` and `pvc commit` on an untouched project for
-pvc/entry.py. They start the C walk in a thread (the walk runs without the GIL) and only then import the
+pvc/entry.py; the commit's answer is given under the writers' lock, as every commit's is, and only when that lock
+is free at once. They start the C walk in a thread (the walk runs without the GIL) and only then import the
 store's modules and read the refs and the tree record, so that importing and walking overlap. This module
 itself imports nothing heavy.
 """
@@ -14,6 +15,7 @@ itself imports nothing heavy.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from pvc.errors import PvcError
@@ -62,8 +64,11 @@ class _Walk(threading.Thread):
         return self._records
 
 
-def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
-    """The latest version and the stat cache, when the project is provably that version; else None."""
+def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatCache] | None:
+    """The latest version and the stat cache, when the project is provably that version; else None.
+
+    `writer` (commit): decided under the writers' lock, as the full commit decides, and only if the lock is free
+    at once; otherwise None, and the full command waits for it up to --lock-timeout and says who holds it."""
     root = find_project_root(start)
     if root is None:
         return None
@@ -78,24 +83,28 @@ def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
         from pvc.store.repository import Repository
 
         repo = Repository(Path(root))
-        versions = repo.versions()
-        if not versions:
-            return None
-        latest = versions[-1]
-        cache = repo.stat_cache()
-        if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
-            return None
-    except (PvcError, OSError, ValueError):
+        with repo.lock(timeout=0) if writer else nullcontext():
+            return _provably_latest(repo, walk)
+    except (PvcError, OSError, ValueError):  # Locked among them
         return None
     finally:
         walk.join()
+
+
+def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache] | None:
+    versions = repo.versions()
+    if not versions:
+        return None
+    latest, cache = versions[-1], repo.stat_cache()
+    if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
+        return None
     return latest, cache
 
 
 def clean_status(start: str) -> dict | None:
     """The `status` report when the project is provably the latest version; None in every other case
     (changes, no version yet, no C walk, anything odd), and then the full status runs and explains."""
-    found = _untouched_latest(start)
+    found = _untouched_latest(start, writer=False)
     if found is None:
         return None
     from pvc.core.report import clean_report
@@ -105,9 +114,9 @@ def clean_status(start: str) -> dict | None:
 
 
 def unchanged_commit(start: str) -> CommitResult | None:
-    """What `pvc commit` returns when the project is provably the latest version (nothing written, no
-    lock needed: it changes nothing); None in every other case, and then the full commit runs."""
-    found = _untouched_latest(start)
+    """What `pvc commit` returns when the project is provably the latest version, decided under the lock
+    like every commit (nothing else is written); None in every other case, and then the full commit runs."""
+    found = _untouched_latest(start, writer=True)
     if found is None:
         return None
     from pvc.core.report import CommitResult
