@@ -314,6 +314,9 @@ def verify(
                   f"{report.indexes} index files, refs")
         if report.orphans or report.unindexed:
             out.print(f"{report.orphans} orphan objects and {report.unindexed} unindexed records (no version needs them; `pvc gc` removes them)")
+        if report.temp_files:
+            out.print(f"{report.temp_files} temporary files ({human_bytes(report.temp_bytes)}) left by writers that are gone "
+                      "(`pvc gc` removes them)")
         for problem in report.problems:
             _print_problem(problem)
         out.print("No problems found." if report.ok else f"{len(report.problems)} problem(s) found.")
@@ -350,7 +353,9 @@ def gc(
               f"objects, {result.packs_deleted} packs deleted, {result.packs_rewritten} rewritten"
               + ("" if result.dry_run else f" into {result.packs_written}")
               + f"; {result.reachable} objects reachable from {result.roots} roots"
-              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else ""))
+              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else "")
+              + (f"; {result.temp_files} temporary files ({human_bytes(result.temp_bytes)}) of writers that are gone "
+                 + ("would be removed" if result.dry_run else "removed") if result.temp_files else ""))
 
 
 @app.command()

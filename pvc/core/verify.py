@@ -7,7 +7,8 @@
    against its bytes, and every index entry checked against the record header it points at.
 3. Walk every root (`reach.py`): manifest -> trees -> pages -> blobs -> chunks, every reference resolved.
 
-Objects that no root reaches ("orphans", left by killed commits) are counted, not reported: gc removes them.
+Objects that no root reaches ("orphans", left by killed commits) are counted, not reported: gc removes them; so
+are the temporary files of writers that are gone (a killed commit's temporary packs), found under the lock.
 Problems of `.pvc/config` (a key pvc does not know, a value it cannot use) are reported too: every other command
 stops on them.
 """
@@ -15,7 +16,7 @@ stops on them.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
@@ -59,6 +60,8 @@ class VerifyReport:
     orphans: int  # indexed objects no root reaches
     unindexed: int  # records in packs that no index names (left by a killed commit or gc)
     problems: list[Problem]
+    temp_files: int = 0  # temporary files of writers that are gone (gc removes them)
+    temp_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -68,6 +71,7 @@ class VerifyReport:
         return {"ok": self.ok, "versions": self.versions, "roots": self.roots, "packs": self.packs,
                 "indexes": self.indexes, "records": self.records, "hashed": self.hashed, "bytes": self.bytes,
                 "sample": self.sample, "orphans": self.orphans, "unindexed": self.unindexed,
+                "temp_files": self.temp_files, "temp_bytes": self.temp_bytes,
                 "problems": [p.to_json() for p in self.problems]}
 
 
@@ -102,8 +106,10 @@ def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lo
         roots, versions = _roots(repo, problems)
         store = repo.reopen_store(strict_indexes=False)
         packs = store.pin_packs()
+        temporaries = [size for _, size in repo.stale_temporaries()]
     try:
-        return _verify(store, packs, roots, versions, problems, sample, seed)
+        report = _verify(store, packs, roots, versions, problems, sample, seed)
+        return replace(report, temp_files=len(temporaries), temp_bytes=sum(temporaries))
     finally:
         repo.close()  # the lenient store is for verify only: later reads open a strict one again
 

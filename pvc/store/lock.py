@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pvc.errors import Locked
 
-__all__ = ["LockStatus", "RepoLock", "lock_status"]
+__all__ = ["LockStatus", "RepoLock", "lock_status", "pid_alive"]
 
 
 class RepoLock:
@@ -134,7 +134,7 @@ def lock_status(path: Path) -> LockStatus:
     finally:
         os.close(fd)
     pid, host = info.get("pid"), info.get("host")
-    alive = _pid_alive(pid) if isinstance(pid, int) and host == socket.gethostname() else None
+    alive = pid_alive(pid) if isinstance(pid, int) and host == socket.gethostname() else None
     return LockStatus(held, pid if isinstance(pid, int) else None, host, info.get("since"), alive)
 
 
@@ -146,7 +146,8 @@ def _read_info(fd: int) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host."""
     if pid <= 0:
         return False
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,28 +162,52 @@ class Repository:
 
         return lock_status(self.lock_path)
 
-    def atomic_leftovers(self) -> list[Path]:
-        """Temporary files of atomic writes that a killed process left (`.<name>.<random>.tmp`)."""
-        return sorted(p for d in (self.dir, self.dir / "packs") for p in d.glob(".*.tmp") if p.is_file())
+    def stale_temporaries(self) -> list[tuple[Path, int]]:
+        """(path, size) of the temporary files of writers that are gone: everything in tmp/ (packs being
+        written, clock files) and the `.<name>.<random>.tmp` files of atomic writes in .pvc/ and packs/. Call it
+        under a lock, exclusive or shared: then no writer is at work and every such file is a leftover, except
+        the clock file of a `status` (which makes it without the lock, `clock-<pid>-…`) while that one runs."""
+        tmp = self.dir / "tmp"
+        found = [p for p in (tmp.iterdir() if tmp.is_dir() else ()) if not _live_clock(p.name)]
+        found += [p for d in (self.dir, self.dir / "packs") for p in d.glob(".*.tmp")]
+        stale = []
+        for path in sorted(found):
+            try:
+                st = path.lstat()
+            except FileNotFoundError:  # its writer removed it meanwhile
+                continue
+            if stat.S_ISREG(st.st_mode):
+                stale.append((path, st.st_size))
+        return stale
 
     def stat_cache(self) -> StatCache:
         return StatCache(self.dir / "index")
 
-    def clean_tmp(self) -> None:
-        """Remove what a killed writer left: tmp/, and the temp files of atomic writes into .pvc/ and
-        packs/ (`.<name>.*.tmp`). Call with the lock held: every such write happens under it."""
-        tmp = self.dir / "tmp"
-        tmp.mkdir(exist_ok=True)
-        for leftover in tmp.iterdir():
-            leftover.unlink(missing_ok=True)
-        for folder in (self.dir, self.dir / "packs"):
-            for leftover in folder.glob(".*.tmp"):
-                leftover.unlink(missing_ok=True)
+    def clean_tmp(self) -> tuple[int, int]:
+        """Remove what killed writers left (`stale_temporaries`); return how many files and bytes. Call with the
+        lock held: every such write happens under it."""
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        removed = freed = 0
+        for leftover, size in self.stale_temporaries():
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                continue
+            removed, freed = removed + 1, freed + size
+        return removed, freed
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _live_clock(name: str) -> bool:
+    """A `clock-<pid>-<random>` file whose process still runs (a `status` reading the file system's clock)."""
+    from pvc.store.lock import pid_alive
+
+    parts = name.split("-")
+    return len(parts) == 3 and parts[0] == "clock" and parts[1].isdigit() and pid_alive(int(parts[1]))
 
 
 def _config_bytes(doc: dict) -> bytes:
