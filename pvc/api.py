@@ -93,10 +93,10 @@ class Project:
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
         ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.versions()) else None
-        working, _ = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
+        working, cap = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
-                              dataset=dataset, item=item)
+                              dataset=dataset, item=item, invalid=cap.invalid)
 
     def discard(self, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
         """Put the working project back to the latest version (with `apply`; otherwise only report)."""

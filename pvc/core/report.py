@@ -48,7 +48,8 @@ def class_table(before: dict, after: dict) -> dict:
 
 def change_report(source: Any, target: Any, *, clean: bool, datasets_added: list, datasets_removed: list,
                   items_added: list, items_removed: list, items_modified: list, files: dict[str, list],
-                  classes_before: dict, classes_after: dict, meta: dict) -> dict:
+                  classes_before: dict, classes_after: dict, meta: dict, problems: list | None = None) -> dict:
+    """`problems`: the working tree's files a commit would refuse, as {"path", "problem"} (none between versions)."""
     return {
         "from": source,
         "to": target,
@@ -58,6 +59,7 @@ def change_report(source: Any, target: Any, *, clean: bool, datasets_added: list
         "files": files,
         "classes": class_table(classes_before, classes_after),
         "meta": meta,
+        "problems": problems or [],
     }
 
 
