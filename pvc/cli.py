@@ -188,12 +188,14 @@ def restore(
                for s in result.skipped]
     if json_out:
         emit_json({"version": result.version, "target": result.target, "files": result.files,
-                   "bytes": result.bytes, "skipped": skipped})
+                   "bytes": result.bytes, "skipped": skipped, "kept_aside": result.kept_aside})
         return
     out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}")
     for s in skipped:
         where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
         err.print(f"skipped {where}: {s['reason']}")
+    if result.kept_aside:
+        err.print(f"warning: the old content of {result.target} could not be deleted; it is kept at {result.kept_aside}")
 
 
 @app.command("ls")
