@@ -88,6 +88,8 @@ def commit(
                   f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
     else:
         out.print(result.unchanged_line())
+    for note in result.notes():
+        out.print(note)
     for warning in result.warnings:
         err.print(f"warning: {warning}")
 

@@ -287,7 +287,7 @@ def test_answered_commit_prints_what_the_full_commit_prints(committed, capsys, m
     assert (committed / ".pvc" / "versions").read_bytes() == before
     if "--json" in args:
         assert json.loads(fast) == {"version": 1, "created": False, "manifest": json.loads(fast)["manifest"],
-                                    "files_hashed": 0, "bytes_hashed": 0, "warnings": []}
+                                    "files_hashed": 0, "bytes_hashed": 0, "warnings": [], "followed_symlinks": 0}
 
 
 @pytest.mark.parametrize("args", [["commit", "--description-json", "d.json"], ["commit", "--allow-invalid"],

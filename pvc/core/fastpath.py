@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from pvc.errors import PvcError
-from pvc.project.walk import Ignore, native_stat_records, tree_digest
+from pvc.project.walk import Ignore, followed_symlinks, native_walk, tree_digest
 from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.location import find_project_root
 
@@ -51,21 +51,26 @@ class _Walk(threading.Thread):
 
     def __init__(self, root: str, ignore: Ignore) -> None:
         super().__init__(daemon=True)
-        self._args, self._records = (root, ignore), None
+        self._args, self._walked = (root, ignore), None
 
     def run(self) -> None:
         try:
-            self._records = native_stat_records(*self._args)
+            self._walked = native_walk(*self._args)
         except Exception:  # the full status will meet the same problem and report it
-            self._records = None
+            self._walked = None
 
     def records(self) -> bytes | None:
         self.join()
-        return self._records
+        return None if self._walked is None else self._walked[0]
+
+    def followed_symlinks(self) -> int:
+        self.join()
+        return 0 if self._walked is None else followed_symlinks(self._walked[1])
 
 
-def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatCache] | None:
-    """The latest version and the stat cache, when the project is provably that version; else None.
+def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatCache, int] | None:
+    """The latest version, the stat cache and the symlinks the walk followed, when the project is provably that
+    version; else None.
 
     `writer` (commit): decided under the writers' lock, as the full commit decides, and only if the lock is free
     at once; otherwise None, and the full command waits for it up to --lock-timeout and says who holds it."""
@@ -91,14 +96,14 @@ def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatC
         walk.join()
 
 
-def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache] | None:
+def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache, int] | None:
     versions = repo.versions()
     if not versions:
         return None
     latest, cache = versions[-1], repo.stat_cache()
     if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
         return None
-    return latest, cache
+    return latest, cache, walk.followed_symlinks()
 
 
 def clean_status(start: str) -> dict | None:
@@ -109,7 +114,7 @@ def clean_status(start: str) -> dict | None:
         return None
     from pvc.core.report import clean_report
 
-    latest, cache = found
+    latest, cache, _ = found
     return clean_report(latest.number, "working", cache.classes)
 
 
@@ -121,4 +126,4 @@ def unchanged_commit(start: str) -> CommitResult | None:
         return None
     from pvc.core.report import CommitResult
 
-    return CommitResult(found[0], False, 0, 0)
+    return CommitResult(found[0], False, 0, 0, followed_symlinks=found[2])

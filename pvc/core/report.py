@@ -18,6 +18,7 @@ class CommitResult:
     files_hashed: int
     bytes_hashed: int
     warnings: tuple[str, ...] = ()  # the new version's (its manifest's); none when nothing was created
+    followed_symlinks: int = 0  # files reached through a symlink (versioned as the files they point to)
 
     @property
     def number(self) -> int:
@@ -29,11 +30,19 @@ class CommitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.number, "created": self.created, "manifest": self.manifest,
-                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed, "warnings": list(self.warnings)}
+                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed, "warnings": list(self.warnings),
+                "followed_symlinks": self.followed_symlinks}
 
     def unchanged_line(self) -> str:
         """What `pvc commit` says when the project is the latest version."""
         return f"Nothing changed: version {self.number} ({self.manifest[:12]}) is the latest"
+
+    def notes(self) -> list[str]:
+        """The lines `pvc commit` prints after its first, whatever answered it."""
+        if not self.followed_symlinks:
+            return []
+        return [f"followed {self.followed_symlinks} symlinks to files: their targets' content is versioned, "
+                "and restores as regular files"]
 
 
 def no_meta_changes() -> dict[str, list]:

@@ -51,6 +51,10 @@ class Capture:
     def files(self) -> list[FileInfo]:
         return (self.walked.files if self.walked else None) or []
 
+    @property
+    def followed_symlinks(self) -> int:
+        return self.walked.followed_symlinks if self.walked else 0
+
     def save_cache(self) -> None:
         """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
         records when none of them is racy, so that the next scan of an untouched tree reads nothing."""
@@ -87,7 +91,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     settings = capture_settings(repo, allow_invalid)
     walked = walk_project(repo, cache, expect, settings)
     if walked.files is None:
-        return Capture(manifest_id=expect, cache=cache, settings=settings, unchanged=True)
+        return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True)
     files = walked.files
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
         # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
