@@ -84,9 +84,8 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
         temporaries = [size for _, size in repo.stale_temporaries()]
         written, removed = 0, 0
         if not dry_run:
-            removed = repo.clean_tmp()[0]
+            removed = repo.clean_tmp()
             written = store.repack(plan)
     return GcResult(dry_run, len(versions), len(roots), len(walker.reached), len(plan.packs), len(plan.delete),
                     len(plan.rewrite), written, len(plan.young), plan.objects_dropped,
                     sum(u.size for u in plan.packs), plan.bytes_freed, removed, len(temporaries), sum(temporaries))
-

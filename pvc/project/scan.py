@@ -1,9 +1,8 @@
 """Walk a project directory: every regular file under it, or a one-line error for what pvc cannot version.
 
 Symlinks to regular files are followed (versioned by content, restored as regular files) and flagged, so that
-commit can say how many it followed. A symlinked
-directory, a broken link, a FIFO, socket or device, or a name that is not valid UTF-8 stops the walk with
-`BadInput` naming the path, unless `.pvcignore` excludes it.
+commit can say how many it followed. A symlinked directory, a broken link, a FIFO, socket or device, or a name
+that is not valid UTF-8 stops the walk with `BadInput` naming the path, unless `.pvcignore` excludes it.
 
 The ignore rules, and the same walk in C, are in pvc/project/walk.py; `files_from_walk` turns the C walk's
 result into what `scan` returns, several times faster.

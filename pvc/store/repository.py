@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
 
+
 class Repository:
     """An opened `.pvc/` store next to the project it versions.
 
@@ -183,18 +184,18 @@ class Repository:
     def stat_cache(self) -> StatCache:
         return StatCache(self.dir / "index")
 
-    def clean_tmp(self) -> tuple[int, int]:
-        """Remove what killed writers left (`stale_temporaries`); return how many files and bytes. Call with the
-        lock held: every such write happens under it."""
+    def clean_tmp(self) -> int:
+        """Remove what killed writers left (`stale_temporaries`); return how many files. Call with the lock held:
+        every such write happens under it."""
         (self.dir / "tmp").mkdir(exist_ok=True)
-        removed = freed = 0
-        for leftover, size in self.stale_temporaries():
+        removed = 0
+        for leftover, _ in self.stale_temporaries():
             try:
                 leftover.unlink()
             except FileNotFoundError:
                 continue
-            removed, freed = removed + 1, freed + size
-        return removed, freed
+            removed += 1
+        return removed
 
     def close(self) -> None:
         if self._store is not None:

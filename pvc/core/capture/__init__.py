@@ -103,8 +103,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     keep_invalid = allow_invalid or report_invalid
     by_path = {f.relpath: f for f in files}
     meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
-    project_type = (meta_summary.get("project_type") or "") if "meta.json" in by_path else None
-    layout = classify([f.relpath for f in files], project_type, lambda rel: sniff_annotation(by_path[rel]))
+    layout = _layout(by_path, meta_summary)
     hashed, entries, (files_hashed, bytes_hashed) = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
     for ds in layout.all_datasets():
         if ds.loose_dicom:
@@ -115,6 +114,12 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     return Capture(manifest_id=manifest_id, cache=cache, settings=settings, walked=walked, layout=layout,
                    files_hashed=files_hashed, bytes_hashed=bytes_hashed, entries=entries, derived=items.derived,
                    classes=classes, invalid=invalid)
+
+
+def _layout(by_path: dict[str, FileInfo], meta_summary: dict) -> Layout:
+    """The layout; the type is meta.json's projectType, or ("") the layout's own when meta.json has none."""
+    project_type = (meta_summary.get("project_type") or "") if "meta.json" in by_path else None
+    return classify(list(by_path), project_type, lambda rel: sniff_annotation(by_path[rel]))
 
 
 def _invalid(meta_summary: dict, hashed: dict, items: ItemDescriber) -> tuple[tuple[str, str], ...]:
