@@ -27,9 +27,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The long versions of the reliability battery (docs/reliability.md): 200 kills each of commit and gc, 4 x 25
-# concurrent commits, 500 byte flips, 2000 fuzz examples per decoder. Each test prints a BATTERY summary line.
+# concurrent commits, 500 byte flips, 2000 fuzz examples per decoder, 600 crafted versions through every read
+# command. Each battery test prints a BATTERY summary line.
 soak: $(STAMP)
-	PVC_SOAK=1 $(BIN)/python -m pytest -s --durations=0 tests/test_battery.py tests/test_hostile.py
+	PVC_SOAK=1 $(BIN)/python -m pytest -s --durations=0 tests/test_battery.py tests/test_hostile.py tests/test_fuzz_commands.py
 
 bench: $(STAMP)
 	BENCH_ITEMS=$(BENCH_ITEMS) $(BIN)/python -m bench

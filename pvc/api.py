@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 from pvc.core import inspect
 from pvc.core.clone import CloneResult, clone as clone_remote
 from pvc.core.commit import CommitResult, commit
+from pvc.core.config import ConfigChange, ConfigEntry, ConfigListing, get_config, list_config, set_config, unset_config
 from pvc.core.gc import DEFAULT_GRACE, GcResult, gc, parse_duration
 from pvc.core.diff import diff_snapshots
 from pvc.core.discard import DiscardResult, discard, undo_discard
@@ -51,10 +52,13 @@ _FIELDS = ("number", "manifest", "title", "description", "created_at", "author",
 
 
 class Project:
-    """A project directory with a `.pvc/` store (found in `path` or the nearest parent that has one)."""
+    """A project directory with a `.pvc/` store (found in `path` or the nearest parent that has one).
 
-    def __init__(self, path: str | PathLike = ".") -> None:
-        self._repo = Repository.discover(Path(path))
+    Opening checks `.pvc/config` (CorruptObject naming a bad key); `check_config=False` opens a store whose config
+    has problems, with defaults in their place, to fix them (`config_set`, `config_unset`) or report them (`verify`)."""
+
+    def __init__(self, path: str | PathLike = ".", *, check_config: bool = True) -> None:
+        self._repo = Repository.discover(Path(path), check_config=check_config)
         self.version = VersionApi(self._repo)
         self.remote = RemoteApi(self._repo)
 
@@ -104,10 +108,10 @@ class Project:
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
         ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.versions()) else None
-        working, _ = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
+        working, cap = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
-                              dataset=dataset, item=item)
+                              dataset=dataset, item=item, invalid=cap.invalid)
 
     def discard(self, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
         """Put the working project back to the latest version (with `apply`; otherwise only report)."""
@@ -145,6 +149,22 @@ class Project:
     def repair_refs(self, *, lock_timeout: float = 60.0) -> RefsRepair:
         """Replace a damaged refs file by `versions.bak`, keeping the damaged one aside."""
         return repair_refs(self._repo, lock_timeout=lock_timeout)
+
+    def config_list(self) -> ConfigListing:
+        """Every known setting with its value and default, and the config's problems."""
+        return list_config(self._repo)
+
+    def config_get(self, key: str) -> ConfigEntry:
+        """One setting; dotted keys reach into sections (`remotes.origin.url`)."""
+        return get_config(self._repo, key)
+
+    def config_set(self, key: str, value: Any, *, lock_timeout: float = 60.0) -> ConfigChange:
+        """Set a setting (checked against its type and range; text is read as `pvc config KEY VALUE` reads it)."""
+        return set_config(self._repo, key, value, lock_timeout=lock_timeout)
+
+    def config_unset(self, key: str, *, lock_timeout: float = 60.0) -> ConfigChange:
+        """Remove a key from the config file (it takes its default), a misspelt one too."""
+        return unset_config(self._repo, key, lock_timeout=lock_timeout)
 
     def close(self) -> None:
         self._repo.close()

@@ -34,11 +34,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-def _open(path: Path, *, init: bool = False) -> Project:
+def _open(path: Path, *, init: bool = False, check_config: bool = True) -> Project:
     """The project API, imported on first use: `pvc --help` and usage errors need no store code."""
     from pvc.api import Project
 
-    return Project.init(path) if init else Project(path)
+    return Project.init(path) if init else Project(path, check_config=check_config)
 
 
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
@@ -82,13 +82,18 @@ def commit(
                                   allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
     if json_out:
         emit_json(result.to_json())
-    elif result.created:
+        return
+    if result.created:
         stats = result.version.stats
         out.print(f"Created version {result.number} ({result.manifest[:12]}): {stats.get('items', 0)} items, "
                   f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
                   f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
     else:
         out.print(result.unchanged_line())
+    for note in result.notes():
+        out.print(note)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}")
 
 
 def _read_description(path: Path) -> dict:
@@ -137,7 +142,8 @@ def show(
     rec = details.record
     if json_out:
         emit_json(rec.to_json() | {"project_type": details.project_type, "layout": details.layout,
-                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems})
+                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems,
+                                   "warnings": details.warnings})
         return
     s = details.stats
     out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
@@ -147,6 +153,8 @@ def show(
         out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
     kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
     out.print(f"layout    {kind}")
+    for warning in details.warnings:
+        out.print(f"[yellow]warning[/yellow] {escape(warning)}", markup=True)
     out.print(f"content   {s.get('datasets')} datasets, {s.get('items')} items, {s.get('files')} files, {human_bytes(s.get('bytes'))}")
     if details.datasets:
         table = Table("dataset", "items", "files", box=None)
@@ -195,12 +203,14 @@ def restore(
                for s in result.skipped]
     if json_out:
         emit_json({"version": result.version, "target": result.target, "files": result.files,
-                   "bytes": result.bytes, "skipped": skipped})
+                   "bytes": result.bytes, "skipped": skipped, "kept_aside": result.kept_aside})
         return
     out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}")
     for s in skipped:
         where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
         err.print(f"skipped {where}: {s['reason']}")
+    if result.kept_aside:
+        err.print(f"warning: the old content of {result.target} could not be deleted; it is kept at {result.kept_aside}")
 
 
 def _is_url(text: str) -> bool:
@@ -315,7 +325,7 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-hash every object and resolve every reference of every version; exit 2 if anything is wrong."""
-    with _open(project) as p:
+    with _open(project, check_config=False) as p:  # config problems are reported, not fatal
         report = p.verify(sample, lock_timeout=lock_timeout)
     if json_out:
         emit_json(report.to_json())
@@ -325,6 +335,9 @@ def verify(
                   f"{report.indexes} index files, refs")
         if report.orphans or report.unindexed:
             out.print(f"{report.orphans} orphan objects and {report.unindexed} unindexed records (no version needs them; `pvc gc` removes them)")
+        if report.temp_files:
+            out.print(f"{report.temp_files} temporary files ({human_bytes(report.temp_bytes)}) left by writers that are gone "
+                      "(`pvc gc` removes them)")
         for problem in report.problems:
             _print_problem(problem)
         out.print("No problems found." if report.ok else f"{len(report.problems)} problem(s) found.")
@@ -361,7 +374,9 @@ def gc(
               f"objects, {result.packs_deleted} packs deleted, {result.packs_rewritten} rewritten"
               + ("" if result.dry_run else f" into {result.packs_written}")
               + f"; {result.reachable} objects reachable from {result.roots} roots"
-              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else ""))
+              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else "")
+              + (f"; {result.temp_files} temporary files ({human_bytes(result.temp_bytes)}) of writers that are gone "
+                 + ("would be removed" if result.dry_run else "removed") if result.temp_files else ""))
 
 
 @app.command()
@@ -379,6 +394,47 @@ def unlock(
         out.print(result.message, markup=False)
     if result.held:
         raise typer.Exit(3)
+
+
+@app.command()
+def config(
+    key: Annotated[str | None, typer.Argument(help="Setting, e.g. chunk_threshold or remotes.origin.url.")] = None,
+    value: Annotated[str | None, typer.Argument(help="New value (sizes may be written 16MiB).")] = None,
+    list_all: Annotated[bool, typer.Option("--list", help="Every setting with its value (the default without KEY).")] = False,
+    unset: Annotated[bool, typer.Option("--unset", help="Remove KEY from the file: it takes its default.")] = False,
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Show or change the store's settings (.pvc/config), checked against the known keys."""
+    if (list_all and (key or unset)) or (unset and (key is None or value is not None)):
+        raise UsageError("give --list alone, KEY, KEY VALUE, or --unset KEY")
+    with _open(project, check_config=False) as p:  # a config with problems must stay fixable
+        if key is None:
+            result = p.config_list()
+        elif unset:
+            result = p.config_unset(key, lock_timeout=lock_timeout)
+        elif value is not None:
+            result = p.config_set(key, value, lock_timeout=lock_timeout)
+        else:
+            result = p.config_get(key)
+    if json_out:
+        emit_json(result.to_json())
+    elif key is None:
+        print_columns(["key", "value", "default"],
+                      [[e.key, _shown(e.value), "" if e.set else "(default)"] for e in result.entries])
+        for bad_key, what in result.problems:
+            err.print(f"problem: {result.path}: {bad_key}: {what}")
+    elif unset:
+        out.print(f"unset {key} (was {_shown(result.previous)}; now {_shown(result.value)})")
+    elif value is not None:
+        out.print(f"{key} = {_shown(result.value)}" + ("" if result.changed else " (unchanged)"))
+    else:
+        out.print(_shown(result.value))
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 repair_app = typer.Typer(help="Recover from a damaged index or refs file (see docs/reliability.md).", no_args_is_help=True)

@@ -50,40 +50,7 @@ def initialised(project, cli) -> Path:
     return project
 
 
-def tree_bytes(root: Path, skip: tuple[str, ...] = (".pvc",)) -> dict[str, bytes]:
-    """Every file under `root` (relative posix path -> bytes), for byte-exact comparisons."""
-    files = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        dirnames[:] = [d for d in dirnames if not (rel_dir == "." and d in skip)]
-        for name in filenames:
-            path = Path(dirpath) / name
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
-    return files
-
-
-def store_state(project: Path) -> dict[str, bytes]:
-    """The visible store (packs, indexes, refs) as bytes, to check that a failed command changed nothing."""
-    pvc_dir = project / ".pvc"
-    state = {p.name: p.read_bytes() for p in (pvc_dir / "packs").iterdir()}
-    for name in ("versions", "versions.bak"):
-        if (pvc_dir / name).exists():
-            state[name] = (pvc_dir / name).read_bytes()
-    return state
-
-
-def put_raw(store, obj: dict) -> bytes:
-    """Store a structured object given as a plain map, shape unchecked: how tests craft malformed objects."""
-    from pvc.store.objects import encode
-
-    return store.put(encode(obj), compress=True)
-
-
 # -- a real S3-protocol server on loopback, for the remote tests ----------------------------------------------
-
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "pvc-test-key", "AWS_SECRET_ACCESS_KEY": "pvc-test-secret",
-                  "AWS_REGION": "us-east-1"}
-
 
 @pytest.fixture(scope="session")
 def s3_server():
@@ -92,6 +59,8 @@ def s3_server():
     The credentials tests use are in the environment, as a user's would be; the instance-metadata endpoint of
     the AWS credential chain points at a closed loopback port, so no request ever leaves the machine."""
     from moto.server import ThreadedMotoServer
+
+    from helpers import S3_CREDENTIALS
 
     saved = {k: os.environ.get(k) for k in (*S3_CREDENTIALS, "AWS_METADATA_ENDPOINT", "AWS_PROFILE", "AWS_SESSION_TOKEN")}
     os.environ.update(S3_CREDENTIALS)

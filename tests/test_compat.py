@@ -8,11 +8,12 @@ proves the object encoding has not moved.
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 
 ARCHIVE = Path(__file__).parent / "data" / "format1-stores.tar.gz"
 PROJECTS = ("images", "videos", "volumes")
@@ -87,3 +88,22 @@ def test_old_stores_push_and_clone_byte_for_byte(old_stores, name, cli, tmp_path
     if len(versions) > 1:
         older = cli("ls", "1", "-C", tmp_path / "copy")
         assert older.code == 2 and "pvc pull --versions 1" in older.err
+
+
+def test_fields_a_newer_pvc_wrote_survive_this_ones_commit(initialised, cli):
+    """Two pvc versions sharing a store: a commit by the older must keep what the newer added, byte for byte."""
+    from pvc.store.refs import _checksum_v2
+
+    assert cli("commit", "-m", "one", cwd=initialised).code == 0
+    path = initialised / ".pvc" / "versions"
+    doc = json.loads(path.read_text())
+    doc["versions"][0]["reviewed_by"] = {"name": "ann", "at": [1, 2.5]}
+    doc["branches"] = {"main": 1}
+    body = {k: v for k, v in doc.items() if k not in ("format", "checksum")}
+    path.write_text(json.dumps(doc | {"checksum": _checksum_v2(body)}, indent=1))
+    (initialised / "README.md").write_text("changed\n")
+    assert cli("commit", "-m", "two").code == 0
+    after = json.loads(path.read_text())
+    assert [v["number"] for v in after["versions"]] == [1, 2]
+    assert after["versions"][0]["reviewed_by"] == {"name": "ann", "at": [1, 2.5]} and after["branches"] == {"main": 1}
+    assert cli("verify").code == 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 
 import pvc
 from pvc.sample import make_image_project, mutate_image_project

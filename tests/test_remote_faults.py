@@ -15,7 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import S3_CREDENTIALS, store_state, tree_bytes
+from helpers import S3_CREDENTIALS, store_state, tree_bytes
 from faultproxy import FaultProxy
 
 from pvc.sample import make_image_project, mutate_image_project

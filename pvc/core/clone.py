@@ -20,6 +20,7 @@ from pvc.core.resolve import resolve_version
 from pvc.core.restore import materialize
 from pvc.core.transfer import in_datasets
 from pvc.errors import UsageError, VersionNotFound
+from pvc.store.atomic import fsync_dir, sync_filesystem
 from pvc.store.partial import Partial
 from pvc.store.refs import RefsDoc
 from pvc.store.remote import parse_remote
@@ -62,10 +63,11 @@ def clone(url: str, dest: Path, *, endpoint: str | None = None, region: str | No
     staging.mkdir()
     try:
         result = _clone_into(staging, spec, version, datasets, progress)
-        os.sync()
+        sync_filesystem(staging)
         if dest.exists():
             dest.rmdir()
         staging.rename(dest)
+        fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -21,7 +21,7 @@ from pvc.store.repository import Repository
 
 __all__ = ["RemoteInfo", "add_remote", "remove_remote", "list_remotes", "find_remote", "open_remote", "restore_from_url"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a part of a dotted config key: remotes.<name>.url
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def add_remote(repo: Repository, name: str, url: str, *, endpoint: str | None = 
                timeout: float = 60.0, retries: int = 5, lock_timeout: float = 60.0) -> RemoteInfo:
     """Record remote `name` (refused if the name is taken or the URL is not one pvc can use)."""
     if not _NAME.fullmatch(name):
-        raise UsageError(f"{name!r} is not a remote name (letters, digits, '.', '_', '-'; at most 64)")
+        raise UsageError(f"{name!r} is not a remote name (letters, digits, '_', '-'; at most 64)")
     spec = parse_remote(url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
     with repo.lock(lock_timeout):
         if name in (repo.config.get("remotes") or {}):

@@ -21,6 +21,7 @@ import blake3
 
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
+from pvc.store.atomic import fsync_dir, sync_filesystem
 from pvc.store.backend import ObjectStore
 from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
@@ -45,6 +46,7 @@ class RestoreResult:
     files: int
     bytes: int
     skipped: list[Skipped] = field(default_factory=list)
+    kept_aside: str | None = None  # --force: where the old content of the target stays, if it could not be deleted
 
 
 def restore(
@@ -68,12 +70,12 @@ def restore(
     try:
         plan, skipped = materialize(store, record, staging, select=select, skip_missing=skip_missing, verify=verify,
                                     progress=progress)
-        os.sync()
-        _move_into_place(staging, dest)
+        sync_filesystem(staging)  # what restore wrote, on the target's file system only
+        kept_aside = _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped)
+    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped, kept_aside)
 
 
 def materialize(store: ObjectStore, record: VersionRecord, folder: Path, *,
@@ -306,11 +308,34 @@ def _remove_files(staging: Path, entries: list[FileEntry]) -> None:
         (staging / e.path).unlink(missing_ok=True)
 
 
-def _move_into_place(staging: Path, dest: Path) -> None:
+def _move_into_place(staging: Path, dest: Path) -> str | None:
+    """Rename `staging` to `dest`, durably. An existing `dest` (--force) is moved aside first and deleted after;
+    if the final rename fails it is put back, and the error says whether that worked. Returns where the old
+    content was left if it could not be deleted (the restore itself succeeded)."""
     if not dest.exists():
-        staging.rename(dest)
-        return
+        os.rename(staging, dest)
+        fsync_dir(dest.parent)
+        return None
     aside = dest.parent / f".{dest.name}.pvc-replaced-{uuid.uuid4().hex[:12]}"
-    dest.rename(aside)
-    staging.rename(dest)
-    shutil.rmtree(aside)
+    os.rename(dest, aside)
+    try:
+        os.rename(staging, dest)
+    except OSError as exc:
+        raise _put_back(aside, dest, exc) from None
+    fsync_dir(dest.parent)
+    try:
+        shutil.rmtree(aside)
+    except OSError:
+        return str(aside)
+    return None
+
+
+def _put_back(aside: Path, dest: Path, failure: OSError) -> OSError:
+    """The error of a failed final rename, after moving the old target back from `aside`."""
+    why = f"cannot move the restored files into place ({failure.strerror or failure})"
+    try:
+        os.rename(aside, dest)
+    except OSError as exc:
+        return OSError(failure.errno, f"{why}; its old content could not be put back ({exc.strerror or exc}) "
+                                      f"and is kept at {aside}", str(dest))
+    return OSError(failure.errno, f"{why}; its old content is back in place, nothing was changed", str(dest))

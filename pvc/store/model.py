@@ -20,9 +20,11 @@ from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.objects import canonical
 
 __all__ = ["MANIFEST_FORMAT", "FileValue", "ItemEntry", "PageRef", "Page", "ChildRef", "Tree", "Manifest",
-           "safe_relpath", "check_part_path"]
+           "safe_relpath", "check_part_path", "check_stats"]
 
 PAGE_KINDS = ("files", "items")
+_STAT_COUNTS = ("datasets", "items", "files", "bytes", "meta_classes", "meta_tags", "problems")
+_PROBLEM_KEYS = ("dataset", "item", "problem")
 
 
 def check_part_path(path: Any, where: str) -> str:
@@ -61,6 +63,21 @@ def _is_id(value: Any) -> bool:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_stats(stats: Any, where: str) -> dict:
+    """A version's statistics (in its manifest and in its refs record): the counts pvc writes are counts, the
+    names are strings; keys a newer pvc adds are kept as they are."""
+    if not isinstance(stats, dict):
+        raise CorruptObject(f"{where}: malformed stats")
+    bad = [k for k in _STAT_COUNTS if k in stats and not _is_count(stats[k])]
+    bad += [k for k in ("project_type", "layout") if k in stats and not isinstance(stats[k], str)]
+    classes = stats.get("classes", {})
+    if not isinstance(classes, dict) or not all(isinstance(c, str) and _is_count(n) for c, n in classes.items()):
+        bad.append("classes")
+    if bad:
+        raise CorruptObject(f"{where}: malformed stats ({', '.join(bad)})")
+    return stats
 
 
 def _str_list(value: Any, what: str, where: str) -> tuple[str, ...]:
@@ -241,13 +258,15 @@ class Tree:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The root of a version: project type and layout, the root tree, statistics and item problems."""
+    """The root of a version: project type and layout, the root tree, statistics, item problems, and warnings
+    about the project as a whole (where its layout disagrees with its meta.json)."""
 
     project_type: str
     layout: str
     root: bytes
     stats: dict
     problems: tuple[dict, ...] | None = None  # None only in manifests written before problems were recorded
+    warnings: tuple[str, ...] | None = None  # set only when not empty
     format: int = MANIFEST_FORMAT
 
     type: ClassVar[str] = "manifest"
@@ -257,6 +276,8 @@ class Manifest:
         if self.problems is not None:
             out["problems"] = canonical(list(self.problems))
         out |= {"project_type": self.project_type, "root": self.root, "stats": canonical(self.stats), "type": "manifest"}
+        if self.warnings is not None:
+            out["warnings"] = list(self.warnings)
         return _pack(out)
 
     @property
@@ -272,10 +293,14 @@ class Manifest:
         if obj.get("format") != MANIFEST_FORMAT:
             raise CorruptObject(f"{where}: manifest format {obj.get('format')!r} is not {MANIFEST_FORMAT} "
                                 "(written by a newer pvc?)")
-        stats, problems = obj.get("stats", {}), obj.get("problems")
-        if not isinstance(stats, dict) or not isinstance(stats.get("classes", {}), dict):
-            raise CorruptObject(f"{where}: malformed stats")
-        if problems is not None and not (isinstance(problems, list) and all(isinstance(p, dict) for p in problems)):
+        stats, problems = check_stats(obj.get("stats", {}), where), obj.get("problems")
+        if problems is not None and not (isinstance(problems, list) and all(
+                isinstance(p, dict) and all(isinstance(p.get(k), str) for k in _PROBLEM_KEYS) for p in problems)):
             raise CorruptObject(f"{where}: malformed problems")
-        return cls(str(obj.get("project_type", "?")), str(obj.get("layout", "?")), obj["root"], stats,
-                   None if problems is None else tuple(problems))
+        if not all(isinstance(obj.get(k, "?"), str) for k in ("project_type", "layout")):
+            raise CorruptObject(f"{where}: malformed project type or layout")
+        warnings = obj.get("warnings")
+        if warnings is not None and not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
+            raise CorruptObject(f"{where}: malformed warnings")
+        return cls(obj.get("project_type", "?"), obj.get("layout", "?"), obj["root"], stats,
+                   None if problems is None else tuple(problems), None if warnings is None else tuple(warnings))

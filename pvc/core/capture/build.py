@@ -43,7 +43,8 @@ def build_manifest(store: ObjectSink, layout: Layout, by_path: dict[str, FileInf
         "meta_tags": len(meta_summary.get("tags", [])),
         "problems": len(problems),
     }
-    manifest = Manifest(layout.project_type, layout.kind, root, stats, tuple(problems[:MAX_PROBLEMS]))
+    manifest = Manifest(layout.project_type, layout.kind, root, stats, tuple(problems[:MAX_PROBLEMS]),
+                        tuple(layout.warnings) or None)
     return store.put_object(manifest), stats["classes"]
 
 
