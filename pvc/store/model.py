@@ -29,10 +29,17 @@ _PROBLEM_KEYS = ("dataset", "item", "problem")
 
 def check_part_path(path: Any, where: str) -> str:
     """`path` if it is a harmless relative posix path (no `..`, `.`, empty parts, NUL, backslash, leading `/`)."""
-    if (not isinstance(path, str) or not path or "\x00" in path or path[0] == "/" or "\\" in path
-            or any(part in ("", ".", "..") for part in path.split("/"))):
+    if (type(path) is not str or not path or "\x00" in path or "\\" in path or path[0] == "/" or path[-1] == "/"
+            or "//" in path or ("." in path and _dot_part(path))):
         raise CorruptObject(f"{where}: unsafe path {str(path)[:120]!r}")
     return path
+
+
+def _dot_part(path: str) -> bool:
+    """Whether some part of `path` is `.` or `..` (only asked of paths holding a dot: most do, as names have
+    suffixes, so the common case is decided by string searches, not a split)."""
+    wrapped = f"/{path}/"
+    return "/./" in wrapped or "/../" in wrapped
 
 
 def safe_relpath(path: Any, where: str) -> str:

@@ -47,7 +47,7 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
         key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
         role = roles[f.relpath]
         cached = cache.get(f.relpath, key, role)
-        if cached is None or not store.has(cached.oid) or (is_invalid(cached.info) and not allow_invalid):
+        if cached is None or not _holds(store, cached.oid, f) or (is_invalid(cached.info) and not allow_invalid):
             # not vouched for, object lost from the store (stored again from the file), or kept with
             # --allow-invalid before and now to be refused again
             todo.append((f, key, role))
@@ -64,6 +64,13 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
             if progress:
                 progress("hashing", done, total_bytes)
     return hashed, entries, (len(todo), total_bytes)
+
+
+def _holds(store: ObjectSink, oid: bytes, f: FileInfo) -> bool:
+    """Whether `store` can give `oid` without the file being read now: it has the object, or (an overlay) it takes
+    the file, which the stat cache vouches for, as where that object is."""
+    adopt = getattr(store, "adopt", None)
+    return store.has(oid) or (adopt is not None and adopt(oid, f.path, f.size))
 
 
 def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) -> Hashed:
