@@ -43,6 +43,9 @@ class BadInput(PvcError):
         shown = self.path if len(self.path) <= 300 else f"{self.path[:140]}...{self.path[-140:]}"
         super().__init__(f"{shown}: {reason}")
 
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return (type(self), (self.path, self.reason))
+
 
 class ObjectMissing(PvcError):
     """An object a version needs is not in the store."""

@@ -326,6 +326,23 @@ class PackedStore(ObjectAccess):
             cctx = self._local.cctx = zstandard.ZstdCompressor(level=3)
         return cctx
 
+    def seal_staged(self) -> Published:
+        """Seal what is staged and hand it over without publishing it (a worker process of a commit gives its
+        packs to the commit's store this way); from here the caller owns the files."""
+        with self._lock:
+            sealed = self._writer.seal_all()
+            self._pending.clear()
+            return sealed
+
+    def stage_sealed(self, sealed: Published) -> None:
+        """Take packs sealed elsewhere (by `seal_staged`) as staged here: `flush` publishes them with the rest,
+        `abort` deletes them."""
+        with self._lock:
+            self._writer.adopt(sealed)
+            for _, _, records in sealed:
+                for oid, _, _, raw_len, codec in records:
+                    self._pending.setdefault(oid, (codec, raw_len))
+
     @property
     def staged(self) -> int:
         """Objects staged since the last flush."""
