@@ -45,6 +45,7 @@ class Config:
     volume_mb: int
     log_versions: int
     lost_fraction: float
+    tiny: bool  # the JPEG-only profile with 28-52 px images (100k-item runs)
     peers: str  # auto: use restic/DVC when present; 0: never; 1: required
     keep: bool
     scenarios: tuple[str, ...]
@@ -62,7 +63,7 @@ class Config:
             reps=max(1, _env_int("BENCH_REPS", 3)), bigfile_mb=_env_int("BENCH_BIGFILE_MB", 256),
             videos=_env_int("BENCH_VIDEOS", 3), video_frames=_env_int("BENCH_VIDEO_FRAMES", 150),
             volume_mb=_env_int("BENCH_VOLUME_MB", 64), log_versions=_env_int("BENCH_LOG_VERSIONS", 300),
-            lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")),
+            lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")), tiny=_env("BENCH_TINY", "0") == "1",
             peers=_env("BENCH_PEERS", "auto"), keep=_env("BENCH_KEEP", "0") == "1", scenarios=scenarios,
             work=Path(_env("BENCH_WORK", str(REPO_ROOT / "bench" / "work"))).resolve(),
             results=Path(_env("BENCH_RESULTS", str(REPO_ROOT / "bench" / "results"))).resolve(),
@@ -156,7 +157,10 @@ class Bench:
 
     def mutate(self, scenario: str, root: Path) -> dict[str, list[str]]:
         """Apply the scenario's labelling session; every tool's copy must change the same way."""
-        changes = (mutate_jpeg if scenario in JPEG_PROFILE else mutate)(root, seed=self.cfg.seed + 1)
+        if scenario in JPEG_PROFILE:
+            changes = mutate_jpeg(root, seed=self.cfg.seed + 1, tiny=self.cfg.tiny)
+        else:
+            changes = mutate(root, seed=self.cfg.seed + 1)
         first = self._mutations.setdefault(scenario, changes)
         if first is changes:
             v2 = listing(root, skip=frozenset({".pvc"}))

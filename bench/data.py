@@ -33,9 +33,10 @@ def mutate(root: Path, seed: int) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- the JPEG-only profile
 
 
-def jpeg_project(root: Path, items: int, datasets: int, seed: int) -> Path:
+def jpeg_project(root: Path, items: int, datasets: int, seed: int, tiny: bool = False) -> Path:
     """The second profile, unlike pvc.sample's: JPEG-only items (gradient + noise at quality 90, ~16-62 KB), one
-    annotation JSON per image with 1-10 polygons and rectangles (~0.7-4.6 KB), flat datasets, no companions."""
+    annotation JSON per image with 1-10 polygons and rectangles (~0.7-4.6 KB), flat datasets, no companions.
+    `tiny`: 28-52 px images (~1-2 KB), for runs of 100k items and more that measure per-item costs."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -45,17 +46,17 @@ def jpeg_project(root: Path, items: int, datasets: int, seed: int) -> Path:
                                            ("sign", "rectangle", "#1E88E5"), ("tree", "polygon", "#8E24AA")))],
         "tags": [], "projectType": "images"})
     for k in range(items):
-        _jpeg_item(rng, root / f"ds{k % datasets}", f"frame_{k:07d}.jpg")
+        _jpeg_item(rng, root / f"ds{k % datasets}", f"frame_{k:07d}.jpg", tiny)
     return root
 
 
-def _jpeg_item(rng, ds: Path, name: str) -> None:
+def _jpeg_item(rng, ds: Path, name: str, tiny: bool) -> None:
     import io
 
     import numpy as np
     from PIL import Image
 
-    w = int(rng.integers(280, 520))
+    w = int(rng.integers(28, 52)) if tiny else int(rng.integers(280, 520))
     h = int(w * rng.uniform(0.6, 0.8))
     yy, xx = np.mgrid[0:h, 0:w]
     a, b = rng.uniform(0.2, 1.0, 2)
@@ -88,7 +89,7 @@ def _jpeg_annotation(rng, w: int, h: int) -> dict:
     return {"description": "", "tags": [], "size": {"height": h, "width": w}, "objects": objects}
 
 
-def mutate_jpeg(root: Path, seed: int) -> dict[str, list[str]]:
+def mutate_jpeg(root: Path, seed: int, tiny: bool = False) -> dict[str, list[str]]:
     """The profile's labelling session: 1% of annotations rewritten, 1% items added, 0.5% deleted."""
     import numpy as np
 
@@ -112,7 +113,7 @@ def mutate_jpeg(root: Path, seed: int) -> dict[str, list[str]]:
     for k in range(max(1, round(0.01 * n))):
         ds = datasets[k % len(datasets)]
         name = f"added_{seed}_{k:06d}.jpg"
-        _jpeg_item(rng, ds, name)
+        _jpeg_item(rng, ds, name, tiny)
         added += [ds / "img" / name, ds / "ann" / f"{name}.json"]
     return {key: sorted(p.relative_to(root).as_posix() for p in paths)
             for key, paths in (("edited", edited), ("added", added), ("deleted", deleted))}

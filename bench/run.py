@@ -9,6 +9,7 @@
     BENCH_LOG_VERSIONS=300  versions for the `pvc log` timing (0 skips; the target is stated for 1000)
     BENCH_PEERS=auto        restic / DVC (bench/.peers-venv) when installed; 0 never; 1 required
     BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,remote   (jpeg: the JPEG-only profile)
+    BENCH_TINY=1            the JPEG-only profile with 28-52 px images (for BENCH_ITEMS=100000)
     BENCH_LOST_FRACTION=0.05 share of v1's media blobs lost before `restore --skip-missing`
     BENCH_KEEP=1            keep the work directory under bench/work/
     BENCH_SEED=0

@@ -91,7 +91,7 @@ def images(b: Bench) -> None:
 
 def jpeg(b: Bench) -> None:
     """The second profile: JPEG-only items, annotations only, flat datasets (bench/data.py: jpeg_project)."""
-    _image_scenario(b, "jpeg", jpeg_project)
+    _image_scenario(b, "jpeg", lambda root, items, datasets, seed: jpeg_project(root, items, datasets, seed, b.cfg.tiny))
 
 
 def _image_scenario(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> None:
