@@ -73,7 +73,7 @@ def _jpeg_annotation(rng, w: int, h: int) -> dict:
     objects = []
     for i in range(int(rng.integers(1, 11))):
         if rng.random() < 0.5:
-            x0, y0 = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
+            x0, y0 = int(rng.integers(0, max(1, w - 20))), int(rng.integers(0, max(1, h - 20)))
             geometry = {"points": {"exterior": [[x0, y0], [x0 + int(rng.integers(10, 200)), y0 + int(rng.integers(10, 120))]],
                                    "interior": []}}
             cls, shape = ("car", "rectangle") if rng.random() < 0.6 else ("sign", "rectangle")
