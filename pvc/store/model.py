@@ -10,7 +10,7 @@ The manifest format number and the definition of "the files of an item" live her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
@@ -124,6 +124,9 @@ class ItemEntry:
     annotation: dict | None = None  # annotation summary
     media_files: tuple[str, ...] | None = None  # set only when the media is several files (a DICOM series)
     problems: tuple[str, ...] | None = None  # set only when not empty
+    # `meta` and `annotation` are canonical already (every map's keys sorted, at every depth): encode takes them
+    # as they are. True for decoded entries and for what capture builds (it canonicalises what it computes).
+    sorted_values: bool = field(default=False, compare=False, repr=False)
 
     def media_paths(self) -> tuple[str, ...]:
         """The media files: the slices of a DICOM series, else the one media file (or none)."""
@@ -135,11 +138,12 @@ class ItemEntry:
         return (*self.media_paths(), *((self.ann,) if self.ann else ()), *self.companions)
 
     def encode(self) -> dict:
-        out = {"ann": self.ann, "annotation": canonical(self.annotation), "companions": list(self.companions),
+        sort = (lambda value: value) if self.sorted_values else canonical
+        out = {"ann": self.ann, "annotation": sort(self.annotation), "companions": list(self.companions),
                "kind": self.kind, "media": self.media}
         if self.media_files is not None:
             out["media_files"] = list(self.media_files)
-        out["meta"] = canonical(self.meta if self.meta is not None else {})
+        out["meta"] = sort(self.meta if self.meta is not None else {})
         if self.problems is not None:
             out["problems"] = list(self.problems)
         return out
@@ -161,7 +165,7 @@ class ItemEntry:
             raise CorruptObject(f"{where}: malformed item entry (problems)")
         return cls(value["kind"], media, ann, _str_list(value.get("companions") or [], "companions", where), meta,
                    annotation, None if media_files is None else _str_list(media_files, "media_files", where),
-                   None if problems is None else tuple(problems))
+                   None if problems is None else tuple(problems), sorted_values=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5  # 5: every info canonical (keys sorted at every depth), as capture computes it
 
 
 def fs_clock(directory: Path) -> int | None:

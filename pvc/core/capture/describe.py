@@ -11,7 +11,7 @@ from pvc.project.annotation import annotation_project_type, project_meta_summary
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item
 from pvc.project.scan import FileInfo
-from pvc.store.objects import encode, hash_bytes
+from pvc.store.objects import canonical, encode, hash_bytes
 from pvc.store.statcache import StatCache
 
 __all__ = ["ItemDescriber", "read_project_meta", "series_uid", "sniff_annotation"]
@@ -81,7 +81,8 @@ class ItemDescriber:
 
     def _read_series(self, paths: list[str]) -> dict:
         try:
-            return volume_module().volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
+            meta = volume_module().volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
+            return canonical(meta)  # sorted once here, so every encoding of it can take it as it is
         except BadInput as exc:
             if not self.allow_invalid:
                 raise

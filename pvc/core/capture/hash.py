@@ -14,6 +14,7 @@ from pvc.project.annotation import image_annotation_summary, volume_annotation_s
 from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.scan import FileInfo
+from pvc.store.objects import canonical
 from pvc.store.statcache import CacheEntry, StatCache, StatKey
 
 __all__ = ["ObjectSink", "Hashed", "hash_files", "video_module", "volume_module", "is_invalid"]
@@ -179,7 +180,7 @@ def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) ->
         if not allow_invalid:
             raise
         info = {"invalid": exc.reason}
-    return Hashed(oid, info)
+    return Hashed(oid, canonical(info))  # sorted once here, so every encoding of it can take it as it is
 
 
 def _role_info(role: str, data: bytes | None, path: Path) -> Any:
