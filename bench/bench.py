@@ -39,6 +39,7 @@ class Config:
     datasets: int
     seed: int
     reps: int
+    restore_reps: int  # restores of the image profiles: their spread matters (issue 13 asks for >= 5)
     bigfile_mb: int
     videos: int
     video_frames: int
@@ -60,7 +61,7 @@ class Config:
             raise SystemExit(f"BENCH_SCENARIOS: unknown {sorted(unknown)}; known: {', '.join(ALL_SCENARIOS)}")
         return cls(
             items=_env_int("BENCH_ITEMS", 5000), datasets=_env_int("BENCH_DATASETS", 4), seed=_env_int("BENCH_SEED", 0),
-            reps=max(1, _env_int("BENCH_REPS", 3)), bigfile_mb=_env_int("BENCH_BIGFILE_MB", 256),
+            reps=max(1, _env_int("BENCH_REPS", 3)), restore_reps=max(1, _env_int("BENCH_RESTORE_REPS", 5)), bigfile_mb=_env_int("BENCH_BIGFILE_MB", 256),
             videos=_env_int("BENCH_VIDEOS", 3), video_frames=_env_int("BENCH_VIDEO_FRAMES", 150),
             volume_mb=_env_int("BENCH_VOLUME_MB", 64), log_versions=_env_int("BENCH_LOG_VERSIONS", 300),
             lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")), tiny=_env("BENCH_TINY", "0") == "1",

@@ -3,6 +3,7 @@
     BENCH_ITEMS=5000        image project items (20000 and 100000 work too)
     BENCH_DATASETS=4        top-level datasets (plus one nested)
     BENCH_REPS=3            repetitions of every timed operation
+    BENCH_RESTORE_REPS=5    repetitions of the image profiles' restores (pvc, cp -a, git, restic)
     BENCH_BIGFILE_MB=256    the big file (1024 for the 1 GiB case; 0 skips it)
     BENCH_VIDEOS=3          PyAV-encoded videos (0 skips), BENCH_VIDEO_FRAMES=150 frames each
     BENCH_VOLUME_MB=64      NRRD volumes, total MiB (0 skips; a few hundred for the large-file path)

@@ -73,7 +73,7 @@ def floors(b: Bench, scenario: str, src: Path, expected: dict[str, int]) -> None
     """`cp -a` (the restore floor) and read + blake3 of every file (the commit floor)."""
     out = b.out(f"{scenario}-cp")
     b.measure(scenario, "restore", "cp -a", ["cp", "-a", src, out], setup=lambda i: remove(out),
-              after=_checked_restore(out, expected))
+              after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     # pvc restore ends with a sync (durable before the rename); this floor pays for the same flush
     b.measure(scenario, "restore", "cp -a + sync", ["sh", "-c", 'cp -a "$0" "$1" && sync', src, out],
               setup=lambda i: remove(out))
@@ -138,7 +138,7 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     _optional(b, s, "diff", "diff", [*pvc, "diff", "1", "2", "--json"], proj)
     out = b.out("images-pvc")
     b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--json"], cwd=proj,
-              setup=lambda i: remove(out), after=_checked_restore(out, expected))
+              setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     remove(out)
     _pvc_skip_missing(b, s, w, proj, out)
     remove(proj)
@@ -203,7 +203,7 @@ def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
         run_checked(["git", "worktree", "prune"], cwd=proj, env=env)
 
     b.measure(s, "restore", "git", ["git", "worktree", "add", "--detach", out, "v1"], cwd=proj, env=env,
-              setup=clear, after=_checked_restore(out, expected, frozenset({".git"})))
+              setup=clear, reps=b.cfg.restore_reps, after=_checked_restore(out, expected, frozenset({".git"})))
     remove(out)
     remove(proj)
 
@@ -230,7 +230,7 @@ def _restic_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]
     if "v1" in snapshots:
         out = b.out("images-restic")
         b.measure(s, "restore", "restic", [b.restic, "restore", snapshots["v1"], "--target", out], env=env,
-                  setup=lambda i: remove(out), after=_checked_restore(out, expected))
+                  setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
         remove(out)
     for path in (proj, repo, cache):
         remove(path)
