@@ -20,8 +20,8 @@ __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HASHFLOOR = Path(__file__).resolve().parent / "hashfloor.py"
 PEERS_VENV = REPO_ROOT / "bench" / ".peers-venv"
-ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "remote")
-JPEG_PROFILE = ("jpeg",)  # scenarios on the JPEG-only profile (bench/data.py: jpeg_project)
+ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "remote", "remote_jpeg")
+JPEG_PROFILE = ("jpeg", "remote_jpeg")  # scenarios on the JPEG-only profile (bench/data.py: jpeg_project)
 
 
 def _env(name: str, default: str) -> str:

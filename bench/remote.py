@@ -15,18 +15,28 @@ from itertools import count
 from pathlib import Path
 
 from bench.bench import Bench
-from bench.data import copy_tree, image_project, listing, remove
+from bench.data import copy_tree, image_project, jpeg_project, listing, remove
 from bench.proc import run_checked
 
-__all__ = ["remote"]
+__all__ = ["remote", "remote_jpeg"]
 
 BUCKET = "bench"
 
 
 def remote(b: Bench) -> None:
+    """The pvc.sample profile through the remote."""
+    _remote(b, "remote", image_project)
+
+
+def remote_jpeg(b: Bench) -> None:
+    """The second profile (JPEG-only items, annotations only, flat datasets) through the remote."""
+    _remote(b, "remote_jpeg", lambda root, items, datasets, seed: jpeg_project(root, items, datasets, seed, b.cfg.tiny))
+
+
+def _remote(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> None:
     from moto.server import ThreadedMotoServer
 
-    s, w = "remote", b.work / "remote"
+    w = b.work / s
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -38,7 +48,7 @@ def remote(b: Bench) -> None:
 
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                      aws_secret_access_key="bench-secret").create_bucket(Bucket=BUCKET)
-        proj = image_project(w / "pvc", b.cfg.items, b.cfg.datasets, b.cfg.seed)
+        proj = make(w / "pvc", b.cfg.items, b.cfg.datasets, b.cfg.seed)
         expected_v1 = listing(proj)
         b.fact(s, items=b.cfg.items, files_v1=len(expected_v1), bytes_v1=sum(expected_v1.values()), endpoint=endpoint)
         v1_tree = copy_tree(proj, w / "v1-tree")  # restic and DVC back up the same v1, then the same v2
@@ -63,7 +73,7 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
 
     def fresh_remote(_: int = 0) -> None:
         """A new, empty prefix as `origin` (and nothing cached of any earlier one)."""
-        url = f"s3://{BUCKET}/pvc-{next(prefixes)}"
+        url = f"s3://{BUCKET}/{s}/pvc-{next(prefixes)}"
         run_checked(["sh", "-c", f'{" ".join(pvc)} remote remove origin >/dev/null 2>&1; true'], cwd=proj, env=env)
         run_checked([*pvc, "remote", "add", "origin", url, "--endpoint", endpoint], cwd=proj, env=env)
         current["url"] = url
@@ -128,7 +138,7 @@ def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, 
     src = w / "restic-src"
 
     def fresh_repo(_: int = 0) -> None:
-        state["repo"] = f"s3:{endpoint}/{BUCKET}/restic-{next(repos)}"
+        state["repo"] = f"s3:{endpoint}/{BUCKET}/{s}/restic-{next(repos)}"
         renv.update({"RESTIC_REPOSITORY": state["repo"], "RESTIC_PASSWORD": "bench",
                      "RESTIC_CACHE_DIR": str(w / "restic-cache")})
         remove(w / "restic-cache")
@@ -182,7 +192,7 @@ def _dvc(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, exp
 
     def fresh_remote(_: int = 0) -> None:
         name = f"r{next(remotes)}"
-        run_checked([*dvc, "remote", "add", "-f", "-d", name, f"s3://{BUCKET}/dvc-{name}"], cwd=proj, env=denv)
+        run_checked([*dvc, "remote", "add", "-f", "-d", name, f"s3://{BUCKET}/{s}/dvc-{name}"], cwd=proj, env=denv)
         run_checked([*dvc, "remote", "modify", name, "endpointurl", endpoint], cwd=proj, env=denv)
 
     b.measure(s, "push_v1", "dvc", [*dvc, "push", "-q"], cwd=proj, env=denv, setup=fresh_remote)

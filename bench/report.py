@@ -82,24 +82,26 @@ _LARGE_ROWS = [
 ]
 
 
-_REMOTE_ROWS = [
-    ("remote", "push_v1", "push v1 to an empty remote", [
-        ("remote", "push_v1", "restic", "restic backup to s3:"), ("remote", "push_v1", "dvc", "dvc push")]),
-    ("remote", "push_nothing", "push again (nothing new)", []),
-    ("remote", "push_change", "push after the 1% change", [
-        ("remote", "push_change", "restic", "restic backup after the change (parent snapshot)")]),
-    ("remote", "clone_restore", "clone + check out v1 into an empty dir", [
-        ("remote", "clone_restore", "restic", "restic restore from s3:"),
-        ("remote", "clone_restore", "dvc", "dvc pull (empty workspace and cache)")]),
-    ("remote", "restore_remote", "restore v1 --remote URL (no project)", [
-        ("remote", "clone_restore", "restic", "restic restore from s3:")]),
-    ("remote", "clone_one_dataset", "clone one dataset of the version", [
-        ("remote", "clone_restore", "pvc", "pvc clone of the whole version")]),
-]
+def _remote_rows(s: str) -> list:
+    """The remote rows of scenario `s` (remote: the pvc.sample profile; remote_jpeg: the JPEG-only one)."""
+    return [
+        (s, "push_v1", "push v1 to an empty remote", [
+            (s, "push_v1", "restic", "restic backup to s3:"), (s, "push_v1", "dvc", "dvc push")]),
+        (s, "push_nothing", "push again (nothing new)", []),
+        (s, "push_change", "push after the 1% change", [
+            (s, "push_change", "restic", "restic backup after the change (parent snapshot)")]),
+        (s, "clone_restore", "clone + check out v1 into an empty dir", [
+            (s, "clone_restore", "restic", "restic restore from s3:"),
+            (s, "clone_restore", "dvc", "dvc pull (empty workspace and cache)")]),
+        (s, "restore_remote", "restore v1 --remote URL (no project)", [
+            (s, "clone_restore", "restic", "restic restore from s3:")]),
+        (s, "clone_one_dataset", "clone one dataset of the version", [
+            (s, "clone_restore", "pvc", "pvc clone of the whole version")]),
+    ]
 
 
-def _remote_facts(b: Bench) -> list[str]:
-    f = b.facts.get("remote", {})
+def _remote_facts(b: Bench, s: str) -> list[str]:
+    f = b.facts.get(s, {})
     if not f:
         return []
     mb = lambda v: f"{v / 1e6:.1f} MB" if isinstance(v, (int, float)) else "-"
@@ -291,12 +293,12 @@ def _targets(b: Bench, profile: str = "images") -> list[str]:
     return lines
 
 
-def _remote_targets(b: Bench) -> list[str]:
-    f = b.facts.get("remote", {})
+def _remote_targets(b: Bench, s: str) -> list[str]:
+    f = b.facts.get(s, {})
     rows = []
 
     def ratio(op: str, tool: str, bop: str, bound: float, what: str) -> None:
-        m, bm = b.find("remote", op, "pvc"), b.find("remote", bop, tool)
+        m, bm = b.find(s, op, "pvc"), b.find(s, bop, tool)
         rows.append((what, bound, m.median / bm.median if m and bm else None))
 
     ratio("push_v1", "restic", "push_v1", 0.5, "push v1 / restic backup")
@@ -307,7 +309,7 @@ def _remote_targets(b: Bench) -> list[str]:
     rows.append(("bytes sent by the change push / changed bytes", 1.5, sent / changed if sent and changed else None))
     part, whole = f.get("clone_dataset_bytes_received"), f.get("clone_bytes_received")
     rows.append(("bytes of a one-dataset clone / whole clone", 0.3, part / whole if part and whole else None))
-    m = b.find("remote", "push_v1", "pvc")
+    m = b.find(s, "push_v1", "pvc")
     rows.append(("peak RSS of push v1, MB", 150, m.rss_mb * 2**20 / 1e6 if m else None))
     lines = ["| target | bound | measured | met |", "|---|---|---|---|"]
     for what, bound, value in rows:
@@ -359,12 +361,14 @@ def to_markdown(b: Bench, machine: dict[str, Any], runtime_s: float) -> str:
             f = b.facts.get(s)
             if f:
                 out.append(f"{s.capitalize()} project: {f['files']} files, {f['bytes_v1'] / 1e6:.1f} MB.")
-    remote = _rows(b, _REMOTE_ROWS, fmt)
-    if len(remote) > 2:
-        out += ["", "## Remote (S3 protocol, loopback)", "", *remote, "", *_remote_facts(b)]
+    for s, profile in (("remote", "pvc.sample profile"), ("remote_jpeg", "JPEG-only profile")):
+        remote = _rows(b, _remote_rows(s), fmt)
+        if len(remote) > 2:
+            out += ["", f"## Remote (S3 protocol, loopback), {profile}", "", *remote, "", *_remote_facts(b, s)]
     out += ["", "## Targets (issues 5 and 13; stated for 20k items), pvc.sample profile", "", *_targets(b), ""]
     if jpeg:
         out += ["## Targets, JPEG-only profile", "", *_targets(b, "jpeg"), ""]
-    if b.facts.get("remote"):
-        out += ["## Remote targets (issue 10; stated for 20k items)", "", *_remote_targets(b), ""]
+    for s, profile in (("remote", "pvc.sample profile"), ("remote_jpeg", "JPEG-only profile")):
+        if b.facts.get(s):
+            out += [f"## Remote targets (issue 10; stated for 20k items), {profile}", "", *_remote_targets(b, s), ""]
     return "\n".join(out)

@@ -9,7 +9,7 @@
     BENCH_VOLUME_MB=64      NRRD volumes, total MiB (0 skips; a few hundred for the large-file path)
     BENCH_LOG_VERSIONS=300  versions for the `pvc log` timing (0 skips; the target is stated for 1000)
     BENCH_PEERS=auto        restic / DVC (bench/.peers-venv) when installed; 0 never; 1 required
-    BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,remote   (jpeg: the JPEG-only profile)
+    BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,remote,remote_jpeg   (jpeg: the JPEG-only profile)
     BENCH_TINY=1            the JPEG-only profile with 28-52 px images (for BENCH_ITEMS=100000)
     BENCH_LOST_FRACTION=0.05 share of v1's media blobs lost before `restore --skip-missing`
     BENCH_KEEP=1            keep the work directory under bench/work/
@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import scenarios  # noqa: E402
-from bench.remote import remote  # noqa: E402
+from bench.remote import remote, remote_jpeg  # noqa: E402
 from bench.bench import Bench, Config  # noqa: E402
 from bench.data import remove  # noqa: E402
 from bench.report import machine_facts, to_json, to_markdown  # noqa: E402
@@ -47,6 +47,7 @@ STEPS = {
     "volume": (scenarios.volume, lambda c: c.volume_mb > 0),
     "log": (scenarios.log_versions, lambda c: c.log_versions > 0),
     "remote": (remote, lambda c: c.items > 0),
+    "remote_jpeg": (remote_jpeg, lambda c: c.items > 0),
 }
 
 
