@@ -1,7 +1,6 @@
 """One suite for every object store: the same protocol (pvc/store/backend.py) must behave the same on each.
 
-Backends: the local packs, the overlay (writes kept in memory over a local store), and the remotes (added by
-tests/store/conftest.py when their server can run)."""
+Backends (tests/store/backends.py): the local packs and the overlay (writes kept in memory over a local store)."""
 
 from __future__ import annotations
 
@@ -10,6 +9,8 @@ import os
 
 import blake3
 import pytest
+
+from backends import backend  # noqa: F401  (the fixture: one run per backend)
 
 from pvc.errors import ObjectMissing
 from pvc.store.model import FileValue, Manifest, Page, PageRef, Tree
