@@ -13,18 +13,19 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pvc import output
-from pvc.errors import BadInput, PvcError, UsageError
+from pvc import __version__, output
+from pvc.commands import versions
+from pvc.commands.common import JsonOpt, LockTimeoutOpt, ProjectOpt, VersionArg
+from pvc.commands.common import open_project as _open
+from pvc.commands.common import read_description as _read_description
+from pvc.errors import PvcError, UsageError
 from pvc.output import emit_json, err, human_bytes, out, print_columns, progress_bar, render_changes
-
-if TYPE_CHECKING:
-    from pvc.api import Project
 
 app = typer.Typer(
     name="pvc",
@@ -34,17 +35,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-def _open(path: Path, *, init: bool = False) -> Project:
-    """The project API, imported on first use: `pvc --help` and usage errors need no store code."""
-    from pvc.api import Project
 
-    return Project.init(path) if init else Project(path)
-
-
-ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-VersionArg = Annotated[str, typer.Argument(help="Version: 3, v3, latest, or a manifest hash prefix (>= 6 hex).")]
-
+@app.callback(invoke_without_command=True)
+def _global_options(
+    ctx: typer.Context,
+    directory: Annotated[list[Path] | None, typer.Option("-C", metavar="DIR", help="Run as if pvc was started in DIR (as git -C; repeatable, each relative to the previous).", show_default=False)] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print pvc's version and exit.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With --version: print it as JSON.")] = False,
+) -> None:
+    """Version dataset projects (Supervisely format) in a local content-addressed store."""
+    for folder in directory or []:
+        try:
+            os.chdir(folder)  # main() goes back to where it started
+        except OSError as exc:
+            raise UsageError(f"-C {folder}: {exc.strerror or exc}") from None
+    if version:
+        emit_json({"version": __version__}) if json_out else out.print(f"pvc {__version__}")
+        raise typer.Exit(0)
+    if json_out:
+        raise UsageError("--json goes after the command, e.g. `pvc log --json` (before it, only with --version)")
+    if ctx.invoked_subcommand is None:
+        raise UsageError("missing command (see `pvc --help`)")
 
 @app.command()
 def init(
@@ -89,38 +100,36 @@ def commit(
         out.print(result.unchanged_line())
 
 
-def _read_description(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInput(path, f"unreadable ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise BadInput(path, f"malformed JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise BadInput(path, "the description must be a JSON object")
-    return doc
-
-
 @app.command()
 def log(
-    limit: Annotated[int | None, typer.Option("-n", "--limit", min=1, help="Show only the newest N versions.")] = None,
+    limit: Annotated[int | None, typer.Option("-n", "--limit", min=1, help="Show only the newest N versions (after the filters).")] = None,
+    author: Annotated[str | None, typer.Option(help="Only versions whose author contains this (case-insensitive).")] = None,
+    grep: Annotated[str | None, typer.Option(help="Only versions whose title or description contains this (case-insensitive).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only versions created at or after: 2026-11-23, 2026-11-23T14:00, or 30d (ago).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only versions created at or before (a date includes its whole day).")] = None,
+    tagged: Annotated[bool, typer.Option("--tag", help="Only versions that have a tag.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Also deleted versions (marked as such).")] = False,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
     """List versions, newest first."""
     with _open(project) as p:
-        versions = p.log(limit)
+        entries = p.history(limit, author=author, grep=grep, since=since, until=until, tagged=tagged, include_deleted=all_)
     if json_out:
-        keys = ("number", "id", "manifest", "title", "description", "created_at", "parent", "author", "origin")
-        emit_json([{k: getattr(v, k) for k in keys} | {"stats": v.stats} for v in versions])
+        emit_json([e.to_json() for e in entries])
         return
-    if not versions:
-        out.print("No versions yet (run `pvc commit`).")
+    if not entries:
+        out.print("No versions match." if (author or grep or since or until or tagged) else "No versions yet (run `pvc commit`).")
         return
-    rows = [[f"v{v.number}", v.created_at.replace("T", " ").replace("+00:00", ""), v.title,
-             str(v.stats.get("items", "")), human_bytes(v.stats.get("bytes")), v.manifest[:12], v.author]
-            for v in versions]
-    print_columns(["version", "created (UTC)", "title", "items", "size", "manifest", "author"], rows)
+    header = ["version", "created (UTC)", "title", "tags", "items", "size", "manifest", "author"]
+    rows = [[f"v{e.record.number}" + (" (deleted)" if e.record.deleted else ""), _when(e.record.created_at),
+             e.record.title, ", ".join(e.tags), str(e.record.stats.get("items", "")),
+             human_bytes(e.record.stats.get("bytes")), e.record.manifest[:12], e.record.author] for e in entries]
+    print_columns(header, rows)
+
+
+def _when(iso: str) -> str:
+    return iso.replace("T", " ").replace("+00:00", "")
 
 
 @app.command()
@@ -132,14 +141,18 @@ def show(
     """A version's record and statistics: datasets, items, files, bytes, objects per class."""
     with _open(project) as p:
         details = p.show(version)
+        tags = p.tags_of(details.record.number)
     rec = details.record
     if json_out:
-        emit_json(rec.to_json() | {"project_type": details.project_type, "layout": details.layout,
-                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems})
+        emit_json(rec.to_json() | {"tags": tags, "project_type": details.project_type,
+                                   "layout": details.layout, "stats": details.stats, "datasets": details.datasets,
+                                   "problems": details.problems})
         return
     s = details.stats
     out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
     out.print(f"manifest  {rec.manifest}\ncreated   {rec.created_at} by {rec.author}"
+              + (f"\nedited    {rec.edited_at}" if rec.edited_at else "")
+              + (f"\ntags      {', '.join(tags)}" if tags else "")
               + (f"\nparent    v{rec.parent}" if rec.parent else ""))
     if rec.description:
         out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
@@ -287,9 +300,6 @@ def discard(
         out.print(f"saved the discarded state as {result.saved_state}; bring it back with `pvc discard --undo`")
 
 
-LockTimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for another writer.")]
-
-
 @app.command()
 def verify(
     sample: Annotated[float, typer.Option(help="Re-hash only this percentage of the objects, chosen at random.")] = 100.0,
@@ -364,6 +374,8 @@ def unlock(
         raise typer.Exit(3)
 
 
+app.add_typer(versions.app)  # tag, edit, delete, prune
+
 repair_app = typer.Typer(help="Recover from a damaged index or refs file (see docs/reliability.md).", no_args_is_help=True)
 app.add_typer(repair_app, name="repair")
 
@@ -412,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turning every error into one line and its exit code."""
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
+    start = os.getcwd()
     try:
         code = command.main(args=args, prog_name="pvc", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into 130 instead of raising
@@ -433,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PVC_DEBUG") == "1":
             traceback.print_exc()
         return _fail(f"internal error: {type(exc).__name__}: {exc} (set PVC_DEBUG=1 for the traceback)", 1, "InternalError", args)
+    finally:
+        os.chdir(start)  # `-C` changed it for this command only (a caller in the same process keeps its own)
 
 
 def _fail(message: str, code: int, kind: str, args: list[str]) -> int:

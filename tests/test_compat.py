@@ -8,6 +8,8 @@ proves the object encoding has not moved.
 
 from __future__ import annotations
 
+import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -53,9 +55,6 @@ def test_old_versions_restore_and_recommit_to_the_same_manifest(old_stores, name
 
 
 def test_old_refs_are_upgraded_by_the_next_commit_and_keep_every_record(old_stores, cli, tmp_path):
-    import json
-    import shutil
-
     project = tmp_path / "images"
     shutil.copytree(old_stores / "images", project, symlinks=True)
     before = cli("log", "--json", cwd=project).json()
@@ -66,3 +65,17 @@ def test_old_refs_are_upgraded_by_the_next_commit_and_keep_every_record(old_stor
     after = cli("log", "--json", cwd=project).json()
     assert [v["number"] for v in after] == [3, 2, 1] and after[1:] == before
     assert cli("verify", cwd=project).code == 0
+
+
+def test_tag_edit_and_delete_on_an_old_store_upgrade_its_refs(old_stores, cli, tmp_path):
+    project = tmp_path / "images"
+    shutil.copytree(old_stores / "images", project, symlinks=True)
+    before = cli("log", "--json", cwd=project).json()
+    assert cli("tag", "first", "1").code == 0
+    refs = json.loads((project / ".pvc" / "versions").read_text())
+    assert refs["format"] == 2 and refs["tags"] == {"first": 1}
+    assert json.loads((project / ".pvc" / "versions.bak").read_text())["format"] == 1  # the old file, kept
+    assert [v["id"] for v in cli("log", "--json").json()] == [v["id"] for v in before]  # ids stay what they were
+    assert cli("edit", "first", "-m", "renamed").code == 0 and cli("show", "first", "--json").json()["title"] == "renamed"
+    assert cli("delete", "2", "--yes").code == 0 and [v["number"] for v in cli("log", "--json").json()] == [1]
+    assert cli("gc", "--grace", "0").code == 0 and cli("verify").code == 0

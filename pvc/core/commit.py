@@ -56,22 +56,23 @@ def commit(
 
 def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
     versions = repo.versions()
-    latest = bytes.fromhex(versions[-1].manifest) if versions else None
-    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=latest)
+    latest = repo.latest()  # deleted versions are not compared with, nor parents
+    expect = bytes.fromhex(latest.manifest) if latest else None
+    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect)
     manifest_id = snap.manifest_id
-    if versions and versions[-1].manifest == hex_id(manifest_id):
+    if latest and latest.manifest == hex_id(manifest_id):
         store.flush()  # usually writes nothing; objects found missing and stored again are kept
         snap.save_cache()
-        return CommitResult(versions[-1], False, snap.files_hashed, snap.bytes_hashed)
+        return CommitResult(latest, False, snap.files_hashed, snap.bytes_hashed)
     store.flush()
     record = VersionRecord(
-        number=len(versions) + 1,
+        number=len(versions) + 1,  # numbers of deleted versions stay taken
         manifest=hex_id(manifest_id),
         title=title,
         description=description,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         author=author or default_author(),
-        parent=versions[-1].number if versions else None,
+        parent=latest.number if latest else None,
         stats=store.get_object(manifest_id, Manifest).stats,
     )
     record = replace(record, id=record_id(record))

@@ -39,10 +39,9 @@ class DiscardResult:
 
 def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
     """Without `apply`, report what would change; with it, save the outstanding state and revert."""
-    versions = repo.versions()
-    if not versions:
+    latest = repo.latest()
+    if latest is None:
         raise UsageError("nothing to discard to: no versions yet (run `pvc commit`)")
-    latest = versions[-1]
     if not apply:
         working, _ = working_snapshot(repo, latest.manifest)
         base = Snapshot(repo.store, bytes.fromhex(latest.manifest))
@@ -62,9 +61,9 @@ def undo_discard(repo: Repository, *, lock_timeout: float = 60.0) -> DiscardResu
         if not states:
             raise UsageError("no saved state to bring back (nothing was discarded)")
         last = states[-1]
-        versions = repo.versions()
-        result = _switch(repo, bytes.fromhex(last.manifest), base=versions[-1].number if versions else None,
-                         save_only_if_dirty_against=versions[-1].manifest if versions else None, undo=True)
+        latest = repo.latest()
+        result = _switch(repo, bytes.fromhex(last.manifest), base=latest.number if latest else None,
+                         save_only_if_dirty_against=latest.manifest if latest else None, undo=True)
         repo.saved_states.drop(last.name)
         return result
 

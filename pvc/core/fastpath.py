@@ -78,10 +78,9 @@ def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
         from pvc.store.repository import Repository
 
         repo = Repository(Path(root))
-        versions = repo.versions()
-        if not versions:
+        latest = repo.latest()
+        if latest is None:
             return None
-        latest = versions[-1]
         cache = repo.stat_cache()
         if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
             return None

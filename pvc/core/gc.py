@@ -1,7 +1,8 @@
 """gc: drop the objects that no version (and no saved state) needs, rewriting packs that are mostly dead.
 
 Under the exclusive repository lock: mark every object reachable from every root (`reach.py`), then let the
-store delete packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order).
+store delete packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order). Deleted
+versions are no roots: what only they reached goes.
 Packs younger than the grace period are never touched, so objects a writer has just published survive even
 where the lock cannot be trusted (a file system that does not honour flock). gc refuses to delete anything
 when a root cannot be walked completely: a damaged tree could name objects that would look unreferenced.
@@ -9,19 +10,16 @@ when a root cannot be walked completely: a damaged tree could name objects that 
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
 from pvc.core.reach import Walker, extra_roots, version_roots
-from pvc.errors import CorruptObject, UsageError
+from pvc.errors import CorruptObject
 from pvc.store.repository import Repository
 
-__all__ = ["DEFAULT_GRACE", "GcResult", "gc", "parse_duration"]
+__all__ = ["DEFAULT_GRACE", "GcResult", "gc"]
 
 DEFAULT_GRACE = 3600.0
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -46,20 +44,6 @@ class GcResult:
                           "written": self.packs_written, "kept_young": self.packs_kept_young},
                 "objects_dropped": self.objects_dropped, "bytes_before": self.bytes_before,
                 "bytes_freed": self.bytes_freed, "temp_files_removed": self.temp_files_removed}
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds in `90`, `90s`, `30m`, `1h`, `2d` (or a number of seconds)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        match = _DURATION.fullmatch(str(text))
-        if not match:
-            raise UsageError(f"{text!r} is not a duration (use e.g. 0, 90s, 30m, 1h, 2d)")
-        seconds = float(match.group(1)) * _UNIT[match.group(2)]
-    if seconds < 0:
-        raise UsageError(f"{text!r}: a duration cannot be negative")
-    return seconds
 
 
 def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE, lock_timeout: float = 60.0,

@@ -109,8 +109,16 @@ class Repository:
         return self._store
 
     def versions(self) -> list[VersionRecord]:
-        """Every version record, oldest first (record n is version n)."""
+        """Every version record, oldest first (record n is version n), deleted ones included."""
         return list(self.refs.read().versions)
+
+    def live_versions(self) -> list[VersionRecord]:
+        """The versions that are not deleted, oldest first."""
+        return [v for v in self.versions() if not v.deleted]
+
+    def latest(self) -> VersionRecord | None:
+        """The newest version that is not deleted (what `latest` names), or None."""
+        return next((v for v in reversed(self.versions()) if not v.deleted), None)
 
     def write_versions(self, records: list[VersionRecord]) -> None:
         """Replace the version list (caller holds the lock), keeping tags and unknown fields."""
