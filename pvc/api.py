@@ -5,7 +5,7 @@
     project.version.get_list(filters=[{"field": "title", "operator": "=", "value": "checkpoint-1"}])
     project.version.update(version_num=1, title="baseline", description={"app": "train", "params": {"lr": 0.1}})
     project.version.tag("baseline", 1)
-    project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True)
+    project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True, datasets=["train"])
     project.version.delete(version_num=2); project.gc(grace=0)
 """
 
@@ -32,6 +32,7 @@ from pvc.core.prune import PruneResult, prune
 from pvc.core.repair import IndexRepair, RefsRepair, repair_index, repair_refs
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import RestoreResult, restore
+from pvc.core.selection import Selection
 from pvc.core.snapshot import Snapshot
 from pvc.core.status import status, version_snapshot, working_snapshot
 from pvc.core.tag import TagChange, TagView, list_tags, tag, tags_by_version, untag
@@ -155,7 +156,8 @@ class Project:
         return verify(self._repo, sample=sample / 100, seed=seed, lock_timeout=lock_timeout)
 
     def gc(self, *, dry_run: bool = False, grace: str | float = DEFAULT_GRACE, lock_timeout: float = 60.0) -> GcResult:
-        """Drop objects no version (nor saved state) references; `grace` ("1h", "30m", seconds) spares young packs."""
+        """Drop objects no version, saved state or linked project references; `grace` ("1h", "30m", seconds)
+        spares young packs."""
         return gc(self._repo, dry_run=dry_run, grace=parse_duration(grace), lock_timeout=lock_timeout)
 
     def unlock(self, *, force: bool = False) -> UnlockResult:
@@ -264,15 +266,25 @@ class VersionApi:
         skip_missed_entities: bool = False,
         verify: bool = False,
         force: bool = False,
+        datasets: list[str] | tuple[str, ...] = (),
+        classes: list[str] | tuple[str, ...] = (),
+        include: list[str] | tuple[str, ...] = (),
+        link: bool = True,
+        lock_timeout: float = 60.0,
         progress: Progress | None = None,
     ) -> RestoreResult:
         """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`, or a tag) into
-        `dest`."""
+        `dest` as a new project. `datasets` (nested names too), `classes` (items with an object or tag of that
+        class) and `include` (glob on item paths) restore part of it. With `link`, the new project has a store
+        that shares this one's objects and remembers where it came from; without, it is plain files."""
         name = self._name(version_id, version_num)
         if dest is None:
             raise UsageError("dest is required: restore always writes a new directory")
-        return restore(self._repo, self.get(name), Path(dest), skip_missing=skip_missed_entities, verify=verify,
-                       force=force, progress=progress)
+        record = self.get(name)
+        selection = Selection(tuple(datasets), tuple(classes), tuple(include))
+        return restore(self._repo, record, Path(dest), selection=selection, link=link,
+                       skip_missing=skip_missed_entities, verify=verify, force=force, lock_timeout=lock_timeout,
+                       progress=progress)
 
 
 def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:

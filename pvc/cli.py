@@ -125,11 +125,20 @@ def log(
     rows = [[f"v{e.record.number}" + (" (deleted)" if e.record.deleted else ""), _when(e.record.created_at),
              e.record.title, ", ".join(e.tags), str(e.record.stats.get("items", "")),
              human_bytes(e.record.stats.get("bytes")), e.record.manifest[:12], e.record.author] for e in entries]
+    if any(e.record.origin for e in entries):
+        header.append("origin")
+        for row, e in zip(rows, entries):
+            row.append(_origin_text(e.record.origin) if e.record.origin else "")
     print_columns(header, rows)
 
 
 def _when(iso: str) -> str:
     return iso.replace("T", " ").replace("+00:00", "")
+
+
+def _origin_text(origin: dict) -> str:
+    part = " (partial)" if origin.get("selection") else ""
+    return f"{origin.get('project')} v{origin.get('version')}{part}"
 
 
 @app.command()
@@ -154,6 +163,12 @@ def show(
               + (f"\nedited    {rec.edited_at}" if rec.edited_at else "")
               + (f"\ntags      {', '.join(tags)}" if tags else "")
               + (f"\nparent    v{rec.parent}" if rec.parent else ""))
+    if rec.origin:
+        o = rec.origin
+        out.print(f"origin    restored from {o.get('project')} v{o.get('version')} (store {str(o.get('store'))[:12]}, "
+                  f"manifest {str(o.get('manifest'))[:12]}) at {o.get('restored_at')}")
+        if o.get("selection"):
+            out.print(f"          partial: {_selection_text(o['selection'])}")
     if rec.description:
         out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
     kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
@@ -176,28 +191,47 @@ def show(
         out.print(f"... and {s['problems'] - len(details.problems)} more problems")
 
 
+def _selection_text(selection: dict) -> str:
+    parts = [f"{key} {', '.join(values)}" for key, values in selection.items() if values]
+    return "; ".join(parts) or "everything"
+
+
 @app.command()
 def restore(
     version: VersionArg,
     to: Annotated[Path, typer.Option("--to", help="New directory to create (must not exist or be empty).")],
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only this dataset and those nested in it (repeatable; full names such as val/sub).", show_default=False)] = None,
+    class_: Annotated[list[str] | None, typer.Option("--class", help="Only items whose annotation has an object or tag of this class (repeatable).", show_default=False)] = None,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Only items with a file path or dataset/item name matching this glob (repeatable).", show_default=False)] = None,
+    link: Annotated[bool, typer.Option(help="Give the new project a store that shares this one's objects and records its origin (--no-link: plain files).")] = True,
     skip_missing: Annotated[bool, typer.Option(help="Skip items whose objects are missing or corrupt, and report them.")] = False,
     verify: Annotated[bool, typer.Option(help="Re-hash every object before writing anything.")] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty target directory.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the lock while linking.")] = 60.0,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """Materialise a version as a new project directory, byte for byte."""
+    """Materialise a version (or part of it) as a new project directory, byte for byte."""
     with _open(project) as p, progress_bar(not json_out, "restore") as progress:
         record = p.version.get(version)
         result = p.version.restore(version_num=record.number, dest=to, skip_missed_entities=skip_missing,
-                                   verify=verify, force=force, progress=progress)
+                                   verify=verify, force=force, datasets=dataset or (), classes=class_ or (),
+                                   include=include or (), link=link, lock_timeout=lock_timeout, progress=progress)
     skipped = [{"dataset": s.dataset, "item": s.item, "reason": s.reason} | ({"path": s.path} if s.path else {})
                for s in result.skipped]
     if json_out:
         emit_json({"version": result.version, "target": result.target, "files": result.files,
-                   "bytes": result.bytes, "skipped": skipped})
+                   "bytes": result.bytes, "skipped": skipped, "items": result.items, "datasets": result.datasets,
+                   "selection": None if result.selection.whole else result.selection.to_json(),
+                   "linked_store": result.linked_store, "origin": result.origin})
         return
-    out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}")
+    out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}, "
+              f"{result.items} items")
+    if not result.selection.whole:
+        out.print(f"chosen: {_selection_text(result.selection.to_json())}; datasets restored: "
+                  f"{', '.join(result.datasets) or 'none'}")
+    if result.linked_store:
+        out.print("it shares this store's objects and records where it came from: commit there to continue")
     for s in skipped:
         where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
         err.print(f"skipped {where}: {s['reason']}")
@@ -343,7 +377,7 @@ def gc(
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """Drop objects that no version references; rewrite packs that are mostly dead."""
+    """Drop objects that no version, saved state or linked project needs; rewrite packs that are mostly dead."""
     with _open(project) as p:
         result = p.gc(dry_run=dry_run, grace=grace, lock_timeout=lock_timeout)
     if json_out:
@@ -355,6 +389,12 @@ def gc(
               + ("" if result.dry_run else f" into {result.packs_written}")
               + f"; {result.reachable} objects reachable from {result.roots} roots"
               + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else ""))
+    for linked in result.linked:
+        if linked.state == "gone":
+            verb = "would drop" if result.dry_run else "dropped"
+            out.print(f"{verb} the link to {linked.registration.project}: {linked.reason}", markup=False)
+        else:
+            out.print(f"kept what the linked project {linked.path} needs ({linked.state})", markup=False)
 
 
 @app.command()

@@ -45,7 +45,7 @@ def test_old_versions_restore_and_recommit_to_the_same_manifest(old_stores, name
     project = old_stores / name
     for version in cli("log", "--json", cwd=project).json():
         out = tmp_path / f"v{version['number']}"
-        assert cli("restore", str(version["number"]), "--to", out, "--verify", cwd=project).code == 0
+        assert cli("restore", str(version["number"]), "--to", out, "--verify", "--no-link", cwd=project).code == 0
         if version["number"] == max(v["number"] for v in cli("log", "--json", cwd=project).json()):
             assert tree_bytes(out) == tree_bytes(project)
         assert cli("init", out).code == 0
@@ -79,3 +79,17 @@ def test_tag_edit_and_delete_on_an_old_store_upgrade_its_refs(old_stores, cli, t
     assert cli("edit", "first", "-m", "renamed").code == 0 and cli("show", "first", "--json").json()["title"] == "renamed"
     assert cli("delete", "2", "--yes").code == 0 and [v["number"] for v in cli("log", "--json").json()] == [1]
     assert cli("gc", "--grace", "0").code == 0 and cli("verify").code == 0
+
+
+@pytest.mark.parametrize("name", PROJECTS)
+def test_a_linked_restore_from_an_old_store_gives_it_an_id_and_commits_nothing_new(old_stores, name, cli, tmp_path):
+    project = tmp_path / name
+    shutil.copytree(old_stores / name, project, symlinks=True)
+    assert "id" not in json.loads((project / ".pvc" / "config").read_text())
+    latest = cli("log", "--json", cwd=project).json()[0]
+    assert cli("restore", "latest", "--to", tmp_path / "linked").code == 0
+    store_id = json.loads((project / ".pvc" / "config").read_text())["id"]
+    first = cli("commit", "-m", "continued", "--json", cwd=tmp_path / "linked").json()
+    assert first["manifest"] == latest["manifest"] and first["files_hashed"] == 0
+    assert cli("show", "--json").json()["origin"]["store"] == store_id
+    assert not list((tmp_path / "linked" / ".pvc" / "packs").glob("*.pack"))

@@ -43,8 +43,9 @@ def commit(
     lock_timeout: float = 60.0,
     progress: Progress | None = None,
 ) -> CommitResult:
-    """Version the project directory; the lock is held from the scan to the refs write."""
-    with repo.lock(lock_timeout):
+    """Version the project directory; the lock is held from the scan to the refs write (and, in a restored
+    project, the locks of the stores whose objects it shares: no gc there may drop what this commit relies on)."""
+    with repo.lock_with_sources(lock_timeout):
         repo.clean_tmp()
         store = repo.reopen_store()
         try:
@@ -74,6 +75,7 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
         author=author or default_author(),
         parent=latest.number if latest else None,
         stats=store.get_object(manifest_id, Manifest).stats,
+        origin=None if latest else repo.origin.read(),  # a first version of a restored project says where from
     )
     record = replace(record, id=record_id(record))
     repo.write_versions([*versions, record])

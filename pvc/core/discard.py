@@ -48,14 +48,14 @@ def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0
         report = diff_snapshots(base, working, source=latest.number, target="working")
         restore, remove = _plan(base, working)
         return DiscardResult(False, None, restore, remove, report)
-    with repo.lock(lock_timeout):
+    with repo.lock_with_sources(lock_timeout):  # it stores objects as commit does
         repo.clean_tmp()
         return _switch(repo, bytes.fromhex(latest.manifest), base=latest.number)
 
 
 def undo_discard(repo: Repository, *, lock_timeout: float = 60.0) -> DiscardResult:
     """Bring back the most recent saved state (saving the current one first if it has outstanding changes)."""
-    with repo.lock(lock_timeout):
+    with repo.lock_with_sources(lock_timeout):  # it stores objects as commit does
         repo.clean_tmp()
         states = repo.saved_states.list()
         if not states:

@@ -1,8 +1,10 @@
-"""gc: drop the objects that no version (and no saved state) needs, rewriting packs that are mostly dead.
+"""gc: drop the objects that no version (and no saved state, nor any project restored from this one) needs,
+rewriting packs that are mostly dead.
 
-Under the exclusive repository lock: mark every object reachable from every root (`reach.py`), then let the
-store delete packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order). Deleted
-versions are no roots: what only they reached goes.
+Under the exclusive repository lock: mark every object reachable from every root (`reach.py`) and from every
+linked project (`lineage.py`: their commits hold this lock too, so none runs meanwhile), then let the store delete
+packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order). Deleted versions are
+no roots: what only they reached goes.
 Packs younger than the grace period are never touched, so objects a writer has just published survive even
 where the lock cannot be trusted (a file system that does not honour flock). gc refuses to delete anything
 when a root cannot be walked completely: a damaged tree could name objects that would look unreferenced.
@@ -11,8 +13,9 @@ when a root cannot be walked completely: a damaged tree could name objects that 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pvc.core.lineage import LinkedState, walk_linked
 from pvc.core.reach import Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
 from pvc.store.repository import Repository
@@ -37,13 +40,15 @@ class GcResult:
     bytes_before: int
     bytes_freed: int
     temp_files_removed: int
+    linked: list[LinkedState] = field(default_factory=list)  # projects restored from this store, as gc found them
 
     def to_json(self) -> dict:
         return {"dry_run": self.dry_run, "versions": self.versions, "roots": self.roots, "reachable": self.reachable,
                 "packs": {"before": self.packs_before, "deleted": self.packs_deleted, "rewritten": self.packs_rewritten,
                           "written": self.packs_written, "kept_young": self.packs_kept_young},
                 "objects_dropped": self.objects_dropped, "bytes_before": self.bytes_before,
-                "bytes_freed": self.bytes_freed, "temp_files_removed": self.temp_files_removed}
+                "bytes_freed": self.bytes_freed, "temp_files_removed": self.temp_files_removed,
+                "linked": [s.to_json() for s in self.linked]}
 
 
 def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE, lock_timeout: float = 60.0,
@@ -60,7 +65,8 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
                 d = damage[0]
                 raise CorruptObject(f"gc refuses to run: {d.root} cannot be walked ({d.kind} {d.oid.hex()}: {d.what}); "
                                     f"nothing was deleted (run `pvc verify`)")
-        plan = store.plan_repack(walker.reached, keep_newer_than=(time.time() if now is None else now) - grace)
+        needed, linked = walk_linked(repo, drop=not dry_run)
+        plan = store.plan_repack(walker.reached | needed, keep_newer_than=(time.time() if now is None else now) - grace)
         written, leftovers = 0, 0
         if not dry_run:
             repo.clean_tmp()
@@ -70,4 +76,4 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
             written = store.repack(plan)
     return GcResult(dry_run, len(versions), len(roots), len(walker.reached), len(plan.packs), len(plan.delete),
                     len(plan.rewrite), written, len(plan.young), plan.objects_dropped,
-                    sum(u.size for u in plan.packs), plan.bytes_freed, leftovers)
+                    sum(u.size for u in plan.packs), plan.bytes_freed, leftovers, linked)

@@ -1,9 +1,13 @@
-"""restore: materialise a version as a new project directory, byte for byte.
+"""restore: materialise a version (or part of it, pvc/core/selection.py) as a new project directory, byte for byte.
 
 The plan (every file and the object it needs) is checked first; files are written in parallel into a
 temporary sibling of the target, each one hashed as it is written, and the directory is renamed into
 place at the end. So the target either appears complete or does not appear; with `skip_missing`, an item
 whose objects are missing or corrupt is left out as a whole (media, annotation, companions) and reported.
+
+With `link` (the default) the new project gets a `.pvc/` of its own linked to this store (pvc/core/lineage.py)
+and a stat cache that knows every file written (pvc/core/capture/seed.py): it can commit at once, and its first
+commit reads nothing that was restored unchanged and stores only what this store lacks.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pvc.core.capture.seed import seed_stat_cache
+from pvc.core.lineage import link_new_project, unlink_new_project
+from pvc.core.selection import Selection, plan_restore
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.store.refs import VersionRecord
@@ -41,6 +48,11 @@ class RestoreResult:
     files: int
     bytes: int
     skipped: list[Skipped] = field(default_factory=list)
+    selection: Selection = Selection()
+    datasets: list[str] = field(default_factory=list)  # the datasets restored (nested ones too)
+    items: int = 0  # items restored
+    linked_store: str | None = None  # the new project's store id, when it is linked to this store
+    origin: dict | None = None  # what the new project's first version will say it came from
 
 
 def restore(
@@ -48,15 +60,20 @@ def restore(
     record: VersionRecord,
     dest: Path,
     *,
+    selection: Selection = Selection(),
+    link: bool = True,
     skip_missing: bool = False,
     verify: bool = False,
     force: bool = False,
+    lock_timeout: float = 60.0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RestoreResult:
-    """Write version `record` to `dest`; see the module docstring for the guarantees."""
+    """Write version `record` (the part `selection` keeps) to `dest`; see the module docstring for the guarantees."""
     dest = _check_target(repo, dest, force)
     store = repo.store
-    plan = list(Snapshot(store, bytes.fromhex(record.manifest)).files())
+    snap = Snapshot(store, bytes.fromhex(record.manifest))
+    chosen = plan_restore(snap, selection)
+    plan = chosen.files
     _check_paths(plan)
     bad = _find_bad_objects(store, plan, verify)
     if bad and not skip_missing:
@@ -64,19 +81,34 @@ def restore(
     skipped, plan = _drop_bad(plan, bad)
     staging = dest.parent / f".{dest.name}.pvc-restore-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
+    linked, link_info = None, (None, None)
     try:
+        if link:
+            linked = link_new_project(repo, record, staging, dest, selection, lock_timeout=lock_timeout)
         failed = _write_all(store, plan, staging, progress)
         if failed and not skip_missing:
             raise _plan_error(plan, failed)
         _remove_files(staging, _entries_of(plan, failed))
         more_skipped, plan = _drop_bad(plan, failed)
         skipped += more_skipped
+        for folder in chosen.empty_folders:  # a chosen dataset left with no item still looks like a dataset
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+        if linked is not None:
+            seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
+            link_info = (linked.store_id, linked.origin.read())
         os.sync()
         _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if linked is not None:
+            unlink_new_project(repo, linked)
         raise
-    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped)
+    finally:
+        if linked is not None:
+            linked.close()
+    items = {(e.dataset, e.item) for e in plan if e.item is not None}
+    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped, selection,
+                         chosen.datasets, len(items), *link_info)
 
 
 def _check_target(repo: Repository, dest: Path, force: bool) -> Path:
