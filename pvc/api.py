@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pvc.core import inspect
 from pvc.core.commit import CommitResult, commit
@@ -42,6 +42,9 @@ from pvc.core.when import parse_duration, parse_moment
 from pvc.errors import UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
+
+if TYPE_CHECKING:
+    from pvc.core.graph import Lineage
 
 __all__ = ["Project", "VersionApi", "UNCHANGED"]
 
@@ -98,6 +101,20 @@ class Project:
     def tags_of(self, number: int) -> list[str]:
         """The tags of version `number`."""
         return tags_by_version(self._repo.refs.read()).get(number, [])
+
+    def graph(self) -> Lineage:
+        """The versions of this project and of every project linked to it (restored from it, or it from them)."""
+        from pvc.core.graph import lineage  # imported on first use, as graphview: only `pvc graph` needs them
+
+        return lineage(self._repo)
+
+    def graph_text(self, fmt: str = "mermaid") -> str:
+        """The lineage graph as Mermaid, DOT, or a self-contained HTML page."""
+        from pvc.core.graphview import FORMATS, render
+
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown graph format {fmt!r} (formats: {', '.join(FORMATS)})")
+        return render(self.graph(), fmt, title=f"pvc lineage of {self.path.name}")
 
     def prune(self, *, keep_last: int | None = None, keep_tagged: bool = False, keep_within: str | float | None = None,
               dry_run: bool = False, lock_timeout: float = 60.0) -> PruneResult:

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pvc import __version__, output
-from pvc.commands import versions
+from pvc.commands import lineage, versions
 from pvc.commands.common import JsonOpt, LockTimeoutOpt, ProjectOpt, VersionArg
 from pvc.commands.common import open_project as _open
 from pvc.commands.common import read_description as _read_description
@@ -415,6 +415,7 @@ def unlock(
 
 
 app.add_typer(versions.app)  # tag, edit, delete, prune
+app.add_typer(lineage.app)  # graph
 
 repair_app = typer.Typer(help="Recover from a damaged index or refs file (see docs/reliability.md).", no_args_is_help=True)
 app.add_typer(repair_app, name="repair")

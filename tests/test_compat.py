@@ -93,3 +93,4 @@ def test_a_linked_restore_from_an_old_store_gives_it_an_id_and_commits_nothing_n
     assert first["manifest"] == latest["manifest"] and first["files_hashed"] == 0
     assert cli("show", "--json").json()["origin"]["store"] == store_id
     assert not list((tmp_path / "linked" / ".pvc" / "packs").glob("*.pack"))
+    assert len(cli("graph", "--json", cwd=project).json()["projects"]) == 2
