@@ -35,9 +35,10 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 # The long versions of the reliability battery (docs/reliability.md): 200 kills each of commit and gc, 4 x 25
-# concurrent commits, 500 byte flips, 2000 fuzz examples per decoder. Each test prints a BATTERY summary line.
+# concurrent commits, 500 byte flips, 2000 fuzz examples per decoder, 600 crafted versions through every read
+# command. Each battery test prints a BATTERY summary line.
 soak: $(STAMP)
-	PVC_SOAK=1 $(BIN)/python -m pytest -s --durations=0 tests/test_battery.py tests/test_hostile.py
+	PVC_SOAK=1 $(BIN)/python -m pytest -s --durations=0 tests/test_battery.py tests/test_hostile.py tests/test_fuzz_commands.py
 
 bench: $(STAMP)
 	BENCH_ITEMS=$(BENCH_ITEMS) $(BIN)/python -m bench
@@ -47,7 +48,8 @@ bench-peers: $(STAMP)
 	command -v restic >/dev/null || $(SUDO) apt-get install -y restic || \
 	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y restic; }
 	test -x $(PEERS_VENV)/bin/dvc || { $(PYTHON) -m venv $(PEERS_VENV) && \
-	  $(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip && $(PEERS_VENV)/bin/python -m pip install --quiet dvc; }
+	  $(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip; }
+	$(PEERS_VENV)/bin/python -c 'import dvc_s3' 2>/dev/null || $(PEERS_VENV)/bin/python -m pip install --quiet 'dvc[s3]'  # S3 remotes
 	BENCH_ITEMS=$(BENCH_ITEMS) BENCH_PEERS=1 $(BIN)/python -m bench
 
 clean:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data import listing, mutate, tree_bytes
+from bench.data import listing, mutate, mutate_jpeg, tree_bytes
 from bench.proc import Measurement, Runner, run_checked, stderr_log
 
 __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
@@ -20,7 +20,8 @@ __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HASHFLOOR = Path(__file__).resolve().parent / "hashfloor.py"
 PEERS_VENV = REPO_ROOT / "bench" / ".peers-venv"
-ALL_SCENARIOS = ("cli", "images", "bigfile", "video", "volume", "log")
+ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "remote")
+JPEG_PROFILE = ("jpeg",)  # scenarios on the JPEG-only profile (bench/data.py: jpeg_project)
 
 
 def _env(name: str, default: str) -> str:
@@ -38,12 +39,14 @@ class Config:
     datasets: int
     seed: int
     reps: int
+    restore_reps: int  # restores of the image profiles: their spread matters (issue 13 asks for >= 5)
     bigfile_mb: int
     videos: int
     video_frames: int
     volume_mb: int
     log_versions: int
     lost_fraction: float
+    tiny: bool  # the JPEG-only profile with 28-52 px images (100k-item runs)
     peers: str  # auto: use restic/DVC when present; 0: never; 1: required
     keep: bool
     scenarios: tuple[str, ...]
@@ -58,10 +61,10 @@ class Config:
             raise SystemExit(f"BENCH_SCENARIOS: unknown {sorted(unknown)}; known: {', '.join(ALL_SCENARIOS)}")
         return cls(
             items=_env_int("BENCH_ITEMS", 5000), datasets=_env_int("BENCH_DATASETS", 4), seed=_env_int("BENCH_SEED", 0),
-            reps=max(1, _env_int("BENCH_REPS", 3)), bigfile_mb=_env_int("BENCH_BIGFILE_MB", 256),
+            reps=max(1, _env_int("BENCH_REPS", 3)), restore_reps=max(1, _env_int("BENCH_RESTORE_REPS", 5)), bigfile_mb=_env_int("BENCH_BIGFILE_MB", 256),
             videos=_env_int("BENCH_VIDEOS", 3), video_frames=_env_int("BENCH_VIDEO_FRAMES", 150),
             volume_mb=_env_int("BENCH_VOLUME_MB", 64), log_versions=_env_int("BENCH_LOG_VERSIONS", 300),
-            lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")),
+            lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")), tiny=_env("BENCH_TINY", "0") == "1",
             peers=_env("BENCH_PEERS", "auto"), keep=_env("BENCH_KEEP", "0") == "1", scenarios=scenarios,
             work=Path(_env("BENCH_WORK", str(REPO_ROOT / "bench" / "work"))).resolve(),
             results=Path(_env("BENCH_RESULTS", str(REPO_ROOT / "bench" / "results"))).resolve(),
@@ -94,7 +97,7 @@ class Bench:
         self.sizes: list[dict[str, Any]] = []
         self.facts: dict[str, dict[str, Any]] = {}
         self.skipped: list[str] = []
-        self._mutation: dict[str, list[str]] | None = None
+        self._mutations: dict[str, dict[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ tools
 
@@ -153,16 +156,21 @@ class Bench:
         (self.work / "out").mkdir(parents=True, exist_ok=True)
         return self.work / "out" / name
 
-    def mutate(self, scenario: str, root: Path) -> None:
-        """Apply the labelling session; every tool's copy must change the same way."""
-        changes = mutate(root, seed=self.cfg.seed + 1)
-        if self._mutation is None:
-            self._mutation = changes
+    def mutate(self, scenario: str, root: Path) -> dict[str, list[str]]:
+        """Apply the scenario's labelling session; every tool's copy must change the same way."""
+        if scenario in JPEG_PROFILE:
+            changes = mutate_jpeg(root, seed=self.cfg.seed + 1, tiny=self.cfg.tiny)
+        else:
+            changes = mutate(root, seed=self.cfg.seed + 1)
+        first = self._mutations.setdefault(scenario, changes)
+        if first is changes:
             v2 = listing(root, skip=frozenset({".pvc"}))
             self.fact(scenario, edited=len(changes["edited"]), added_files=len(changes["added"]),
-                      deleted_files=len(changes["deleted"]), files_v2=len(v2), bytes_v2=sum(v2.values()))
-        elif changes != self._mutation:
+                      deleted_files=len(changes["deleted"]), files_v2=len(v2), bytes_v2=sum(v2.values()),
+                      changed_bytes=sum((root / p).stat().st_size for p in changes["edited"] + changes["added"]))
+        elif changes != first:
             raise RuntimeError(f"the mutation of {root} differs from the first copy's")
+        return changes
 
     @staticmethod
     def check_tree(root: Path, expected: dict[str, int], skip: frozenset[str] = frozenset()) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pvc.sample import make_image_project, mutate_image_project
 
-__all__ = ["image_project", "mutate", "video_project", "volume_project", "big_file", "edit_in_place",
+__all__ = ["image_project", "mutate", "jpeg_project", "mutate_jpeg", "video_project", "volume_project", "big_file", "edit_in_place",
            "listing", "tree_bytes", "copy_tree", "remove", "Snapshot"]
 
 EDIT, ADD, DELETE = 0.01, 0.01, 0.005
@@ -28,6 +28,95 @@ def image_project(root: Path, items: int, datasets: int, seed: int) -> Path:
 def mutate(root: Path, seed: int) -> dict[str, list[str]]:
     """A labelling session: edit 1% of annotations, add 1% items, delete 0.5% (deterministic per tree)."""
     return mutate_image_project(root, seed=seed, edit=EDIT, add=ADD, delete=DELETE)
+
+
+# --------------------------------------------------------------------------- the JPEG-only profile
+
+
+def jpeg_project(root: Path, items: int, datasets: int, seed: int, tiny: bool = False) -> Path:
+    """The second profile, unlike pvc.sample's: JPEG-only items (gradient + noise at quality 90, ~16-62 KB), one
+    annotation JSON per image with 1-10 polygons and rectangles (~0.7-4.6 KB), flat datasets, no companions.
+    `tiny`: 28-52 px images (~1-2 KB), for runs of 100k items and more that measure per-item costs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    _write_json(root / "meta.json", {"classes": [
+        {"title": t, "shape": shape, "color": c, "geometry_config": {}, "id": 9001 + i, "hotkey": "", "description": ""}
+        for i, (t, shape, c) in enumerate((("car", "rectangle", "#E53935"), ("road", "polygon", "#43A047"),
+                                           ("sign", "rectangle", "#1E88E5"), ("tree", "polygon", "#8E24AA")))],
+        "tags": [], "projectType": "images"})
+    for k in range(items):
+        _jpeg_item(rng, root / f"ds{k % datasets}", f"frame_{k:07d}.jpg", tiny)
+    return root
+
+
+def _jpeg_item(rng, ds: Path, name: str, tiny: bool) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    w = int(rng.integers(28, 52)) if tiny else int(rng.integers(280, 520))
+    h = int(w * rng.uniform(0.6, 0.8))
+    yy, xx = np.mgrid[0:h, 0:w]
+    a, b = rng.uniform(0.2, 1.0, 2)
+    base = (xx * a * 255 / w + yy * b * 255 / h) % 256
+    pixels = np.clip(base[..., None] * np.array([1.0, 0.8, 0.6]) + rng.normal(0, 9, (h, w, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    (ds / "img").mkdir(parents=True, exist_ok=True)
+    (ds / "img" / name).write_bytes(buf.getvalue())
+    _write_json(ds / "ann" / f"{name}.json", _jpeg_annotation(rng, w, h))
+
+
+def _jpeg_annotation(rng, w: int, h: int) -> dict:
+    objects = []
+    for i in range(int(rng.integers(1, 11))):
+        if rng.random() < 0.5:
+            x0, y0 = int(rng.integers(0, max(1, w - 20))), int(rng.integers(0, max(1, h - 20)))
+            geometry = {"points": {"exterior": [[x0, y0], [x0 + int(rng.integers(10, 200)), y0 + int(rng.integers(10, 120))]],
+                                   "interior": []}}
+            cls, shape = ("car", "rectangle") if rng.random() < 0.6 else ("sign", "rectangle")
+        else:
+            n = int(rng.integers(4, 14))
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            ring = [[int(cx + rng.uniform(-60, 60)), int(cy + rng.uniform(-60, 60))] for _ in range(n)]
+            geometry = {"points": {"exterior": ring, "interior": []}}
+            cls, shape = ("road", "polygon") if rng.random() < 0.5 else ("tree", "polygon")
+        objects.append({"id": int(rng.integers(10**8, 10**9)), "classId": 0, "classTitle": cls, "geometryType": shape,
+                        "labelerLogin": "annotator", "createdAt": "2026-11-20T10:00:00.000Z",
+                        "updatedAt": "2026-11-20T10:00:00.000Z", "description": "", "tags": [], **geometry})
+    return {"description": "", "tags": [], "size": {"height": h, "width": w}, "objects": objects}
+
+
+def mutate_jpeg(root: Path, seed: int, tiny: bool = False) -> dict[str, list[str]]:
+    """The profile's labelling session: 1% of annotations rewritten, 1% items added, 0.5% deleted."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    anns = sorted(root.glob("ds*/ann/*.json"))
+    n = len(anns)
+    picked = [anns[i] for i in rng.choice(n, size=max(1, round(0.015 * n)), replace=False)]
+    cut = max(1, round(0.01 * n))
+    edited, deleted, added = [], [], []
+    for ann in picked[:cut]:
+        doc = json.loads(ann.read_text())
+        doc["objects"] = _jpeg_annotation(rng, doc["size"]["width"], doc["size"]["height"])["objects"]
+        _write_json(ann, doc)
+        edited.append(ann)
+    for ann in picked[cut:]:
+        image = ann.parent.parent / "img" / ann.name[: -len(".json")]
+        ann.unlink()
+        image.unlink()
+        deleted += [ann, image]
+    datasets = sorted({a.parent.parent for a in anns})
+    for k in range(max(1, round(0.01 * n))):
+        ds = datasets[k % len(datasets)]
+        name = f"added_{seed}_{k:06d}.jpg"
+        _jpeg_item(rng, ds, name, tiny)
+        added += [ds / "img" / name, ds / "ann" / f"{name}.json"]
+    return {key: sorted(p.relative_to(root).as_posix() for p in paths)
+            for key, paths in (("edited", edited), ("added", added), ("deleted", deleted))}
 
 
 # --------------------------------------------------------------------------- video

@@ -82,6 +82,44 @@ _LARGE_ROWS = [
 ]
 
 
+_REMOTE_ROWS = [
+    ("remote", "push_v1", "push v1 to an empty remote", [
+        ("remote", "push_v1", "restic", "restic backup to s3:"), ("remote", "push_v1", "dvc", "dvc push")]),
+    ("remote", "push_nothing", "push again (nothing new)", []),
+    ("remote", "push_change", "push after the 1% change", [
+        ("remote", "push_change", "restic", "restic backup after the change (parent snapshot)")]),
+    ("remote", "clone_restore", "clone + check out v1 into an empty dir", [
+        ("remote", "clone_restore", "restic", "restic restore from s3:"),
+        ("remote", "clone_restore", "dvc", "dvc pull (empty workspace and cache)")]),
+    ("remote", "restore_remote", "restore v1 --remote URL (no project)", [
+        ("remote", "clone_restore", "restic", "restic restore from s3:")]),
+    ("remote", "clone_one_dataset", "clone one dataset of the version", [
+        ("remote", "clone_restore", "pvc", "pvc clone of the whole version")]),
+]
+
+
+def _remote_facts(b: Bench) -> list[str]:
+    f = b.facts.get("remote", {})
+    if not f:
+        return []
+    mb = lambda v: f"{v / 1e6:.1f} MB" if isinstance(v, (int, float)) else "-"
+    lines = [f"Remote: moto's S3 server on {f.get('endpoint')} (in the harness process), {f.get('items')} items, "
+             f"{f.get('files_v1')} files, {mb(f.get('bytes_v1'))}.", "",
+             "| what | bytes | requests |", "|---|---|---|",
+             f"| pvc push v1: sent | {mb(f.get('push_v1_bytes_sent'))} | {f.get('push_v1_requests', '-')} |",
+             f"| pvc push again: sent | {f.get('second_push_bytes_sent', '-')} B | {f.get('second_push_requests', '-')} |",
+             f"| the 1% change: bytes of the changed and added files | {mb(f.get('changed_bytes'))} | |",
+             f"| pvc push after the change: sent | {mb(f.get('push_change_bytes_sent'))} | {f.get('push_change_requests', '-')} |",
+             f"| pvc clone + check out v1: received | {mb(f.get('clone_bytes_received'))} | {f.get('clone_requests', '-')} |",
+             f"| pvc clone of dataset {f.get('dataset_cloned')!r} only: received | {mb(f.get('clone_dataset_bytes_received'))} | "
+             f"{f.get('clone_dataset_requests', '-')} |"]
+    for key, what in (("restic_v1_data_added", "restic backup v1: data added"),
+                      ("restic_v2_data_added", "restic backup after the change: data added")):
+        if key in f:
+            lines.append(f"| {what} | {mb(f[key])} | |")
+    return lines
+
+
 def _version(argv: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -183,10 +221,17 @@ def _rows(b: Bench, spec: list, fmt: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _profile_rows(scenario: str) -> list:
+    """The image-project rows for another profile's scenario (the CLI start row stays with the first)."""
+    return [(scenario if s == "images" else s, op, label, [(scenario if bs == "images" else bs, bop, tool, bl)
+                                                          for bs, bop, tool, bl in baselines])
+            for s, op, label, baselines in _IMAGE_ROWS if s == "images"]
+
+
 def _sizes(b: Bench) -> list[str]:
     lines = ["| project | tool | store after v1 | / project bytes v1 | store after v2 | / project bytes v2 |",
              "|---|---|---|---|---|---|"]
-    for scenario in ("images", "bigfile", "video", "volume"):
+    for scenario in ("images", "jpeg", "bigfile", "video", "volume"):
         facts = b.facts.get(scenario, {})
         v1 = facts.get("bytes_v1") or (facts.get("file_mb", 0) << 20)
         v2 = facts.get("bytes_v2") or v1
@@ -200,11 +245,11 @@ def _sizes(b: Bench) -> list[str]:
     return lines
 
 
-def _targets(b: Bench) -> list[str]:
+def _targets(b: Bench, profile: str = "images") -> list[str]:
     """The issue's targets (stated for 20k items), checked against this run."""
     rows: list[tuple[str, str, float | None, float]] = []
 
-    def ratio(op: str, tool: str, bop: str, target: float, what: str, scenario: str = "images") -> None:
+    def ratio(op: str, tool: str, bop: str, target: float, what: str, scenario: str = profile) -> None:
         m, bm = b.find(scenario, op, "pvc"), b.find(scenario, bop, tool)
         rows.append((what, f"≤ {target}×", m.median / bm.median if m and bm else None, target))
 
@@ -219,9 +264,15 @@ def _targets(b: Bench) -> list[str]:
     ratio("change_commit", "git", "change_commit", 1.0, "1% change commit / git add+commit")
     ratio("restore", "restic", "restore", 1.0, "restore v1 / restic restore")
     ratio("restore", "git", "restore", 0.7, "restore v1 / git worktree add")
-    s1, v1 = b.find_size("images", "store_v1", "pvc"), b.facts.get("images", {}).get("bytes_v1")
+    s1, v1 = b.find_size(profile, "store_v1", "pvc"), b.facts.get(profile, {}).get("bytes_v1")
     rows.append(("store after v1 / project bytes", "≤ 0.96×", s1 / v1 if s1 and v1 else None, 0.96))
-    m = b.find("images", "first_commit", "pvc")
+    smallest = min((x for x in (b.find_size(profile, "store_v1", "git"), b.find_size(profile, "store_v1", "restic")) if x),
+                   default=None)
+    rows.append(("store after v1 / the smaller of .git and the restic repo", "≤ 0.99×",
+                 s1 / smallest if s1 and smallest else None, 0.99))
+    if b.find(profile, "status_dirty", "pvc") and b.find(profile, "status_dirty", "git"):
+        ratio("status_dirty", "git", "status_dirty", 3.0, "status after the 1% change / git status")
+    m = b.find(profile, "first_commit", "pvc")
     absolute(m.rss_mb * 2**20 / 1e6 if m else None, 150, "peak RSS, first commit", "MB")
     added = b.facts.get("bigfile", {}).get("pvc_new_store_bytes")
     absolute(added / 2**20 if added is not None else None, 3, f"new store data after 1 MiB edit in {b.cfg.bigfile_mb} MiB", "MiB")
@@ -237,6 +288,31 @@ def _targets(b: Bench) -> list[str]:
             lines.append(f"| {what} | {bound} | not measured | – |")
         else:
             lines.append(f"| {what} | {bound} | {value:.3g} | {'yes' if value <= target else '**no**'} |")
+    return lines
+
+
+def _remote_targets(b: Bench) -> list[str]:
+    f = b.facts.get("remote", {})
+    rows = []
+
+    def ratio(op: str, tool: str, bop: str, bound: float, what: str) -> None:
+        m, bm = b.find("remote", op, "pvc"), b.find("remote", bop, tool)
+        rows.append((what, bound, m.median / bm.median if m and bm else None))
+
+    ratio("push_v1", "restic", "push_v1", 0.5, "push v1 / restic backup")
+    ratio("push_v1", "dvc", "push_v1", 0.1, "push v1 / dvc push")
+    ratio("push_change", "restic", "push_change", 1.0, "push after the 1% change / restic backup")
+    ratio("clone_restore", "restic", "clone_restore", 1.0, "clone + restore v1 / restic restore")
+    sent, changed = f.get("push_change_bytes_sent"), f.get("changed_bytes")
+    rows.append(("bytes sent by the change push / changed bytes", 1.5, sent / changed if sent and changed else None))
+    part, whole = f.get("clone_dataset_bytes_received"), f.get("clone_bytes_received")
+    rows.append(("bytes of a one-dataset clone / whole clone", 0.3, part / whole if part and whole else None))
+    m = b.find("remote", "push_v1", "pvc")
+    rows.append(("peak RSS of push v1, MB", 150, m.rss_mb * 2**20 / 1e6 if m else None))
+    lines = ["| target | bound | measured | met |", "|---|---|---|---|"]
+    for what, bound, value in rows:
+        lines.append(f"| {what} | ≤ {bound} | not measured | – |" if value is None else
+                     f"| {what} | ≤ {bound} | {value:.3g} | {'yes' if value <= bound else '**no**'} |")
     return lines
 
 
@@ -262,7 +338,14 @@ def to_markdown(b: Bench, machine: dict[str, Any], runtime_s: float) -> str:
                    f"on {machine['nproc']} CPUs (anything above ~1 means other work shared the machine)")
     if b.skipped:
         out.append(f"- not measured: {'; '.join(b.skipped)}")
-    out += ["", "## Image project", "", *_rows(b, _IMAGE_ROWS, fmt), "", "## Store size", "", *_sizes(b)]
+    out += ["", "## Image project (pvc.sample profile)", "", *_rows(b, _IMAGE_ROWS, fmt)]
+    jpeg = b.facts.get("jpeg")
+    if jpeg:
+        out += ["", f"## Image project (JPEG-only profile: {jpeg.get('items')} items, {jpeg.get('files_v1')} files, "
+                f"{jpeg.get('bytes_v1', 0) / 1e6:.1f} MB; change: {jpeg.get('edited')} annotations rewritten, "
+                f"{jpeg.get('added_files')} files added, {jpeg.get('deleted_files')} deleted)", "",
+                *_rows(b, _profile_rows("jpeg"), fmt)]
+    out += ["", "## Store size", "", *_sizes(b)]
     large = _rows(b, _LARGE_ROWS, fmt)
     if len(large) > 2:
         big = b.facts.get("bigfile", {})
@@ -276,5 +359,12 @@ def to_markdown(b: Bench, machine: dict[str, Any], runtime_s: float) -> str:
             f = b.facts.get(s)
             if f:
                 out.append(f"{s.capitalize()} project: {f['files']} files, {f['bytes_v1'] / 1e6:.1f} MB.")
-    out += ["", "## Targets (issue 5; stated for 20k items)", "", *_targets(b), ""]
+    remote = _rows(b, _REMOTE_ROWS, fmt)
+    if len(remote) > 2:
+        out += ["", "## Remote (S3 protocol, loopback)", "", *remote, "", *_remote_facts(b)]
+    out += ["", "## Targets (issues 5 and 13; stated for 20k items), pvc.sample profile", "", *_targets(b), ""]
+    if jpeg:
+        out += ["## Targets, JPEG-only profile", "", *_targets(b, "jpeg"), ""]
+    if b.facts.get("remote"):
+        out += ["## Remote targets (issue 10; stated for 20k items)", "", *_remote_targets(b), ""]
     return "\n".join(out)

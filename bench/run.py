@@ -3,12 +3,14 @@
     BENCH_ITEMS=5000        image project items (20000 and 100000 work too)
     BENCH_DATASETS=4        top-level datasets (plus one nested)
     BENCH_REPS=3            repetitions of every timed operation
+    BENCH_RESTORE_REPS=5    repetitions of the image profiles' restores (pvc, cp -a, git, restic)
     BENCH_BIGFILE_MB=256    the big file (1024 for the 1 GiB case; 0 skips it)
     BENCH_VIDEOS=3          PyAV-encoded videos (0 skips), BENCH_VIDEO_FRAMES=150 frames each
     BENCH_VOLUME_MB=64      NRRD volumes, total MiB (0 skips; a few hundred for the large-file path)
     BENCH_LOG_VERSIONS=300  versions for the `pvc log` timing (0 skips; the target is stated for 1000)
     BENCH_PEERS=auto        restic / DVC (bench/.peers-venv) when installed; 0 never; 1 required
-    BENCH_SCENARIOS=cli,images,bigfile,video,volume,log
+    BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,remote   (jpeg: the JPEG-only profile)
+    BENCH_TINY=1            the JPEG-only profile with 28-52 px images (for BENCH_ITEMS=100000)
     BENCH_LOST_FRACTION=0.05 share of v1's media blobs lost before `restore --skip-missing`
     BENCH_KEEP=1            keep the work directory under bench/work/
     BENCH_SEED=0
@@ -31,6 +33,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import scenarios  # noqa: E402
+from bench.remote import remote  # noqa: E402
 from bench.bench import Bench, Config  # noqa: E402
 from bench.data import remove  # noqa: E402
 from bench.report import machine_facts, to_json, to_markdown  # noqa: E402
@@ -38,10 +41,12 @@ from bench.report import machine_facts, to_json, to_markdown  # noqa: E402
 STEPS = {
     "cli": (scenarios.cli_start, lambda c: True),
     "images": (scenarios.images, lambda c: c.items > 0),
+    "jpeg": (scenarios.jpeg, lambda c: c.items > 0),
     "bigfile": (scenarios.bigfile, lambda c: c.bigfile_mb > 0),
     "video": (scenarios.video, lambda c: c.videos > 0),
     "volume": (scenarios.volume, lambda c: c.volume_mb > 0),
     "log": (scenarios.log_versions, lambda c: c.log_versions > 0),
+    "remote": (remote, lambda c: c.items > 0),
 }
 
 

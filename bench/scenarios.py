@@ -15,11 +15,11 @@ from pathlib import Path
 
 from bench.bench import HASHFLOOR, Bench
 from bench.damage import drop_media_objects
-from bench.data import (Snapshot, big_file, copy_tree, edit_in_place, image_project, listing, remove,
+from bench.data import (Snapshot, big_file, copy_tree, edit_in_place, image_project, jpeg_project, listing, remove,
                         video_project, volume_project)
 from bench.proc import run_checked
 
-__all__ = ["cli_start", "images", "bigfile", "video", "volume", "log_versions"]
+__all__ = ["cli_start", "images", "jpeg", "bigfile", "video", "volume", "log_versions"]
 
 EDIT_BYTES = 1 << 20
 
@@ -73,7 +73,7 @@ def floors(b: Bench, scenario: str, src: Path, expected: dict[str, int]) -> None
     """`cp -a` (the restore floor) and read + blake3 of every file (the commit floor)."""
     out = b.out(f"{scenario}-cp")
     b.measure(scenario, "restore", "cp -a", ["cp", "-a", src, out], setup=lambda i: remove(out),
-              after=_checked_restore(out, expected))
+              after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     # pvc restore ends with a sync (durable before the rename); this floor pays for the same flush
     b.measure(scenario, "restore", "cp -a + sync", ["sh", "-c", 'cp -a "$0" "$1" && sync', src, out],
               setup=lambda i: remove(out))
@@ -85,27 +85,37 @@ def floors(b: Bench, scenario: str, src: Path, expected: dict[str, int]) -> None
 
 
 def images(b: Bench) -> None:
-    s, w = "images", b.work / "images"
+    """The pvc.sample profile: noise JPEG/PNG items with companions, extras and a nested dataset."""
+    _image_scenario(b, "images", image_project)
+
+
+def jpeg(b: Bench) -> None:
+    """The second profile: JPEG-only items, annotations only, flat datasets (bench/data.py: jpeg_project)."""
+    _image_scenario(b, "jpeg", lambda root, items, datasets, seed: jpeg_project(root, items, datasets, seed, b.cfg.tiny))
+
+
+def _image_scenario(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> None:
+    w = b.work / s
     v1 = w / "v1"
     t = time.perf_counter()
-    image_project(v1, b.cfg.items, b.cfg.datasets, b.cfg.seed)
+    make(v1, b.cfg.items, b.cfg.datasets, b.cfg.seed)
     expected = listing(v1)
     b.fact(s, items=b.cfg.items, datasets=b.cfg.datasets, files_v1=len(expected), bytes_v1=sum(expected.values()),
            generate_s=round(time.perf_counter() - t, 1))
-    b.log(f"images: generated {b.cfg.items} items, {len(expected)} files, {sum(expected.values()) / 1e6:.1f} MB "
+    b.log(f"{s}: generated {b.cfg.items} items, {len(expected)} files, {sum(expected.values()) / 1e6:.1f} MB "
           f"in {time.perf_counter() - t:.1f}s")
     floors(b, s, v1, expected)
-    _pvc_images(b, w, v1, expected)
-    _git_images(b, w, v1, expected)
+    _pvc_images(b, s, w, v1, expected)
+    _git_images(b, s, w, v1, expected)
     if b.restic:
-        _restic_images(b, w, v1, expected)
+        _restic_images(b, s, w, v1, expected)
     if b.dvc:
-        _dvc_images(b, w, v1, expected)
+        _dvc_images(b, s, w, v1, expected)
     remove(w)
 
 
-def _pvc_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
-    s, pvc = "images", b.pvc
+def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
+    pvc = b.pvc
     proj = copy_tree(v1, w / "pvc")
     store = proj / ".pvc"
 
@@ -128,9 +138,9 @@ def _pvc_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
     _optional(b, s, "diff", "diff", [*pvc, "diff", "1", "2", "--json"], proj)
     out = b.out("images-pvc")
     b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"], cwd=proj,
-              setup=lambda i: remove(out), after=_checked_restore(out, expected))
+              setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     remove(out)
-    _pvc_skip_missing(b, w, proj, out)
+    _pvc_skip_missing(b, s, w, proj, out)
     remove(proj)
 
 
@@ -141,9 +151,9 @@ def _optional(b: Bench, s: str, op: str, command: str, argv: list, cwd: Path) ->
         b.skip(s, op, f"no `pvc {command}` yet")
 
 
-def _pvc_skip_missing(b: Bench, w: Path, proj: Path, out: Path) -> None:
+def _pvc_skip_missing(b: Bench, s: str, w: Path, proj: Path, out: Path) -> None:
     """Restore v1 from a copy of the store that lost the media blobs of ~5% of v1's items."""
-    s, damaged = "images", w / "pvc-damaged"
+    damaged = w / "pvc-damaged"
     damaged.mkdir()
     copy_tree(proj / ".pvc", damaged / ".pvc")
     lost = drop_media_objects(damaged, run_checked([*b.pvc, "ls", "1", "--json"], cwd=proj, env=b.env),
@@ -161,8 +171,8 @@ def _pvc_skip_missing(b: Bench, w: Path, proj: Path, out: Path) -> None:
     remove(damaged)
 
 
-def _git_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
-    s, env = "images", b.git_env
+def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
+    env = b.git_env
     proj = copy_tree(v1, w / "git")
     dot_git = proj / ".git"
     commit = ["sh", "-c", 'git add -A && git commit -q -m "$0"']
@@ -193,13 +203,12 @@ def _git_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
         run_checked(["git", "worktree", "prune"], cwd=proj, env=env)
 
     b.measure(s, "restore", "git", ["git", "worktree", "add", "--detach", out, "v1"], cwd=proj, env=env,
-              setup=clear, after=_checked_restore(out, expected, frozenset({".git"})))
+              setup=clear, reps=b.cfg.restore_reps, after=_checked_restore(out, expected, frozenset({".git"})))
     remove(out)
     remove(proj)
 
 
-def _restic_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
-    s = "images"
+def _restic_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
     proj = copy_tree(v1, w / "restic-src")
     repo, cache = w / "restic-repo", w / "restic-cache"
     env = _restic_env(repo, cache)
@@ -221,7 +230,7 @@ def _restic_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> Non
     if "v1" in snapshots:
         out = b.out("images-restic")
         b.measure(s, "restore", "restic", [b.restic, "restore", snapshots["v1"], "--target", out], env=env,
-                  setup=lambda i: remove(out), after=_checked_restore(out, expected))
+                  setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
         remove(out)
     for path in (proj, repo, cache):
         remove(path)
@@ -246,9 +255,8 @@ def _fresh_restic(b: Bench, repo: Path, cache: Path) -> Callable[[int], None]:
     return fresh
 
 
-def _dvc_images(b: Bench, w: Path, v1: Path, expected: dict[str, int]) -> None:
+def _dvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
     """DVC without git (`--no-scm`): `dvc add` of every top-level entry, `dvc status`, `dvc checkout`."""
-    s = "images"
     proj = copy_tree(v1, w / "dvc")
     site = w / "dvc-site"
     env = b.git_env | {"DVC_NO_ANALYTICS": "1"}

@@ -11,19 +11,21 @@ from pvc.errors import (
     NotAProject,
     ObjectMissing,
     PvcError,
+    RemoteConflict,
+    RemoteError,
     UsageError,
     VersionNotFound,
 )
 
 __version__ = "0.1.0"
 __all__ = [
-    "Project", "VersionApi", "PvcError", "UsageError", "NotAProject", "VersionNotFound", "BadInput",
-    "ObjectMissing", "CorruptObject", "Locked", "__version__",
+    "Project", "VersionApi", "restore", "clone", "PvcError", "UsageError", "NotAProject", "VersionNotFound", "BadInput",
+    "ObjectMissing", "CorruptObject", "Locked", "RemoteConflict", "RemoteError", "__version__",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("Project", "VersionApi"):
+    if name in ("Project", "VersionApi", "restore", "clone"):
         from pvc import api
 
         return getattr(api, name)

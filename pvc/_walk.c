@@ -3,7 +3,8 @@
  * walk(root, skip_at_root, patterns) lists every regular file under `root` the way pvc/project/scan.py
  * does (same ignore rules, symlinks to regular files followed) and returns two bytes objects: the files
  * sorted by relative path, each as `path NUL size mtime_ns ino ctime_ns` (four little-endian 64-bit
- * integers), and one byte per file, 1 if any execute bit is set. pvc/project/walk.py makes the same
+ * integers, of the file a symlink points to), and one byte of flags per file: 1 if any execute bit is set,
+ * 2 if it was reached through a symlink. pvc/project/walk.py makes the same
  * records from a Python scan (`stat_records`), so two scans of an untouched tree give equal digests, and
  * pvc/project/scan.py turns these back into the scan's files (`files_from_walk`).
  *
@@ -49,6 +50,7 @@ typedef struct {
     uint64_t ino;
     int64_t ctime_ns;
     char executable; /* any x bit: the file mode a version records */
+    char symlink;    /* reached through a symbolic link (followed: its target is what is versioned) */
 } record_t;
 
 typedef struct {
@@ -265,9 +267,10 @@ static void *stat_slice(void *arg) {
         }
         const char *name = r->path + r->name_at;
         struct stat st;
-        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            (S_ISLNK(st.st_mode) && fstatat(fd, name, &st, 0) != 0) || !S_ISREG(st.st_mode)) {
-            s->failed = 1; /* gone, a broken link, or no longer a regular file */
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) { s->failed = 1; break; } /* gone */
+        r->symlink = S_ISLNK(st.st_mode) != 0;
+        if ((r->symlink && fstatat(fd, name, &st, 0) != 0) || !S_ISREG(st.st_mode)) {
+            s->failed = 1; /* a broken link, or no longer a regular file */
             break;
         }
         r->size = (uint64_t)st.st_size;
@@ -377,7 +380,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         put_u64(p + 16, r->ino);
         put_u64(p + 24, (uint64_t)r->ctime_ns);
         p += 32;
-        x[i] = r->executable;
+        x[i] = (char)(r->executable | (r->symlink << 1));
     }
     result = PyTuple_Pack(2, records, flags);
     Py_DECREF(records);
@@ -393,8 +396,8 @@ out:
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
-     "walk(root, skip_at_root, patterns) -> (records, executable) | None: the sorted stat records of every file "
-     "under root, and one byte per file, 1 if any execute bit is set."},
+     "walk(root, skip_at_root, patterns) -> (records, flags) | None: the sorted stat records of every file "
+     "under root, and one byte per file: 1 if any execute bit is set, 2 if reached through a symlink."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,6 +7,10 @@
     project.version.tag("baseline", 1)
     project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True, datasets=["train"])
     project.version.delete(version_num=2); project.gc(grace=0)
+    project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True)
+    project.remote.add("origin", "s3://bucket/prefix"); project.remote.push(); project.remote.pull()
+    pvc.restore("s3://bucket/prefix", 7, "/data/v7")      # no project: a CI job with a URL and credentials
+    pvc.clone("s3://bucket/prefix", "work/proj", version=7, datasets=["train"])
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pvc.core import inspect
+from pvc.core.clone import CloneResult, clone as clone_remote
 from pvc.core.commit import CommitResult, commit
+from pvc.core.config import ConfigChange, ConfigEntry, ConfigListing, get_config, list_config, set_config, unset_config
 from pvc.core.delete import DeleteResult, delete_versions
 from pvc.core.diff import diff_snapshots
 from pvc.core.discard import DiscardResult, discard, undo_discard
@@ -29,9 +35,13 @@ from pvc.core.gc import DEFAULT_GRACE, GcResult, gc
 from pvc.core.inspect import ItemView, VersionDetails
 from pvc.core.log import LogEntry, LogQuery, log
 from pvc.core.prune import PruneResult, prune
+from pvc.core.pull import PullResult, pull
+from pvc.core.push import PushResult, push
+from pvc.core.remote import RemoteInfo, add_remote, find_remote, list_remotes, open_remote, remove_remote, restore_from_url
 from pvc.core.repair import IndexRepair, RefsRepair, repair_index, repair_refs
 from pvc.core.resolve import resolve_version
-from pvc.core.restore import RestoreResult, restore
+from pvc.core.restore import RestoreResult
+from pvc.core.restore import restore as restore_version
 from pvc.core.selection import Selection
 from pvc.core.snapshot import Snapshot
 from pvc.core.status import status, version_snapshot, working_snapshot
@@ -39,14 +49,14 @@ from pvc.core.tag import TagChange, TagView, list_tags, tag, tags_by_version, un
 from pvc.core.unlock import UnlockResult, unlock
 from pvc.core.verify import VerifyReport, verify
 from pvc.core.when import parse_duration, parse_moment
-from pvc.errors import UsageError
+from pvc.errors import ObjectMissing, UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
 if TYPE_CHECKING:
     from pvc.core.graph import Lineage
 
-__all__ = ["Project", "VersionApi", "UNCHANGED"]
+__all__ = ["Project", "VersionApi", "RemoteApi", "UNCHANGED", "restore", "clone"]
 
 Progress = Callable[[str, int, int], None]
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -58,11 +68,15 @@ _FIELDS = ("number", "manifest", "title", "description", "created_at", "author",
 
 
 class Project:
-    """A project directory with a `.pvc/` store (found in `path` or the nearest parent that has one)."""
+    """A project directory with a `.pvc/` store (found in `path` or the nearest parent that has one).
 
-    def __init__(self, path: str | PathLike = ".") -> None:
-        self._repo = Repository.discover(Path(path))
+    Opening checks `.pvc/config` (CorruptObject naming a bad key); `check_config=False` opens a store whose config
+    has problems, with defaults in their place, to fix them (`config_set`, `config_unset`) or report them (`verify`)."""
+
+    def __init__(self, path: str | PathLike = ".", *, check_config: bool = True) -> None:
+        self._repo = Repository.discover(Path(path), check_config=check_config)
         self.version = VersionApi(self._repo)
+        self.remote = RemoteApi(self._repo)
 
     @classmethod
     def init(cls, path: str | PathLike = ".") -> Project:
@@ -96,7 +110,7 @@ class Project:
         return log(self._repo.refs.read(), query)
 
     def show(self, name: str | int = "latest") -> VersionDetails:
-        return inspect.show(self._repo.store, self.version.get(name))
+        return inspect.show(self._repo.store, self._here(name, "structure"))
 
     def tags_of(self, number: int) -> list[str]:
         """The tags of version `number`."""
@@ -125,11 +139,17 @@ class Project:
                      lock_timeout=lock_timeout)
 
     def ls(self, name: str | int = "latest", dataset: str | None = None) -> list[ItemView]:
-        return list(inspect.ls(self._repo.store, self.version.get(name), dataset))
+        return list(inspect.ls(self._repo.store, self._here(name, "structure"), dataset))
+
+    def _here(self, name: str | int, need: str) -> VersionRecord:
+        """Version `name`, if what the caller needs of it is in the store (see `_refuse_partial`)."""
+        record = self.version.get(name)
+        _refuse_partial(self._repo, record, need)
+        return record
 
     def cat(self, name: str | int, path: str, out: BinaryIO) -> int:
         """Write one file of a version to `out`; return its size."""
-        return inspect.cat(self._repo.store, self.version.get(name), path, out)
+        return inspect.cat(self._repo.store, self._here(name, "blobs"), path, out)
 
     def status(self) -> dict:
         """The working project against the latest version (the `diff --json` document, `to` = "working")."""
@@ -141,15 +161,15 @@ class Project:
         if a is None and b is not None:
             raise UsageError("give the first version before the second")
         if b is not None:
-            ra, rb = self.version.get(a), self.version.get(b)
+            ra, rb = self._here(a, "structure"), self._here(b, "structure")
             return diff_snapshots(Snapshot(self._repo.store, bytes.fromhex(ra.manifest)),
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
         ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.latest()) else None
-        working, _ = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
+        working, cap = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
-                              dataset=dataset, item=item)
+                              dataset=dataset, item=item, invalid=cap.invalid)
 
     def discard(self, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
         """Put the working project back to the latest version (with `apply`; otherwise only report)."""
@@ -188,6 +208,22 @@ class Project:
     def repair_refs(self, *, lock_timeout: float = 60.0) -> RefsRepair:
         """Replace a damaged refs file by `versions.bak`, keeping the damaged one aside."""
         return repair_refs(self._repo, lock_timeout=lock_timeout)
+
+    def config_list(self) -> ConfigListing:
+        """Every known setting with its value and default, and the config's problems."""
+        return list_config(self._repo)
+
+    def config_get(self, key: str) -> ConfigEntry:
+        """One setting; dotted keys reach into sections (`remotes.origin.url`)."""
+        return get_config(self._repo, key)
+
+    def config_set(self, key: str, value: Any, *, lock_timeout: float = 60.0) -> ConfigChange:
+        """Set a setting (checked against its type and range; text is read as `pvc config KEY VALUE` reads it)."""
+        return set_config(self._repo, key, value, lock_timeout=lock_timeout)
+
+    def config_unset(self, key: str, *, lock_timeout: float = 60.0) -> ConfigChange:
+        """Remove a key from the config file (it takes its default), a misspelt one too."""
+        return unset_config(self._repo, key, lock_timeout=lock_timeout)
 
     def close(self) -> None:
         self._repo.close()
@@ -287,21 +323,94 @@ class VersionApi:
         classes: list[str] | tuple[str, ...] = (),
         include: list[str] | tuple[str, ...] = (),
         link: bool = True,
+        remote: str | None = None,
         lock_timeout: float = 60.0,
         progress: Progress | None = None,
     ) -> RestoreResult:
         """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`, or a tag) into
         `dest` as a new project. `datasets` (nested names too), `classes` (items with an object or tag of that
         class) and `include` (glob on item paths) restore part of it. With `link`, the new project has a store
-        that shares this one's objects and remembers where it came from; without, it is plain files."""
+        that shares this one's objects and remembers where it came from; without, it is plain files. With
+        `remote` (a remote's name), straight from that remote, numbered as it numbers its versions (never linked:
+        the objects are not on this machine)."""
         name = self._name(version_id, version_num)
         if dest is None:
             raise UsageError("dest is required: restore always writes a new directory")
-        record = self.get(name)
         selection = Selection(tuple(datasets), tuple(classes), tuple(include))
-        return restore(self._repo, record, Path(dest), selection=selection, link=link,
-                       skip_missing=skip_missed_entities, verify=verify, force=force, lock_timeout=lock_timeout,
-                       progress=progress)
+        if remote is not None:
+            store = open_remote(self._repo, find_remote(self._repo, remote))
+            try:
+                store.require_remote()
+                return restore_version(store, resolve_version(store.versions(), name), Path(dest),
+                                       project_root=self._repo.project_root, selection=selection,
+                                       skip_missing=skip_missed_entities, verify=verify, force=force,
+                                       progress=progress)
+            finally:
+                store.close()
+        record = self.get(name)
+        _refuse_partial(self._repo, record, "blobs")
+        return restore_version(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
+                               selection=selection, link=self._repo if link else None,
+                               skip_missing=skip_missed_entities, verify=verify, force=force,
+                               lock_timeout=lock_timeout, progress=progress)
+
+
+class RemoteApi:
+    """`project.remote`: add, list, remove, push, pull."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    def add(self, name: str, url: str, *, endpoint: str | None = None, region: str | None = None,
+            timeout: float = 60.0, retries: int = 5) -> RemoteInfo:
+        return add_remote(self._repo, name, url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
+
+    def list(self) -> list[RemoteInfo]:
+        return list_remotes(self._repo)
+
+    def remove(self, name: str) -> RemoteInfo:
+        return remove_remote(self._repo, name)
+
+    def push(self, name: str | None = None, *, lock_timeout: float = 60.0, progress: Progress | None = None) -> PushResult:
+        """Send every version the remote lacks (`origin`, or the only remote, by default)."""
+        return push(self._repo, name, lock_timeout=lock_timeout, progress=progress)
+
+    def pull(self, name: str | None = None, *, versions: list[int] | None = None, metadata_only: bool = False,
+             lock_timeout: float = 60.0, progress: Progress | None = None) -> PullResult:
+        """Fetch the remote's versions and their objects into the store; the working tree is not touched."""
+        return pull(self._repo, name, versions=versions, metadata_only=metadata_only, lock_timeout=lock_timeout,
+                    progress=progress)
+
+
+def restore(url: str, version: str | int, dest: str | PathLike, *, skip_missed_entities: bool = False,
+            endpoint: str | None = None, region: str | None = None, verify: bool = False, force: bool = False,
+            datasets: list[str] | tuple[str, ...] = (), classes: list[str] | tuple[str, ...] = (),
+            include: list[str] | tuple[str, ...] = (), progress: Progress | None = None) -> RestoreResult:
+    """Restore `version` of the remote at `url` into `dest` (the part `datasets`, `classes` and `include` keep,
+    as `project.version.restore`), with no project and no local store."""
+    return restore_from_url(url, version, Path(dest), endpoint=endpoint, region=region,
+                            selection=Selection(tuple(datasets), tuple(classes), tuple(include)),
+                            skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
+
+
+def clone(url: str, dest: str | PathLike, *, version: str | int | None = None, datasets: list[str] | None = None,
+          endpoint: str | None = None, region: str | None = None, progress: Progress | None = None) -> CloneResult:
+    """A new project at `dest` from the remote at `url`, with `origin` set and `version` (default: the latest)
+    checked out (only `datasets`, when given)."""
+    return clone_remote(url, Path(dest), endpoint=endpoint, region=region, version=version, datasets=datasets,
+                        progress=progress)
+
+
+def _refuse_partial(repo: Repository, record: VersionRecord, need: str) -> None:
+    """A version whose objects are on a remote only: say where they are, when what is needed of it is not here
+    (`need`: "structure" for show, ls and diff; "blobs" for cat and restore)."""
+    partial = repo.partial.read().get(record.id)
+    if partial is None or (need == "structure" and partial.has == "structure"):
+        return
+    what = "its objects are" if partial.has == "records" else "its files' contents are"
+    raise ObjectMissing(f"version {record.number}: {what} on remote {partial.remote!r} only: "
+                        f"`pvc pull --versions {record.number}` brings them" +
+                        (f", or restore it with --remote {partial.remote}" if need == "blobs" else ""))
 
 
 def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from pvc import __version__, output
 from pvc.commands import lineage, versions
-from pvc.commands.common import JsonOpt, LockTimeoutOpt, ProjectOpt, VersionArg
+from pvc.commands.common import EndpointOpt, JsonOpt, LockTimeoutOpt, ProjectOpt, RegionOpt, VersionArg
 from pvc.commands.common import open_project as _open
 from pvc.commands.common import read_description as _read_description
 from pvc.errors import PvcError, UsageError
@@ -91,13 +91,18 @@ def commit(
                                   allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
     if json_out:
         emit_json(result.to_json())
-    elif result.created:
+        return
+    if result.created:
         stats = result.version.stats
         out.print(f"Created version {result.number} ({result.manifest[:12]}): {stats.get('items', 0)} items, "
                   f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
                   f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
     else:
         out.print(result.unchanged_line())
+    for note in result.notes():
+        out.print(note)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}")
 
 
 @app.command()
@@ -153,9 +158,9 @@ def show(
         tags = p.tags_of(details.record.number)
     rec = details.record
     if json_out:
-        emit_json(rec.to_json() | {"tags": tags, "project_type": details.project_type,
-                                   "layout": details.layout, "stats": details.stats, "datasets": details.datasets,
-                                   "problems": details.problems})
+        emit_json(rec.to_json() | {"tags": tags, "project_type": details.project_type, "layout": details.layout,
+                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems,
+                                   "warnings": details.warnings})
         return
     s = details.stats
     out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
@@ -173,6 +178,8 @@ def show(
         out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
     kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
     out.print(f"layout    {kind}")
+    for warning in details.warnings:
+        out.print(f"[yellow]warning[/yellow] {escape(warning)}", markup=True)
     out.print(f"content   {s.get('datasets')} datasets, {s.get('items')} items, {s.get('files')} files, {human_bytes(s.get('bytes'))}")
     if details.datasets:
         table = Table("dataset", "items", "files", box=None)
@@ -208,22 +215,34 @@ def restore(
     verify: Annotated[bool, typer.Option(help="Re-hash every object before writing anything.")] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty target directory.")] = False,
     lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the lock while linking.")] = 60.0,
+    remote: Annotated[str | None, typer.Option(help="Restore straight from this remote: a remote's name, or a URL (then no project is needed).")] = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """Materialise a version (or part of it) as a new project directory, byte for byte."""
-    with _open(project) as p, progress_bar(not json_out, "restore") as progress:
-        record = p.version.get(version)
-        result = p.version.restore(version_num=record.number, dest=to, skip_missed_entities=skip_missing,
-                                   verify=verify, force=force, datasets=dataset or (), classes=class_ or (),
-                                   include=include or (), link=link, lock_timeout=lock_timeout, progress=progress)
+    """Materialise a version (or part of it) as a new project directory, byte for byte (from the store, or a remote)."""
+    parts = {"datasets": dataset or (), "classes": class_ or (), "include": include or ()}
+    with progress_bar(not json_out, "restore") as progress:
+        if remote is not None and _is_url(remote):
+            import pvc.api
+
+            result = pvc.api.restore(remote, version, to, skip_missed_entities=skip_missing, endpoint=endpoint,
+                                     region=region, verify=verify, force=force, progress=progress, **parts)
+        else:
+            if endpoint is not None or region is not None:
+                raise UsageError("--endpoint and --region go with --remote URL (a named remote has its own)")
+            with _open(project) as p:
+                result = p.version.restore(version_id=version, dest=to, skip_missed_entities=skip_missing,
+                                           verify=verify, force=force, link=link and remote is None, remote=remote,
+                                           lock_timeout=lock_timeout, progress=progress, **parts)
     skipped = [{"dataset": s.dataset, "item": s.item, "reason": s.reason} | ({"path": s.path} if s.path else {})
                for s in result.skipped]
     if json_out:
         emit_json({"version": result.version, "target": result.target, "files": result.files,
                    "bytes": result.bytes, "skipped": skipped, "items": result.items, "datasets": result.datasets,
                    "selection": None if result.selection.whole else result.selection.to_json(),
-                   "linked_store": result.linked_store, "origin": result.origin})
+                   "linked_store": result.linked_store, "origin": result.origin, "kept_aside": result.kept_aside})
         return
     out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}, "
               f"{result.items} items")
@@ -235,6 +254,12 @@ def restore(
     for s in skipped:
         where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
         err.print(f"skipped {where}: {s['reason']}")
+    if result.kept_aside:
+        err.print(f"warning: the old content of {result.target} could not be deleted; it is kept at {result.kept_aside}")
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or text.startswith(("/", "./", "../", "~"))
 
 
 @app.command("ls")
@@ -342,7 +367,7 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-hash every object and resolve every reference of every version; exit 2 if anything is wrong."""
-    with _open(project) as p:
+    with _open(project, check_config=False) as p:  # config problems are reported, not fatal
         report = p.verify(sample, lock_timeout=lock_timeout)
     if json_out:
         emit_json(report.to_json())
@@ -352,6 +377,9 @@ def verify(
                   f"{report.indexes} index files, refs")
         if report.orphans or report.unindexed:
             out.print(f"{report.orphans} orphan objects and {report.unindexed} unindexed records (no version needs them; `pvc gc` removes them)")
+        if report.temp_files:
+            out.print(f"{report.temp_files} temporary files ({human_bytes(report.temp_bytes)}) left by writers that are gone "
+                      "(`pvc gc` removes them)")
         for problem in report.problems:
             _print_problem(problem)
         out.print("No problems found." if report.ok else f"{len(report.problems)} problem(s) found.")
@@ -388,7 +416,9 @@ def gc(
               f"objects, {result.packs_deleted} packs deleted, {result.packs_rewritten} rewritten"
               + ("" if result.dry_run else f" into {result.packs_written}")
               + f"; {result.reachable} objects reachable from {result.roots} roots"
-              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else ""))
+              + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else "")
+              + (f"; {result.temp_files} temporary files ({human_bytes(result.temp_bytes)}) of writers that are gone "
+                 + ("would be removed" if result.dry_run else "removed") if result.temp_files else ""))
     for linked in result.linked:
         if linked.state == "gone":
             verb = "would drop" if result.dry_run else "dropped"
@@ -413,6 +443,46 @@ def unlock(
     if result.held:
         raise typer.Exit(3)
 
+
+@app.command()
+def config(
+    key: Annotated[str | None, typer.Argument(help="Setting, e.g. chunk_threshold or remotes.origin.url.")] = None,
+    value: Annotated[str | None, typer.Argument(help="New value (sizes may be written 16MiB).")] = None,
+    list_all: Annotated[bool, typer.Option("--list", help="Every setting with its value (the default without KEY).")] = False,
+    unset: Annotated[bool, typer.Option("--unset", help="Remove KEY from the file: it takes its default.")] = False,
+    lock_timeout: LockTimeoutOpt = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Show or change the store's settings (.pvc/config), checked against the known keys."""
+    if (list_all and (key or unset)) or (unset and (key is None or value is not None)):
+        raise UsageError("give --list alone, KEY, KEY VALUE, or --unset KEY")
+    with _open(project, check_config=False) as p:  # a config with problems must stay fixable
+        if key is None:
+            result = p.config_list()
+        elif unset:
+            result = p.config_unset(key, lock_timeout=lock_timeout)
+        elif value is not None:
+            result = p.config_set(key, value, lock_timeout=lock_timeout)
+        else:
+            result = p.config_get(key)
+    if json_out:
+        emit_json(result.to_json())
+    elif key is None:
+        print_columns(["key", "value", "default"],
+                      [[e.key, _shown(e.value), "" if e.set else "(default)"] for e in result.entries])
+        for bad_key, what in result.problems:
+            err.print(f"problem: {result.path}: {bad_key}: {what}")
+    elif unset:
+        out.print(f"unset {key} (was {_shown(result.previous)}; now {_shown(result.value)})")
+    elif value is not None:
+        out.print(f"{key} = {_shown(result.value)}" + ("" if result.changed else " (unchanged)"))
+    else:
+        out.print(_shown(result.value))
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 app.add_typer(versions.app)  # tag, edit, delete, prune
 app.add_typer(lineage.app)  # graph
@@ -461,6 +531,141 @@ def repair_refs(
                   markup=False)
 
 
+remote_app = typer.Typer(help="Remotes: where versions are shared (S3 buckets, folders). See docs/remote.md.",
+                         no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
+
+
+@remote_app.command("add")
+def remote_add(
+    name: Annotated[str, typer.Argument(help="Remote name, e.g. origin.")],
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, file:///path, or a folder.")],
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may take, its retries included.")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Retries of a request that failed on a 5xx, a timeout or a reset.")] = 5,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Add a remote (its address only: credentials come from the environment)."""
+    with _open(project) as p:
+        info = p.remote.add(name, url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
+    emit_json(info.to_json()) if json_out else out.print(f"Added remote {info.name}: {info.url}")
+
+
+@remote_app.command("list")
+def remote_list(project: ProjectOpt = Path("."), json_out: JsonOpt = False) -> None:
+    """List the remotes."""
+    with _open(project) as p:
+        remotes = p.remote.list()
+    if json_out:
+        emit_json([r.to_json() for r in remotes])
+    elif not remotes:
+        out.print("No remotes (add one with `pvc remote add origin s3://bucket/prefix`).")
+    else:
+        print_columns(["name", "url", "endpoint", "region"], [[r.name, r.url, r.spec.endpoint or "", r.spec.region or ""] for r in remotes])
+
+
+@remote_app.command("remove")
+def remote_remove(
+    name: Annotated[str, typer.Argument(help="Remote name.")],
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Forget a remote (the remote itself is not touched)."""
+    with _open(project) as p:
+        info = p.remote.remove(name)
+    emit_json(info.to_json()) if json_out else out.print(f"Removed remote {info.name} ({info.url})")
+
+
+@app.command()
+def push(
+    remote: Annotated[str | None, typer.Argument(help="Remote name (default: origin, or the only remote).")] = None,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Send every version the remote lacks, with the objects they need (exit 4: pull first)."""
+    with _open(project) as p, progress_bar(not json_out, "push") as progress:
+        result = p.remote.push(remote, lock_timeout=lock_timeout, progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if not result.pushed:
+        behind = f"; it has {result.behind} versions this project lacks (`pvc pull`)" if result.behind > 0 else ""
+        out.print(f"{result.remote.name} is up to date ({result.remote_versions} versions){behind}")
+        return
+    out.print(f"Pushed {_numbers(result.pushed)} to {result.remote.name}: {result.objects} objects, "
+              f"{human_bytes(result.bytes_sent)} sent in {result.packs_sent} pack{'' if result.packs_sent == 1 else 's'}"
+              + (f" ({result.packs_present} already there from an interrupted push)" if result.packs_present else ""))
+
+
+@app.command()
+def pull(
+    remote: Annotated[str | None, typer.Argument(help="Remote name (default: origin, or the only remote).")] = None,
+    versions: Annotated[str | None, typer.Option(help="Fetch the objects of these versions only, e.g. 3,5 (the records of all).")] = None,
+    metadata_only: Annotated[bool, typer.Option(help="Fetch records, manifests, trees and pages, no file contents.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+    project: ProjectOpt = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch the remote's versions and their objects into the store; the working tree is not touched."""
+    wanted = _version_list(versions) if versions is not None else None
+    with _open(project) as p, progress_bar(not json_out, "pull") as progress:
+        result = p.remote.pull(remote, versions=wanted, metadata_only=metadata_only, lock_timeout=lock_timeout,
+                               progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if not result.fetched and not result.complete:
+        out.print(f"Already up to date with {result.remote.name}")
+        return
+    out.print(f"Fetched {_numbers(result.fetched) or 'no new versions'} from {result.remote.name}: {result.objects} objects, "
+              f"{human_bytes(result.bytes_received)}")
+    for old, new in sorted(result.renumbered.items()):
+        out.print(f"  local version {old} is now version {new} (not pushed yet)")
+    if result.partial:
+        out.print(f"  objects left on {result.remote.name}: {_numbers(result.partial)} (`pvc pull --versions N` brings them)")
+
+
+@app.command()
+def clone(
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix, file:///path, or a folder.")],
+    directory: Annotated[Path, typer.Argument(help="New project directory (must not exist, or be empty).")],
+    version: Annotated[str | None, typer.Option(help="Version to check out (default: the latest).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Only this dataset (repeatable; nested names too).")] = None,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A new project from a remote: versions, `origin` set, one version checked out."""
+    import pvc.api
+
+    with progress_bar(not json_out, "clone") as progress:
+        result = pvc.api.clone(url, directory, version=version, datasets=dataset, endpoint=endpoint, region=region,
+                               progress=progress)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    only = f" (datasets {', '.join(result.datasets)})" if result.datasets else ""
+    out.print(f"Cloned {result.remote.url} into {result.project}: version {result.version} of {result.versions}{only}, "
+              f"{result.files} files, {human_bytes(result.bytes)}; received {human_bytes(result.bytes_received)}")
+
+
+def _version_list(text: str) -> list[int]:
+    try:
+        numbers = [int(part.strip().lstrip("vV")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--versions {text!r}: give version numbers separated by commas, e.g. 3,5") from None
+    if not numbers:
+        raise UsageError("--versions: give at least one version number")
+    return numbers
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(f"v{n}" for n in numbers)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turning every error into one line and its exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -492,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int, kind: str, args: list[str]) -> int:
+    message = _without_secrets(message)
     output.err.print(f"pvc: error: {message}", markup=False, highlight=False)
     if "--json" in args:
         try:
@@ -499,6 +705,19 @@ def _fail(message: str, code: int, kind: str, args: list[str]) -> int:
         except OSError:  # stdout is what failed (a closed pipe): stderr has said it
             pass
     return code
+
+
+
+_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+
+
+def _without_secrets(message: str) -> str:
+    """Credentials are never printed, whatever a library put in an error message."""
+    for name in _SECRETS:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            message = message.replace(value, "***")
+    return message
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def _answer_untouched(args: list[str]) -> int | None:
         result = unchanged_commit(project)
         if result is None:
             return None
-        doc, line = result.to_json(), result.unchanged_line()
+        doc, line = result.to_json(), "\n".join([result.unchanged_line(), *result.notes()])
     return _say(doc if "json" in options else None, line)
 
 

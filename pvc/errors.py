@@ -11,6 +11,8 @@ __all__ = [
     "ObjectMissing",
     "CorruptObject",
     "Locked",
+    "RemoteConflict",
+    "RemoteError",
 ]
 
 
@@ -41,6 +43,9 @@ class BadInput(PvcError):
         shown = self.path if len(self.path) <= 300 else f"{self.path[:140]}...{self.path[-140:]}"
         super().__init__(f"{shown}: {reason}")
 
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return (type(self), (self.path, self.reason))
+
 
 class ObjectMissing(PvcError):
     """An object a version needs is not in the store."""
@@ -58,3 +63,15 @@ class Locked(PvcError):
     """Another process holds the repository lock past the timeout."""
 
     exit_code = 3
+
+
+class RemoteConflict(PvcError):
+    """The remote holds versions this project does not have yet: `pvc pull`, then push again."""
+
+    exit_code = 4
+
+
+class RemoteError(PvcError):
+    """A remote that cannot be used: unreachable after retries, access denied, no such bucket, not a pvc remote."""
+
+    exit_code = 5

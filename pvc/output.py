@@ -68,7 +68,11 @@ def _side(label: Any) -> str:
 
 
 def render_changes(report: dict, *, stat: bool = False) -> None:
-    """Human rendering of a status/diff report: items, files, meta.json, then objects per class."""
+    """Human rendering of a status/diff report: items, files, meta.json, then objects per class; the files a
+    commit would refuse first, on stderr."""
+    for problem in report["problems"]:
+        err.print(f"problem: {problem['path']}: {problem['problem']} (`pvc commit` refuses it: fix it, "
+                  "`pvc discard --yes` puts the committed file back, or commit with --allow-invalid)")
     if report["clean"]:
         out.print(f"nothing to commit: {_side(report['to'])} matches {_side(report['from'])}"
                   if report["to"] == "working" else f"no differences between {_side(report['from'])} and {_side(report['to'])}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: generate a small image project and walk it through init, commit, edit, commit, log, restore.
+# make demo: generate a small image project and walk it through init, commit, edit, commit, log, restore, push, clone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work="$here/demo"
@@ -26,6 +26,12 @@ run pvc restore v1 --to "$work/project-v1"
 run pvc restore latest --to "$work/project-v2" --json
 step "diff -r --exclude=.pvc project project-v2   # the latest version is the working tree, byte for byte"
 diff -r --exclude=.pvc "$proj" "$work/project-v2" && echo "  identical"
+run pvc remote add origin "$work/remote"        # a shared folder; s3://bucket/prefix works the same way
+run pvc push
+run pvc clone "$work/remote" "$work/clone" --version 1
+step "diff -r --exclude=.pvc project-v1 clone   # a clone on another machine gets the same bytes"
+diff -r --exclude=.pvc "$work/project-v1" "$work/clone" && echo "  identical"
 step "pvc ls 1 --json | head -20"
 pvc ls 1 --json | head -20
-printf '\nDemo finished: project in %s, restored versions in %s and %s\n' "$proj" "$work/project-v1" "$work/project-v2"
+printf '\nDemo finished: project in %s, restored versions in %s and %s, a remote in %s and its clone in %s\n' \
+  "$proj" "$work/project-v1" "$work/project-v2" "$work/remote" "$work/clone"

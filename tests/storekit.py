@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from conftest import tree_bytes
+from helpers import tree_bytes
 
 from pvc.api import Project
 from pvc.core.snapshot import FileEntry, Snapshot

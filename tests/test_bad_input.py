@@ -7,7 +7,7 @@ import os
 import socket
 
 import pytest
-from conftest import store_state, tree_bytes
+from helpers import store_state, tree_bytes
 
 from pvc.store import packed as store_module
 
@@ -160,3 +160,25 @@ def test_bad_version_or_path_is_a_one_line_error(initialised, cli, args):
     cli("commit", cwd=initialised)
     result = cli(*args)
     assert result.code == 1 and result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_followed_symlinks_are_counted_on_every_path(initialised, cli, tmp_path, monkeypatch):
+    """Links to files outside the project are followed (datasets are assembled from links) and said so, whether
+    the C walk, the Python scan or the stat-only answer of the entry point sees the tree."""
+    from pvc.project import walk as walk_module
+
+    outside = tmp_path / "shared"
+    outside.mkdir()
+    for k in range(3):
+        (outside / f"{k}.txt").write_text(f"shared {k}")
+        (initialised / "docs" / f"link{k}.txt").symlink_to(outside / f"{k}.txt")
+    doc = cli("commit", "--json", cwd=initialised).json()
+    assert doc["created"] and doc["followed_symlinks"] == 3
+    human = cli("commit", "-m", "again")  # nothing changed: the entry point's answer says it too
+    assert "Nothing changed" in human.out and "followed 3 symlinks to files" in human.out
+    assert cli("commit", "--json").json()["followed_symlinks"] == 3
+    (initialised / "docs" / "link0.txt").unlink()
+    with monkeypatch.context() as m:
+        m.setattr(walk_module, "_walk", None)  # no C walk: the Python scan counts them
+        assert cli("commit", "--json").json()["followed_symlinks"] == 2
+    assert cli("commit", "--json").json()["followed_symlinks"] == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,11 +128,20 @@ def test_human_output(two_versions, cli):
     assert "Supervisely images project" in show and "checkpoint-2" in show
 
 
-def test_python_m_pvc_and_console_script_agree(two_versions):
-    via_module = subprocess.run([sys.executable, "-m", "pvc", "log", "--json"], cwd=two_versions,
-                                capture_output=True, text=True, check=True)
-    assert [v["number"] for v in json.loads(via_module.stdout)] == [2, 1]
-    assert via_module.stderr == ""
+@pytest.mark.parametrize("args", [["log", "--json"], ["status", "--json"], ["commit", "--json"], ["show", "--json"],
+                                  ["nope"]])
+def test_python_m_pvc_and_console_script_agree(two_versions, args):
+    """`python -m pvc` and the installed `pvc` script are one program: same output, same exit code (`status` and
+    `commit` on this untouched project are answered by the entry point on both)."""
+    script = Path(sys.executable).with_name("pvc")
+    assert script.is_file(), f"no console script next to {sys.executable} (pip install -e . makes it)"
+    runs = [subprocess.run(command + args, cwd=two_versions, capture_output=True, text=True, timeout=120)
+            for command in ([sys.executable, "-m", "pvc"], [str(script)])]
+    module, console = ((r.returncode, r.stdout, r.stderr) for r in runs)
+    assert module == console
+    if args[0] == "log":
+        assert [v["number"] for v in json.loads(runs[0].stdout)] == [2, 1] and runs[0].stderr == ""
+    assert (runs[0].returncode == 0) == (args != ["nope"])
 
 
 def test_project_discovered_from_a_subfolder(two_versions, cli):

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from conftest import tree_bytes
+from helpers import tree_bytes
 from PIL import Image, ImageFile
 
 import pvc

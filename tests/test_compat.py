@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 
 ARCHIVE = Path(__file__).parent / "data" / "format1-stores.tar.gz"
 PROJECTS = ("images", "videos", "volumes")
@@ -94,3 +94,41 @@ def test_a_linked_restore_from_an_old_store_gives_it_an_id_and_commits_nothing_n
     assert cli("show", "--json").json()["origin"]["store"] == store_id
     assert not list((tmp_path / "linked" / ".pvc" / "packs").glob("*.pack"))
     assert len(cli("graph", "--json", cwd=project).json()["projects"]) == 2
+@pytest.mark.parametrize("name", PROJECTS)
+def test_old_stores_push_and_clone_byte_for_byte(old_stores, name, cli, tmp_path):
+    """Image, video and volume projects of an old store go to a remote and come back whole."""
+    import shutil
+
+    project = tmp_path / name
+    shutil.copytree(old_stores / name, project, symlinks=True)
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    pushed = cli("push", "--json", "-C", project)
+    assert pushed.code == 0, pushed.err
+    versions = cli("log", "--json", "-C", project).json()
+    assert pushed.json()["pushed"] == sorted(v["number"] for v in versions)
+    assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+    assert [v["manifest"] for v in cli("log", "--json", "-C", tmp_path / "copy").json()] == [v["manifest"] for v in versions]
+    assert cli("ls", "latest", "--json", "-C", tmp_path / "copy").json() == cli("ls", "latest", "--json", "-C", project).json()
+    if len(versions) > 1:
+        older = cli("ls", "1", "-C", tmp_path / "copy")
+        assert older.code == 2 and "pvc pull --versions 1" in older.err
+
+
+def test_fields_a_newer_pvc_wrote_survive_this_ones_commit(initialised, cli):
+    """Two pvc versions sharing a store: a commit by the older must keep what the newer added, byte for byte."""
+    from pvc.store.refs import _checksum_v2
+
+    assert cli("commit", "-m", "one", cwd=initialised).code == 0
+    path = initialised / ".pvc" / "versions"
+    doc = json.loads(path.read_text())
+    doc["versions"][0]["reviewed_by"] = {"name": "ann", "at": [1, 2.5]}
+    doc["branches"] = {"main": 1}
+    body = {k: v for k, v in doc.items() if k not in ("format", "checksum")}
+    path.write_text(json.dumps(doc | {"checksum": _checksum_v2(body)}, indent=1))
+    (initialised / "README.md").write_text("changed\n")
+    assert cli("commit", "-m", "two").code == 0
+    after = json.loads(path.read_text())
+    assert [v["number"] for v in after["versions"]] == [1, 2]
+    assert after["versions"][0]["reviewed_by"] == {"name": "ann", "at": [1, 2.5]} and after["branches"] == {"main": 1}
+    assert cli("verify").code == 0

@@ -287,7 +287,7 @@ def test_answered_commit_prints_what_the_full_commit_prints(committed, capsys, m
     assert (committed / ".pvc" / "versions").read_bytes() == before
     if "--json" in args:
         assert json.loads(fast) == {"version": 1, "created": False, "manifest": json.loads(fast)["manifest"],
-                                    "files_hashed": 0, "bytes_hashed": 0}
+                                    "files_hashed": 0, "bytes_hashed": 0, "warnings": [], "followed_symlinks": 0}
 
 
 @pytest.mark.parametrize("args", [["commit", "--description-json", "d.json"], ["commit", "--allow-invalid"],
@@ -388,3 +388,24 @@ def test_c_walk_and_python_scan_agree_on_generated_trees(tmp_path_factory, paths
     except BadInput:
         expected = None
     assert _native(root, patterns) == expected
+
+
+def test_commit_on_an_untouched_tree_holds_the_lock_on_every_path(committed, monkeypatch, capsys):
+    """One rule, wherever the answer comes from: a commit holds the writers' lock, so with another writer at
+    work and --lock-timeout 0 it is Locked (exit 3), never a stale "nothing changed"."""
+    import pvc
+    from pvc.errors import Locked
+    from pvc.store.repository import Repository
+
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(["commit"]) == 0  # free: the entry point answers
+    capsys.readouterr()
+    with Repository(committed).lock():
+        assert entry._answer_untouched(["commit", "--lock-timeout", "0"]) is None  # held: left to the CLI
+        assert entry.main(["commit", "--lock-timeout", "0"]) == 3
+        assert full_cli.main(["commit", "--lock-timeout", "0", "--json"]) == 3
+        with pytest.raises(Locked):
+            pvc.Project(committed).version.create(lock_timeout=0)
+        assert entry.main(["status"]) == 0  # status only reads: answered all the same
+    assert "locked by" in capsys.readouterr().err
+    assert entry.main(["commit", "--lock-timeout", "0"]) == 0

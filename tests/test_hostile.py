@@ -12,7 +12,7 @@ import os
 import types
 
 import pytest
-from conftest import put_raw, store_state, tree_bytes
+from helpers import put_raw, store_state, tree_bytes
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from storekit import add_orphans, age_packs

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 from test_media_projects import video_project, volume_project  # noqa: F401  (fixtures)
 
 from pvc.sample import make_image_project

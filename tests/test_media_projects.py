@@ -11,7 +11,7 @@ import nibabel
 import numpy as np
 import nrrd
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 from pydicom.uid import generate_uid
 from test_restore import _drop_object
 from test_video_meta import decoded, write_video
@@ -233,3 +233,21 @@ def test_status_and_diff_of_volume_annotations(volume_project, cli):
     item = next(m for m in report["items"]["modified"] if m["item"] == "ct.nrrd")
     assert set(item["changed"]) == {"annotation", "companions"}
     assert item["annotation"]["figures"]["removed"] == 1
+
+
+def test_a_broken_dicom_series_is_refused_again_and_reported_by_status(tmp_path, cli):
+    root = tmp_path / "vols"
+    (root / "ds" / "ann").mkdir(parents=True)
+    (root / "meta.json").write_text(_meta("volumes"))
+    series, uid = root / "ds" / "volume" / "broken", generate_uid()
+    series.mkdir(parents=True)
+    for name in ("a.dcm", "b.dcm"):  # two slices at one position: no volume
+        write_dicom(series / name, uid, [1, 0, 0, 0, 1, 0], [0, 0, 0])
+    cli("init", root)
+    first = cli("commit", cwd=root)
+    assert first.code == 1 and "do not form a volume" in first.err
+    assert cli("commit", "--allow-invalid").code == 0
+    again = cli("commit")  # the series' metadata cached as invalid must not let it through
+    assert again.code == 1 and "do not form a volume" in again.err
+    report = cli("status", "--json").json()
+    assert [p["path"] for p in report["problems"]] == ["ds/volume/broken/a.dcm"] and report["clean"]

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 from test_media_projects import video_project, volume_project  # noqa: F401  (fixtures)
 
 import pvc
@@ -27,13 +27,18 @@ def committed(tmp_path, cli) -> Path:
 
 @pytest.fixture
 def reads(monkeypatch) -> set[bytes]:
-    """Every object id the store is asked for (content, a stream of it, or its chunk list)."""
+    """Every object id the store is asked for (content, a stream of it, its chunk list, or its stored record)."""
     seen: set[bytes] = set()
-    for name in ("get", "write_to", "chunk_list", "read_range"):
+    for name in ("get", "write_to", "chunk_list", "read_range", "read_records", "visit_records"):
         original = getattr(PackedStore, name)
+        many = name in ("read_records", "visit_records")
 
-        def spy(self, oid, *args, _original=original, **kwargs):
-            seen.add(oid)
+        def spy(self, oid, *args, _original=original, _many=many, **kwargs):
+            if _many:
+                oid = list(oid)
+                seen.update(oid)
+            else:
+                seen.add(oid)
             return _original(self, oid, *args, **kwargs)
 
         monkeypatch.setattr(PackedStore, name, spy)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import store_state
+from helpers import store_state
 from storekit import restored_sha, sha_tree
 
 from pvc.api import Project

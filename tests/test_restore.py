@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import put_raw, tree_bytes
+from helpers import put_raw, tree_bytes
 
 import pvc
 from pvc.store.local.packindex import PackIndex, write_index
@@ -189,3 +192,74 @@ def test_a_plain_copy_can_be_versioned_again_in_a_store_of_its_own(committed, cl
     assert cli("init", tmp_path / "copy").code == 0
     again = cli("commit", "--json", cwd=tmp_path / "copy").json()
     assert again["manifest"] == json.loads(cli("log", "--json", cwd=committed).out)[0]["manifest"]
+
+
+def test_restore_flushes_only_the_targets_file_system(committed, cli, tmp_path, monkeypatch):
+    from pvc.core import restore as restore_module
+
+    synced = []
+    real = restore_module.sync_filesystem
+    monkeypatch.setattr(restore_module.os, "sync", lambda: pytest.fail("os.sync() flushes every file system"))
+    monkeypatch.setattr(restore_module, "sync_filesystem", lambda path: (synced.append(path), real(path))[1])
+    target = tmp_path / "out"
+    assert cli("restore", "1", "--to", target).code == 0
+    assert len(synced) == 1 and synced[0].parent == target.parent and synced[0].name.startswith(".out.pvc-restore-")
+    assert os.stat(synced[0].parent).st_dev == os.stat(target).st_dev
+    assert tree_bytes(target) == tree_bytes(committed)
+
+
+def _failing_rename(monkeypatch, fails):
+    """os.rename of pvc.core.restore, failing (EACCES) for the (source, target) names `fails` picks."""
+    from pvc.core import restore as restore_module
+
+    real = os.rename
+
+    def rename(src, dst):
+        if fails(Path(src).name, Path(dst).name):
+            raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(restore_module.os, "rename", rename)
+
+
+def _old_target(tmp_path: Path) -> Path:
+    target = tmp_path / "out"
+    (target / "keep").mkdir(parents=True)
+    (target / "keep" / "mine.txt").write_text("my files")
+    return target
+
+
+def test_force_puts_the_old_target_back_when_the_final_rename_fails(committed, cli, tmp_path, monkeypatch):
+    target = _old_target(tmp_path)
+    _failing_rename(monkeypatch, lambda src, dst: "pvc-restore-" in src and dst == "out")
+    result = cli("restore", "1", "--to", target, "--force", cwd=committed)
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "cannot move the restored files into place" in result.err and "back in place" in result.err
+    assert tree_bytes(target) == {"keep/mine.txt": b"my files"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "proj"]  # no staging, nothing hidden
+
+
+def test_force_says_where_the_old_target_is_when_it_cannot_go_back(committed, cli, tmp_path, monkeypatch):
+    target = _old_target(tmp_path)
+    _failing_rename(monkeypatch, lambda src, dst: dst == "out" and ("pvc-restore-" in src or "pvc-replaced-" in src))
+    result = cli("restore", "1", "--to", target, "--force", cwd=committed)
+    [aside] = [p for p in tmp_path.iterdir() if ".out.pvc-replaced-" in p.name]
+    assert result.code == 1 and f"kept at {aside}" in result.err
+    assert tree_bytes(aside) == {"keep/mine.txt": b"my files"} and not target.exists()
+
+
+def test_force_reports_an_old_target_it_could_not_delete(committed, cli, tmp_path, monkeypatch):
+    from pvc.core import restore as restore_module
+
+    target, real = _old_target(tmp_path), shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if ".pvc-replaced-" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(restore_module.shutil, "rmtree", rmtree)
+    doc = cli("restore", "1", "--to", target, "--force", "--json", cwd=committed).json()
+    assert Path(doc["kept_aside"]).name.startswith(".out.pvc-replaced-")
+    assert tree_bytes(Path(doc["kept_aside"])) == {"keep/mine.txt": b"my files"}
+    assert tree_bytes(target) == tree_bytes(committed)

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import tree_bytes
+from helpers import tree_bytes
 from PIL import Image
 
 import pvc
@@ -231,3 +231,41 @@ def test_damaged_saved_state_is_a_clear_error(committed, cli):
     (stash / "1-abc.json").write_text("{not json")
     result = cli("discard", "--undo")
     assert result.code == 2 and "damaged saved state" in result.err and result.err.count("\n") == 1
+
+
+def test_a_broken_annotation_is_a_problem_of_status_not_a_stop(committed, cli):
+    broken, edited = _ann(committed, 0), _ann(committed, 1)
+    broken.write_text('{"objects": [ {"classTitle": "car",')  # truncated: what an editor crash leaves
+    _edit_json(edited, lambda d: d["objects"].pop())
+    image = sorted(committed.glob("train/img/*"))[0]
+    image.write_bytes(b"not an image at all")
+    result = cli("status", "--json", cwd=committed)
+    assert result.code == 0, result.err
+    report = result.json()
+    problems = {p["path"]: p["problem"] for p in report["problems"]}
+    rel = lambda p: p.relative_to(committed).as_posix()  # noqa: E731
+    assert set(problems) == {rel(broken), rel(image)} and "malformed JSON" in problems[rel(broken)]
+    modified = _modified(report)
+    assert modified[edited.name[: -len(".json")]]["objects"]["removed"] == 1  # the rest is reported as usual
+    assert {"annotation"} <= set(modified[broken.name[: -len(".json")]]["changed"])
+    human = cli("status")
+    assert human.code == 0 and f"problem: {rel(broken)}: malformed JSON" in human.err
+    assert cli("diff", "--json").json()["problems"] == report["problems"]
+    assert cli("diff", "1", "1", "--json").json()["problems"] == []
+    assert cli("commit").code == 1  # still refused: status vouched for nothing
+    assert cli("status", "--json").json()["problems"] == report["problems"]  # and again from the stat cache
+
+
+def test_discard_puts_a_broken_file_back_and_undo_brings_it_back(committed, cli):
+    broken = _ann(committed, 0)
+    good_bytes = broken.read_bytes()
+    broken.write_text("{ not json")
+    preview = cli("discard", "--json", cwd=committed)
+    assert preview.code == 0 and [p["path"] for p in preview.json()["changes"]["problems"]] == \
+        [broken.relative_to(committed).as_posix()]
+    done = cli("discard", "--yes", "--json")
+    assert done.code == 0, done.err
+    assert broken.read_bytes() == good_bytes and cli("status", "--json").json()["clean"]
+    assert cli("discard", "--undo").code == 0
+    assert broken.read_text() == "{ not json"
+    assert cli("commit").code == 1 and cli("commit", "--allow-invalid").code == 0

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import store_state, tree_bytes
+from helpers import store_state, tree_bytes
 from storekit import (
     add_orphans,
     age_packs,
@@ -390,3 +390,55 @@ def test_gc_after_a_gc_killed_between_its_index_and_its_deletes(tmp_path, monkey
     with Project(proj) as p:
         assert p.verify().ok
         assert p.read_file(1, "live.bin") == live
+
+
+def _killed_commit(project: Path) -> int:
+    """SIGKILL a real `pvc commit` while it writes its temporary packs; the bytes it left in tmp/."""
+    (project / "big.bin").write_bytes(os.urandom(96 << 20))  # chunked, written pack after pack
+    proc = subprocess.Popen([sys.executable, "-m", "pvc", "commit", "-C", str(project)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tmp = project / ".pvc" / "tmp"
+    while proc.poll() is None and sum(p.stat().st_size for p in tmp.glob("pack-*.tmp")) < (8 << 20):
+        pass
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the commit finished before it could be killed"
+    return sum(p.stat().st_size for p in tmp.iterdir())
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_leftovers_of_a_killed_commit_are_reported_and_collected(two_versions, cli):
+    left = _killed_commit(two_versions)
+    tmp = two_versions / ".pvc" / "tmp"
+    (tmp / f"clock-{_dead_pid()}-abc123").write_bytes(b"")  # a status that died reading the clock
+    (tmp / f"clock-{os.getpid()}-def456").write_bytes(b"")  # a live one: never touched
+    (two_versions / ".pvc" / ".versions.zz9.tmp").write_bytes(b"half a refs file")
+    expected = left + len(b"half a refs file")
+    doc = cli("verify", "--json", cwd=two_versions).json()
+    assert doc["ok"] and doc["temp_files"] >= 3 and doc["temp_bytes"] == expected
+    assert "left by writers that are gone" in cli("verify").out
+    dry = cli("gc", "--dry-run", "--json").json()
+    assert (dry["temp_files"], dry["temp_bytes"], dry["temp_files_removed"]) == (doc["temp_files"], expected, 0)
+    assert "would be removed" in cli("gc", "--dry-run").out and any(tmp.glob("pack-*.tmp"))
+    done = cli("gc", "--json").json()
+    assert done["temp_files_removed"] == done["temp_files"] == doc["temp_files"] and done["temp_bytes"] == expected
+    assert [p.name for p in tmp.iterdir()] == [f"clock-{os.getpid()}-def456"]
+    assert not list((two_versions / ".pvc").glob(".*.tmp")) and cli("verify").code == 0
+
+
+def test_a_live_writers_temporaries_are_never_removed(two_versions, cli):
+    repo = Repository(two_versions)
+    with repo.lock():  # a writer at work: its temporary pack is not a leftover
+        store = repo.reopen_store()
+        store.put(os.urandom(5000), compress=False)
+        pending = list((two_versions / ".pvc" / "tmp").glob("pack-*.tmp"))
+        assert pending
+        assert cli("gc", "--lock-timeout", "0", cwd=two_versions).code == 3
+        assert cli("verify", "--lock-timeout", "0").code == 3
+        assert all(p.exists() for p in pending)
+        store.abort()
+    repo.close()

@@ -13,20 +13,23 @@ from pvc.errors import BadInput
 if TYPE_CHECKING:
     from pvc.api import Project
 
-__all__ = ["open_project", "ProjectOpt", "JsonOpt", "VersionArg", "LockTimeoutOpt", "read_description"]
+__all__ = ["open_project", "ProjectOpt", "JsonOpt", "VersionArg", "LockTimeoutOpt", "EndpointOpt", "RegionOpt",
+           "read_description"]
 
 
-def open_project(path: Path, *, init: bool = False) -> Project:
+def open_project(path: Path, *, init: bool = False, check_config: bool = True) -> Project:
     """The project API, imported on first use: `pvc --help` and usage errors need no store code."""
     from pvc.api import Project
 
-    return Project.init(path) if init else Project(path)
+    return Project.init(path) if init else Project(path, check_config=check_config)
 
 
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 VersionArg = Annotated[str, typer.Argument(help="Version: 3, v3, latest, a tag, or a manifest hash prefix (>= 6 hex).")]
 LockTimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for another writer.")]
+EndpointOpt = Annotated[str | None, typer.Option(help="S3-compatible endpoint, e.g. http://minio:9000 (MinIO, Ceph, ...).")]
+RegionOpt = Annotated[str | None, typer.Option(help="S3 region (default: the environment's or the profile's).")]
 
 
 def read_description(path: Path) -> dict:

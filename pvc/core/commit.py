@@ -64,8 +64,10 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
     if latest and latest.manifest == hex_id(manifest_id):
         store.flush()  # usually writes nothing; objects found missing and stored again are kept
         snap.save_cache()
-        return CommitResult(latest, False, snap.files_hashed, snap.bytes_hashed)
+        return CommitResult(latest, False, snap.files_hashed, snap.bytes_hashed,
+                            followed_symlinks=snap.followed_symlinks)
     store.flush()
+    manifest = store.get_object(manifest_id, Manifest)
     record = VersionRecord(
         number=len(versions) + 1,  # numbers of deleted versions stay taken
         manifest=hex_id(manifest_id),
@@ -74,10 +76,11 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         author=author or default_author(),
         parent=latest.number if latest else None,
-        stats=store.get_object(manifest_id, Manifest).stats,
+        stats=manifest.stats,
         origin=None if latest else repo.origin.read(),  # a first version of a restored project says where from
     )
     record = replace(record, id=record_id(record))
     repo.write_versions([*versions, record])
     snap.save_cache()
-    return CommitResult(record, True, snap.files_hashed, snap.bytes_hashed)
+    return CommitResult(record, True, snap.files_hashed, snap.bytes_hashed, manifest.warnings or (),
+                        snap.followed_symlinks)

@@ -43,8 +43,9 @@ class _Report:
 
 
 def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, dataset: str | None = None,
-                   item: str | None = None) -> dict:
-    """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output)."""
+                   item: str | None = None, invalid: tuple[tuple[str, str], ...] = ()) -> dict:
+    """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output); `invalid`:
+    the working tree's files a commit would refuse (path, reason), reported as `problems`."""
     report = _Report()
     meta = no_meta_changes()
     if dataset is None and item is None:
@@ -68,7 +69,8 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
     return change_report(source, target, clean=a.manifest_id == b.manifest_id, datasets_added=report.datasets_added,
                          datasets_removed=report.datasets_removed, items_added=report.added, items_removed=report.removed,
                          items_modified=report.modified, files=report.files, classes_before=a.manifest.classes,
-                         classes_after=b.manifest.classes, meta=meta)
+                         classes_after=b.manifest.classes, meta=meta,
+                         problems=[{"path": path, "problem": why} for path, why in invalid])
 
 
 def _file_changes(report: _Report, prefix: str, changes: dict) -> None:

@@ -2,7 +2,7 @@
 
 Before any file is touched, the outstanding state is committed to the store as a *saved state* (objects
 plus a small record under `.pvc/stash/`, not a numbered version), so `pvc discard --undo` can bring it
-back byte for byte. The tree is then changed file by file: added files removed, modified and removed
+back byte for byte; a file a commit would refuse (a malformed annotation) is saved as it is, and put back. The tree is then changed file by file: added files removed, modified and removed
 files written back (each through a temp file and a rename, never in place).
 """
 
@@ -43,9 +43,9 @@ def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0
     if latest is None:
         raise UsageError("nothing to discard to: no versions yet (run `pvc commit`)")
     if not apply:
-        working, _ = working_snapshot(repo, latest.manifest)
+        working, cap = working_snapshot(repo, latest.manifest)
         base = Snapshot(repo.store, bytes.fromhex(latest.manifest))
-        report = diff_snapshots(base, working, source=latest.number, target="working")
+        report = diff_snapshots(base, working, source=latest.number, target="working", invalid=cap.invalid)
         restore, remove = _plan(base, working)
         return DiscardResult(False, None, restore, remove, report)
     with repo.lock_with_sources(lock_timeout):  # it stores objects as commit does
@@ -76,7 +76,7 @@ def _switch(repo: Repository, target_id: bytes, *, base: int | None,
     (working -> saved state)."""
     store = repo.reopen_store()
     try:
-        cap = capture(repo, store)
+        cap = capture(repo, store, report_invalid=True)  # a broken file is saved too, and then put back
         store.flush()
     except BaseException:
         store.abort()
@@ -86,7 +86,7 @@ def _switch(repo: Repository, target_id: bytes, *, base: int | None,
     if undo:
         report = diff_snapshots(current, target, source="working", target="saved state")
     else:
-        report = diff_snapshots(target, current, source=base, target="working")
+        report = diff_snapshots(target, current, source=base, target="working", invalid=cap.invalid)
     saved = None
     dirty = cap.manifest_id.hex() != (save_only_if_dirty_against or target_id.hex())
     if cap.manifest_id != target_id and dirty:

@@ -6,7 +6,8 @@ inode and ctime, so the project is still that manifest. The C walk (pvc/_walk.c)
 times faster than the Python one.
 
 `clean_status` and `unchanged_commit` answer `pvc status` and `pvc commit` on an untouched project for
-pvc/entry.py. They start the C walk in a thread (the walk runs without the GIL) and only then import the
+pvc/entry.py; the commit's answer is given under the writers' lock, as every commit's is, and only when that lock
+is free at once. They start the C walk in a thread (the walk runs without the GIL) and only then import the
 store's modules and read the refs and the tree record, so that importing and walking overlap. This module
 itself imports nothing heavy.
 """
@@ -14,10 +15,11 @@ itself imports nothing heavy.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from pvc.errors import PvcError
-from pvc.project.walk import Ignore, native_stat_records, tree_digest
+from pvc.project.walk import Ignore, followed_symlinks, native_walk, tree_digest
 from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.location import find_project_root
 
@@ -49,21 +51,29 @@ class _Walk(threading.Thread):
 
     def __init__(self, root: str, ignore: Ignore) -> None:
         super().__init__(daemon=True)
-        self._args, self._records = (root, ignore), None
+        self._args, self._walked = (root, ignore), None
 
     def run(self) -> None:
         try:
-            self._records = native_stat_records(*self._args)
+            self._walked = native_walk(*self._args)
         except Exception:  # the full status will meet the same problem and report it
-            self._records = None
+            self._walked = None
 
     def records(self) -> bytes | None:
         self.join()
-        return self._records
+        return None if self._walked is None else self._walked[0]
+
+    def followed_symlinks(self) -> int:
+        self.join()
+        return 0 if self._walked is None else followed_symlinks(self._walked[1])
 
 
-def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
-    """The latest version and the stat cache, when the project is provably that version; else None."""
+def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatCache, int] | None:
+    """The latest version, the stat cache and the symlinks the walk followed, when the project is provably that
+    version; else None.
+
+    `writer` (commit): decided under the writers' lock, as the full commit decides, and only if the lock is free
+    at once; otherwise None, and the full command waits for it up to --lock-timeout and says who holds it."""
     root = find_project_root(start)
     if root is None:
         return None
@@ -78,37 +88,42 @@ def _untouched_latest(start: str) -> tuple[VersionRecord, StatCache] | None:
         from pvc.store.repository import Repository
 
         repo = Repository(Path(root))
-        latest = repo.latest()
-        if latest is None:
-            return None
-        cache = repo.stat_cache()
-        if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
-            return None
-    except (PvcError, OSError, ValueError):
+        with repo.lock(timeout=0) if writer else nullcontext():
+            return _provably_latest(repo, walk)
+    except (PvcError, OSError, ValueError):  # Locked among them
         return None
     finally:
         walk.join()
-    return latest, cache
+
+
+def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache, int] | None:
+    latest = repo.latest()  # deleted versions are not compared with
+    if latest is None:
+        return None
+    cache = repo.stat_cache()
+    if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
+        return None
+    return latest, cache, walk.followed_symlinks()
 
 
 def clean_status(start: str) -> dict | None:
     """The `status` report when the project is provably the latest version; None in every other case
     (changes, no version yet, no C walk, anything odd), and then the full status runs and explains."""
-    found = _untouched_latest(start)
+    found = _untouched_latest(start, writer=False)
     if found is None:
         return None
     from pvc.core.report import clean_report
 
-    latest, cache = found
+    latest, cache, _ = found
     return clean_report(latest.number, "working", cache.classes)
 
 
 def unchanged_commit(start: str) -> CommitResult | None:
-    """What `pvc commit` returns when the project is provably the latest version (nothing written, no
-    lock needed: it changes nothing); None in every other case, and then the full commit runs."""
-    found = _untouched_latest(start)
+    """What `pvc commit` returns when the project is provably the latest version, decided under the lock
+    like every commit (nothing else is written); None in every other case, and then the full commit runs."""
+    found = _untouched_latest(start, writer=True)
     if found is None:
         return None
     from pvc.core.report import CommitResult
 
-    return CommitResult(found[0], False, 0, 0)
+    return CommitResult(found[0], False, 0, 0, followed_symlinks=found[2])

@@ -3,7 +3,8 @@ rewriting packs that are mostly dead.
 
 Under the exclusive repository lock: mark every object reachable from every root (`reach.py`) and from every
 linked project (`lineage.py`: their commits hold this lock too, so none runs meanwhile), then let the store delete
-packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order). Deleted versions are
+packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order), and remove the
+temporary files of writers that are gone (a killed commit's temporary packs can be large). Deleted versions are
 no roots: what only they reached goes.
 Packs younger than the grace period are never touched, so objects a writer has just published survive even
 where the lock cannot be trusted (a file system that does not honour flock). gc refuses to delete anything
@@ -39,7 +40,9 @@ class GcResult:
     objects_dropped: int
     bytes_before: int
     bytes_freed: int
-    temp_files_removed: int
+    temp_files_removed: int  # 0 with dry_run
+    temp_files: int  # temporary files of writers that are gone, found (and, without dry_run, removed)
+    temp_bytes: int  # their size
     linked: list[LinkedState] = field(default_factory=list)  # projects restored from this store, as gc found them
 
     def to_json(self) -> dict:
@@ -48,6 +51,7 @@ class GcResult:
                           "written": self.packs_written, "kept_young": self.packs_kept_young},
                 "objects_dropped": self.objects_dropped, "bytes_before": self.bytes_before,
                 "bytes_freed": self.bytes_freed, "temp_files_removed": self.temp_files_removed,
+                "temp_files": self.temp_files, "temp_bytes": self.temp_bytes,
                 "linked": [s.to_json() for s in self.linked]}
 
 
@@ -67,13 +71,12 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
                                     f"nothing was deleted (run `pvc verify`)")
         needed, linked = walk_linked(repo, drop=not dry_run)
         plan = store.plan_repack(walker.reached | needed, keep_newer_than=(time.time() if now is None else now) - grace)
-        written, leftovers = 0, 0
+        temporaries = [size for _, size in repo.stale_temporaries()]
+        written, removed = 0, 0
         if not dry_run:
-            repo.clean_tmp()
-            for path in repo.atomic_leftovers():
-                path.unlink(missing_ok=True)
-                leftovers += 1
+            removed = repo.clean_tmp()
             written = store.repack(plan)
     return GcResult(dry_run, len(versions), len(roots), len(walker.reached), len(plan.packs), len(plan.delete),
                     len(plan.rewrite), written, len(plan.young), plan.objects_dropped,
-                    sum(u.size for u in plan.packs), plan.bytes_freed, leftovers, linked)
+                    sum(u.size for u in plan.packs), plan.bytes_freed, removed, len(temporaries), sum(temporaries),
+                    linked)

@@ -23,6 +23,7 @@ class VersionDetails:
     stats: dict[str, Any]
     datasets: list[dict[str, Any]]
     problems: list[dict[str, Any]]
+    warnings: list[str]  # where the project's layout disagreed with its meta.json when committed
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def show(store: ObjectStore, record: VersionRecord) -> VersionDetails:
     for ds in snap.datasets():
         datasets.append({"name": ds.name, "path": ds.dir, "items": ds.item_count, "files": ds.file_count})
     m = snap.manifest
-    return VersionDetails(record, m.project_type, m.layout, m.stats, datasets, list(m.problems or []))
+    return VersionDetails(record, m.project_type, m.layout, m.stats, datasets, list(m.problems or []),
+                          list(m.warnings or []))
 
 
 def ls(store: ObjectStore, record: VersionRecord, dataset: str | None = None) -> Iterator[ItemView]:

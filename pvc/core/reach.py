@@ -31,6 +31,7 @@ class Root:
     label: str  # "v3", or "stash/<file>"
     version: int | None
     manifest: bytes
+    partial: str | None = None  # "records" / "structure": some of its objects are on a remote only (.pvc/partial)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,10 @@ class Damage:
 
 
 def version_roots(repo: Repository) -> list[Root]:
-    """A root for every version that is not deleted."""
-    return [Root(f"v{v.number}", v.number, parse_hex_id(v.manifest)) for v in repo.versions() if not v.deleted]
+    """A root for every version that is not deleted (marked when its objects are, in part, on a remote only)."""
+    partial = repo.partial.read()
+    return [Root(f"v{v.number}", v.number, parse_hex_id(v.manifest), partial[v.id].has if v.id in partial else None)
+            for v in repo.versions() if not v.deleted]
 
 
 def extra_roots(repo: Repository) -> list[Root]:
@@ -73,7 +76,17 @@ class Walker:
         self._blobs: dict[bytes, str | None] = {}
 
     def walk(self, root: Root) -> list[Damage]:
-        """Everything damaged under `root`, each with the dataset, item and path it takes away."""
+        """Everything damaged under `root`, each with the dataset, item and path it takes away. Of a version
+        whose objects are partly on a remote (`root.partial`), what is absent by design is not damage: all of
+        it when only its record is here, the blobs when its structure is."""
+        if root.partial == "records":
+            return []
+        damage = self._walk(root)
+        if root.partial == "structure":
+            damage = [d for d in damage if not (d.kind == "blob" and _absent(d.what))]
+        return damage
+
+    def _walk(self, root: Root) -> list[Damage]:
         manifest = self._read(root.manifest, Manifest)
         if isinstance(manifest, str):
             return [Damage(root.manifest, "manifest", manifest, root.label, path="the whole version")]
@@ -182,3 +195,7 @@ class Walker:
         if sum(n for _, n in chunks) != info.size:
             return "its chunk lengths do not add up to its length"
         return None
+
+
+def _absent(what: str) -> bool:
+    return what == "missing" or (what.startswith("its chunk ") and what.endswith(" is missing"))

@@ -17,6 +17,8 @@ class CommitResult:
     created: bool
     files_hashed: int
     bytes_hashed: int
+    warnings: tuple[str, ...] = ()  # the new version's (its manifest's); none when nothing was created
+    followed_symlinks: int = 0  # files reached through a symlink (versioned as the files they point to)
 
     @property
     def number(self) -> int:
@@ -28,11 +30,19 @@ class CommitResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.number, "created": self.created, "manifest": self.manifest,
-                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed}
+                "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed, "warnings": list(self.warnings),
+                "followed_symlinks": self.followed_symlinks}
 
     def unchanged_line(self) -> str:
         """What `pvc commit` says when the project is the latest version."""
         return f"Nothing changed: version {self.number} ({self.manifest[:12]}) is the latest"
+
+    def notes(self) -> list[str]:
+        """The lines `pvc commit` prints after its first, whatever answered it."""
+        if not self.followed_symlinks:
+            return []
+        return [f"followed {self.followed_symlinks} symlinks to files: their targets' content is versioned, "
+                "and restores as regular files"]
 
 
 def no_meta_changes() -> dict[str, list]:
@@ -47,7 +57,8 @@ def class_table(before: dict, after: dict) -> dict:
 
 def change_report(source: Any, target: Any, *, clean: bool, datasets_added: list, datasets_removed: list,
                   items_added: list, items_removed: list, items_modified: list, files: dict[str, list],
-                  classes_before: dict, classes_after: dict, meta: dict) -> dict:
+                  classes_before: dict, classes_after: dict, meta: dict, problems: list | None = None) -> dict:
+    """`problems`: the working tree's files a commit would refuse, as {"path", "problem"} (none between versions)."""
     return {
         "from": source,
         "to": target,
@@ -57,6 +68,7 @@ def change_report(source: Any, target: Any, *, clean: bool, datasets_added: list
         "files": files,
         "classes": class_table(classes_before, classes_after),
         "meta": meta,
+        "problems": problems or [],
     }
 
 

@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import blake3
+
 from pvc.core.capture.seed import seed_stat_cache
 from pvc.core.lineage import link_new_project, unlink_new_project
 from pvc.core.selection import Selection, plan_restore
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
+from pvc.store.atomic import fsync_dir, sync_filesystem
+from pvc.store.backend import ObjectStore
+from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
-__all__ = ["Skipped", "RestoreResult", "restore"]
+__all__ = ["Skipped", "RestoreResult", "restore", "materialize"]
 
 _WORKERS = 8
 
@@ -53,69 +59,83 @@ class RestoreResult:
     items: int = 0  # items restored
     linked_store: str | None = None  # the new project's store id, when it is linked to this store
     origin: dict | None = None  # what the new project's first version will say it came from
+    kept_aside: str | None = None  # --force: where the old content of the target stays, if it could not be deleted
 
 
 def restore(
-    repo: Repository,
+    store: ObjectStore,
     record: VersionRecord,
     dest: Path,
     *,
+    project_root: Path | None = None,
     selection: Selection = Selection(),
-    link: bool = True,
+    link: Repository | None = None,
     skip_missing: bool = False,
     verify: bool = False,
     force: bool = False,
     lock_timeout: float = 60.0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RestoreResult:
-    """Write version `record` (the part `selection` keeps) to `dest`; see the module docstring for the guarantees."""
-    dest = _check_target(repo, dest, force)
-    store = repo.store
+    """Write version `record` from `store` (local, or a remote) to `dest`, the part `selection` keeps; see the
+    module docstring for the guarantees. `project_root`: the project the store belongs to, which the target may
+    not be inside of; `link`: the repository `store` is, to link the new project to (its own `.pvc/` sharing
+    that store's objects, and its lineage)."""
+    dest = _check_target(project_root, dest, force)
     snap = Snapshot(store, bytes.fromhex(record.manifest))
     chosen = plan_restore(snap, selection)
-    plan = chosen.files
-    _check_paths(plan)
-    bad = _find_bad_objects(store, plan, verify)
-    if bad and not skip_missing:
-        raise _plan_error(plan, bad)
-    skipped, plan = _drop_bad(plan, bad)
     staging = dest.parent / f".{dest.name}.pvc-restore-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     linked, link_info = None, (None, None)
     try:
-        if link:
-            linked = link_new_project(repo, record, staging, dest, selection, lock_timeout=lock_timeout)
-        failed = _write_all(store, plan, staging, progress)
-        if failed and not skip_missing:
-            raise _plan_error(plan, failed)
-        _remove_files(staging, _entries_of(plan, failed))
-        more_skipped, plan = _drop_bad(plan, failed)
-        skipped += more_skipped
+        if link is not None:
+            linked = link_new_project(link, record, staging, dest, selection, lock_timeout=lock_timeout)
+        plan, skipped = materialize(store, chosen.files, staging, skip_missing=skip_missing, verify=verify,
+                                    progress=progress)
         for folder in chosen.empty_folders:  # a chosen dataset left with no item still looks like a dataset
             (staging / folder).mkdir(parents=True, exist_ok=True)
         if linked is not None:
             seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
             link_info = (linked.store_id, linked.origin.read())
-        os.sync()
-        _move_into_place(staging, dest)
+        sync_filesystem(staging)  # what restore wrote, on the target's file system only
+        kept_aside = _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if linked is not None:
-            unlink_new_project(repo, linked)
+            unlink_new_project(link, linked)
         raise
     finally:
         if linked is not None:
             linked.close()
     items = {(e.dataset, e.item) for e in plan if e.item is not None}
-    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped, selection,
-                         chosen.datasets, len(items), *link_info)
+    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped,
+                         selection=selection, datasets=chosen.datasets, items=len(items), linked_store=link_info[0],
+                         origin=link_info[1], kept_aside=kept_aside)
 
 
-def _check_target(repo: Repository, dest: Path, force: bool) -> Path:
+def materialize(store: ObjectStore, plan: list[FileEntry], folder: Path, *, skip_missing: bool = False,
+                verify: bool = False, progress=None) -> tuple[list[FileEntry], list[Skipped]]:
+    """Write the files of `plan` (from `plan_restore`) into `folder`, which holds none of them; return the files
+    written and what was skipped. Without `skip_missing`, a missing or corrupt object raises before anything is
+    written, or, if found while writing, after the files written so far were removed again."""
+    _check_paths(plan)
+    bad = _find_bad_objects(store, plan, verify)
+    if bad and not skip_missing:
+        raise _plan_error(plan, bad)
+    skipped, plan = _drop_bad(plan, bad)
+    failed = _write_all(store, plan, folder, progress)
+    if failed and not skip_missing:
+        _remove_files(folder, plan)
+        raise _plan_error(plan, failed)
+    _remove_files(folder, _entries_of(plan, failed))
+    more_skipped, plan = _drop_bad(plan, failed)
+    return plan, skipped + more_skipped
+
+
+def _check_target(project_root: Path | None, dest: Path, force: bool) -> Path:
     dest = Path(os.path.abspath(dest))
-    project = repo.project_root.resolve()
     real = dest.resolve()
-    if real.is_relative_to(project) or project.is_relative_to(real):
+    project = project_root.resolve() if project_root is not None else None
+    if project is not None and (real.is_relative_to(project) or project.is_relative_to(real)):
         raise UsageError(f"{dest}: refusing to restore inside the project or over a folder that holds it; pick a directory outside {project}")
     if dest.is_symlink():
         raise UsageError(f"{dest}: is a symlink; restore writes only to a real directory")
@@ -200,31 +220,119 @@ def _plan_error(plan: list[FileEntry], bad: dict[bytes, str]) -> PvcError:
 
 
 def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[bytes, str]:
-    """Write every file into `staging`; return the objects that turned out missing or corrupt."""
+    """Write every file into `staging`; return the objects that turned out missing or corrupt.
+
+    Objects are read with `visit_records` (neighbours in a pack in one request, several requests at once, the
+    files written by the same worker threads), and each part is checked against its id before it is written. A
+    chunked file is assembled at its chunks' offsets, then hashed whole. Every file is created exclusively
+    (O_EXCL | O_NOFOLLOW) in the fresh staging folder."""
     failed: dict[bytes, str] = {}
+    lock = threading.Lock()
     make_dirs(staging, [e.path for e in plan])
+    targets: dict[bytes, list[FileEntry]] = {}
+    for entry in plan:
+        targets.setdefault(entry.oid, []).append(entry)
+    parts, chunked = _parts(store, targets, failed)  # object to read -> [(the file's object, offset in it)]
+    open_fds = {e.path: _create(staging / e.path, os.O_RDWR) for oid in chunked for e in targets[oid]}  # large files only
+    total, done = sum(e.size for e in plan), [0]
 
-    def write(entry: FileEntry) -> FileEntry:
-        target = staging / entry.path
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-                store.write_to(entry.oid, out)
-            os.chmod(target, entry.mode)
-        except ObjectMissing:
-            failed[entry.oid] = "missing"
-        except CorruptObject:
-            failed[entry.oid] = "corrupt"
-        return entry
+    def write(oid: bytes, loc, stored: bytes | None) -> None:
+        data = _content(store, oid, loc, stored)
+        for whole, offset in parts[oid]:
+            if data is None:
+                with lock:
+                    failed.setdefault(whole, "missing" if stored is None else "corrupt")
+                continue
+            for entry in targets[whole]:
+                if entry.path in open_fds:
+                    os.pwrite(open_fds[entry.path], data, offset)
+                else:
+                    _write_file(staging / entry.path, data, entry.mode)
+            with lock:
+                done[0] += len(data) * len(targets[whole])
+        if progress:
+            progress("writing files", done[0], total)
 
-    total = sum(e.size for e in plan)
-    done = 0
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        for entry in pool.map(write, plan):
-            done += entry.size
-            if progress:
-                progress("writing files", done, total)
+    try:
+        seen = store.visit_records(list(parts), write, workers=_WORKERS)
+        for oid in parts.keys() - seen:
+            for whole, _ in parts[oid]:
+                failed.setdefault(whole, "missing")
+        _check_assembled(targets, chunked, open_fds, failed)
+        for oid in chunked:
+            for entry in targets[oid]:
+                os.fchmod(open_fds[entry.path], entry.mode)
+    finally:
+        for fd in open_fds.values():
+            os.close(fd)
     return failed
+
+
+def _create(path: Path, access: int = os.O_WRONLY) -> int:
+    return os.open(path, access | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    fd = _create(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _parts(store, targets: dict[bytes, list[FileEntry]],
+           failed: dict[bytes, str]) -> tuple[dict[bytes, list[tuple[bytes, int]]], set[bytes]]:
+    """Each object to read, and where its content goes: (the file's object, offset in the file); and the files'
+    objects that are chunked. A file stored whole is its own single part; a chunked one is its chunks."""
+    parts: dict[bytes, list[tuple[bytes, int]]] = {}
+    chunked: set[bytes] = set()
+    for oid in targets:
+        try:
+            info = store.info(oid)
+            chunks = store.chunk_list(oid) if info is not None and info.chunked else None
+        except ObjectMissing:
+            failed[oid] = "missing"
+            continue
+        except CorruptObject:
+            failed[oid] = "corrupt"
+            continue
+        if chunks is None:
+            parts.setdefault(oid, []).append((oid, 0))
+            continue
+        chunked.add(oid)
+        offset = 0
+        for cid, length in chunks:
+            parts.setdefault(cid, []).append((oid, offset))
+            offset += length
+    return parts, chunked
+
+
+def _content(store, oid: bytes, loc, stored: bytes | None) -> bytes | None:
+    """The part's content if it reads and matches its id, else None."""
+    if stored is None:
+        return None
+    try:
+        data = store.decoded(oid, loc, stored)
+    except CorruptObject:
+        return None
+    return data if hash_bytes(data) == oid else None
+
+
+def _check_assembled(targets: dict[bytes, list[FileEntry]], chunked: set[bytes], fds: dict[str, int],
+                     failed: dict[bytes, str]) -> None:
+    """Hash every chunked file as written: its chunks were each checked, this checks the chunk list."""
+    for oid in chunked - failed.keys():
+        for entry in targets[oid]:
+            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            at = 0
+            while block := os.pread(fds[entry.path], 4 << 20, at):
+                hasher.update(block)
+                at += len(block)
+            if hasher.digest() != oid or at != entry.size:
+                failed[oid] = "corrupt"
 
 
 def _remove_files(staging: Path, entries: list[FileEntry]) -> None:
@@ -232,11 +340,34 @@ def _remove_files(staging: Path, entries: list[FileEntry]) -> None:
         (staging / e.path).unlink(missing_ok=True)
 
 
-def _move_into_place(staging: Path, dest: Path) -> None:
+def _move_into_place(staging: Path, dest: Path) -> str | None:
+    """Rename `staging` to `dest`, durably. An existing `dest` (--force) is moved aside first and deleted after;
+    if the final rename fails it is put back, and the error says whether that worked. Returns where the old
+    content was left if it could not be deleted (the restore itself succeeded)."""
     if not dest.exists():
-        staging.rename(dest)
-        return
+        os.rename(staging, dest)
+        fsync_dir(dest.parent)
+        return None
     aside = dest.parent / f".{dest.name}.pvc-replaced-{uuid.uuid4().hex[:12]}"
-    dest.rename(aside)
-    staging.rename(dest)
-    shutil.rmtree(aside)
+    os.rename(dest, aside)
+    try:
+        os.rename(staging, dest)
+    except OSError as exc:
+        raise _put_back(aside, dest, exc) from None
+    fsync_dir(dest.parent)
+    try:
+        shutil.rmtree(aside)
+    except OSError:
+        return str(aside)
+    return None
+
+
+def _put_back(aside: Path, dest: Path, failure: OSError) -> OSError:
+    """The error of a failed final rename, after moving the old target back from `aside`."""
+    why = f"cannot move the restored files into place ({failure.strerror or failure})"
+    try:
+        os.rename(aside, dest)
+    except OSError as exc:
+        return OSError(failure.errno, f"{why}; its old content could not be put back ({exc.strerror or exc}) "
+                                      f"and is kept at {aside}", str(dest))
+    return OSError(failure.errno, f"{why}; its old content is back in place, nothing was changed", str(dest))

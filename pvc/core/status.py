@@ -15,9 +15,10 @@ __all__ = ["status", "working_snapshot", "version_snapshot"]
 def working_snapshot(repo: Repository, expect: str | None = None) -> tuple[Snapshot, Capture]:
     """The working tree as a snapshot whose new objects live in memory; the store is not written.
     `expect`: the manifest of the version it is compared with; a tree nobody touched since is known to be
-    that manifest without reading a file."""
+    that manifest without reading a file. A file a commit would refuse does not stop it: it is captured as
+    `--allow-invalid` would store it and listed in `Capture.invalid`, to be reported with the rest."""
     overlay = OverlayStore(repo.store)
-    cap = capture(repo, overlay, expect=bytes.fromhex(expect) if expect else None)
+    cap = capture(repo, overlay, report_invalid=True, expect=bytes.fromhex(expect) if expect else None)
     _remember_hashes(repo, cap)
     return Snapshot(overlay, cap.manifest_id), cap
 
@@ -30,17 +31,19 @@ def version_snapshot(repo: Repository, manifest: str | None, overlay_for_empty: 
 
 
 def _remember_hashes(repo: Repository, cap: Capture) -> None:
-    """Save the stat cache if no writer holds the lock, so the next status is stat-only (as git does)."""
+    """Save the stat cache if no writer holds the lock, so the next status is stat-only (as git does); a
+    store that cannot be written (read-only, full disk) is simply not told."""
     try:
         with repo.lock(timeout=0):
             cap.save_cache()
-    except Locked:
+    except (Locked, OSError):
         pass
 
 
 def status(repo: Repository) -> dict:
     """What `pvc commit` would record now, relative to the latest version."""
     latest = repo.latest()
-    working, _ = working_snapshot(repo, latest.manifest if latest else None)
+    working, cap = working_snapshot(repo, latest.manifest if latest else None)
     base = version_snapshot(repo, latest.manifest if latest else None, working)
-    return diff_snapshots(base, working, source=latest.number if latest else None, target="working")
+    return diff_snapshots(base, working, source=latest.number if latest else None, target="working",
+                          invalid=cap.invalid)

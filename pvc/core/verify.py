@@ -1,19 +1,22 @@
 """verify: check a whole store and say, for each problem, which versions and items it takes away.
 
-1. Under the lock, briefly: read the refs (falling back to `versions.bak` to find roots if they are damaged),
+1. Under the readers' (shared) lock, briefly: read the refs (falling back to `versions.bak` to find roots if they are damaged),
    open the index files (a damaged one is a problem, not a stop) and open every pack, so that neither a commit
    nor a gc running meanwhile changes what is being checked.
 2. Read every pack once, front to back: every record re-hashed (or a random sample), the pack's name checked
    against its bytes, and every index entry checked against the record header it points at.
 3. Walk every root (`reach.py`): manifest -> trees -> pages -> blobs -> chunks, every reference resolved.
 
-Objects that no root reaches ("orphans", left by killed commits) are counted, not reported: gc removes them.
+Objects that no root reaches ("orphans", left by killed commits) are counted, not reported: gc removes them; so
+are the temporary files of writers that are gone (a killed commit's temporary packs), found under the lock.
+Problems of `.pvc/config` (a key pvc does not know, a value it cannot use) are reported too: every other command
+stops on them.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
@@ -29,8 +32,8 @@ MAX_AFFECTED = 1000  # per problem, in the report; `affected_total` has the full
 class Problem:
     """One damaged thing (an object, a pack, an index file, the refs) and what it affects."""
 
-    subject: str  # "object <id>", "pack <id>", "index <file>", "refs <file>", "stash <file>"
-    kind: str  # blob, tree, page, manifest, object, pack, index, refs, stash
+    subject: str  # "object <id>", "pack <id>", "index <file>", "refs <file>", "stash <file>", "config <key>"
+    kind: str  # blob, tree, page, manifest, object, pack, index, refs, stash, config
     what: str
     affects: list[dict] = field(default_factory=list)  # {"version", "dataset", "item", "path"}
     affected_total: int = 0
@@ -57,6 +60,8 @@ class VerifyReport:
     orphans: int  # indexed objects no root reaches
     unindexed: int  # records in packs that no index names (left by a killed commit or gc)
     problems: list[Problem]
+    temp_files: int = 0  # temporary files of writers that are gone (gc removes them)
+    temp_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -66,6 +71,7 @@ class VerifyReport:
         return {"ok": self.ok, "versions": self.versions, "roots": self.roots, "packs": self.packs,
                 "indexes": self.indexes, "records": self.records, "hashed": self.hashed, "bytes": self.bytes,
                 "sample": self.sample, "orphans": self.orphans, "unindexed": self.unindexed,
+                "temp_files": self.temp_files, "temp_bytes": self.temp_bytes,
                 "problems": [p.to_json() for p in self.problems]}
 
 
@@ -94,12 +100,16 @@ class _Problems:
 def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lock_timeout: float = 60.0) -> VerifyReport:
     """Check everything (see the module docstring); `sample` in (0, 1] is the share of records re-hashed."""
     problems = _Problems()
-    with repo.lock(lock_timeout):
+    for key, why in repo.config_problems:
+        problems.add(f"config {key}", "config", why)
+    with repo.read_lock(lock_timeout):
         roots, versions = _roots(repo, problems)
         store = repo.reopen_store(strict_indexes=False)
         packs = store.pin_packs()
+        temporaries = [size for _, size in repo.stale_temporaries()]
     try:
-        return _verify(store, packs, roots, versions, problems, sample, seed)
+        report = _verify(store, packs, roots, versions, problems, sample, seed)
+        return replace(report, temp_files=len(temporaries), temp_bytes=sum(temporaries))
     finally:
         repo.close()  # the lenient store is for verify only: later reads open a strict one again
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pvc.errors import BadInput
 
-__all__ = ["image_annotation_summary", "project_meta_summary", "PROJECT_TYPES"]
+__all__ = ["image_annotation_summary", "project_meta_summary", "annotation_project_type", "PROJECT_TYPES"]
 
 PROJECT_TYPES = ("images", "videos", "volumes", "point_clouds", "point_cloud_episodes", "meshes")
 
@@ -51,11 +51,12 @@ def image_annotation_summary(doc: Any, path: Path | str) -> dict:
 
 
 def project_meta_summary(doc: Any, path: Path | str) -> dict:
-    """Project type, class titles with shapes, tag names of `meta.json` (which must have a `classes` list)."""
+    """Project type (None when meta.json does not say: the SDK writes `projectType` only when told to), class
+    titles with shapes, tag names of `meta.json` (which must have a `classes` list)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), list):
         raise BadInput(path, "not a Supervisely meta.json (no 'classes' list)")
-    project_type = doc.get("projectType", "images")
-    if project_type not in PROJECT_TYPES:
+    project_type = doc.get("projectType")
+    if project_type is not None and project_type not in PROJECT_TYPES:
         raise BadInput(path, f"unknown projectType {project_type!r} (expected one of {', '.join(PROJECT_TYPES)})")
     classes = {}
     for cls in doc["classes"]:
@@ -64,6 +65,20 @@ def project_meta_summary(doc: Any, path: Path | str) -> dict:
         classes[cls["title"]] = str(cls.get("shape", "any"))
     tags = doc.get("tags", [])
     return {"project_type": project_type, "classes": classes, "tags": _tag_names(tags)}
+
+
+def annotation_project_type(doc: Any) -> str | None:
+    """The project type an annotation's shape shows: `frames`/`framesCount` (videos), `volumeMeta`/`planes`
+    (volumes), top-level `figures` without frames (point clouds), `objects` alone (images); None otherwise."""
+    if not isinstance(doc, dict):
+        return None
+    if "frames" in doc or "framesCount" in doc:
+        return "videos"
+    if "volumeMeta" in doc or "planes" in doc:
+        return "volumes"
+    if "figures" in doc:
+        return "point_clouds"
+    return "images" if "objects" in doc else None
 
 
 def volume_annotation_summary(doc: Any, path: Path | str) -> dict:

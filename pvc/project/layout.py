@@ -6,6 +6,11 @@ plus `ann/<name>.json` (or the legacy `ann/<stem>.json`) plus its companions. Ev
 an extra of its dataset or of the project. Generic layout (no `meta.json`): each top-level folder is a
 dataset and each file under it an item. Either way every file of the project belongs to exactly one tree.
 
+The project type is meta.json's `projectType`. The SDK writes none unless told to (`VideoProject` and
+`VolumeProject` never do), so without one the media folders of the datasets decide, and without media
+folders the shape of an annotation (`sniff`). A declared type whose media folder some dataset lacks while
+holding another type's is kept, with a warning: those media files are then extras, not items.
+
 Volumes: a `.nrrd`, `.nii`, `.nii.gz` or `.npy` file in `volume/` is one item; a folder in `volume/` is
 one DICOM series (the item is named after the folder); loose DICOM files (`.dcm` or no extension) are
 grouped into series by SeriesInstanceUID once their headers are read (`add_dicom_series`): a series of
@@ -14,12 +19,13 @@ one file is named after the file, a longer one after its SeriesInstanceUID.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
 
-__all__ = ["Item", "Dataset", "Layout", "classify", "add_dicom_series", "MEDIA_DIRS", "VIDEO_SUFFIXES",
+__all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "MEDIA_DIRS", "VIDEO_SUFFIXES",
            "VOLUME_SUFFIXES", "COMPANION_FILES", "COMPANION_FOLDERS"]
 
 MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_clouds": "pointcloud",
@@ -34,6 +40,11 @@ COMPANION_FILES = {"images": {"meta": ".json", "img_info": ".json", "seg": ".png
                    "videos": {"video_info": ".json", "metadata": ".meta.json", "custom_data": ".json"}}
 COMPANION_FOLDERS = ("mask", "interpolation")
 _ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
+# Which project type a media folder stands for, in the order that breaks a tie.
+_TYPE_OF_MEDIA_DIR = {"img": "images", "video": "videos", "volume": "volumes", "pointcloud": "point_clouds",
+                      "meshes": "meshes"}
+_EPISODE_ANNOTATION = "annotation.json"  # a point-cloud episode dataset's one annotation
+Sniff = Callable[[str], "str | None"]  # relpath of an annotation -> the project type its shape shows, or None
 _SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
 
@@ -68,6 +79,7 @@ class Layout:
     root_files: list[str]  # files that belong to no dataset, relative to the project root
     datasets: list[Dataset]
     roles: dict[str, str]  # relpath -> meta | ann | video_ann | volume_ann | image | video | volume | dicom | file
+    warnings: list[str] = field(default_factory=list)  # where the layout disagrees with meta.json
 
     def all_datasets(self) -> list[Dataset]:
         out, stack = [], list(reversed(self.datasets))
@@ -100,17 +112,83 @@ class _Dir:
             stack.extend((f"{base}{name}/", sub) for name, sub in reversed(node.dirs.items()))
 
 
-def classify(relpaths: list[str], project_type: str | None) -> Layout:
-    """The layout of a project whose files are `relpaths`; `project_type` is None without `meta.json`."""
+def classify(relpaths: list[str], project_type: str | None, sniff: Sniff | None = None) -> Layout:
+    """The layout of a project whose files are `relpaths`. `project_type` is meta.json's `projectType`, ""
+    when meta.json has none (the layout decides; `sniff(relpath)` tells the type an annotation file has, or
+    None), and None without `meta.json` (the generic layout)."""
     tree = _Dir()
     for rel in relpaths:
         tree.add(rel.split("/"))
     if project_type is None:
         return _generic(tree)
+    found = _media_types(tree)
+    warnings = _disagreements(project_type, found) if project_type else []
+    if not project_type:
+        project_type, warnings = _detected_type(found, tree, sniff)
     try:
-        return _supervisely(tree, project_type)
+        layout = _supervisely(tree, project_type)
     except RecursionError:  # datasets nested inside datasets hundreds of levels deep
         raise BadInput("datasets", "datasets are nested too deeply to version") from None
+    layout.warnings = warnings
+    return layout
+
+
+def _media_types(tree: _Dir) -> dict[str, list[str]]:
+    """Project type -> the dataset folders (relative to the root) whose media folders stand for it."""
+    found: dict[str, list[str]] = {}
+    stack = [(name, node) for name, node in sorted(tree.dirs.items(), reverse=True)]
+    while stack:
+        rel, node = stack.pop()
+        for folder, kind in _TYPE_OF_MEDIA_DIR.items():
+            if folder in node.dirs:
+                if kind == "point_clouds" and _EPISODE_ANNOTATION in node.files:
+                    kind = "point_cloud_episodes"
+                found.setdefault(kind, []).append(rel)
+        nested = node.dirs.get("datasets")
+        if nested is not None:
+            stack.extend((f"{rel}/datasets/{child}", sub) for child, sub in sorted(nested.dirs.items(), reverse=True))
+    return found
+
+
+def _disagreements(declared: str, found: dict[str, list[str]]) -> list[str]:
+    """A warning for each other type whose media folder a dataset holds without the declared type's."""
+    media = MEDIA_DIRS[declared]
+    own = {f for kind, folders in found.items() if MEDIA_DIRS[kind] == media for f in folders}
+    warnings = []
+    for kind, folders in found.items():
+        strays = [f for f in folders if f not in own] if MEDIA_DIRS[kind] != media else []
+        if strays:
+            shown = ", ".join(strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
+            warnings.append(f"meta.json says projectType {declared!r}, but dataset folder(s) {shown} hold "
+                            f"{MEDIA_DIRS[kind]}/ (a {kind} layout) and no {MEDIA_DIRS[declared]}/: their media "
+                            "are versioned as extra files, not as items")
+    return warnings
+
+
+def _detected_type(found: dict[str, list[str]], tree: _Dir, sniff: Sniff | None) -> tuple[str, list[str]]:
+    """The type of a project whose meta.json has no projectType: the media folders' (the most common one,
+    with a warning, if they disagree), else an annotation's shape, else images."""
+    if not found:
+        return _sniffed(tree, sniff) or "images", []
+    order = list(_TYPE_OF_MEDIA_DIR.values()) + ["point_cloud_episodes"]
+    kind = max(found, key=lambda k: (len(found[k]), -order.index(k)))
+    if len(found) == 1:
+        return kind, []
+    others = ", ".join(f"{MEDIA_DIRS[k]}/ in {len(v)}" for k, v in found.items() if k != kind)
+    return kind, [f"meta.json has no projectType and the datasets disagree ({MEDIA_DIRS[kind]}/ in {len(found[kind])}, "
+                  f"{others}): versioned as a {kind} project"]
+
+
+def _sniffed(tree: _Dir, sniff: Sniff | None) -> str | None:
+    """The type the first annotation file of an annotation-only project shows, if `sniff` can tell."""
+    if sniff is None:
+        return None
+    for name, node in sorted(tree.dirs.items()):
+        ann = node.dirs.get("ann")
+        names = sorted(n for n in ann.files if n.endswith(".json")) if ann else []
+        if names:
+            return sniff(f"{name}/ann/{names[0]}")
+    return None
 
 
 def _generic(tree: _Dir) -> Layout:

@@ -1,8 +1,8 @@
 """Walk a project directory: every regular file under it, or a one-line error for what pvc cannot version.
 
-Symlinks to regular files are followed (versioned by content, restored as regular files). A symlinked
-directory, a broken link, a FIFO, socket or device, or a name that is not valid UTF-8 stops the walk with
-`BadInput` naming the path, unless `.pvcignore` excludes it.
+Symlinks to regular files are followed (versioned by content, restored as regular files) and flagged, so that
+commit can say how many it followed. A symlinked directory, a broken link, a FIFO, socket or device, or a name
+that is not valid UTF-8 stops the walk with `BadInput` naming the path, unless `.pvcignore` excludes it.
 
 The ignore rules, and the same walk in C, are in pvc/project/walk.py; `files_from_walk` turns the C walk's
 result into what `scan` returns, several times faster.
@@ -32,6 +32,7 @@ class FileInfo:
     ino: int
     ctime_ns: int
     executable: bool
+    symlink: bool = False  # reached through a symbolic link to it (followed: the target's content is versioned)
 
     @property
     def path(self) -> Path:
@@ -61,7 +62,7 @@ def scan(root: Path, ignore: Ignore | None = None) -> list[FileInfo]:
             if kind == "dir":
                 stack.append((rel + "/", entry.path))
             else:
-                found.append(_file_info(rel, entry.path, st))
+                found.append(_file_info(rel, entry.path, st, entry.is_symlink()))
     found.sort(key=lambda f: f.relpath)
     return found
 
@@ -106,21 +107,21 @@ def _classify(entry: os.DirEntry) -> tuple[str, os.stat_result | None]:
     raise BadInput(entry.path, f"{what} is not a regular file (remove it or list it in .pvcignore)")
 
 
-def _file_info(rel: str, path: str, st: os.stat_result) -> FileInfo:
-    return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111))
+def _file_info(rel: str, path: str, st: os.stat_result, symlink: bool) -> FileInfo:
+    return FileInfo(rel, path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, bool(st.st_mode & 0o111), symlink)
 
 
 
-def files_from_walk(root: Path, records: bytes, executable: bytes) -> list[FileInfo] | None:
-    """What `scan(root)` returns, from the C walk's records (`native_walk`); None for a name that is not
-    UTF-8, which `scan` then reports."""
+def files_from_walk(root: Path, records: bytes, flags: bytes) -> list[FileInfo] | None:
+    """What `scan(root)` returns, from the C walk's records and flags (`native_walk`); None for a name that is
+    not UTF-8, which `scan` then reports."""
     files, prefix, unpack, at = [], f"{root}/", RECORD.unpack_from, 0
     try:
-        for flag in executable:
+        for flag in flags:
             end = records.index(b"\0", at)
             rel = records[at:end].decode()
             size, mtime_ns, ino, ctime_ns = unpack(records, end + 1)
-            files.append(FileInfo(rel, prefix + rel, size, mtime_ns, ino, ctime_ns, flag == 1))
+            files.append(FileInfo(rel, prefix + rel, size, mtime_ns, ino, ctime_ns, bool(flag & 1), bool(flag & 2)))
             at = end + 1 + RECORD.size
     except UnicodeDecodeError:
         return None

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - depends on the install
     _walk = None
 
 __all__ = ["ALWAYS_IGNORED", "IGNORE_FILE", "Ignore", "NATIVE_WALK", "RECORD", "stat_records", "native_walk",
-           "native_stat_records", "tree_digest"]
+           "native_stat_records", "followed_symlinks", "tree_digest"]
 
 IGNORE_FILE = ".pvcignore"
 # At the project root: the store, what a killed `pvc init` may leave, and other tools' repositories
@@ -84,7 +84,8 @@ def stat_records(files: Iterable) -> bytes:
 
 
 def native_walk(root: str | os.PathLike, ignore: Ignore) -> tuple[bytes, bytes] | None:
-    """`stat_records(scan(root, ignore))` from the C walk, with one byte per file (1: executable), or None
+    """`stat_records(scan(root, ignore))` from the C walk, with one byte of flags per file (1: executable,
+    2: reached through a symlink; `followed_symlinks` counts them), or None
     when it cannot stand in for `scan`: not built, a `.pvcignore` pattern with `[` (fnmatch's sets are not
     reimplemented in C), or a tree holding something `scan` reports or follows specially (then `scan`
     runs and says what)."""
@@ -102,6 +103,11 @@ def native_walk(root: str | os.PathLike, ignore: Ignore) -> tuple[bytes, bytes] 
 def native_stat_records(root: str | os.PathLike, ignore: Ignore) -> bytes | None:
     walked = native_walk(root, ignore)
     return None if walked is None else walked[0]
+
+
+def followed_symlinks(flags: bytes) -> int:
+    """How many files of a C walk were reached through a symlink (flag 2, with or without 1)."""
+    return len(flags) - len(flags.translate(None, b"\x02\x03"))
 
 
 def tree_digest(records: bytes) -> bytes:

@@ -4,7 +4,8 @@ An advisory `flock` on `.pvc/lock`: the kernel releases it when its holder dies,
 crash never leaves a lock that needs clearing by hand. The holder writes its pid, host and start time
 into the file so a waiting process can say who it is waiting for. `lock_status` probes the lock without
 waiting (for `pvc unlock`); a holder that died leaves its JSON behind, which the next holder sees in
-`RepoLock.previous` and overwrites.
+`RepoLock.previous` and overwrites. Readers that need a store nobody changes for a moment (`verify` opening
+its packs) take the same flock shared, writing nothing.
 """
 
 from __future__ import annotations
@@ -20,25 +21,32 @@ from pathlib import Path
 
 from pvc.errors import Locked
 
-__all__ = ["LockStatus", "RepoLock", "lock_status"]
+__all__ = ["LockStatus", "RepoLock", "lock_status", "pid_alive"]
 
 
 class RepoLock:
-    """Context manager: `with RepoLock(path, timeout=60): ...`."""
+    """Context manager: `with RepoLock(path, timeout=60): ...`.
 
-    def __init__(self, path: Path, timeout: float = 60.0, poll: float = 0.05) -> None:
+    `shared=True` is the readers' lock (`verify`): many may hold it at once, a writer waits for all of them,
+    and it writes nothing, so it works on a full disk and on a store the user may only read. Where the lock
+    file does not exist and cannot be made (a read-only store), no writer can be at work and no lock is needed."""
+
+    def __init__(self, path: Path, timeout: float = 60.0, poll: float = 0.05, *, shared: bool = False) -> None:
         self.path = path
         self.timeout = timeout
         self.poll = poll
+        self.shared = shared
         self._fd: int | None = None
         self.previous: dict | None = None
 
     def __enter__(self) -> RepoLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
+        if fd is None:
+            return self
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -47,15 +55,37 @@ class RepoLock:
                     raise Locked(f"repository is locked by {holder} (waited {self.timeout:g} s; see --lock-timeout)") from None
                 time.sleep(self.poll)
         self._fd = fd
-        self.previous = _read_info(fd)  # non-empty only if the last holder died holding the lock
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        if not self.shared:
+            self._record_holder()
         return self
+
+    def _open(self) -> int | None:
+        if not self.shared:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            return os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError:  # read-only or full: nobody can write this store now
+            return None
+
+    def _record_holder(self) -> None:
+        """Write who holds the lock, for whoever waits; a failure (a full disk) lets the lock go again."""
+        self.previous = _read_info(self._fd)  # non-empty only if the last holder died holding the lock
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps(info).encode(), 0)
+        except OSError as exc:
+            self.__exit__()
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            if not self.shared:
+                os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -104,7 +134,7 @@ def lock_status(path: Path) -> LockStatus:
     finally:
         os.close(fd)
     pid, host = info.get("pid"), info.get("host")
-    alive = _pid_alive(pid) if isinstance(pid, int) and host == socket.gethostname() else None
+    alive = pid_alive(pid) if isinstance(pid, int) and host == socket.gethostname() else None
     return LockStatus(held, pid if isinstance(pid, int) else None, host, info.get("since"), alive)
 
 
@@ -116,7 +146,8 @@ def _read_info(fd: int) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host."""
     if pid <= 0:
         return False
     try:

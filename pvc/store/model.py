@@ -10,7 +10,7 @@ The manifest format number and the definition of "the files of an item" live her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
@@ -20,17 +20,26 @@ from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.objects import canonical
 
 __all__ = ["MANIFEST_FORMAT", "FileValue", "ItemEntry", "PageRef", "Page", "ChildRef", "Tree", "Manifest",
-           "safe_relpath", "check_part_path"]
+           "safe_relpath", "check_part_path", "check_stats"]
 
 PAGE_KINDS = ("files", "items")
+_STAT_COUNTS = ("datasets", "items", "files", "bytes", "meta_classes", "meta_tags", "problems")
+_PROBLEM_KEYS = ("dataset", "item", "problem")
 
 
 def check_part_path(path: Any, where: str) -> str:
     """`path` if it is a harmless relative posix path (no `..`, `.`, empty parts, NUL, backslash, leading `/`)."""
-    if (not isinstance(path, str) or not path or "\x00" in path or path[0] == "/" or "\\" in path
-            or any(part in ("", ".", "..") for part in path.split("/"))):
+    if (type(path) is not str or not path or "\x00" in path or "\\" in path or path[0] == "/" or path[-1] == "/"
+            or "//" in path or ("." in path and _dot_part(path))):
         raise CorruptObject(f"{where}: unsafe path {str(path)[:120]!r}")
     return path
+
+
+def _dot_part(path: str) -> bool:
+    """Whether some part of `path` is `.` or `..` (only asked of paths holding a dot: most do, as names have
+    suffixes, so the common case is decided by string searches, not a split)."""
+    wrapped = f"/{path}/"
+    return "/./" in wrapped or "/../" in wrapped
 
 
 def safe_relpath(path: Any, where: str) -> str:
@@ -61,6 +70,21 @@ def _is_id(value: Any) -> bool:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_stats(stats: Any, where: str) -> dict:
+    """A version's statistics (in its manifest and in its refs record): the counts pvc writes are counts, the
+    names are strings; keys a newer pvc adds are kept as they are."""
+    if not isinstance(stats, dict):
+        raise CorruptObject(f"{where}: malformed stats")
+    bad = [k for k in _STAT_COUNTS if k in stats and not _is_count(stats[k])]
+    bad += [k for k in ("project_type", "layout") if k in stats and not isinstance(stats[k], str)]
+    classes = stats.get("classes", {})
+    if not isinstance(classes, dict) or not all(isinstance(c, str) and _is_count(n) for c, n in classes.items()):
+        bad.append("classes")
+    if bad:
+        raise CorruptObject(f"{where}: malformed stats ({', '.join(bad)})")
+    return stats
 
 
 def _str_list(value: Any, what: str, where: str) -> tuple[str, ...]:
@@ -100,6 +124,9 @@ class ItemEntry:
     annotation: dict | None = None  # annotation summary
     media_files: tuple[str, ...] | None = None  # set only when the media is several files (a DICOM series)
     problems: tuple[str, ...] | None = None  # set only when not empty
+    # `meta` and `annotation` are canonical already (every map's keys sorted, at every depth): encode takes them
+    # as they are. True for decoded entries and for what capture builds (it canonicalises what it computes).
+    sorted_values: bool = field(default=False, compare=False, repr=False)
 
     def media_paths(self) -> tuple[str, ...]:
         """The media files: the slices of a DICOM series, else the one media file (or none)."""
@@ -111,11 +138,12 @@ class ItemEntry:
         return (*self.media_paths(), *((self.ann,) if self.ann else ()), *self.companions)
 
     def encode(self) -> dict:
-        out = {"ann": self.ann, "annotation": canonical(self.annotation), "companions": list(self.companions),
+        sort = (lambda value: value) if self.sorted_values else canonical
+        out = {"ann": self.ann, "annotation": sort(self.annotation), "companions": list(self.companions),
                "kind": self.kind, "media": self.media}
         if self.media_files is not None:
             out["media_files"] = list(self.media_files)
-        out["meta"] = canonical(self.meta if self.meta is not None else {})
+        out["meta"] = sort(self.meta if self.meta is not None else {})
         if self.problems is not None:
             out["problems"] = list(self.problems)
         return out
@@ -137,7 +165,7 @@ class ItemEntry:
             raise CorruptObject(f"{where}: malformed item entry (problems)")
         return cls(value["kind"], media, ann, _str_list(value.get("companions") or [], "companions", where), meta,
                    annotation, None if media_files is None else _str_list(media_files, "media_files", where),
-                   None if problems is None else tuple(problems))
+                   None if problems is None else tuple(problems), sorted_values=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,13 +269,15 @@ class Tree:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The root of a version: project type and layout, the root tree, statistics and item problems."""
+    """The root of a version: project type and layout, the root tree, statistics, item problems, and warnings
+    about the project as a whole (where its layout disagrees with its meta.json)."""
 
     project_type: str
     layout: str
     root: bytes
     stats: dict
     problems: tuple[dict, ...] | None = None  # None only in manifests written before problems were recorded
+    warnings: tuple[str, ...] | None = None  # set only when not empty
     format: int = MANIFEST_FORMAT
 
     type: ClassVar[str] = "manifest"
@@ -257,6 +287,8 @@ class Manifest:
         if self.problems is not None:
             out["problems"] = canonical(list(self.problems))
         out |= {"project_type": self.project_type, "root": self.root, "stats": canonical(self.stats), "type": "manifest"}
+        if self.warnings is not None:
+            out["warnings"] = list(self.warnings)
         return _pack(out)
 
     @property
@@ -272,10 +304,14 @@ class Manifest:
         if obj.get("format") != MANIFEST_FORMAT:
             raise CorruptObject(f"{where}: manifest format {obj.get('format')!r} is not {MANIFEST_FORMAT} "
                                 "(written by a newer pvc?)")
-        stats, problems = obj.get("stats", {}), obj.get("problems")
-        if not isinstance(stats, dict) or not isinstance(stats.get("classes", {}), dict):
-            raise CorruptObject(f"{where}: malformed stats")
-        if problems is not None and not (isinstance(problems, list) and all(isinstance(p, dict) for p in problems)):
+        stats, problems = check_stats(obj.get("stats", {}), where), obj.get("problems")
+        if problems is not None and not (isinstance(problems, list) and all(
+                isinstance(p, dict) and all(isinstance(p.get(k), str) for k in _PROBLEM_KEYS) for p in problems)):
             raise CorruptObject(f"{where}: malformed problems")
-        return cls(str(obj.get("project_type", "?")), str(obj.get("layout", "?")), obj["root"], stats,
-                   None if problems is None else tuple(problems))
+        if not all(isinstance(obj.get(k, "?"), str) for k in ("project_type", "layout")):
+            raise CorruptObject(f"{where}: malformed project type or layout")
+        warnings = obj.get("warnings")
+        if warnings is not None and not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
+            raise CorruptObject(f"{where}: malformed warnings")
+        return cls(obj.get("project_type", "?"), obj.get("layout", "?"), obj["root"], stats,
+                   None if problems is None else tuple(problems), None if warnings is None else tuple(warnings))

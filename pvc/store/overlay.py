@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import blake3
 
 from pvc.errors import BadInput, CorruptObject
 from pvc.store import objects
-from pvc.store.backend import ObjectAccess, ObjectInfo, ObjectStore
+from pvc.store.backend import ObjectAccess, ObjectInfo, ObjectStore, T
 
 __all__ = ["OverlayStore"]
 
@@ -29,7 +29,19 @@ class OverlayStore(ObjectAccess):
         self.base = base
         self.chunk_threshold = base.chunk_threshold
         self._objects: dict[bytes, bytes] = {}
+        self._typed: dict[bytes, Any] = {}  # the typed objects put here, so reading them back decodes nothing
         self._files: dict[bytes, tuple[Path, int]] = {}
+
+    def put_object(self, obj: Any) -> bytes:
+        oid = self.put(obj.encode())
+        self._typed.setdefault(oid, obj)
+        return oid
+
+    def get_object(self, oid: bytes, cls: type[T]) -> T:
+        obj = self._typed.get(oid)
+        if type(obj) is cls:
+            return obj
+        return super().get_object(oid, cls)
 
     def put(self, data: bytes, *, compress: bool | None = None) -> bytes:
         oid = objects.hash_bytes(data)
@@ -54,6 +66,12 @@ class OverlayStore(ObjectAccess):
             raise BadInput(path, "permission denied") from None
         self._files.setdefault(oid, (path, size))
         return oid
+
+    def adopt(self, oid: bytes, path: Path, size: int) -> bool:
+        """Take `path` as where object `oid` is, on the word of the stat cache (nothing is read now; a read checks
+        the content against the id then)."""
+        self._files.setdefault(oid, (path, size))
+        return True
 
     def has(self, oid: bytes) -> bool:
         return oid in self._objects or oid in self._files or self.base.has(oid)
@@ -108,6 +126,7 @@ class OverlayStore(ObjectAccess):
 
     def abort(self) -> None:
         self._objects.clear()
+        self._typed.clear()
         self._files.clear()
 
     def file_of(self, oid: bytes) -> Path | None:

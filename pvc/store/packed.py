@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -141,6 +143,71 @@ class PackedStore(ObjectAccess):
         """The object's location and its stored bytes exactly as in its pack (to copy a record unchanged)."""
         return self._read_stored(oid)
 
+    def read_records(self, oids: list[bytes], *, workers: int = 8) -> Iterator[tuple[bytes, Location, bytes | None]]:
+        """(id, location, stored bytes) of each object of `oids` present in the store, in pack order, the bytes
+        None where the pack could not be read (gone, or truncated). Records close together in one pack are read
+        with one request (a remote pays per request), several requests in flight at once."""
+        groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None])
+        if not groups:
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            yield from _bounded(pool, self._read_group, groups, ahead=2 * workers)
+
+    def visit_records(self, oids: list[bytes], visit: Callable[[bytes, Location, bytes | None], None], *,
+                      workers: int = 8) -> set[bytes]:
+        """Call `visit(id, location, stored bytes or None)` for each object of `oids` the store has, in worker
+        threads (so that what `visit` does with the bytes, e.g. writing files, runs in parallel too); return the
+        ids visited."""
+        groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None])
+
+        def run(group) -> list[bytes]:
+            records = self._read_group(group)
+            for oid, loc, stored in records:
+                visit(oid, loc, stored)
+            return [oid for oid, _, _ in records]
+
+        seen: set[bytes] = set()
+        if groups:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for done in _bounded(pool, lambda g: [run(g)], groups, ahead=2 * workers):
+                    seen.update(done)
+        return seen
+
+    def _read_group(self, group: tuple[bytes, list[tuple[bytes, Location]]]) -> list[tuple[bytes, Location, bytes | None]]:
+        pack, members = group
+        start = members[0][1].offset - RECORD.size
+        end = max(loc.offset + loc.stored_len for _, loc in members)
+        try:
+            [raw] = self.read_ranges(pack, [(start, end - start)])
+        except ObjectMissing:
+            if not self._pack_gone():
+                return [(oid, loc, None) for oid, loc in members]
+            return [self._read_one(oid, loc) for oid, loc in members]  # moved (gc): where the indexes say now
+        out = []
+        for oid, loc in members:
+            at = loc.offset - RECORD.size - start
+            record = raw[at : at + RECORD.size + loc.stored_len]
+            try:
+                check_record_header(record, loc, oid)
+                out.append((oid, loc, record[RECORD.size :]))
+            except CorruptObject:
+                out.append((oid, loc, None))
+        return out
+
+    def _read_one(self, oid: bytes, loc: Location) -> tuple[bytes, Location, bytes | None]:
+        try:
+            return (oid, *self._read_stored(oid))
+        except (ObjectMissing, CorruptObject):
+            return oid, loc, None
+
+    def read_ranges(self, pack: bytes, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several byte ranges (start, length) of one pack."""
+        return [self._read_at(pack, start, length) for start, length in ranges]
+
+    def decoded(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
+        """The content of a RAW or ZSTD record read by `read_records` (not checked against its id)."""
+        return self._decoded(oid, loc, stored)
+
     def iter_ids(self) -> Iterator[bytes]:
         seen: set[bytes] = set()
         for idx in self._indexes:
@@ -259,6 +326,23 @@ class PackedStore(ObjectAccess):
             cctx = self._local.cctx = zstandard.ZstdCompressor(level=3)
         return cctx
 
+    def seal_staged(self) -> Published:
+        """Seal what is staged and hand it over without publishing it (a worker process of a commit gives its
+        packs to the commit's store this way); from here the caller owns the files."""
+        with self._lock:
+            sealed = self._writer.seal_all()
+            self._pending.clear()
+            return sealed
+
+    def stage_sealed(self, sealed: Published) -> None:
+        """Take packs sealed elsewhere (by `seal_staged`) as staged here: `flush` publishes them with the rest,
+        `abort` deletes them."""
+        with self._lock:
+            self._writer.adopt(sealed)
+            for _, _, records in sealed:
+                for oid, _, _, raw_len, codec in records:
+                    self._pending.setdefault(oid, (codec, raw_len))
+
     @property
     def staged(self) -> int:
         """Objects staged since the last flush."""
@@ -280,6 +364,37 @@ class PackedStore(ObjectAccess):
         with self._lock:
             self._writer.abort()
             self._pending.clear()
+
+
+_GAP = 64 << 10  # read through gaps up to this size rather than paying for another request
+_SPAN = 8 << 20  # but never read more than this in one request
+
+
+def _coalesce(found: list[tuple[bytes, Location]]) -> list[tuple[bytes, list[tuple[bytes, Location]]]]:
+    """Group records by pack into runs that one ranged read can cover."""
+    groups: list[tuple[bytes, list[tuple[bytes, Location]]]] = []
+    found.sort(key=lambda item: (item[1].pack, item[1].offset))
+    for oid, loc in found:
+        if groups and groups[-1][0] == loc.pack:
+            members = groups[-1][1]
+            first, last = members[0][1], members[-1][1]
+            end = last.offset + last.stored_len
+            if loc.offset - RECORD.size - end <= _GAP and loc.offset + loc.stored_len - first.offset <= _SPAN:
+                members.append((oid, loc))
+                continue
+        groups.append((loc.pack, [(oid, loc)]))
+    return groups
+
+
+def _bounded(pool: ThreadPoolExecutor, fn, items: list, ahead: int) -> Iterator:
+    """The results of `fn` over `items`, in their order, with at most `ahead` tasks pending (bounded memory)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield from pending.popleft().result()
+    while pending:
+        yield from pending.popleft().result()
 
 
 def _suffix(path: Path) -> str:

@@ -20,6 +20,7 @@ import blake3
 
 from pvc.errors import CorruptObject
 from pvc.store.atomic import atomic_write
+from pvc.store.model import check_stats
 
 __all__ = ["REFS_FORMAT", "VersionRecord", "RefsDoc", "Refs", "read_versions", "write_versions", "read_refs",
            "write_refs", "record_id"]
@@ -85,6 +86,10 @@ def _check_record(r: VersionRecord) -> None:
             and (r.origin is None or isinstance(r.origin, dict)) and isinstance(r.id, str)
             and (r.description is None or isinstance(r.description, (str, dict)))):
         raise TypeError("malformed version record")
+    try:
+        check_stats(r.stats, "version record")
+    except CorruptObject:
+        raise TypeError("malformed version record") from None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@
       alternates      other stores' packs/ folders this one reads from (a restored project; links.py)
       origin          where a restored project came from (links.py)
       linked/         projects restored from this store, whose needs its gc respects (links.py)
+      remotes/<name>/ what is known of a remote: its index files and version records (a cache)
+      partial         versions whose objects are (partly) on a remote only (pull --metadata-only, clone --dataset)
 """
 
 from __future__ import annotations
@@ -19,19 +21,22 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, Locked, NotAProject, UsageError
+from pvc.store import config as schema
 from pvc.store.atomic import atomic_write, fsync_dir
 from pvc.store.formats import STORE_FORMAT
 from pvc.store.links import Alternates, LinkedProjects, OriginFile, is_store_id
 from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import Refs, VersionRecord
+from pvc.store.partial import PartialVersions
 from pvc.store.stash import SavedStates
 from pvc.store.statcache import StatCache
 
@@ -41,21 +46,28 @@ if TYPE_CHECKING:
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
 
-_DEFAULT_CONFIG = {"format": STORE_FORMAT, "chunk_threshold": 8 << 20, "pack_size": 16 << 20}
-
 
 class Repository:
-    """An opened `.pvc/` store next to the project it versions."""
+    """An opened `.pvc/` store next to the project it versions.
 
-    def __init__(self, project_root: Path) -> None:
+    Its config is checked when it is opened: a key pvc does not know or a value it cannot use is a
+    CorruptObject naming the key, unless `check_config` is False (`pvc config`, which fixes it, and `pvc verify`,
+    which reports it); then every bad value is replaced by its default and listed in `config_problems`."""
+
+    def __init__(self, project_root: Path, *, check_config: bool = True) -> None:
         self.project_root = project_root
         self.dir = project_root / STORE_DIR
-        self.config = self._read_config()
+        self.config_doc = self.read_config_doc()
+        self.config_problems = schema.problems(self.config_doc)
+        if check_config and self.config_problems:
+            raise CorruptObject(self._config_error())
+        self.config = schema.effective(self.config_doc)
         self.refs = Refs(self.dir)
         self.saved_states = SavedStates(self.dir)
         self.alternates = Alternates(self.dir)
         self.origin = OriginFile(self.dir)
         self.linked = LinkedProjects(self.dir)
+        self.partial = PartialVersions(self.dir)
         self._store: PackStore | None = None
 
     @classmethod
@@ -75,8 +87,8 @@ class Repository:
         shutil.rmtree(staging, ignore_errors=True)
         for sub in ("packs", "tmp"):
             (staging / sub).mkdir(parents=True)
-        config = _DEFAULT_CONFIG | (settings or {}) | {"id": uuid.uuid4().hex}
-        atomic_write(staging / "config", json.dumps(config, indent=1).encode() + b"\n")
+        config = schema.defaults() | (settings or {}) | {"id": uuid.uuid4().hex}
+        atomic_write(staging / "config", _config_bytes(config))
         if alternates:
             Alternates(staging).write(alternates)
         if origin is not None:
@@ -86,15 +98,20 @@ class Repository:
         return cls(project_root)
 
     @classmethod
-    def discover(cls, start: Path) -> Repository:
+    def discover(cls, start: Path, *, check_config: bool = True) -> Repository:
         """The repository of `start` or of its nearest parent that has `.pvc/`, as git does."""
         root = find_project_root(start)
         if root is None:
             raise NotAProject(f"{start.resolve()}: not a pvc project (no {STORE_DIR}/ here or above; run `pvc init`)")
-        return cls(Path(root))
+        return cls(Path(root), check_config=check_config)
 
-    def _read_config(self) -> dict:
-        path = self.dir / "config"
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config"
+
+    def read_config_doc(self) -> dict:
+        """The config file as it is (a JSON object of this store format; its keys are not checked here)."""
+        path = self.config_path
         if not self.dir.is_dir():
             raise NotAProject(f"{self.project_root}: not a pvc project (no {STORE_DIR}/; run `pvc init`)")
         try:
@@ -105,7 +122,20 @@ class Repository:
             raise CorruptObject(f"{path}: unreadable ({exc})") from None
         if not isinstance(config, dict) or config.get("format") != STORE_FORMAT:
             raise CorruptObject(f"{path}: unsupported store format {config.get('format') if isinstance(config, dict) else '?'}")
-        return {**_DEFAULT_CONFIG, **config}
+        return config
+
+    def write_config(self, doc: dict) -> None:
+        """Replace the config file (caller holds the lock and has checked `doc`)."""
+        atomic_write(self.config_path, _config_bytes(doc))
+        self.config_doc, self.config_problems, self.config = doc, schema.problems(doc), schema.effective(doc)
+
+    def _config_error(self) -> str:
+        key, why = self.config_problems[0]
+        more = len(self.config_problems) - 1
+        fix = (f"`pvc config --unset {key}` removes it" if why.startswith("unknown key")
+               else f"`pvc config {key} VALUE` sets it, `pvc config --unset {key}` restores the default")
+        return (f"{self.config_path}: {key}: {why}" + (f" (and {more} more problem(s): `pvc config --list`)" if more else "")
+                + f"; {fix}")
 
     @property
     def store_id(self) -> str | None:
@@ -116,9 +146,8 @@ class Repository:
     def ensure_store_id(self) -> str:
         """The store id, giving an older store one first (call with the lock held: `config` is rewritten)."""
         if self.store_id is None:
-            self.config = self.config | {"id": uuid.uuid4().hex}
-            on_disk = json.loads((self.dir / "config").read_text()) | {"id": self.config["id"]}
-            atomic_write(self.dir / "config", json.dumps(on_disk, indent=1).encode() + b"\n")
+            new_id = uuid.uuid4().hex
+            self.update_config(lambda doc: doc.__setitem__("id", new_id))
         return self.config["id"]
 
     def settings(self) -> dict:
@@ -149,6 +178,20 @@ class Repository:
         self._store = self._open_store(strict_indexes=strict_indexes)
         return self._store
 
+    def update_config(self, change: Callable[[dict], None]) -> None:
+        """Apply `change` to the config as stored (defaults not filled in) and write it back atomically (call with
+        the lock held); refused, and nothing written, if the result has a problem."""
+        doc = json.loads(json.dumps(self.read_config_doc()))
+        change(doc)
+        found = schema.problems(doc)
+        if found:
+            raise UsageError(f"{self.config_path}: {found[0][0]}: {found[0][1]}")
+        self.write_config(doc)
+
+    def remote_cache(self, name: str) -> Path:
+        """Where what is known of remote `name` is cached (its index files and version records)."""
+        return self.dir / "remotes" / name
+
     def versions(self) -> list[VersionRecord]:
         """Every version record, oldest first (record n is version n), deleted ones included."""
         return list(self.refs.read().versions)
@@ -166,6 +209,7 @@ class Repository:
         self.refs.write(replace(self.refs.read(), versions=tuple(records)))
 
     def lock(self, timeout: float = 60.0) -> RepoLock:
+        """The writers' lock (exclusive)."""
         from pvc.store.lock import RepoLock
 
         return RepoLock(self.lock_path, timeout)
@@ -192,6 +236,11 @@ class Repository:
                         raise
             locks.enter_context(self.lock(timeout))
             yield
+    def read_lock(self, timeout: float = 60.0) -> RepoLock:
+        """The readers' lock: shared, writes nothing; keeps writers (gc above all) out while it is held."""
+        from pvc.store.lock import RepoLock
+
+        return RepoLock(self.lock_path, timeout, shared=True)
 
     @property
     def lock_path(self) -> Path:
@@ -202,25 +251,53 @@ class Repository:
 
         return lock_status(self.lock_path)
 
-    def atomic_leftovers(self) -> list[Path]:
-        """Temporary files of atomic writes that a killed process left (`.<name>.<random>.tmp`)."""
-        return sorted(p for d in (self.dir, self.dir / "packs") for p in d.glob(".*.tmp") if p.is_file())
+    def stale_temporaries(self) -> list[tuple[Path, int]]:
+        """(path, size) of the temporary files of writers that are gone: everything in tmp/ (packs being
+        written, clock files) and the `.<name>.<random>.tmp` files of atomic writes in .pvc/ and packs/. Call it
+        under a lock, exclusive or shared: then no writer is at work and every such file is a leftover, except
+        the clock file of a `status` (which makes it without the lock, `clock-<pid>-…`) while that one runs."""
+        tmp = self.dir / "tmp"
+        found = [p for p in (tmp.iterdir() if tmp.is_dir() else ()) if not _live_clock(p.name)]
+        found += [p for d in (self.dir, self.dir / "packs") for p in d.glob(".*.tmp")]
+        stale = []
+        for path in sorted(found):
+            try:
+                st = path.lstat()
+            except FileNotFoundError:  # its writer removed it meanwhile
+                continue
+            if stat.S_ISREG(st.st_mode):
+                stale.append((path, st.st_size))
+        return stale
 
     def stat_cache(self) -> StatCache:
         return StatCache(self.dir / "index")
 
-    def clean_tmp(self) -> None:
-        """Remove what a killed writer left: tmp/, and the temp files of atomic writes into .pvc/ and
-        packs/ (`.<name>.*.tmp`). Call with the lock held: every such write happens under it."""
-        tmp = self.dir / "tmp"
-        tmp.mkdir(exist_ok=True)
-        for leftover in tmp.iterdir():
-            leftover.unlink(missing_ok=True)
-        for folder in (self.dir, self.dir / "packs"):
-            for leftover in folder.glob(".*.tmp"):
-                leftover.unlink(missing_ok=True)
+    def clean_tmp(self) -> int:
+        """Remove what killed writers left (`stale_temporaries`); return how many files. Call with the lock held:
+        every such write happens under it."""
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        removed = 0
+        for leftover, _ in self.stale_temporaries():
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        return removed
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _live_clock(name: str) -> bool:
+    """A `clock-<pid>-<random>` file whose process still runs (a `status` reading the file system's clock)."""
+    from pvc.store.lock import pid_alive
+
+    parts = name.split("-")
+    return len(parts) == 3 and parts[0] == "clock" and parts[1].isdigit() and pid_alive(int(parts[1]))
+
+
+def _config_bytes(doc: dict) -> bytes:
+    return json.dumps(doc, indent=1, ensure_ascii=False).encode() + b"\n"

@@ -23,16 +23,19 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5  # 5: every info canonical (keys sorted at every depth), as capture computes it
 
 
-def fs_clock(directory: Path) -> int:
-    """The file system's current time (the mtime a file written now gets), in ns."""
+def fs_clock(directory: Path) -> int | None:
+    """The file system's current time (the mtime a file created now gets), in ns; None where no file can be
+    made (a read-only store, a full disk): the scan then has no racy cutoff, and nothing of it is saved."""
     import tempfile  # here: the stat-only status path never needs it
 
-    fd, name = tempfile.mkstemp(dir=directory, prefix="clock-")
     try:
-        os.write(fd, b"t")
+        fd, name = tempfile.mkstemp(dir=directory, prefix=f"clock-{os.getpid()}-")
+    except OSError:
+        return None
+    try:
         return os.fstat(fd).st_mtime_ns
     finally:
         os.close(fd)

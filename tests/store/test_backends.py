@@ -1,6 +1,7 @@
 """One suite for every object store: the same protocol (pvc/store/backend.py) must behave the same on each.
 
-Backends (tests/store/backends.py): the local packs and the overlay (writes kept in memory over a local store)."""
+Backends (tests/store/conftest.py): the local packs, the overlay (writes kept in memory over a local store), and the
+remotes: a folder and an S3 server on loopback."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvc.core.capture.build import build_manifest
-from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid
-from pvc.core.capture.hash import ObjectSink, hash_files
+from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid, sniff_annotation
+from pvc.core.capture.hash import ObjectSink, hash_files, is_invalid
 from pvc.core.capture.walk import Walked, walk_project
 from pvc.core.fastpath import capture_settings
 from pvc.project.layout import Layout, add_dicom_series, classify
@@ -45,10 +45,15 @@ class Capture:
     unchanged: bool = False  # the stat cache vouched for the whole tree: nothing was read
     classes: dict[str, int] | None = None  # objects per class, when known
     record_tree: bool = False  # an unchanged capture whose tree record is missing or stale: write it
+    invalid: tuple[tuple[str, str], ...] = ()  # (path, reason) of each file a commit would refuse (report_invalid)
 
     @property
     def files(self) -> list[FileInfo]:
         return (self.walked.files if self.walked else None) or []
+
+    @property
+    def followed_symlinks(self) -> int:
+        return self.walked.followed_symlinks if self.walked else 0
 
     def save_cache(self) -> None:
         """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
@@ -59,6 +64,11 @@ class Capture:
             return
         if self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings):
             return  # every entry came from the cache, which already says all this (a 10 MB write spared)
+        if self.walked.scan_started is None:
+            return  # no racy cutoff for these entries: the store could not be written when the scan began
+        if self.invalid:  # these files make a commit fail, not this manifest: keep the hashes, vouch for nothing
+            self.cache.save(self.entries, self.walked.scan_started, self.derived)
+            return
         tree = self._tree_digest() if self.walked.settled else None
         self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
                         tree=tree, classes=self.classes)
@@ -68,18 +78,20 @@ class Capture:
         return tree_digest(records if records is not None else stat_records(self.files))
 
 
-def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, progress=None,
-            expect: bytes | None = None) -> Capture:
+def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, report_invalid: bool = False,
+            progress=None, expect: bytes | None = None) -> Capture:
     """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`.
 
     `expect` (the latest version's manifest) enables the fast path: when every file's stat is what the
     cache recorded along with that manifest, the project is that manifest, and nothing is read or built.
+    `report_invalid` (status, diff, discard): a file a commit refuses (a malformed annotation, an unreadable image)
+    is captured as `--allow-invalid` would store it and listed in `Capture.invalid`, instead of stopping the scan.
     """
     cache = repo.stat_cache()
     settings = capture_settings(repo, allow_invalid)
     walked = walk_project(repo, cache, expect, settings)
     if walked.files is None:
-        return Capture(manifest_id=expect, cache=cache, settings=settings, unchanged=True)
+        return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True)
     files = walked.files
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
         # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
@@ -88,16 +100,30 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
         classes = store.get_object(expect, Manifest).classes if record else None
         return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True,
                        classes=classes, record_tree=record)
+    keep_invalid = allow_invalid or report_invalid
     by_path = {f.relpath: f for f in files}
-    meta_summary = read_project_meta(by_path.get("meta.json"), allow_invalid)
-    project_type = meta_summary.get("project_type", "images") if "meta.json" in by_path else None
-    layout = classify([f.relpath for f in files], project_type)
-    hashed, entries, (files_hashed, bytes_hashed) = hash_files(cache, store, files, layout.roles, allow_invalid, progress)
+    meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
+    layout = _layout(by_path, meta_summary)
+    hashed, entries, (files_hashed, bytes_hashed) = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
     for ds in layout.all_datasets():
         if ds.loose_dicom:
             add_dicom_series(ds, {rel: series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
-    items = ItemDescriber(by_path, hashed, cache, allow_invalid, repo.config.get("dicom_tags"))
+    items = ItemDescriber(by_path, hashed, cache, keep_invalid, repo.config.get("dicom_tags"))
     manifest_id, classes = build_manifest(store, layout, by_path, hashed, items, meta_summary)
+    invalid = _invalid(meta_summary, hashed, items) if report_invalid and not allow_invalid else ()
     return Capture(manifest_id=manifest_id, cache=cache, settings=settings, walked=walked, layout=layout,
                    files_hashed=files_hashed, bytes_hashed=bytes_hashed, entries=entries, derived=items.derived,
-                   classes=classes)
+                   classes=classes, invalid=invalid)
+
+
+def _layout(by_path: dict[str, FileInfo], meta_summary: dict) -> Layout:
+    """The layout; the type is meta.json's projectType, or ("") the layout's own when meta.json has none."""
+    project_type = (meta_summary.get("project_type") or "") if "meta.json" in by_path else None
+    return classify(list(by_path), project_type, lambda rel: sniff_annotation(by_path[rel]))
+
+
+def _invalid(meta_summary: dict, hashed: dict, items: ItemDescriber) -> tuple[tuple[str, str], ...]:
+    """(path, reason) of every file a commit without --allow-invalid would refuse."""
+    found = [("meta.json", meta_summary["invalid"])] if "invalid" in meta_summary else []
+    found += [(rel, h.info["invalid"]) for rel, h in sorted(hashed.items()) if is_invalid(h.info)]
+    return tuple(found + items.invalid)

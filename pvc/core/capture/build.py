@@ -43,7 +43,8 @@ def build_manifest(store: ObjectSink, layout: Layout, by_path: dict[str, FileInf
         "meta_tags": len(meta_summary.get("tags", [])),
         "problems": len(problems),
     }
-    manifest = Manifest(layout.project_type, layout.kind, root, stats, tuple(problems[:MAX_PROBLEMS]))
+    manifest = Manifest(layout.project_type, layout.kind, root, stats, tuple(problems[:MAX_PROBLEMS]),
+                        tuple(layout.warnings) or None)
     return store.put_object(manifest), stats["classes"]
 
 
@@ -63,7 +64,7 @@ def _build_tree(store: ObjectSink, ds: Dataset, by_path, hashed, items: ItemDesc
         entries.append((item.name, ItemEntry(item.kind, item.media[0] if item.media else None, item.ann,
                                              tuple(item.companions), media, ann,
                                              tuple(item.media) if len(item.media) > 1 else None,
-                                             tuple(flagged) if flagged else None)))
+                                             tuple(flagged) if flagged else None, sorted_values=True)))
     tree = Tree(ds.name, build_pages("files", files, store.put_object), build_pages("items", entries, store.put_object),
                 children)
     return ChildRef(ds.dir, ds.name, store.put_object(tree))

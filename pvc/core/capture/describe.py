@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pvc.core.capture.hash import Hashed, video_module, volume_module
+from pvc.core.capture.hash import Hashed, is_invalid, video_module, volume_module
 from pvc.errors import BadInput
-from pvc.project.annotation import project_meta_summary
+from pvc.project.annotation import annotation_project_type, project_meta_summary
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item
 from pvc.project.scan import FileInfo
-from pvc.store.objects import encode, hash_bytes
+from pvc.store.objects import canonical, encode, hash_bytes
 from pvc.store.statcache import StatCache
 
-__all__ = ["ItemDescriber", "read_project_meta", "series_key", "series_uid"]
+__all__ = ["ItemDescriber", "read_project_meta", "series_key", "series_uid", "sniff_annotation"]
 
 
 def read_project_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
@@ -27,10 +27,19 @@ def read_project_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
         raise BadInput(meta.path, f"unreadable ({exc.strerror or exc})") from None
     try:
         return project_meta_summary(parse_json(data, meta.path), meta.path)
-    except BadInput:
+    except BadInput as exc:
         if not allow_invalid:
             raise
-        return {"invalid": True}
+        return {"invalid": exc.reason}
+
+
+def sniff_annotation(f: FileInfo) -> str | None:
+    """The project type one annotation file's shape shows (for a meta.json without projectType and no media
+    folder to tell); None when it cannot be read or says nothing."""
+    try:
+        return annotation_project_type(parse_json(f.path.read_bytes(), f.path))
+    except (OSError, BadInput):
+        return None
 
 
 def series_key(slices: list[tuple[str, bytes]], dicom_tags: list[str]) -> bytes:
@@ -53,6 +62,7 @@ class ItemDescriber:
         self.allow_invalid = allow_invalid
         self.dicom_tags = list(dicom_tags) if dicom_tags else None
         self.derived: dict[bytes, Any] = {}
+        self.invalid: list[tuple[str, str]] = []  # (first slice, reason) of each DICOM series kept invalid
 
     def media(self, ds: Dataset, item: Item) -> dict:
         paths = [f"{ds.dir}/{rel}" for rel in item.media]
@@ -68,15 +78,21 @@ class ItemDescriber:
             self.dicom_tags = list(volume_module().DEFAULT_DICOM_TAGS)
         key = series_key([(p, self.hashed[p].oid) for p in paths], self.dicom_tags)
         meta = self.cache.derived(key)
-        if meta is None:
-            try:
-                meta = volume_module().volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
-            except BadInput as exc:
-                if not self.allow_invalid:
-                    raise
-                meta = {"invalid": exc.reason}
+        if meta is None or (is_invalid(meta) and not self.allow_invalid):  # kept invalid before: refused again
+            meta = self._read_series(paths)
+        if is_invalid(meta):
+            self.invalid.append((paths[0], meta["invalid"]))
         self.derived[key] = meta
         return meta
+
+    def _read_series(self, paths: list[str]) -> dict:
+        try:
+            meta = volume_module().volume_meta([self.by_path[p].path for p in paths], dicom_tags=self.dicom_tags)
+            return canonical(meta)  # sorted once here, so every encoding of it can take it as it is
+        except BadInput as exc:
+            if not self.allow_invalid:
+                raise
+            return {"invalid": exc.reason}
 
     def problems(self, item: Item, media: dict, ann: Any) -> list[str]:
         """Flags `show` reports: annotation frames vs the video, mask files vs spatial figures."""

@@ -14,6 +14,7 @@ from pvc.project.annotation import image_annotation_summary, volume_annotation_s
 from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.scan import FileInfo
+from pvc.store.objects import canonical
 from pvc.store.statcache import CacheEntry, StatCache, StatKey
 
 __all__ = ["ObjectSink", "Hashed", "hash_files", "video_module", "volume_module", "is_invalid"]
@@ -47,7 +48,7 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
         key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
         role = roles[f.relpath]
         cached = cache.get(f.relpath, key, role)
-        if cached is None or not store.has(cached.oid) or (is_invalid(cached.info) and not allow_invalid):
+        if cached is None or not _holds(store, cached.oid, f) or (is_invalid(cached.info) and not allow_invalid):
             # not vouched for, object lost from the store (stored again from the file), or kept with
             # --allow-invalid before and now to be refused again
             todo.append((f, key, role))
@@ -55,15 +56,118 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
             hashed[f.relpath] = Hashed(cached.oid, cached.info)
             entries[f.relpath] = cached
     total_bytes = sum(f.size for f, _, _ in todo)
-    done = 0
+    results = (_in_processes if _worth_processes(store, todo, total_bytes) else _in_threads)(
+        store, todo, allow_invalid, progress, total_bytes)
+    for (f, key, role), result in zip(todo, results):
+        hashed[f.relpath] = result
+        entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
+    return hashed, entries, (len(todo), total_bytes)
+
+
+def _in_threads(store: ObjectSink, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
+    """Hash and describe the files in a thread pool (reads and hashing release the GIL)."""
+    results, done = [], 0
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for (f, key, role), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[2], allow_invalid), todo)):
-            hashed[f.relpath] = result
-            entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
+        for (f, _, _), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[2], allow_invalid), todo)):
+            results.append(result)
             done += f.size
             if progress:
                 progress("hashing", done, total_bytes)
-    return hashed, entries, (len(todo), total_bytes)
+    return results
+
+
+# Many files into the local store: worker processes, each with its GIL, read, hash, describe and write the files
+# into packs of their own (under tmp/, like the commit's), which the store then publishes with the rest. Measured
+# on 20k JPEG items (docs/performance.md): the per-file Python work (headers, JSON summaries, pack records) holds
+# the GIL about half the time, so threads alone use about one core of two.
+_PROCESS_FILES = 2000
+_PROCESS_BYTES = 256 << 20
+_CHUNK_BYTES = 32 << 20
+
+
+def _worth_processes(store: ObjectSink, todo: list, total_bytes: int) -> bool:
+    return (hasattr(store, "stage_sealed") and (os.cpu_count() or 1) > 1
+            and (len(todo) >= _PROCESS_FILES or total_bytes >= _PROCESS_BYTES))
+
+
+def _in_processes(store, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = _chunks(todo)
+    settings = (str(store.root), store.chunk_threshold, store.pack_size, allow_invalid)
+    results: list[Hashed] = []
+    done = 0
+    # fork: the workers start with pvc, Pillow and the readers already imported, and no open pool to inherit
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_hash_chunk, settings, [(f.abspath, f.size, role) for f, _, role in chunk])
+                   for chunk in chunks]
+        try:
+            for chunk, future in zip(chunks, futures):
+                hashed, sealed = future.result()
+                store.stage_sealed(sealed)  # published by the commit's flush, deleted by its abort
+                results += hashed
+                done += sum(f.size for f, _, _ in chunk)
+                if progress:
+                    progress("hashing", done, total_bytes)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            for future in futures:  # a worker that finished after the failure: its packs go too
+                if not future.cancelled() and future.done() and future.exception() is None:
+                    store.stage_sealed(future.result()[1])
+            raise
+    return results
+
+
+def _chunks(todo: list) -> list[list]:
+    """Runs of files of about _CHUNK_BYTES (and at most a few thousand files), in scan order."""
+    chunks, current, size = [], [], 0
+    for item in todo:
+        current.append(item)
+        size += item[0].size
+        if size >= _CHUNK_BYTES or len(current) >= 4096:
+            chunks.append(current)
+            current, size = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _hash_chunk(settings: tuple, files: list[tuple[str, int, str]]) -> tuple[list[Hashed], list]:
+    """In a worker process: store `files` in packs of its own under tmp/ and describe them; return what it found and
+    the sealed packs (not published: the parent's commit does that). On any failure its packs are deleted."""
+    from pvc.store.local.packstore import PackStore
+
+    root, chunk_threshold, pack_size, allow_invalid = settings
+    store = PackStore(Path(root), chunk_threshold=chunk_threshold, pack_size=pack_size)
+    try:
+        hashed = [_hash_one(store, _Path(path, size), role, allow_invalid) for path, size, role in files]
+        return hashed, store.seal_staged()
+    except BaseException:
+        store.abort()
+        raise
+    finally:
+        store.close_files()
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    """What _hash_one needs of a FileInfo."""
+
+    abspath: str
+    size: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.abspath)
+
+
+def _holds(store: ObjectSink, oid: bytes, f: FileInfo) -> bool:
+    """Whether `store` can give `oid` without the file being read now: it has the object, or (an overlay) it takes
+    the file, which the stat cache vouches for, as where that object is."""
+    adopt = getattr(store, "adopt", None)
+    return store.has(oid) or (adopt is not None and adopt(oid, f.path, f.size))
 
 
 def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) -> Hashed:
@@ -76,7 +180,7 @@ def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) ->
         if not allow_invalid:
             raise
         info = {"invalid": exc.reason}
-    return Hashed(oid, info)
+    return Hashed(oid, canonical(info))  # sorted once here, so every encoding of it can take it as it is
 
 
 def _role_info(role: str, data: bytes | None, path: Path) -> Any:

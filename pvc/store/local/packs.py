@@ -87,6 +87,15 @@ class PackWriter:
         """Bytes written to the pack still open."""
         return self._offset if self._file is not None else 0
 
+    def adopt(self, sealed: list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]) -> None:
+        """Own packs another writer sealed (in this folder), as if this one had."""
+        self._sealed.extend(sealed)
+
+    def take_sealed(self) -> list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]:
+        """The packs sealed so far (the open one stays open); from here the caller owns their files."""
+        sealed, self._sealed = self._sealed, []
+        return sealed
+
     def seal_all(self) -> list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]:
         """Close the open pack; return every sealed pack as (temp file, pack id, records) and forget them:
         from here the caller owns the files."""

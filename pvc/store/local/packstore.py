@@ -249,6 +249,14 @@ class PackStore(PackedStore):
         """This store's open file of `pack` (opened now if need be; ObjectMissing if it is gone)."""
         return self._fd(pack)
 
+    def close_files(self) -> None:
+        """Close the index maps and pack files, leaving what is staged alone."""
+        for idx in self._indexes:
+            idx.close()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
     def close(self) -> None:
         self.abort()
         for idx in self._indexes + self._alt_indexes:

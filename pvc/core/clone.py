@@ -1,0 +1,113 @@
+"""clone: a new project from a remote — its versions, `origin` configured, one version checked out.
+
+Only what the chosen version (and `datasets`) needs moves: every version's record, the chosen version's manifest,
+trees and pages, and the blobs of its project-level files and of the chosen datasets. The other versions are
+listed in `.pvc/partial` (their objects are on `origin` only: `pvc pull` brings them). Everything is built in a
+hidden sibling of the target and renamed into place at the end, so a failed clone leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pvc.core.pull import fetch_version
+from pvc.core.remote import RemoteInfo, add_remote, open_remote
+from pvc.core.resolve import resolve_version
+from pvc.core.restore import materialize
+from pvc.core.selection import Selection, plan_restore
+from pvc.core.snapshot import Snapshot
+from pvc.errors import UsageError, VersionNotFound
+from pvc.store.atomic import fsync_dir, sync_filesystem
+from pvc.store.partial import Partial
+from pvc.store.refs import RefsDoc
+from pvc.store.remote import parse_remote
+from pvc.store.repository import Repository
+
+__all__ = ["CloneResult", "clone"]
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    project: str
+    remote: RemoteInfo
+    version: int
+    versions: int
+    datasets: list[str] | None
+    files: int
+    bytes: int
+    objects: int
+    bytes_received: int
+    requests: int
+    partial: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"project": self.project, "remote": self.remote.to_json(), "version": self.version,
+                "versions": self.versions, "datasets": self.datasets, "files": self.files, "bytes": self.bytes,
+                "objects": self.objects, "bytes_received": self.bytes_received, "requests": self.requests,
+                "partial": self.partial}
+
+
+def clone(url: str, dest: Path, *, endpoint: str | None = None, region: str | None = None,
+          version: str | int | None = None, datasets: list[str] | None = None, progress=None) -> CloneResult:
+    """Clone the remote at `url` into the new directory `dest` (see the module docstring)."""
+    spec = parse_remote(url, endpoint=endpoint, region=region)
+    dest = Path(os.path.abspath(dest))
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UsageError(f"{dest}: exists and is not an empty directory")
+    if not dest.parent.is_dir():
+        raise UsageError(f"{dest.parent}: parent directory does not exist")
+    staging = dest.parent / f".{dest.name}.pvc-clone-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        result = _clone_into(staging, spec, version, datasets, progress)
+        sync_filesystem(staging)
+        if dest.exists():
+            dest.rmdir()
+        staging.rename(dest)
+        fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return CloneResult(str(dest), *result)
+
+
+def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
+    Repository.init(folder)
+    repo = Repository(folder)
+    try:
+        info = add_remote(repo, "origin", spec.url, endpoint=spec.endpoint, region=spec.region, timeout=spec.timeout,
+                          retries=spec.retries)
+        remote = open_remote(repo, info)
+        try:
+            remote.require_remote()
+            theirs = remote.versions()
+            live = [r for r in theirs if not r.deleted]
+            if not live:
+                raise VersionNotFound(f"{spec.url} has no versions to clone")
+            record = resolve_version(theirs, version if version is not None else live[-1].number)
+            with repo.lock():
+                local = repo.reopen_store()
+                objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress)
+                local.flush()
+                repo.refs.write(RefsDoc(tuple(theirs)))
+                partial = {r.id: Partial(info.name, "records") for r in live if r.id != record.id}
+                if datasets is not None:
+                    partial[record.id] = Partial(info.name, "structure", tuple(datasets))
+                repo.partial.write(partial)
+            stats = remote.stats
+            received, requests = stats.bytes_received, stats.requests
+        finally:
+            remote.close()
+        chosen = plan_restore(Snapshot(repo.store, bytes.fromhex(record.manifest)), Selection(tuple(datasets or ())))
+        plan, _ = materialize(repo.store, chosen.files, folder, progress=progress)
+        for empty in chosen.empty_folders:  # a chosen dataset with no item still looks like a dataset
+            (folder / empty).mkdir(parents=True, exist_ok=True)
+        numbers = sorted(r.number for r in live if r.id in partial)
+        return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
+                requests, numbers)
+    finally:
+        repo.close()

@@ -1,0 +1,319 @@
+"""A remote store: the same packs and index files as `.pvc/packs/`, on a medium (S3 or a folder), plus one
+create-only record per version.
+
+Layout under the remote's prefix (docs/format.md, "Remotes"):
+
+    pvc-remote.json              {"format": 1}: marks the prefix as a pvc remote (written by the first push)
+    packs/<id>.pack              packs, byte for byte as a local store writes them
+    packs/<id>.idx               index files, one per pack a push uploaded
+    versions/<number>.json       one version record each, {"format": 1, "checksum", "record"}; number zero-padded
+
+Nothing is ever overwritten: packs, indexes and records are created with `If-None-Match: *` (create-only). A
+push publishes each pack, then the index that names it, and only when every object of a version is indexed,
+that version's record: so a reader never meets a version whose objects are not there, and an interrupted push
+leaves at worst packs no index names (invisible), which the next push does not need to send again.
+
+What the remote holds is known from its index files: one listing, and a GET for each index file this machine
+has not seen before (they are immutable, so they are cached locally by name, checked against their name).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import blake3
+
+from pvc.errors import CorruptObject, ObjectMissing, RemoteError
+from pvc.store.atomic import atomic_write
+from pvc.store.local.packindex import PackIndex, write_index
+from pvc.store.packed import PackedStore, Published
+from pvc.store.refs import VersionRecord
+from pvc.store.remote.medium import Medium
+
+__all__ = ["RemoteStore", "REMOTE_FORMAT", "TransferStats"]
+
+REMOTE_FORMAT = 1
+MARKER = "pvc-remote.json"
+_MERGE_AFTER = 8  # cached index files beyond a merged one before they are merged into a new one
+_UPLOADS = 4  # packs in flight at once
+
+
+class TransferStats:
+    """Bytes and requests a store moved, for the reports of push, pull, clone and restore."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.bytes_sent = self.bytes_received = 0
+        self.packs_sent = self.packs_present = 0
+        self.requests = 0
+
+    def add(self, *, sent: int = 0, received: int = 0, requests: int = 1) -> None:
+        with self._lock:
+            self.bytes_sent += sent
+            self.bytes_received += received
+            self.requests += requests
+
+
+class RemoteStore(PackedStore):
+    """Objects on a remote, read with ranged GETs; writes staged in local temp packs and uploaded as they fill."""
+
+    def __init__(self, medium: Medium, cache_dir: Path, *, chunk_threshold: int = 8 << 20,
+                 pack_size: int = 16 << 20) -> None:
+        self.cache_dir = cache_dir
+        self.idx_dir = cache_dir / "idx"
+        for folder in (self.idx_dir, cache_dir / "tmp", cache_dir / "versions"):
+            folder.mkdir(parents=True, exist_ok=True)
+        super().__init__(cache_dir / "tmp", chunk_threshold=chunk_threshold, pack_size=pack_size)
+        self.medium = medium
+        self.url = medium.url
+        self.stats = TransferStats()
+        self._uploads: list[Future] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._gate = threading.BoundedSemaphore(_UPLOADS)
+        self.packs: dict[str, int] = {}
+        self.refresh()
+
+    # -- what the remote holds ----------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """List the remote's packs and index files; fetch (and check) the index files not seen before."""
+        listing = self.medium.list("packs")
+        self.stats.add()
+        self.packs = {name: size for name, size in listing.items() if name.endswith(".pack")}
+        names = sorted(name for name in listing if name.endswith(".idx"))
+        missing = [n for n in names if not (self.idx_dir / n).exists() and not self._merged_covers(n)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._fetch_index, missing))
+        self._open(names)
+
+    def _fetch_index(self, name: str) -> None:
+        data = self.medium.get(f"packs/{name}")
+        self.stats.add(received=len(data))
+        if blake3.blake3(data).hexdigest() != name[: -len(".idx")]:
+            raise CorruptObject(f"{self.url}/packs/{name}: index file does not match its name (damaged on the remote)")
+        atomic_write(self.idx_dir / name, data)
+
+    def _merged_covers(self, name: str) -> bool:
+        return name in self._merged_names()
+
+    def _merged_names(self) -> set[str]:
+        path = self.idx_dir / "merged.json"
+        try:
+            doc = json.loads(path.read_text())
+            return set(doc["covers"]) if (self.idx_dir / doc["index"]).exists() else set()
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
+
+    def _open(self, names: list[str]) -> None:
+        """Open the cached indexes of `names` (the remote's index files), merging them into one local index file
+        once there are many, so that a lookup searches a few files whatever the number of pushes."""
+        for idx in self._indexes:
+            idx.close()
+        merged = self._merged_names()
+        if merged - set(names):  # an index it covers is gone from the remote: it names objects no longer there
+            (self.idx_dir / "merged.json").unlink()
+            for name in names:
+                if not (self.idx_dir / name).exists():
+                    self._fetch_index(name)
+            merged = set()
+        covered = merged & set(names)
+        rest = [n for n in names if n not in covered]
+        if len(rest) > _MERGE_AFTER:
+            self._merge(sorted(covered | set(rest)))
+            covered, rest = set(names), []
+        opened = []
+        if covered:
+            opened.append(PackIndex(self.idx_dir / json.loads((self.idx_dir / "merged.json").read_text())["index"]))
+        for name in rest:
+            try:
+                opened.append(PackIndex(self.idx_dir / name))
+            except CorruptObject:
+                (self.idx_dir / name).unlink(missing_ok=True)  # the cached copy went bad: fetch it again
+                self._fetch_index(name)
+                opened.append(PackIndex(self.idx_dir / name))
+        self._indexes = opened
+
+    def _merge(self, names: list[str]) -> None:
+        old = self._merged_names()
+        previous = json.loads((self.idx_dir / "merged.json").read_text())["index"] if old else None
+        entries = []
+        sources = [previous] if previous else []
+        sources += [n for n in names if n not in old]
+        for source in sources:
+            idx = PackIndex(self.idx_dir / source)
+            entries += [(oid, loc.pack, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in idx]
+            idx.close()
+        merged = write_index(self.idx_dir, entries)
+        atomic_write(self.idx_dir / "merged.json", json.dumps({"index": merged.name, "covers": names}).encode())
+        for source in sources:
+            if source != merged.name:
+                (self.idx_dir / source).unlink(missing_ok=True)
+
+    def _read_at(self, pack: bytes, offset: int, length: int) -> bytes:
+        data = self.medium.get_range(f"packs/{pack.hex()}.pack", offset, length)
+        self.stats.add(received=len(data))
+        return data
+
+    def read_ranges(self, pack: bytes, ranges: list[tuple[int, int]]) -> list[bytes]:
+        parts = self.medium.get_ranges(f"packs/{pack.hex()}.pack", ranges)
+        self.stats.add(received=sum(len(p) for p in parts))
+        return parts
+
+    # -- writing: each pack uploaded as soon as it is sealed, then its own index ---------------------
+
+    def put_record(self, oid: bytes, codec: int, raw_len: int, stored: bytes) -> None:
+        super().put_record(oid, codec, raw_len, stored)
+        with self._lock:
+            sealed = self._writer.take_sealed()
+        self._submit(sealed)
+
+    def _submit(self, sealed: Published) -> None:
+        for pack in sealed:
+            self._gate.acquire()  # bounded: a push holds at most a few packs in memory
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=_UPLOADS)
+            self._uploads.append(self._pool.submit(self._upload_one, pack))
+
+    def _upload_one(self, sealed: tuple) -> None:
+        tmp, pack_id, records = sealed
+        try:
+            name = f"{pack_id.hex()}.pack"
+            if name in self.packs:
+                self.stats.packs_present += 1  # an earlier, interrupted push sent these very bytes
+            else:
+                size = tmp.stat().st_size
+                created = self.medium.create_from(f"packs/{name}", tmp)
+                self.stats.add(sent=size if created else 0)
+                if created:
+                    self.stats.packs_sent += 1
+                else:
+                    self.stats.packs_present += 1
+            entries = [(oid, pack_id, off, slen, rlen, codec) for oid, off, slen, rlen, codec in records]
+            idx = write_index(self.idx_dir, entries)
+            data = idx.read_bytes()
+            self.stats.add(sent=len(data) if self.medium.create(f"packs/{idx.name}", data) else 0)
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._gate.release()
+
+    def _publish(self, sealed: Published) -> None:
+        self._submit(sealed)
+        self.wait()
+
+    def wait(self) -> None:
+        """Wait for every upload in flight; the first failure is raised (the others still finish)."""
+        uploads, self._uploads = self._uploads, []
+        errors = [f.exception() for f in uploads if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        self.refresh()
+
+    def abort(self) -> None:
+        super().abort()
+        for f in self._uploads:
+            f.cancel()
+        self._uploads = []
+
+    def close(self) -> None:
+        self.abort()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for idx in self._indexes:
+            idx.close()
+
+    # -- the marker and the version records ---------------------------------------------------------
+
+    def is_remote(self) -> bool:
+        """Whether the prefix is a pvc remote (something was pushed to it)."""
+        try:
+            doc = json.loads(self.medium.get(MARKER))
+        except ObjectMissing:
+            return False
+        except ValueError:
+            raise CorruptObject(f"{self.url}/{MARKER}: damaged") from None
+        if not isinstance(doc, dict) or doc.get("format") != REMOTE_FORMAT:
+            raise RemoteError(f"{self.url}: remote format {doc.get('format') if isinstance(doc, dict) else '?'} is not "
+                              f"{REMOTE_FORMAT} (written by a newer pvc?)")
+        return True
+
+    def require_remote(self) -> None:
+        if not self.is_remote():
+            raise RemoteError(f"{self.url}: not a pvc remote (nothing was pushed there: no {MARKER})")
+
+    def mark(self) -> None:
+        """Make the prefix a pvc remote, and check once (remembered in the cache) that the server refuses to
+        overwrite: without conditional writes, two pushes racing for a number could replace each other's record."""
+        marker = json.dumps({"format": REMOTE_FORMAT}).encode() + b"\n"
+        if not self.is_remote():
+            self.medium.create(MARKER, marker)
+        checked = self.cache_dir / "create-only-checked"
+        if not checked.exists():
+            if self.medium.create(MARKER, marker):
+                raise RemoteError(f"{self.url}: the server overwrote an existing file although told not to "
+                                  "(If-None-Match: *): it does not support conditional writes, which pvc needs")
+            atomic_write(checked, b"")
+
+    def versions(self) -> list[VersionRecord]:
+        """Every version record on the remote, oldest first (checked: gapless 1..n, checksums right)."""
+        listing = self.medium.list("versions")
+        self.stats.add()
+        numbered = {}
+        for name, size in listing.items():
+            stem = name[: -len(".json")] if name.endswith(".json") else ""
+            if stem.isdigit():
+                numbered[int(stem)] = (name, size)
+        if sorted(numbered) != list(range(1, len(numbered) + 1)):
+            raise CorruptObject(f"{self.url}/versions/: version records are not 1..{len(numbered)} "
+                                f"(found {sorted(numbered)[:10]})")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda n: self._record(n, *numbered[n]), range(1, len(numbered) + 1)))
+
+    def _record(self, number: int, name: str, size: int) -> VersionRecord:
+        cached = self.cache_dir / "versions" / name
+        data = cached.read_bytes() if cached.exists() and cached.stat().st_size == size else None
+        if data is None:
+            data = self.medium.get(f"versions/{name}")
+            self.stats.add(received=len(data))
+        record = _parse_record(data, f"{self.url}/versions/{name}")
+        if record.number != number:
+            raise CorruptObject(f"{self.url}/versions/{name}: holds version {record.number}")
+        if not cached.exists():
+            atomic_write(cached, data)
+        return record
+
+    def publish_version(self, record: VersionRecord) -> bool:
+        """Create the record of version `record.number`; False if that number is taken by another version."""
+        name = f"versions/{record.number:010d}.json"
+        data = _encode_record(record)
+        if self.medium.create(name, data):
+            self.stats.add(sent=len(data))
+            return True
+        try:  # taken: by this very record (a retried request), or by another version
+            return _parse_record(self.medium.get(name), name).id == record.id
+        except CorruptObject:
+            return False
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode_record(record: VersionRecord) -> bytes:
+    doc = record.to_json()
+    return json.dumps({"format": 1, "checksum": blake3.blake3(_canonical(doc).encode()).hexdigest(), "record": doc},
+                      ensure_ascii=False, indent=1).encode() + b"\n"
+
+
+def _parse_record(data: bytes, where: str) -> VersionRecord:
+    try:
+        doc = json.loads(data)
+        record = doc["record"]
+        if doc.get("format") != 1 or doc.get("checksum") != blake3.blake3(_canonical(record).encode()).hexdigest():
+            raise ValueError("checksum")
+        return VersionRecord.from_json(record)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CorruptObject(f"{where}: damaged version record") from None

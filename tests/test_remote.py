@@ -1,0 +1,272 @@
+"""Remotes end to end, on a folder and on a real S3-protocol server on loopback (moto): push, pull, clone, restore
+from a remote, only-what-is-missing transfers, concurrent pushers, renumbering, and lost remote objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from helpers import tree_bytes
+
+import pvc
+from pvc.sample import make_image_project, mutate_image_project
+
+
+@dataclass
+class Remote:
+    kind: str
+    url: str
+    options: list[str] = field(default_factory=list)  # --endpoint for S3
+    root: Path | None = None  # the folder of a folder remote
+
+    @property
+    def normal(self) -> str:
+        """The URL as pvc records it."""
+        return f"file://{self.root}" if self.kind == "folder" else self.url
+
+    def add(self, cli, project: Path, name: str = "origin"):
+        return cli("remote", "add", name, self.url, *self.options, "-C", project)
+
+
+@pytest.fixture(params=["folder", "s3"])
+def remote(request, tmp_path) -> Remote:
+    if request.param == "folder":
+        return Remote("folder", str(tmp_path / "remote"), root=tmp_path / "remote")
+    endpoint = request.getfixturevalue("s3_server")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Remote("s3", f"s3://{bucket}/teams/vision", ["--endpoint", endpoint])
+
+
+@pytest.fixture
+def pushed(tmp_path, cli, remote) -> tuple[Path, Remote]:
+    """A committed image project (4 datasets, nested ones among them) pushed to `remote`."""
+    project = make_image_project(tmp_path / "proj", items=40, datasets=4, seed=21, noise=True)
+    assert cli("init", project).code == 0
+    assert cli("commit", "-m", "v1", "-C", project).code == 0
+    assert remote.add(cli, project).code == 0
+    result = cli("push", "--json", "-C", project)
+    assert result.code == 0, result.err
+    assert result.json()["pushed"] == [1]
+    return project, remote
+
+
+def test_push_then_clone_is_byte_identical_and_origin_is_set(pushed, cli, tmp_path):
+    project, remote = pushed
+    result = cli("clone", remote.url, tmp_path / "copy", *remote.options, "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["version"] == 1 and doc["remote"]["name"] == "origin" and doc["remote"]["url"] == remote.normal
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+    log = cli("log", "--json", "-C", tmp_path / "copy").json()
+    assert [(v["number"], v["id"], v["manifest"]) for v in log] == [
+        (v["number"], v["id"], v["manifest"]) for v in cli("log", "--json", "-C", project).json()]
+    assert cli("status", "--json", "-C", tmp_path / "copy").json()["clean"]
+    assert [r["name"] for r in cli("remote", "list", "--json", "-C", tmp_path / "copy").json()] == ["origin"]
+    assert cli("verify", "-C", tmp_path / "copy").code == 0
+
+
+def test_a_second_push_sends_nothing_but_a_listing(pushed, cli):
+    project, _ = pushed
+    again = cli("push", "--json", "-C", project).json()
+    assert again["pushed"] == [] and again["bytes_sent"] == 0 and again["packs_sent"] == 0
+    assert again["requests"] <= 3  # the listings of packs/ and versions/
+
+
+def test_a_small_change_sends_about_the_changed_bytes(pushed, cli):
+    project, _ = pushed
+    changed = mutate_image_project(project, seed=5)
+    assert cli("commit", "-m", "v2", "-C", project).code == 0
+    new_bytes = sum((project / p).stat().st_size for p in changed["edited"] + changed["added"])
+    doc = cli("push", "--json", "-C", project).json()
+    assert doc["pushed"] == [2]
+    assert doc["bytes_sent"] <= 1.5 * new_bytes + 40_000, doc  # the changed files, their pages, trees, manifest, index
+
+
+def test_pull_brings_new_versions_without_touching_the_working_tree(pushed, cli, tmp_path):
+    project, remote = pushed
+    assert cli("clone", remote.url, tmp_path / "copy", *remote.options).code == 0
+    mutate_image_project(project, seed=9)
+    assert cli("commit", "-m", "v2", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    before = tree_bytes(tmp_path / "copy")
+    result = cli("pull", "--json", "-C", tmp_path / "copy")
+    assert result.code == 0, result.err
+    assert result.json()["fetched"] == [2] and result.json()["complete"] == [2]
+    assert tree_bytes(tmp_path / "copy") == before
+    assert cli("restore", "2", "--to", tmp_path / "v2", "-C", tmp_path / "copy").code == 0
+    assert tree_bytes(tmp_path / "v2") == tree_bytes(project)
+    assert cli("pull", "-C", tmp_path / "copy").out.startswith("Already up to date")
+
+
+def test_restore_straight_from_the_remote_and_without_a_project(pushed, cli, tmp_path):
+    project, remote = pushed
+    named = cli("restore", "1", "--to", tmp_path / "named", "--remote", "origin", "-C", project)
+    assert named.code == 0, named.err
+    assert tree_bytes(tmp_path / "named") == tree_bytes(project)
+    bare = cli("restore", "latest", "--to", tmp_path / "bare", "--remote", remote.url, *remote.options, "--json",
+               cwd=tmp_path)
+    assert bare.code == 0, bare.err
+    assert tree_bytes(tmp_path / "bare") == tree_bytes(project)
+    api = pvc.restore(remote.url, 1, tmp_path / "api", endpoint=remote.options[1] if remote.options else None)
+    assert api.version == 1 and tree_bytes(tmp_path / "api") == tree_bytes(project)
+
+
+def test_clone_of_one_dataset_fetches_a_fraction_and_is_a_valid_project(pushed, cli, tmp_path):
+    project, remote = pushed
+    whole = cli("clone", remote.url, tmp_path / "whole", *remote.options, "--json").json()
+    one = cli("clone", remote.url, tmp_path / "one", *remote.options, "--dataset", "val", "--json")
+    assert one.code == 0, one.err
+    part = one.json()
+    assert part["datasets"] == ["val"] and part["bytes_received"] <= 0.3 * whole["bytes_received"], (part, whole)
+    got = tree_bytes(tmp_path / "one")
+    assert got["meta.json"] == tree_bytes(project)["meta.json"]
+    assert all(not p.startswith(("train/", "test/", "holdout")) for p in got) and any(p.startswith("val/") for p in got)
+    assert {p: b for p, b in tree_bytes(project).items() if p.startswith("val/")} == {
+        p: b for p, b in got.items() if p.startswith("val/")}
+    # the store knows the objects it lacks are on origin: gc and verify are content, restore says where they are
+    assert cli("verify", "-C", tmp_path / "one").code == 0
+    assert cli("gc", "--grace", "0", "-C", tmp_path / "one").code == 0
+    refused = cli("restore", "1", "--to", tmp_path / "r", "-C", tmp_path / "one")
+    assert refused.code == 2 and "--remote origin" in refused.err
+    assert cli("pull", "--versions", "1", "-C", tmp_path / "one").code == 0
+    assert cli("restore", "1", "--to", tmp_path / "r", "-C", tmp_path / "one").code == 0
+    assert tree_bytes(tmp_path / "r") == tree_bytes(project)
+
+
+@pytest.mark.parametrize("chosen", ["train", "val"])
+def test_clone_of_one_dataset_fetches_media_it_shares_with_another(tmp_path, cli, chosen):
+    """One image in two datasets is one blob: a clone of either dataset must bring it."""
+    project = make_image_project(tmp_path / "proj", items=8, datasets=2, seed=5)
+    datasets = sorted(p.name for p in project.iterdir() if (p / "img").is_dir())[:2]
+    a, b = project / datasets[0], project / datasets[1]
+    for src in sorted((a / "img").iterdir())[:2]:  # the same media and annotation under a new name in b
+        (b / "img" / f"copy_{src.name}").write_bytes(src.read_bytes())
+        (b / "ann" / f"copy_{src.name}.json").write_bytes((a / "ann" / f"{src.name}.json").read_bytes())
+    remote = tmp_path / "remote"
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", remote, "-C", project).code == 0 and cli("push", "-C", project).code == 0
+    name = datasets[0] if chosen == "train" else datasets[1]
+    result = cli("clone", remote, tmp_path / "one", "--dataset", name, "--json")
+    assert result.code == 0, result.err
+    got = tree_bytes(tmp_path / "one")
+    assert {p: v for p, v in tree_bytes(project).items() if p.startswith(f"{name}/")} == {
+        p: v for p, v in got.items() if p.startswith(f"{name}/")}
+
+
+def test_pull_metadata_only_lists_and_shows_without_the_media(pushed, cli, tmp_path):
+    project, remote = pushed
+    mutate_image_project(project, seed=2)
+    assert cli("commit", "-m", "v2", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    assert cli("init", other).code == 0
+    assert remote.add(cli, other).code == 0
+    doc = cli("pull", "--metadata-only", "--json", "-C", other).json()
+    assert doc["fetched"] == [1, 2] and doc["partial"] == [1, 2] and doc["complete"] == []
+    assert cli("show", "2", "--json", "-C", other).json()["stats"]["items"] > 0
+    assert len(cli("ls", "2", "--json", "-C", other).json()) > 0
+    assert cli("verify", "-C", other).code == 0 and cli("gc", "--grace", "0", "-C", other).code == 0
+    assert cli("pull", "--versions", "2", "--json", "-C", other).json()["complete"] == [2]
+    assert cli("restore", "2", "--to", tmp_path / "v2", "-C", other).code == 0
+    assert tree_bytes(tmp_path / "v2") == {p: b for p, b in tree_bytes(project).items()}
+
+
+def test_concurrent_pushers_one_wins_the_other_pulls_renumbers_and_pushes(pushed, cli, tmp_path):
+    project, remote = pushed
+    assert cli("clone", remote.url, tmp_path / "b", *remote.options).code == 0
+    a, b = project, tmp_path / "b"
+    mutate_image_project(a, seed=31)
+    assert cli("commit", "-m", "from a", "-C", a).code == 0
+    mutate_image_project(b, seed=32)
+    assert cli("commit", "-m", "from b", "-C", b).code == 0
+    manifest_b = cli("log", "--json", "-C", b).json()[0]["manifest"]
+    assert cli("push", "-C", a).code == 0
+    lost = cli("push", "--json", "-C", b)
+    assert lost.code == 4 and "pvc pull" in lost.err and lost.err.count("\n") == 1
+    assert json.loads(lost.out)["error"]["exit_code"] == 4
+    pulled = cli("pull", "--json", "-C", b).json()
+    assert pulled["fetched"] == [2] and pulled["renumbered"] == {"2": 3}
+    log = cli("log", "--json", "-C", b).json()
+    assert [(v["number"], v["title"]) for v in log] == [(3, "from b"), (2, "from a"), (1, "v1")]
+    assert log[0]["manifest"] == manifest_b and log[0]["parent"] == 1  # manifests never change; parent is v1
+    assert cli("push", "-C", b).code == 0
+    assert cli("pull", "-C", a).code == 0
+    assert [(v["number"], v["title"]) for v in cli("log", "--json", "-C", a).json()] == [
+        (3, "from b"), (2, "from a"), (1, "v1")]
+
+
+def test_lost_remote_objects_skip_missing_across_the_wire(pushed, cli, tmp_path, s3_server):
+    project, remote = pushed
+    victim = next(p for p in sorted(project.rglob("*.jpg")) if "/img/" in p.as_posix())
+    assert cli("restore", "1", "--to", tmp_path / "warm", "--remote", "origin", "-C", project).code == 0  # cache filled
+    _drop_remote_object(remote, s3_server, victim, tmp_path / "scratch")
+    refused = cli("restore", "1", "--to", tmp_path / "out", "--remote", "origin", "-C", project)
+    assert refused.code == 2 and "--skip-missing" in refused.err and not (tmp_path / "out").exists()
+    done = cli("restore", "1", "--to", tmp_path / "out", "--remote", "origin", "--skip-missing", "--json", "-C", project)
+    assert done.code == 0, done.err
+    skipped = done.json()["skipped"]
+    rel = victim.relative_to(project).as_posix()
+    assert skipped == [{"dataset": rel.split("/img/")[0].replace("/datasets/", "/"), "item": victim.name,
+                        "reason": f"missing object for {rel}"}]
+    got = tree_bytes(tmp_path / "out")
+    expected = {p: b for p, b in tree_bytes(project).items() if victim.name not in p}
+    assert got == expected
+
+
+def _drop_remote_object(remote: Remote, endpoint: str, victim: Path, scratch: Path) -> None:
+    """Lose one object on the remote as `test_restore._drop_object` loses one locally: no index names it any
+    more (each index that did is replaced by one without it)."""
+    import blake3
+
+    from pvc.store.local.packindex import PackIndex, write_index
+
+    oid = blake3.blake3(victim.read_bytes()).digest()
+    files = _RemoteFiles(remote, endpoint)
+    scratch.mkdir()
+    for name in [n for n in files.list("packs") if n.endswith(".idx")]:
+        (scratch / name).write_bytes(files.get(f"packs/{name}"))
+        idx = PackIndex(scratch / name)
+        entries = [(o, loc.pack, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for o, loc in idx]
+        idx.close()
+        if any(o == oid for o, *_ in entries):
+            new = write_index(scratch, [e for e in entries if e[0] != oid])
+            files.put(f"packs/{new.name}", new.read_bytes())
+            files.delete(f"packs/{name}")
+
+
+class _RemoteFiles:
+    """The remote's files, handled as a damaged bucket or disk would hand them over (around pvc)."""
+
+    def __init__(self, remote: Remote, endpoint: str) -> None:
+        self.remote = remote
+        if remote.kind == "s3":
+            import boto3
+
+            self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            self.bucket, self.prefix = remote.url[len("s3://"):].split("/", 1)
+
+    def list(self, folder: str) -> list[str]:
+        if self.remote.kind == "folder":
+            return sorted(p.name for p in (self.remote.root / folder).iterdir())
+        found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{self.prefix}/{folder}/")
+        return sorted(o["Key"].rsplit("/", 1)[-1] for o in found.get("Contents", []))
+
+    def get(self, name: str) -> bytes:
+        if self.remote.kind == "folder":
+            return (self.remote.root / name).read_bytes()
+        return self.s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}/{name}")["Body"].read()
+
+    def put(self, name: str, data: bytes) -> None:
+        if self.remote.kind == "folder":
+            (self.remote.root / name).write_bytes(data)
+        else:
+            self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{name}", Body=data)
+
+    def delete(self, name: str) -> None:
+        if self.remote.kind == "folder":
+            (self.remote.root / name).unlink()
+        else:
+            self.s3.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{name}")
