@@ -162,3 +162,24 @@ def test_a_linked_commit_and_a_source_gc_in_two_processes(image_project, cli, tm
         assert cli("restore", "1", "--to", tmp_path / f"check{round_}", "--verify").code == 0
         assert tree_bytes(tmp_path / f"check{round_}") == tree_bytes(linked)
         assert cli("gc", "--grace", "0", cwd=image_project).code == 0 and cli("verify", cwd=linked).code == 0
+
+
+def test_a_linked_project_pushes_the_objects_it_shares_with_its_source(image_project, cli, tmp_path):
+    """The objects a restored project reads from its source's packs go to its remote like its own: a clone of
+    that remote is whole, and knows nothing of the source."""
+    assert cli("init", image_project).code == 0 and cli("commit", "-m", "v1", cwd=image_project).code == 0
+    copy = tmp_path / "copy"
+    assert cli("restore", "1", "--to", copy).code == 0
+    (copy / "NOTES.txt").write_text("from the copy\n")
+    assert cli("commit", "-m", "own", cwd=copy).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", cwd=copy).code == 0
+    pushed = cli("push", "--json", cwd=copy)
+    assert pushed.code == 0, pushed.err
+    assert pushed.json()["pushed"] == [1]
+    clone = cli("clone", tmp_path / "remote", tmp_path / "clone", "--json")
+    assert clone.code == 0, clone.err
+    assert tree_bytes(tmp_path / "clone") == tree_bytes(copy)
+    assert not (tmp_path / "clone" / ".pvc" / "alternates").exists()
+    shutil.rmtree(image_project)  # the clone reads nothing of the source
+    assert cli("verify", cwd=tmp_path / "clone").code == 0
+    assert cli("restore", "1", "--to", tmp_path / "again", "--verify", cwd=tmp_path / "clone").code == 0
