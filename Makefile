@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test soak bench bench-peers clean
+.PHONY: venv browser demo test soak bench bench-peers clean
 
 # Benchmarks (never part of `make test`): see docs/performance.md. BENCH_* variables tune them.
 BENCH_ITEMS ?= 5000
 PEERS_VENV  := bench/.peers-venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SUDO_QUIET  := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 # setup.py and pvc/_walk.c: the one C extension (the stat walk), built in place by the editable install
 $(STAMP): pyproject.toml setup.py pvc/_walk.c
@@ -23,7 +24,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: $(STAMP)
+# The headless browser tests/test_graph.py opens the lineage page in (Debian's chromium package). If it cannot be
+# installed (no apt, no sudo without a password), the suite still runs and that one test says it was skipped.
+browser:
+	@command -v chromium >/dev/null || $(SUDO_QUIET) apt-get install -y chromium >/dev/null 2>&1 || \
+	  { $(SUDO_QUIET) apt-get update >/dev/null 2>&1 && $(SUDO_QUIET) apt-get install -y chromium >/dev/null 2>&1; } || \
+	  echo "make: chromium could not be installed; the browser test of tests/test_graph.py will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 # The long versions of the reliability battery (docs/reliability.md): 200 kills each of commit and gc, 4 x 25

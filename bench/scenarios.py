@@ -137,7 +137,7 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     b.measure(s, "ls", "pvc", [*pvc, "ls", "--json"], cwd=proj)
     _optional(b, s, "diff", "diff", [*pvc, "diff", "1", "2", "--json"], proj)
     out = b.out("images-pvc")
-    b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--json"], cwd=proj,
+    b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"], cwd=proj,
               setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     remove(out)
     _pvc_skip_missing(b, s, w, proj, out)
@@ -165,7 +165,7 @@ def _pvc_skip_missing(b: Bench, s: str, w: Path, proj: Path, out: Path) -> None:
         if skipped != lost:
             raise RuntimeError(f"restore skipped {skipped} items, {lost} lost their media")
 
-    b.measure(s, "restore_skip_missing", "pvc", [*b.pvc, "restore", "1", "--to", out, "--skip-missing", "--json"],
+    b.measure(s, "restore_skip_missing", "pvc", [*b.pvc, "restore", "1", "--to", out, "--skip-missing", "--no-link", "--json"],
               cwd=damaged, setup=lambda i: remove(out), after=check)
     remove(out)
     remove(damaged)
@@ -342,7 +342,7 @@ def bigfile(b: Bench) -> None:
         restic()
     out = b.out("bigfile")
     expected = {"big.bin": size}
-    b.measure(s, "restore", "pvc", [*pvc, "restore", "latest", "--to", out, "--json"], cwd=proj,
+    b.measure(s, "restore", "pvc", [*pvc, "restore", "latest", "--to", out, "--no-link", "--json"], cwd=proj,
               setup=lambda i: remove(out), after=_checked_restore(out, expected))
     b.measure(s, "restore", "cp -a", ["cp", "-a", f, out], setup=lambda i: remove(out))
     b.measure(s, "restore", "cp -a + sync", ["sh", "-c", 'cp -a "$0" "$1" && sync', f, out], setup=lambda i: remove(out))
@@ -402,7 +402,7 @@ def _media(b: Bench, s: str, make: Callable[[Path], Path]) -> None:
     b.size(s, "store_v1", "pvc", store)
     b.measure(s, "nochange_commit", "pvc", [*pvc, "commit", "-m", "same", "--json"], cwd=proj, after=_created(False))
     out = b.out(s)
-    b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--json"], cwd=proj,
+    b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"], cwd=proj,
               setup=lambda i: remove(out), after=_checked_restore(out, expected))
     remove(out)
     if b.restic:

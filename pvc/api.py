@@ -3,6 +3,10 @@
     project = pvc.Project("path/to/project")           # or pvc.Project.init(path)
     v = project.version.create(title="checkpoint-1", description={"app": "augment"})
     project.version.get_list(filters=[{"field": "title", "operator": "=", "value": "checkpoint-1"}])
+    project.version.update(version_num=1, title="baseline", description={"app": "train", "params": {"lr": 0.1}})
+    project.version.tag("baseline", 1)
+    project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True, datasets=["train"])
+    project.version.delete(version_num=2); project.gc(grace=0)
     project.version.restore(version_num=1, dest="../proj-v1", skip_missed_entities=True)
     project.remote.add("origin", "s3://bucket/prefix"); project.remote.push(); project.remote.pull()
     pvc.restore("s3://bucket/prefix", 7, "/data/v7")      # no project: a CI job with a URL and credentials
@@ -14,20 +18,23 @@ from __future__ import annotations
 import io
 import operator
 from collections.abc import Callable
+from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pvc.core import inspect
 from pvc.core.clone import CloneResult, clone as clone_remote
 from pvc.core.commit import CommitResult, commit
 from pvc.core.config import ConfigChange, ConfigEntry, ConfigListing, get_config, list_config, set_config, unset_config
-from pvc.core.gc import DEFAULT_GRACE, GcResult, gc, parse_duration
+from pvc.core.delete import DeleteResult, delete_versions
 from pvc.core.diff import diff_snapshots
 from pvc.core.discard import DiscardResult, discard, undo_discard
-from pvc.core.snapshot import Snapshot
-from pvc.core.status import status, version_snapshot, working_snapshot
+from pvc.core.edit import UNCHANGED, edit
+from pvc.core.gc import DEFAULT_GRACE, GcResult, gc
 from pvc.core.inspect import ItemView, VersionDetails
+from pvc.core.log import LogEntry, LogQuery, log
+from pvc.core.prune import PruneResult, prune
 from pvc.core.pull import PullResult, pull
 from pvc.core.push import PushResult, push
 from pvc.core.remote import RemoteInfo, add_remote, find_remote, list_remotes, open_remote, remove_remote, restore_from_url
@@ -35,20 +42,29 @@ from pvc.core.repair import IndexRepair, RefsRepair, repair_index, repair_refs
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import RestoreResult
 from pvc.core.restore import restore as restore_version
+from pvc.core.selection import Selection
+from pvc.core.snapshot import Snapshot
+from pvc.core.status import status, version_snapshot, working_snapshot
+from pvc.core.tag import TagChange, TagView, list_tags, tag, tags_by_version, untag
 from pvc.core.unlock import UnlockResult, unlock
 from pvc.core.verify import VerifyReport, verify
+from pvc.core.when import parse_duration, parse_moment
 from pvc.errors import ObjectMissing, UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
-__all__ = ["Project", "VersionApi", "RemoteApi", "restore", "clone"]
+if TYPE_CHECKING:
+    from pvc.core.graph import Lineage
+
+__all__ = ["Project", "VersionApi", "RemoteApi", "UNCHANGED", "restore", "clone"]
 
 Progress = Callable[[str, int, int], None]
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge, "in": lambda a, b: a in b, "contains": lambda a, b: b in (a or ""),
 }
-_FIELDS = ("number", "manifest", "title", "description", "created_at", "author", "parent")
+_FIELDS = ("number", "manifest", "title", "description", "created_at", "author", "parent", "id", "edited_at",
+           "origin", "tags")
 
 
 class Project:
@@ -72,13 +88,55 @@ class Project:
     def path(self) -> Path:
         return self._repo.project_root
 
-    def log(self, limit: int | None = None) -> list[VersionRecord]:
-        """Versions, newest first."""
-        versions = list(reversed(self._repo.versions()))
-        return versions[:limit] if limit else versions
+    def log(self, limit: int | None = None, *, author: str | None = None, grep: str | None = None,
+            since: str | datetime | None = None, until: str | datetime | None = None, tagged: bool = False,
+            include_deleted: bool = False) -> list[VersionRecord]:
+        """Versions, newest first, kept by the filters of `history`."""
+        return [entry.record for entry in self.history(limit, author=author, grep=grep, since=since, until=until,
+                                                       tagged=tagged, include_deleted=include_deleted)]
+
+    def history(self, limit: int | None = None, *, author: str | None = None, grep: str | None = None,
+                since: str | datetime | None = None, until: str | datetime | None = None, tagged: bool = False,
+                include_deleted: bool = False) -> list[LogEntry]:
+        """Versions newest first, each with its tags (`entry.record`, `entry.tags`), kept by every filter given:
+        `author` and `grep` (title or description) are case-insensitive substrings; `since`/`until` are
+        datetimes, ISO dates (an `until` date includes its whole day) or durations ago (`30d`); `tagged` keeps
+        tagged versions only; `include_deleted` shows deleted ones too; `limit` keeps the newest N."""
+        if limit is not None and limit < 1:
+            raise UsageError("-n must be 1 or more")
+        now = datetime.now(UTC)
+        query = LogQuery(limit, author, grep, _moment(since, now, False), _moment(until, now, True), tagged,
+                         include_deleted)
+        return log(self._repo.refs.read(), query)
 
     def show(self, name: str | int = "latest") -> VersionDetails:
         return inspect.show(self._repo.store, self._here(name, "structure"))
+
+    def tags_of(self, number: int) -> list[str]:
+        """The tags of version `number`."""
+        return tags_by_version(self._repo.refs.read()).get(number, [])
+
+    def graph(self) -> Lineage:
+        """The versions of this project and of every project linked to it (restored from it, or it from them)."""
+        from pvc.core.graph import lineage  # imported on first use, as graphview: only `pvc graph` needs them
+
+        return lineage(self._repo)
+
+    def graph_text(self, fmt: str = "mermaid") -> str:
+        """The lineage graph as Mermaid, DOT, or a self-contained HTML page."""
+        from pvc.core.graphview import FORMATS, render
+
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown graph format {fmt!r} (formats: {', '.join(FORMATS)})")
+        return render(self.graph(), fmt, title=f"pvc lineage of {self.path.name}")
+
+    def prune(self, *, keep_last: int | None = None, keep_tagged: bool = False, keep_within: str | float | None = None,
+              dry_run: bool = False, lock_timeout: float = 60.0) -> PruneResult:
+        """Delete every version no rule keeps: the newest `keep_last`, the tagged ones, those younger than
+        `keep_within` ("30d", seconds); `gc` then frees their objects."""
+        within = parse_duration(keep_within) if keep_within is not None else None
+        return prune(self._repo, keep_last=keep_last, keep_tagged=keep_tagged, keep_within=within, dry_run=dry_run,
+                     lock_timeout=lock_timeout)
 
     def ls(self, name: str | int = "latest", dataset: str | None = None) -> list[ItemView]:
         return list(inspect.ls(self._repo.store, self._here(name, "structure"), dataset))
@@ -107,7 +165,7 @@ class Project:
             return diff_snapshots(Snapshot(self._repo.store, bytes.fromhex(ra.manifest)),
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
-        ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.versions()) else None
+        ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.latest()) else None
         working, cap = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
@@ -135,7 +193,8 @@ class Project:
         return verify(self._repo, sample=sample / 100, seed=seed, lock_timeout=lock_timeout)
 
     def gc(self, *, dry_run: bool = False, grace: str | float = DEFAULT_GRACE, lock_timeout: float = 60.0) -> GcResult:
-        """Drop objects no version (nor saved state) references; `grace` ("1h", "30m", seconds) spares young packs."""
+        """Drop objects no version, saved state or linked project references; `grace` ("1h", "30m", seconds)
+        spares young packs."""
         return gc(self._repo, dry_run=dry_run, grace=parse_duration(grace), lock_timeout=lock_timeout)
 
     def unlock(self, *, force: bool = False) -> UnlockResult:
@@ -176,8 +235,14 @@ class Project:
         self.close()
 
 
+def _moment(value: str | datetime | None, now: datetime, end_of_day: bool) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return parse_moment(value, now=now, end_of_day=end_of_day)
+
+
 class VersionApi:
-    """`project.version`: create, get_list, get, restore."""
+    """`project.version`: create, get_list, get, update, delete, tag, restore."""
 
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
@@ -196,14 +261,54 @@ class VersionApi:
         return commit(self._repo, title=title, description=description, author=author,
                       allow_invalid=allow_invalid, lock_timeout=lock_timeout, progress=progress)
 
-    def get_list(self, filters: list[dict] | None = None) -> list[VersionRecord]:
-        """Versions, oldest first, keeping those that pass every filter {"field", "operator", "value"}."""
+    def get_list(self, filters: list[dict] | None = None, *, include_deleted: bool = False) -> list[VersionRecord]:
+        """Versions, oldest first, keeping those that pass every filter {"field", "operator", "value"}; the field
+        `tags` is the list of the version's tags (`{"field": "tags", "operator": "contains", "value": "baseline"}`).
+        Deleted versions only with `include_deleted`."""
         checks = [_compile_filter(f) for f in filters or []]
-        return [v for v in self._repo.versions() if all(check(v) for check in checks)]
+        refs = self._repo.refs.read()
+        tags = tags_by_version(refs)
+        return [v for v in refs.versions if (include_deleted or not v.deleted)
+                and all(check(v, tags.get(v.number, [])) for check in checks)]
 
     def get(self, name: str | int) -> VersionRecord:
-        """A version by number, `v<number>`, `latest`, or manifest-hash prefix."""
-        return resolve_version(self._repo.versions(), name)
+        """A version by number, `v<number>`, `latest`, tag, or manifest-hash prefix (never a deleted one)."""
+        refs = self._repo.refs.read()
+        return resolve_version(refs.versions, name, refs.tags)
+
+    def update(self, version_id: str | None = None, version_num: int | None = None, *, title: str | None = None,
+               description=UNCHANGED, lock_timeout: float = 60.0) -> VersionRecord:
+        """Change the title and/or description of a version (the SDK's `version.update`); the manifest never
+        changes, `edited_at` is recorded. `description=None` removes it; leave it out to keep it."""
+        return edit(self._repo, self._name(version_id, version_num), title=title, description=description,
+                    lock_timeout=lock_timeout)
+
+    def delete(self, version_id: str | None = None, version_num: int | None = None, *,
+               lock_timeout: float = 60.0) -> DeleteResult:
+        """Delete a version: it leaves the log, its number stays taken, its tags go; `gc` frees its objects."""
+        return delete_versions(self._repo, [self._name(version_id, version_num)], apply=True, lock_timeout=lock_timeout)
+
+    def delete_many(self, names: list[str | int], *, apply: bool = True, lock_timeout: float = 60.0) -> DeleteResult:
+        """Delete several versions at once (any version names); with `apply` False, only say what would go."""
+        return delete_versions(self._repo, list(names), apply=apply, lock_timeout=lock_timeout)
+
+    def tag(self, name: str, version: str | int = "latest", *, force: bool = False,
+            lock_timeout: float = 60.0) -> TagChange:
+        """Name a version (unique names; `force` moves an existing tag)."""
+        return tag(self._repo, name, version, force=force, lock_timeout=lock_timeout)
+
+    def untag(self, name: str, *, lock_timeout: float = 60.0) -> TagChange:
+        return untag(self._repo, name, lock_timeout=lock_timeout)
+
+    def tags(self) -> list[TagView]:
+        """Every tag with its version, by name."""
+        return list_tags(self._repo.refs.read())
+
+    def _name(self, version_id: str | None, version_num: int | None) -> str | int:
+        """`version_id` is a manifest id or prefix (any version name is accepted: a tag, `latest`, `v3`)."""
+        if (version_num is None) == (version_id is None):
+            raise UsageError("give exactly one of version_num and version_id")
+        return version_num if version_num is not None else version_id
 
     def restore(
         self,
@@ -214,29 +319,40 @@ class VersionApi:
         skip_missed_entities: bool = False,
         verify: bool = False,
         force: bool = False,
+        datasets: list[str] | tuple[str, ...] = (),
+        classes: list[str] | tuple[str, ...] = (),
+        include: list[str] | tuple[str, ...] = (),
+        link: bool = True,
         remote: str | None = None,
+        lock_timeout: float = 60.0,
         progress: Progress | None = None,
     ) -> RestoreResult:
-        """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`) into `dest`;
-        with `remote` (a remote's name), straight from that remote, numbered as it numbers its versions."""
-        if (version_num is None) == (version_id is None):
-            raise UsageError("give exactly one of version_num and version_id")
+        """Restore version `version_num` (or the one whose manifest id is/starts with `version_id`, or a tag) into
+        `dest` as a new project. `datasets` (nested names too), `classes` (items with an object or tag of that
+        class) and `include` (glob on item paths) restore part of it. With `link`, the new project has a store
+        that shares this one's objects and remembers where it came from; without, it is plain files. With
+        `remote` (a remote's name), straight from that remote, numbered as it numbers its versions (never linked:
+        the objects are not on this machine)."""
+        name = self._name(version_id, version_num)
         if dest is None:
             raise UsageError("dest is required: restore always writes a new directory")
-        name = version_num if version_num is not None else version_id
+        selection = Selection(tuple(datasets), tuple(classes), tuple(include))
         if remote is not None:
             store = open_remote(self._repo, find_remote(self._repo, remote))
             try:
                 store.require_remote()
                 return restore_version(store, resolve_version(store.versions(), name), Path(dest),
-                               project_root=self._repo.project_root, skip_missing=skip_missed_entities,
-                               verify=verify, force=force, progress=progress)
+                                       project_root=self._repo.project_root, selection=selection,
+                                       skip_missing=skip_missed_entities, verify=verify, force=force,
+                                       progress=progress)
             finally:
                 store.close()
         record = self.get(name)
         _refuse_partial(self._repo, record, "blobs")
         return restore_version(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
-                       skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
+                               selection=selection, link=self._repo if link else None,
+                               skip_missing=skip_missed_entities, verify=verify, force=force,
+                               lock_timeout=lock_timeout, progress=progress)
 
 
 class RemoteApi:
@@ -268,9 +384,12 @@ class RemoteApi:
 
 def restore(url: str, version: str | int, dest: str | PathLike, *, skip_missed_entities: bool = False,
             endpoint: str | None = None, region: str | None = None, verify: bool = False, force: bool = False,
-            progress: Progress | None = None) -> RestoreResult:
-    """Restore `version` of the remote at `url` into `dest`, with no project and no local store."""
+            datasets: list[str] | tuple[str, ...] = (), classes: list[str] | tuple[str, ...] = (),
+            include: list[str] | tuple[str, ...] = (), progress: Progress | None = None) -> RestoreResult:
+    """Restore `version` of the remote at `url` into `dest` (the part `datasets`, `classes` and `include` keep,
+    as `project.version.restore`), with no project and no local store."""
     return restore_from_url(url, version, Path(dest), endpoint=endpoint, region=region,
+                            selection=Selection(tuple(datasets), tuple(classes), tuple(include)),
                             skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
 
 
@@ -305,9 +424,9 @@ def _compile_filter(spec: dict) -> Callable[[VersionRecord], bool]:
         raise UsageError(f"unknown filter operator {op!r} (operators: {', '.join(_OPERATORS)})")
     compare = _OPERATORS[op]
 
-    def check(record: VersionRecord) -> bool:
+    def check(record: VersionRecord, tags: list[str]) -> bool:
         try:
-            return bool(compare(getattr(record, field), value))
+            return bool(compare(tags if field == "tags" else getattr(record, field), value))
         except TypeError:
             return False
 

@@ -13,18 +13,19 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pvc import output
-from pvc.errors import BadInput, PvcError, UsageError
+from pvc import __version__, output
+from pvc.commands import lineage, versions
+from pvc.commands.common import EndpointOpt, JsonOpt, LockTimeoutOpt, ProjectOpt, RegionOpt, VersionArg
+from pvc.commands.common import open_project as _open
+from pvc.commands.common import read_description as _read_description
+from pvc.errors import PvcError, UsageError
 from pvc.output import emit_json, err, human_bytes, out, print_columns, progress_bar, render_changes
-
-if TYPE_CHECKING:
-    from pvc.api import Project
 
 app = typer.Typer(
     name="pvc",
@@ -34,19 +35,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-def _open(path: Path, *, init: bool = False, check_config: bool = True) -> Project:
-    """The project API, imported on first use: `pvc --help` and usage errors need no store code."""
-    from pvc.api import Project
 
-    return Project.init(path) if init else Project(path, check_config=check_config)
-
-
-ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory (default: here or a parent with .pvc/).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-VersionArg = Annotated[str, typer.Argument(help="Version: 3, v3, latest, or a manifest hash prefix (>= 6 hex).")]
-EndpointOpt = Annotated[str | None, typer.Option(help="S3-compatible endpoint, e.g. http://minio:9000 (MinIO, Ceph, ...).")]
-RegionOpt = Annotated[str | None, typer.Option(help="S3 region (default: the environment's or the profile's).")]
-
+@app.callback(invoke_without_command=True)
+def _global_options(
+    ctx: typer.Context,
+    directory: Annotated[list[Path] | None, typer.Option("-C", metavar="DIR", help="Run as if pvc was started in DIR (as git -C; repeatable, each relative to the previous).", show_default=False)] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print pvc's version and exit.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With --version: print it as JSON.")] = False,
+) -> None:
+    """Version dataset projects (Supervisely format) in a local content-addressed store."""
+    for folder in directory or []:
+        try:
+            os.chdir(folder)  # main() goes back to where it started
+        except OSError as exc:
+            raise UsageError(f"-C {folder}: {exc.strerror or exc}") from None
+    if version:
+        emit_json({"version": __version__}) if json_out else out.print(f"pvc {__version__}")
+        raise typer.Exit(0)
+    if json_out:
+        raise UsageError("--json goes after the command, e.g. `pvc log --json` (before it, only with --version)")
+    if ctx.invoked_subcommand is None:
+        raise UsageError("missing command (see `pvc --help`)")
 
 @app.command()
 def init(
@@ -96,38 +105,45 @@ def commit(
         err.print(f"warning: {warning}")
 
 
-def _read_description(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInput(path, f"unreadable ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise BadInput(path, f"malformed JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise BadInput(path, "the description must be a JSON object")
-    return doc
-
-
 @app.command()
 def log(
-    limit: Annotated[int | None, typer.Option("-n", "--limit", min=1, help="Show only the newest N versions.")] = None,
+    limit: Annotated[int | None, typer.Option("-n", "--limit", min=1, help="Show only the newest N versions (after the filters).")] = None,
+    author: Annotated[str | None, typer.Option(help="Only versions whose author contains this (case-insensitive).")] = None,
+    grep: Annotated[str | None, typer.Option(help="Only versions whose title or description contains this (case-insensitive).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only versions created at or after: 2026-11-23, 2026-11-23T14:00, or 30d (ago).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only versions created at or before (a date includes its whole day).")] = None,
+    tagged: Annotated[bool, typer.Option("--tag", help="Only versions that have a tag.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Also deleted versions (marked as such).")] = False,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
     """List versions, newest first."""
     with _open(project) as p:
-        versions = p.log(limit)
+        entries = p.history(limit, author=author, grep=grep, since=since, until=until, tagged=tagged, include_deleted=all_)
     if json_out:
-        keys = ("number", "id", "manifest", "title", "description", "created_at", "parent", "author", "origin")
-        emit_json([{k: getattr(v, k) for k in keys} | {"stats": v.stats} for v in versions])
+        emit_json([e.to_json() for e in entries])
         return
-    if not versions:
-        out.print("No versions yet (run `pvc commit`).")
+    if not entries:
+        out.print("No versions match." if (author or grep or since or until or tagged) else "No versions yet (run `pvc commit`).")
         return
-    rows = [[f"v{v.number}", v.created_at.replace("T", " ").replace("+00:00", ""), v.title,
-             str(v.stats.get("items", "")), human_bytes(v.stats.get("bytes")), v.manifest[:12], v.author]
-            for v in versions]
-    print_columns(["version", "created (UTC)", "title", "items", "size", "manifest", "author"], rows)
+    header = ["version", "created (UTC)", "title", "tags", "items", "size", "manifest", "author"]
+    rows = [[f"v{e.record.number}" + (" (deleted)" if e.record.deleted else ""), _when(e.record.created_at),
+             e.record.title, ", ".join(e.tags), str(e.record.stats.get("items", "")),
+             human_bytes(e.record.stats.get("bytes")), e.record.manifest[:12], e.record.author] for e in entries]
+    if any(e.record.origin for e in entries):
+        header.append("origin")
+        for row, e in zip(rows, entries):
+            row.append(_origin_text(e.record.origin) if e.record.origin else "")
+    print_columns(header, rows)
+
+
+def _when(iso: str) -> str:
+    return iso.replace("T", " ").replace("+00:00", "")
+
+
+def _origin_text(origin: dict) -> str:
+    part = " (partial)" if origin.get("selection") else ""
+    return f"{origin.get('project')} v{origin.get('version')}{part}"
 
 
 @app.command()
@@ -139,16 +155,25 @@ def show(
     """A version's record and statistics: datasets, items, files, bytes, objects per class."""
     with _open(project) as p:
         details = p.show(version)
+        tags = p.tags_of(details.record.number)
     rec = details.record
     if json_out:
-        emit_json(rec.to_json() | {"project_type": details.project_type, "layout": details.layout,
+        emit_json(rec.to_json() | {"tags": tags, "project_type": details.project_type, "layout": details.layout,
                                    "stats": details.stats, "datasets": details.datasets, "problems": details.problems,
                                    "warnings": details.warnings})
         return
     s = details.stats
     out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
     out.print(f"manifest  {rec.manifest}\ncreated   {rec.created_at} by {rec.author}"
+              + (f"\nedited    {rec.edited_at}" if rec.edited_at else "")
+              + (f"\ntags      {', '.join(tags)}" if tags else "")
               + (f"\nparent    v{rec.parent}" if rec.parent else ""))
+    if rec.origin:
+        o = rec.origin
+        out.print(f"origin    restored from {o.get('project')} v{o.get('version')} (store {str(o.get('store'))[:12]}, "
+                  f"manifest {str(o.get('manifest'))[:12]}) at {o.get('restored_at')}")
+        if o.get("selection"):
+            out.print(f"          partial: {_selection_text(o['selection'])}")
     if rec.description:
         out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
     kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
@@ -173,39 +198,59 @@ def show(
         out.print(f"... and {s['problems'] - len(details.problems)} more problems")
 
 
+def _selection_text(selection: dict) -> str:
+    parts = [f"{key} {', '.join(values)}" for key, values in selection.items() if values]
+    return "; ".join(parts) or "everything"
+
+
 @app.command()
 def restore(
     version: VersionArg,
     to: Annotated[Path, typer.Option("--to", help="New directory to create (must not exist or be empty).")],
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only this dataset and those nested in it (repeatable; full names such as val/sub).", show_default=False)] = None,
+    class_: Annotated[list[str] | None, typer.Option("--class", help="Only items whose annotation has an object or tag of this class (repeatable).", show_default=False)] = None,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Only items with a file path or dataset/item name matching this glob (repeatable).", show_default=False)] = None,
+    link: Annotated[bool, typer.Option(help="Give the new project a store that shares this one's objects and records its origin (--no-link: plain files).")] = True,
     skip_missing: Annotated[bool, typer.Option(help="Skip items whose objects are missing or corrupt, and report them.")] = False,
     verify: Annotated[bool, typer.Option(help="Re-hash every object before writing anything.")] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty target directory.")] = False,
+    lock_timeout: Annotated[float, typer.Option(help="Seconds to wait for the lock while linking.")] = 60.0,
     remote: Annotated[str | None, typer.Option(help="Restore straight from this remote: a remote's name, or a URL (then no project is needed).")] = None,
     endpoint: EndpointOpt = None,
     region: RegionOpt = None,
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """Materialise a version as a new project directory, byte for byte (from the store, or a remote)."""
+    """Materialise a version (or part of it) as a new project directory, byte for byte (from the store, or a remote)."""
+    parts = {"datasets": dataset or (), "classes": class_ or (), "include": include or ()}
     with progress_bar(not json_out, "restore") as progress:
         if remote is not None and _is_url(remote):
             import pvc.api
 
             result = pvc.api.restore(remote, version, to, skip_missed_entities=skip_missing, endpoint=endpoint,
-                                     region=region, verify=verify, force=force, progress=progress)
+                                     region=region, verify=verify, force=force, progress=progress, **parts)
         else:
             if endpoint is not None or region is not None:
                 raise UsageError("--endpoint and --region go with --remote URL (a named remote has its own)")
             with _open(project) as p:
                 result = p.version.restore(version_id=version, dest=to, skip_missed_entities=skip_missing,
-                                           verify=verify, force=force, remote=remote, progress=progress)
+                                           verify=verify, force=force, link=link and remote is None, remote=remote,
+                                           lock_timeout=lock_timeout, progress=progress, **parts)
     skipped = [{"dataset": s.dataset, "item": s.item, "reason": s.reason} | ({"path": s.path} if s.path else {})
                for s in result.skipped]
     if json_out:
         emit_json({"version": result.version, "target": result.target, "files": result.files,
-                   "bytes": result.bytes, "skipped": skipped, "kept_aside": result.kept_aside})
+                   "bytes": result.bytes, "skipped": skipped, "items": result.items, "datasets": result.datasets,
+                   "selection": None if result.selection.whole else result.selection.to_json(),
+                   "linked_store": result.linked_store, "origin": result.origin, "kept_aside": result.kept_aside})
         return
-    out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}")
+    out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}, "
+              f"{result.items} items")
+    if not result.selection.whole:
+        out.print(f"chosen: {_selection_text(result.selection.to_json())}; datasets restored: "
+                  f"{', '.join(result.datasets) or 'none'}")
+    if result.linked_store:
+        out.print("it shares this store's objects and records where it came from: commit there to continue")
     for s in skipped:
         where = f"{s['dataset']}/{s['item']}" if s["item"] else s.get("path")
         err.print(f"skipped {where}: {s['reason']}")
@@ -314,9 +359,6 @@ def discard(
         out.print(f"saved the discarded state as {result.saved_state}; bring it back with `pvc discard --undo`")
 
 
-LockTimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for another writer.")]
-
-
 @app.command()
 def verify(
     sample: Annotated[float, typer.Option(help="Re-hash only this percentage of the objects, chosen at random.")] = 100.0,
@@ -363,7 +405,7 @@ def gc(
     project: ProjectOpt = Path("."),
     json_out: JsonOpt = False,
 ) -> None:
-    """Drop objects that no version references; rewrite packs that are mostly dead."""
+    """Drop objects that no version, saved state or linked project needs; rewrite packs that are mostly dead."""
     with _open(project) as p:
         result = p.gc(dry_run=dry_run, grace=grace, lock_timeout=lock_timeout)
     if json_out:
@@ -377,6 +419,12 @@ def gc(
               + (f"; {result.packs_kept_young} packs younger than --grace kept" if result.packs_kept_young else "")
               + (f"; {result.temp_files} temporary files ({human_bytes(result.temp_bytes)}) of writers that are gone "
                  + ("would be removed" if result.dry_run else "removed") if result.temp_files else ""))
+    for linked in result.linked:
+        if linked.state == "gone":
+            verb = "would drop" if result.dry_run else "dropped"
+            out.print(f"{verb} the link to {linked.registration.project}: {linked.reason}", markup=False)
+        else:
+            out.print(f"kept what the linked project {linked.path} needs ({linked.state})", markup=False)
 
 
 @app.command()
@@ -436,6 +484,8 @@ def config(
 def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
+app.add_typer(versions.app)  # tag, edit, delete, prune
+app.add_typer(lineage.app)  # graph
 
 repair_app = typer.Typer(help="Recover from a damaged index or refs file (see docs/reliability.md).", no_args_is_help=True)
 app.add_typer(repair_app, name="repair")
@@ -620,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turning every error into one line and its exit code."""
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
+    start = os.getcwd()
     try:
         code = command.main(args=args, prog_name="pvc", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into 130 instead of raising
@@ -641,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PVC_DEBUG") == "1":
             traceback.print_exc()
         return _fail(f"internal error: {type(exc).__name__}: {exc} (set PVC_DEBUG=1 for the traceback)", 1, "InternalError", args)
+    finally:
+        os.chdir(start)  # `-C` changed it for this command only (a caller in the same process keeps its own)
 
 
 def _fail(message: str, code: int, kind: str, args: list[str]) -> int:

@@ -2,9 +2,10 @@
 
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
-imported: loading them costs more than the walk. Everything else, and every status or commit with something
-to report or anything unusual, goes to the full command line in pvc/cli.py, which gives the same answer,
-only later.
+imported: loading them costs more than the walk; so is `pvc --version`. The global options before the command
+(`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
+every status or commit with something to report or anything unusual, goes to the full command line in
+pvc/cli.py, which gives the same answer, only later.
 """
 
 from __future__ import annotations
@@ -79,14 +80,45 @@ def _options(args: list[str]) -> dict[str, str] | None:
     return found
 
 
+def _global_options(args: list[str]) -> tuple[str, bool, bool, list[str]] | None:
+    """(the folder `-C` options lead to, --version, --json, the rest from the command on); None when the folder
+    does not exist (the CLI says so) or an option is malformed."""
+    folder, version, as_json, rest = ".", False, False, list(args)
+    while rest and rest[0].startswith("-"):
+        arg = rest.pop(0)
+        if arg == "-C" or (arg.startswith("-C") and len(arg) > 2):
+            value = arg[2:] or (rest.pop(0) if rest else None)
+            if value is None:
+                return None
+            folder = os.path.join(folder, value)  # an absolute value starts over, as chdir would
+            if not os.path.isdir(folder):
+                return None
+        elif arg == "--version":
+            version = True
+        elif arg == "--json":
+            as_json = True
+        else:
+            return None
+    return folder, version, as_json, rest
+
+
 def _answer_untouched(args: list[str]) -> int | None:
-    """0 after printing what `pvc status` / `pvc commit` print on an untouched project, else None."""
-    if not args or args[0] not in _VALUED:
+    """0 after printing what `pvc --version`, or `pvc status` / `pvc commit` on an untouched project, print;
+    else None."""
+    found = _global_options(args)
+    if found is None:
+        return None
+    folder, version, as_json, args = found
+    if version:
+        from pvc import __version__
+
+        return _say({"version": __version__} if as_json else None, f"pvc {__version__}")
+    if as_json or not args or args[0] not in _VALUED:
         return None
     options = _options(args)
     if options is None:
         return None
-    project = options.get("project", ".")
+    project = os.path.join(folder, options.get("project", "."))
     if args[0] == "status":
         from pvc.core.fastpath import clean_status
 
@@ -105,7 +137,12 @@ def _answer_untouched(args: list[str]) -> int | None:
         if result is None:
             return None
         doc, line = result.to_json(), "\n".join([result.unchanged_line(), *result.notes()])
-    if "json" in options:  # as pvc.output.emit_json writes it
+    return _say(doc if "json" in options else None, line)
+
+
+def _say(doc: object, line: str) -> int:
+    """Print `doc` as pvc.output.emit_json writes it, or else `line`; 0."""
+    if doc is not None:
         import json
 
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")

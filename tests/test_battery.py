@@ -327,7 +327,8 @@ while not stop.exists() or i < 3:
             time.sleep(0.02)
             continue
     files = {}
-    for d, _, names in os.walk(dest):
+    for d, dirs, names in os.walk(dest):
+        dirs[:] = [x for x in dirs if not (Path(d) == dest and x == ".pvc")]  # the restored project's own store
         for n in names:
             path = Path(d) / n
             files[path.relative_to(dest).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -135,6 +135,26 @@ def test_clone_of_one_dataset_fetches_a_fraction_and_is_a_valid_project(pushed, 
     assert tree_bytes(tmp_path / "r") == tree_bytes(project)
 
 
+@pytest.mark.parametrize("chosen", ["train", "val"])
+def test_clone_of_one_dataset_fetches_media_it_shares_with_another(tmp_path, cli, chosen):
+    """One image in two datasets is one blob: a clone of either dataset must bring it."""
+    project = make_image_project(tmp_path / "proj", items=8, datasets=2, seed=5)
+    datasets = sorted(p.name for p in project.iterdir() if (p / "img").is_dir())[:2]
+    a, b = project / datasets[0], project / datasets[1]
+    for src in sorted((a / "img").iterdir())[:2]:  # the same media and annotation under a new name in b
+        (b / "img" / f"copy_{src.name}").write_bytes(src.read_bytes())
+        (b / "ann" / f"copy_{src.name}.json").write_bytes((a / "ann" / f"{src.name}.json").read_bytes())
+    remote = tmp_path / "remote"
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", remote, "-C", project).code == 0 and cli("push", "-C", project).code == 0
+    name = datasets[0] if chosen == "train" else datasets[1]
+    result = cli("clone", remote, tmp_path / "one", "--dataset", name, "--json")
+    assert result.code == 0, result.err
+    got = tree_bytes(tmp_path / "one")
+    assert {p: v for p, v in tree_bytes(project).items() if p.startswith(f"{name}/")} == {
+        p: v for p, v in got.items() if p.startswith(f"{name}/")}
+
+
 def test_pull_metadata_only_lists_and_shows_without_the_media(pushed, cli, tmp_path):
     project, remote = pushed
     mutate_image_project(project, seed=2)
@@ -250,3 +270,28 @@ class _RemoteFiles:
             (self.remote.root / name).unlink()
         else:
             self.s3.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{name}")
+
+
+def test_a_version_deleted_and_collected_here_is_pushed_as_its_record_alone(tmp_path, cli):
+    """Its number stays taken on the remote too (numbers are gapless there), its objects are not needed, and a
+    clone neither lists nor restores it; the tags of the versions that are left go nowhere (they stay local)."""
+    project = make_image_project(tmp_path / "proj", items=6, datasets=1, seed=8)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    (project / "big.bin").write_bytes(bytes(range(256)) * 4096)
+    assert cli("commit", "-m", "v2 with a big file", "-C", project).code == 0
+    (project / "big.bin").unlink()
+    assert cli("commit", "-m", "v3", "-C", project).code == 0
+    assert cli("tag", "keep", "3", "-C", project).code == 0
+    assert cli("delete", "2", "--yes", "-C", project).code == 0 and cli("gc", "--grace", "0", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    pushed = cli("push", "--json", "-C", project)
+    assert pushed.code == 0, pushed.err
+    assert pushed.json()["pushed"] == [1, 2, 3]
+    record = json.loads((tmp_path / "remote" / "versions" / "0000000002.json").read_text())["record"]
+    assert record["deleted_at"]
+    assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
+    assert [v["number"] for v in cli("log", "--json", "-C", tmp_path / "copy").json()] == [3, 1]
+    assert cli("tag", "--list", "--json", "-C", tmp_path / "copy").json() == []
+    assert cli("restore", "2", "--to", tmp_path / "r2", "--remote", "origin", "-C", tmp_path / "copy").code == 1
+    assert cli("restore", "3", "--to", tmp_path / "r3", "--remote", "origin", "-C", tmp_path / "copy").code == 0
+    assert tree_bytes(tmp_path / "r3") == tree_bytes(project)

@@ -186,8 +186,9 @@ def test_restore_by_manifest_prefix_and_api(committed, cli, tmp_path):
         project.version.restore(dest=tmp_path / "c")
 
 
-def test_restored_project_can_be_versioned_again(committed, cli, tmp_path):
-    cli("restore", "1", "--to", tmp_path / "copy")
+def test_a_plain_copy_can_be_versioned_again_in_a_store_of_its_own(committed, cli, tmp_path):
+    assert cli("restore", "1", "--to", tmp_path / "copy", "--no-link").code == 0
+    assert not (tmp_path / "copy" / ".pvc").exists()
     assert cli("init", tmp_path / "copy").code == 0
     again = cli("commit", "--json", cwd=tmp_path / "copy").json()
     assert again["manifest"] == json.loads(cli("log", "--json", cwd=committed).out)[0]["manifest"]

@@ -18,7 +18,8 @@ from pvc.core.pull import fetch_version
 from pvc.core.remote import RemoteInfo, add_remote, open_remote
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import materialize
-from pvc.core.transfer import in_datasets
+from pvc.core.selection import Selection, plan_restore
+from pvc.core.snapshot import Snapshot
 from pvc.errors import UsageError, VersionNotFound
 from pvc.store.atomic import fsync_dir, sync_filesystem
 from pvc.store.partial import Partial
@@ -101,8 +102,10 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
             received, requests = stats.bytes_received, stats.requests
         finally:
             remote.close()
-        select = None if datasets is None else (lambda e: in_datasets(e.dataset, datasets))
-        plan, _ = materialize(repo.store, record, folder, select=select, progress=progress)
+        chosen = plan_restore(Snapshot(repo.store, bytes.fromhex(record.manifest)), Selection(tuple(datasets or ())))
+        plan, _ = materialize(repo.store, chosen.files, folder, progress=progress)
+        for empty in chosen.empty_folders:  # a chosen dataset with no item still looks like a dataset
+            (folder / empty).mkdir(parents=True, exist_ok=True)
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)

@@ -43,8 +43,9 @@ def commit(
     lock_timeout: float = 60.0,
     progress: Progress | None = None,
 ) -> CommitResult:
-    """Version the project directory; the lock is held from the scan to the refs write."""
-    with repo.lock(lock_timeout):
+    """Version the project directory; the lock is held from the scan to the refs write (and, in a restored
+    project, the locks of the stores whose objects it shares: no gc there may drop what this commit relies on)."""
+    with repo.lock_with_sources(lock_timeout):
         repo.clean_tmp()
         store = repo.reopen_store()
         try:
@@ -56,25 +57,27 @@ def commit(
 
 def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
     versions = repo.versions()
-    latest = bytes.fromhex(versions[-1].manifest) if versions else None
-    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=latest)
+    latest = repo.latest()  # deleted versions are not compared with, nor parents
+    expect = bytes.fromhex(latest.manifest) if latest else None
+    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect)
     manifest_id = snap.manifest_id
-    if versions and versions[-1].manifest == hex_id(manifest_id):
+    if latest and latest.manifest == hex_id(manifest_id):
         store.flush()  # usually writes nothing; objects found missing and stored again are kept
         snap.save_cache()
-        return CommitResult(versions[-1], False, snap.files_hashed, snap.bytes_hashed,
+        return CommitResult(latest, False, snap.files_hashed, snap.bytes_hashed,
                             followed_symlinks=snap.followed_symlinks)
     store.flush()
     manifest = store.get_object(manifest_id, Manifest)
     record = VersionRecord(
-        number=len(versions) + 1,
+        number=len(versions) + 1,  # numbers of deleted versions stay taken
         manifest=hex_id(manifest_id),
         title=title,
         description=description,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         author=author or default_author(),
-        parent=versions[-1].number if versions else None,
+        parent=latest.number if latest else None,
         stats=manifest.stats,
+        origin=None if latest else repo.origin.read(),  # a first version of a restored project says where from
     )
     record = replace(record, id=record_id(record))
     repo.write_versions([*versions, record])

@@ -39,32 +39,31 @@ class DiscardResult:
 
 def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
     """Without `apply`, report what would change; with it, save the outstanding state and revert."""
-    versions = repo.versions()
-    if not versions:
+    latest = repo.latest()
+    if latest is None:
         raise UsageError("nothing to discard to: no versions yet (run `pvc commit`)")
-    latest = versions[-1]
     if not apply:
         working, cap = working_snapshot(repo, latest.manifest)
         base = Snapshot(repo.store, bytes.fromhex(latest.manifest))
         report = diff_snapshots(base, working, source=latest.number, target="working", invalid=cap.invalid)
         restore, remove = _plan(base, working)
         return DiscardResult(False, None, restore, remove, report)
-    with repo.lock(lock_timeout):
+    with repo.lock_with_sources(lock_timeout):  # it stores objects as commit does
         repo.clean_tmp()
         return _switch(repo, bytes.fromhex(latest.manifest), base=latest.number)
 
 
 def undo_discard(repo: Repository, *, lock_timeout: float = 60.0) -> DiscardResult:
     """Bring back the most recent saved state (saving the current one first if it has outstanding changes)."""
-    with repo.lock(lock_timeout):
+    with repo.lock_with_sources(lock_timeout):  # it stores objects as commit does
         repo.clean_tmp()
         states = repo.saved_states.list()
         if not states:
             raise UsageError("no saved state to bring back (nothing was discarded)")
         last = states[-1]
-        versions = repo.versions()
-        result = _switch(repo, bytes.fromhex(last.manifest), base=versions[-1].number if versions else None,
-                         save_only_if_dirty_against=versions[-1].manifest if versions else None, undo=True)
+        latest = repo.latest()
+        result = _switch(repo, bytes.fromhex(last.manifest), base=latest.number if latest else None,
+                         save_only_if_dirty_against=latest.manifest if latest else None, undo=True)
         repo.saved_states.drop(last.name)
         return result
 

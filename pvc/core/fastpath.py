@@ -97,10 +97,10 @@ def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatC
 
 
 def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache, int] | None:
-    versions = repo.versions()
-    if not versions:
+    latest = repo.latest()  # deleted versions are not compared with
+    if latest is None:
         return None
-    latest, cache = versions[-1], repo.stat_cache()
+    cache = repo.stat_cache()
     if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
         return None
     return latest, cache, walk.followed_symlinks()

@@ -1,8 +1,11 @@
-"""gc: drop the objects that no version (and no saved state) needs, rewriting packs that are mostly dead.
+"""gc: drop the objects that no version (and no saved state, nor any project restored from this one) needs,
+rewriting packs that are mostly dead.
 
-Under the exclusive repository lock: mark every object reachable from every root (`reach.py`), then let the
-store delete packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order), and
-remove the temporary files of writers that are gone (a killed commit's temporary packs can be large).
+Under the exclusive repository lock: mark every object reachable from every root (`reach.py`) and from every
+linked project (`lineage.py`: their commits hold this lock too, so none runs meanwhile), then let the store delete
+packs with nothing live and rewrite mostly-dead ones (`store/repack.py`, crash-safe order), and remove the
+temporary files of writers that are gone (a killed commit's temporary packs can be large). Deleted versions are
+no roots: what only they reached goes.
 Packs younger than the grace period are never touched, so objects a writer has just published survive even
 where the lock cannot be trusted (a file system that does not honour flock). gc refuses to delete anything
 when a root cannot be walked completely: a damaged tree could name objects that would look unreferenced.
@@ -10,19 +13,17 @@ when a root cannot be walked completely: a damaged tree could name objects that 
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pvc.core.lineage import LinkedState, walk_linked
 from pvc.core.reach import Walker, extra_roots, version_roots
-from pvc.errors import CorruptObject, UsageError
+from pvc.errors import CorruptObject
 from pvc.store.repository import Repository
 
-__all__ = ["DEFAULT_GRACE", "GcResult", "gc", "parse_duration"]
+__all__ = ["DEFAULT_GRACE", "GcResult", "gc"]
 
 DEFAULT_GRACE = 3600.0
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class GcResult:
     temp_files_removed: int  # 0 with dry_run
     temp_files: int  # temporary files of writers that are gone, found (and, without dry_run, removed)
     temp_bytes: int  # their size
+    linked: list[LinkedState] = field(default_factory=list)  # projects restored from this store, as gc found them
 
     def to_json(self) -> dict:
         return {"dry_run": self.dry_run, "versions": self.versions, "roots": self.roots, "reachable": self.reachable,
@@ -49,21 +51,8 @@ class GcResult:
                           "written": self.packs_written, "kept_young": self.packs_kept_young},
                 "objects_dropped": self.objects_dropped, "bytes_before": self.bytes_before,
                 "bytes_freed": self.bytes_freed, "temp_files_removed": self.temp_files_removed,
-                "temp_files": self.temp_files, "temp_bytes": self.temp_bytes}
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds in `90`, `90s`, `30m`, `1h`, `2d` (or a number of seconds)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        match = _DURATION.fullmatch(str(text))
-        if not match:
-            raise UsageError(f"{text!r} is not a duration (use e.g. 0, 90s, 30m, 1h, 2d)")
-        seconds = float(match.group(1)) * _UNIT[match.group(2)]
-    if seconds < 0:
-        raise UsageError(f"{text!r}: a duration cannot be negative")
-    return seconds
+                "temp_files": self.temp_files, "temp_bytes": self.temp_bytes,
+                "linked": [s.to_json() for s in self.linked]}
 
 
 def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE, lock_timeout: float = 60.0,
@@ -80,7 +69,8 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
                 d = damage[0]
                 raise CorruptObject(f"gc refuses to run: {d.root} cannot be walked ({d.kind} {d.oid.hex()}: {d.what}); "
                                     f"nothing was deleted (run `pvc verify`)")
-        plan = store.plan_repack(walker.reached, keep_newer_than=(time.time() if now is None else now) - grace)
+        needed, linked = walk_linked(repo, drop=not dry_run)
+        plan = store.plan_repack(walker.reached | needed, keep_newer_than=(time.time() if now is None else now) - grace)
         temporaries = [size for _, size in repo.stale_temporaries()]
         written, removed = 0, 0
         if not dry_run:
@@ -88,4 +78,5 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
             written = store.repack(plan)
     return GcResult(dry_run, len(versions), len(roots), len(walker.reached), len(plan.packs), len(plan.delete),
                     len(plan.rewrite), written, len(plan.young), plan.objects_dropped,
-                    sum(u.size for u in plan.packs), plan.bytes_freed, removed, len(temporaries), sum(temporaries))
+                    sum(u.size for u in plan.packs), plan.bytes_freed, removed, len(temporaries), sum(temporaries),
+                    linked)

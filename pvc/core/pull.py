@@ -120,7 +120,7 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
     files and of the datasets `blobs_of` (None: every dataset); return how many objects were copied."""
     reader = _LocalFirst(local, remote)
     found = walk_version(reader.get_object, bytes.fromhex(record.manifest))
-    blobs = [oid for oid, dataset in found.blobs.items() if in_datasets(dataset, blobs_of)]
+    blobs = [oid for oid, datasets in found.blobs.items() if any(in_datasets(d, blobs_of) for d in datasets)]
     # the items pages the walk did not need to read, then the blobs
     copied = copy_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=f"fetching v{record.number}")
     return reader.copied + copied.objects

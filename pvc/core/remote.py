@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import restore
+from pvc.core.selection import Selection
 from pvc.errors import UsageError
 from pvc.store.remote import RemoteStore, open_remote_store, parse_remote
 from pvc.store.remote.url import RemoteSpec
@@ -95,16 +96,18 @@ def open_remote(repo: Repository, info: RemoteInfo) -> RemoteStore:
 
 
 def restore_from_url(url: str, version: str | int, dest, *, endpoint: str | None = None, region: str | None = None,
-                     skip_missing: bool = False, verify: bool = False, force: bool = False, progress=None):
-    """Restore a version straight from a remote, with no project and no local copy of the store: what a CI job
-    that has only a URL and credentials does. The remote's index files are cached in a temporary folder."""
+                     selection: Selection = Selection(), skip_missing: bool = False, verify: bool = False,
+                     force: bool = False, progress=None):
+    """Restore a version (the part `selection` keeps) straight from a remote, with no project and no local copy of
+    the store: what a CI job that has only a URL and credentials does. The remote's index files are cached in a
+    temporary folder."""
     spec = parse_remote(url, endpoint=endpoint, region=region)
     with tempfile.TemporaryDirectory(prefix="pvc-remote-") as cache:
         remote = open_remote_store(spec, Path(cache))
         try:
             remote.require_remote()
             record = resolve_version(remote.versions(), version)
-            return restore(remote, record, Path(dest), skip_missing=skip_missing, verify=verify, force=force,
-                           progress=progress)
+            return restore(remote, record, Path(dest), selection=selection, skip_missing=skip_missing, verify=verify,
+                           force=force, progress=progress)
         finally:
             remote.close()

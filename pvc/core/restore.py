@@ -1,9 +1,13 @@
-"""restore: materialise a version as a new project directory, byte for byte.
+"""restore: materialise a version (or part of it, pvc/core/selection.py) as a new project directory, byte for byte.
 
 The plan (every file and the object it needs) is checked first; files are written in parallel into a
 temporary sibling of the target, each one hashed as it is written, and the directory is renamed into
 place at the end. So the target either appears complete or does not appear; with `skip_missing`, an item
 whose objects are missing or corrupt is left out as a whole (media, annotation, companions) and reported.
+
+With `link` (the default) the new project gets a `.pvc/` of its own linked to this store (pvc/core/lineage.py)
+and a stat cache that knows every file written (pvc/core/capture/seed.py): it can commit at once, and its first
+commit reads nothing that was restored unchanged and stores only what this store lacks.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from pathlib import Path
 
 import blake3
 
+from pvc.core.capture.seed import seed_stat_cache
+from pvc.core.lineage import link_new_project, unlink_new_project
+from pvc.core.selection import Selection, plan_restore
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.store.atomic import fsync_dir, sync_filesystem
 from pvc.store.backend import ObjectStore
 from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
+from pvc.store.repository import Repository
 
 __all__ = ["Skipped", "RestoreResult", "restore", "materialize"]
 
@@ -46,6 +54,11 @@ class RestoreResult:
     files: int
     bytes: int
     skipped: list[Skipped] = field(default_factory=list)
+    selection: Selection = Selection()
+    datasets: list[str] = field(default_factory=list)  # the datasets restored (nested ones too)
+    items: int = 0  # items restored
+    linked_store: str | None = None  # the new project's store id, when it is linked to this store
+    origin: dict | None = None  # what the new project's first version will say it came from
     kept_aside: str | None = None  # --force: where the old content of the target stays, if it could not be deleted
 
 
@@ -55,36 +68,55 @@ def restore(
     dest: Path,
     *,
     project_root: Path | None = None,
-    select: Callable[[FileEntry], bool] | None = None,
+    selection: Selection = Selection(),
+    link: Repository | None = None,
     skip_missing: bool = False,
     verify: bool = False,
     force: bool = False,
+    lock_timeout: float = 60.0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RestoreResult:
-    """Write version `record` from `store` (local, or a remote) to `dest`; see the module docstring for the
-    guarantees. `project_root`: the project the store belongs to, which the target may not be inside of;
-    `select`: which files of the version to write (all of them by default)."""
+    """Write version `record` from `store` (local, or a remote) to `dest`, the part `selection` keeps; see the
+    module docstring for the guarantees. `project_root`: the project the store belongs to, which the target may
+    not be inside of; `link`: the repository `store` is, to link the new project to (its own `.pvc/` sharing
+    that store's objects, and its lineage)."""
     dest = _check_target(project_root, dest, force)
+    snap = Snapshot(store, bytes.fromhex(record.manifest))
+    chosen = plan_restore(snap, selection)
     staging = dest.parent / f".{dest.name}.pvc-restore-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
+    linked, link_info = None, (None, None)
     try:
-        plan, skipped = materialize(store, record, staging, select=select, skip_missing=skip_missing, verify=verify,
+        if link is not None:
+            linked = link_new_project(link, record, staging, dest, selection, lock_timeout=lock_timeout)
+        plan, skipped = materialize(store, chosen.files, staging, skip_missing=skip_missing, verify=verify,
                                     progress=progress)
+        for folder in chosen.empty_folders:  # a chosen dataset left with no item still looks like a dataset
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+        if linked is not None:
+            seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
+            link_info = (linked.store_id, linked.origin.read())
         sync_filesystem(staging)  # what restore wrote, on the target's file system only
         kept_aside = _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if linked is not None:
+            unlink_new_project(link, linked)
         raise
-    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped, kept_aside)
+    finally:
+        if linked is not None:
+            linked.close()
+    items = {(e.dataset, e.item) for e in plan if e.item is not None}
+    return RestoreResult(record.number, str(dest), len(plan), sum(e.size for e in plan), skipped,
+                         selection=selection, datasets=chosen.datasets, items=len(items), linked_store=link_info[0],
+                         origin=link_info[1], kept_aside=kept_aside)
 
 
-def materialize(store: ObjectStore, record: VersionRecord, folder: Path, *,
-                select: Callable[[FileEntry], bool] | None = None, skip_missing: bool = False, verify: bool = False,
-                progress=None) -> tuple[list[FileEntry], list[Skipped]]:
-    """Write the files of `record` (those `select` keeps) into `folder`, which holds none of them; return the files
+def materialize(store: ObjectStore, plan: list[FileEntry], folder: Path, *, skip_missing: bool = False,
+                verify: bool = False, progress=None) -> tuple[list[FileEntry], list[Skipped]]:
+    """Write the files of `plan` (from `plan_restore`) into `folder`, which holds none of them; return the files
     written and what was skipped. Without `skip_missing`, a missing or corrupt object raises before anything is
     written, or, if found while writing, after the files written so far were removed again."""
-    plan = [e for e in Snapshot(store, bytes.fromhex(record.manifest)).files() if select is None or select(e)]
     _check_paths(plan)
     bad = _find_bad_objects(store, plan, verify)
     if bad and not skip_missing:

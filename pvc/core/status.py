@@ -42,8 +42,7 @@ def _remember_hashes(repo: Repository, cap: Capture) -> None:
 
 def status(repo: Repository) -> dict:
     """What `pvc commit` would record now, relative to the latest version."""
-    versions = repo.versions()
-    latest = versions[-1] if versions else None
+    latest = repo.latest()
     working, cap = working_snapshot(repo, latest.manifest if latest else None)
     base = version_snapshot(repo, latest.manifest if latest else None, working)
     return diff_snapshots(base, working, source=latest.number if latest else None, target="working",

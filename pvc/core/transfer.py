@@ -24,7 +24,8 @@ class VersionObjects:
     """Every object one version needs: the structure (manifest, trees, pages), and its files' blobs."""
 
     structure: list[bytes] = field(default_factory=list)
-    blobs: dict[bytes, str | None] = field(default_factory=dict)  # blob -> dataset of the file (None: project level)
+    # blob -> the datasets of the files that hold it (None: the project's own files); one blob may be in several
+    blobs: dict[bytes, set[str | None]] = field(default_factory=dict)
 
 
 def in_datasets(dataset: str | None, chosen: list[str] | None) -> bool:
@@ -46,7 +47,7 @@ def walk_version(get_object: Callable, manifest_id: bytes) -> VersionObjects:
         for ref in tree.files:
             found.structure.append(ref.oid)
             for _, value in get_object(ref.oid, Page).entries:
-                found.blobs.setdefault(value.oid, dataset)
+                found.blobs.setdefault(value.oid, set()).add(dataset)
         found.structure += [ref.oid for ref in tree.items]
         stack += [(child.oid, child.name) for child in tree.children]
     return found

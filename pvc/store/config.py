@@ -49,6 +49,12 @@ def _dicom_tags(value: Any) -> str | None:
     return None
 
 
+def _store_id(value: Any) -> str | None:
+    from pvc.store.links import is_store_id
+
+    return None if value is None or is_store_id(value) else f"must be 32 lowercase hex digits, not {_json(value)}"
+
+
 def _text(value: Any) -> str | None:
     return None if isinstance(value, str) and value else f"must be a non-empty string, not {_json(value)}"
 
@@ -124,6 +130,8 @@ class Section:
 
 SETTINGS: dict[str, Setting] = {
     "format": Setting("store format, written by `pvc init`", STORE_FORMAT, _format, int, settable=False),
+    "id": Setting("this store's identity (32 hex), written by `pvc init`; how linked projects name it", None,
+                  _store_id, settable=False),
     "chunk_threshold": Setting("files of this many bytes or more are stored as content-defined chunks",
                                8 << 20, _integer(256 << 10, 1 << 40), _parse_size),
     "pack_size": Setting("a pack file is closed once it holds this many bytes", 16 << 20,

@@ -9,24 +9,31 @@
       packs/          <id>.pack and <id>.idx (packs.py, packindex.py)
       tmp/            packs being written; only the lock holder writes here
       stash/          saved states that are not versions (optional): gc keeps what they name
+      alternates      other stores' packs/ folders this one reads from (a restored project; links.py)
+      origin          where a restored project came from (links.py)
+      linked/         projects restored from this store, whose needs its gc respects (links.py)
       remotes/<name>/ what is known of a remote: its index files and version records (a cache)
       partial         versions whose objects are (partly) on a remote only (pull --metadata-only, clone --dataset)
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import stat
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pvc.errors import CorruptObject, NotAProject, UsageError
+from pvc.errors import CorruptObject, Locked, NotAProject, UsageError
 from pvc.store import config as schema
 from pvc.store.atomic import atomic_write, fsync_dir
 from pvc.store.formats import STORE_FORMAT
+from pvc.store.links import Alternates, LinkedProjects, OriginFile, is_store_id
 from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import Refs, VersionRecord
 from pvc.store.partial import PartialVersions
@@ -57,12 +64,20 @@ class Repository:
         self.config = schema.effective(self.config_doc)
         self.refs = Refs(self.dir)
         self.saved_states = SavedStates(self.dir)
+        self.alternates = Alternates(self.dir)
+        self.origin = OriginFile(self.dir)
+        self.linked = LinkedProjects(self.dir)
         self.partial = PartialVersions(self.dir)
         self._store: PackStore | None = None
 
     @classmethod
-    def init(cls, project_root: Path) -> Repository:
-        """Create `.pvc/` in an existing directory; refuse if one is already there."""
+    def init(cls, project_root: Path, *, settings: dict | None = None, alternates: list[Path] | None = None,
+             origin: dict | None = None) -> Repository:
+        """Create `.pvc/` in an existing directory; refuse if one is already there.
+
+        `settings` (chunk_threshold, pack_size, dicom_tags) replace the defaults; a restored project takes its
+        source's, so that the same files make the same manifest, and `alternates` and `origin` link it to it.
+        The store is complete or absent: it is built as `.pvc.init-tmp/` and renamed."""
         if not project_root.is_dir():
             raise UsageError(f"{project_root}: not a directory")
         pvc_dir = project_root / STORE_DIR
@@ -72,7 +87,12 @@ class Repository:
         shutil.rmtree(staging, ignore_errors=True)
         for sub in ("packs", "tmp"):
             (staging / sub).mkdir(parents=True)
-        atomic_write(staging / "config", _config_bytes(schema.defaults()))
+        config = schema.defaults() | (settings or {}) | {"id": uuid.uuid4().hex}
+        atomic_write(staging / "config", _config_bytes(config))
+        if alternates:
+            Alternates(staging).write(alternates)
+        if origin is not None:
+            OriginFile(staging).write(origin)
         staging.rename(pvc_dir)
         fsync_dir(project_root)
         return cls(project_root)
@@ -118,6 +138,24 @@ class Repository:
                 + f"; {fix}")
 
     @property
+    def store_id(self) -> str | None:
+        """This store's identity (32 hex, in `config`); None for a store made before stores had one."""
+        found = self.config.get("id")
+        return found if is_store_id(found) else None
+
+    def ensure_store_id(self) -> str:
+        """The store id, giving an older store one first (call with the lock held: `config` is rewritten)."""
+        if self.store_id is None:
+            new_id = uuid.uuid4().hex
+            self.update_config(lambda doc: doc.__setitem__("id", new_id))
+        return self.config["id"]
+
+    def settings(self) -> dict:
+        """What a store copies from this one so that the same files give the same manifest and packs."""
+        keys = ("chunk_threshold", "pack_size", "dicom_tags")
+        return {k: self.config[k] for k in keys if k in self.config}
+
+    @property
     def store(self) -> PackStore:
         if self._store is None:
             self._store = self._open_store(strict_indexes=True)
@@ -128,7 +166,8 @@ class Repository:
         from pvc.store.local.packstore import PackStore
 
         return PackStore(self.dir, chunk_threshold=int(self.config["chunk_threshold"]),
-                         pack_size=int(self.config["pack_size"]), strict_indexes=strict_indexes)
+                         pack_size=int(self.config["pack_size"]), strict_indexes=strict_indexes,
+                         alternates=tuple(self.alternates.read()))
 
     def reopen_store(self, *, strict_indexes: bool = True) -> PackStore:
         """Drop the open store and see the packs on disk as they are now (after taking the lock).
@@ -154,8 +193,16 @@ class Repository:
         return self.dir / "remotes" / name
 
     def versions(self) -> list[VersionRecord]:
-        """Every version record, oldest first (record n is version n)."""
+        """Every version record, oldest first (record n is version n), deleted ones included."""
         return list(self.refs.read().versions)
+
+    def live_versions(self) -> list[VersionRecord]:
+        """The versions that are not deleted, oldest first."""
+        return [v for v in self.versions() if not v.deleted]
+
+    def latest(self) -> VersionRecord | None:
+        """The newest version that is not deleted (what `latest` names), or None."""
+        return next((v for v in reversed(self.versions()) if not v.deleted), None)
 
     def write_versions(self, records: list[VersionRecord]) -> None:
         """Replace the version list (caller holds the lock), keeping tags and unknown fields."""
@@ -167,6 +214,28 @@ class Repository:
 
         return RepoLock(self.lock_path, timeout)
 
+    @contextmanager
+    def lock_with_sources(self, timeout: float = 60.0) -> Iterator[None]:
+        """The locks of the stores this one reads objects from (its alternates, the outermost source first), then
+        its own. Held by the writers that may come to rely on a source's objects instead of storing them (commit,
+        discard), so that no gc runs there meanwhile; a gc there takes only its own lock. Always taken in this
+        order (sources before the projects restored from them), so two writers never wait for each other. A
+        source on a read-only file system, or one this user may not write, cannot be locked and is skipped."""
+        from pvc.store.lock import RepoLock
+
+        with ExitStack() as locks:
+            for packs in reversed(self.alternates.read()):
+                if not packs.is_dir():
+                    continue  # gone: nothing can be collected there
+                try:
+                    locks.enter_context(RepoLock(packs.parent / "lock", timeout))
+                except Locked as exc:
+                    raise Locked(f"{packs.parent.parent} (whose objects this project shares): {exc}") from None
+                except OSError as exc:
+                    if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                        raise
+            locks.enter_context(self.lock(timeout))
+            yield
     def read_lock(self, timeout: float = 60.0) -> RepoLock:
         """The readers' lock: shared, writes nothing; keeps writers (gc above all) out while it is held."""
         from pvc.store.lock import RepoLock

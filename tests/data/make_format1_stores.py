@@ -1,5 +1,11 @@
-"""How tests/data/format1-stores.tar.gz was made: run once with pvc at commit ca748cd (store format 1, refs
-format 1), from the repository root, as `.venv/bin/python tests/data/make_format1_stores.py OUT_DIR`.
+"""How the archives of old stores in tests/data were made, from the repository root of the pvc that wrote them:
+
+    format1-stores.tar.gz   pvc at commit ca748cd (store format 1, refs format 1):
+                            `.venv/bin/python tests/data/make_format1_stores.py OUT_DIR`
+    refs2-stores.tar.gz     pvc at commit 086c351 (store format 1, refs format 2, remotes; no store id):
+                            `.venv/bin/python tests/data/make_format1_stores.py OUT_DIR fixture@refs2`
+
+then `tar -czf ARCHIVE -C OUT_DIR images videos volumes`.
 
 It is kept to document the fixture, not to be run again: the point of the archive is that it was written by
 an older pvc. tests/test_compat.py opens these stores with the current code.
@@ -12,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the media writers
 
 import nrrd  # noqa: E402
 import numpy as np  # noqa: E402
@@ -23,9 +29,12 @@ from test_video_meta import write_video  # noqa: E402
 from test_volume_meta import write_dicom  # noqa: E402
 
 
+AUTHOR = sys.argv[2] if len(sys.argv) > 2 else "fixture@format1"
+
+
 def pvc(*args: str, cwd: Path) -> None:
     subprocess.run([sys.executable, "-m", "pvc", *args], cwd=cwd, check=True, capture_output=True,
-                   env={"PVC_AUTHOR": "fixture@format1", "PATH": "/usr/bin:/bin"})
+                   env={"PVC_AUTHOR": AUTHOR, "PATH": "/usr/bin:/bin"})
 
 
 def meta(project_type: str) -> str:

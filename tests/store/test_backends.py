@@ -11,6 +11,8 @@ import os
 import blake3
 import pytest
 
+from backends import backend  # noqa: F401  (the fixture: one run per backend)
+
 from pvc.errors import ObjectMissing
 from pvc.store.model import FileValue, Manifest, Page, PageRef, Tree
 from pvc.store.overlay import OverlayStore

@@ -14,7 +14,7 @@ from pvc.project.scan import FileInfo
 from pvc.store.objects import canonical, encode, hash_bytes
 from pvc.store.statcache import StatCache
 
-__all__ = ["ItemDescriber", "read_project_meta", "series_uid", "sniff_annotation"]
+__all__ = ["ItemDescriber", "read_project_meta", "series_key", "series_uid", "sniff_annotation"]
 
 
 def read_project_meta(meta: FileInfo | None, allow_invalid: bool) -> dict:
@@ -40,6 +40,12 @@ def sniff_annotation(f: FileInfo) -> str | None:
         return annotation_project_type(parse_json(f.path.read_bytes(), f.path))
     except (OSError, BadInput):
         return None
+
+
+def series_key(slices: list[tuple[str, bytes]], dicom_tags: list[str]) -> bytes:
+    """The stat cache's key for a DICOM series' metadata: its slices (path from the project root, blob id) and the
+    tags copied, so the metadata is reused whenever the same slices come back, whatever their stat."""
+    return hash_bytes(encode({"dicom": [[p, oid] for p, oid in slices], "tags": list(dicom_tags)}))
 
 
 def series_uid(info: Any, rel: str) -> str:
@@ -70,7 +76,7 @@ class ItemDescriber:
     def _series(self, paths: list[str]) -> dict:
         if self.dicom_tags is None:
             self.dicom_tags = list(volume_module().DEFAULT_DICOM_TAGS)
-        key = hash_bytes(encode({"dicom": [[p, self.hashed[p].oid] for p in paths], "tags": self.dicom_tags}))
+        key = series_key([(p, self.hashed[p].oid) for p in paths], self.dicom_tags)
         meta = self.cache.derived(key)
         if meta is None or (is_invalid(meta) and not self.allow_invalid):  # kept invalid before: refused again
             meta = self._read_series(paths)

@@ -1,5 +1,10 @@
 """The local store: pack and index files under `.pvc/packs/`, read with pread, written through `tmp/`.
 
+A store may also read other stores' packs, read-only ("alternates": the `packs/` folders of the store a project was
+restored from, pvc/store/links.py): their indexes are searched after its own, and new objects always go to its own
+packs. Everything that lists or rewrites packs (verify's scan, gc's repack, the index rebuild, `iter_ids`,
+`indexes`) sees only its own.
+
 Besides the object protocol (pvc/store/backend.py) it answers what only a store that owns its files can: check
 every pack front to back (`check_packs`, for verify), rebuild the index from the packs (`rebuild_index`), and
 drop what no version needs (`plan_repack` / `repack`, for gc). Core code never opens a pack or an index itself.
@@ -16,6 +21,7 @@ from pvc.store.atomic import fsync_dir
 from pvc.store.local.check import PackScan, check_packs
 from pvc.store.local.packcheck import check_pack
 from pvc.store.local.packindex import PackIndex, write_index
+from pvc.store.local.packs import Location
 from pvc.store.local.repack import RepackPlan, plan_repack, repack
 from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
 
@@ -35,16 +41,19 @@ class PackStore(PackedStore):
     """Packs and their indexes under one directory; writes are staged until `flush`."""
 
     def __init__(self, root: Path, *, chunk_threshold: int = 8 << 20, pack_size: int = 16 << 20,
-                 strict_indexes: bool = True) -> None:
+                 strict_indexes: bool = True, alternates: tuple[Path, ...] = ()) -> None:
         """With `strict_indexes` False a damaged index file is left out (and listed in `damaged_indexes`)
-        instead of stopping everything: `verify` and the index rebuild need to open a damaged store."""
+        instead of stopping everything: `verify` and the index rebuild need to open a damaged store.
+        `alternates`: other stores' `packs/` folders to read from when an object is not here."""
         super().__init__(root / "tmp", chunk_threshold=chunk_threshold, pack_size=pack_size)
         self.root = root
         self.packs_dir = root / "packs"
+        self.alternates = tuple(alternates)
         self._fds: dict[bytes, int] = {}
         self._strict = strict_indexes
         self.damaged_indexes: list[tuple[Path, str]] = []
         self._indexes = self._open_indexes()
+        self._alt_indexes = self._open_alternate_indexes()
 
     # -- the medium ---------------------------------------------------------------------------------
 
@@ -53,10 +62,33 @@ class PackStore(PackedStore):
 
     def _pack_gone(self) -> bool:
         """`gc` deletes a pack once a new index names the new home of its live objects, under a reader that
-        does not hold the lock: read the indexes again, once."""
+        does not hold the lock: read the indexes again, once (an alternate's gc does the same under us)."""
         with self._lock:
             self._indexes = self._open_indexes()  # the old ones stay open for threads still searching them
+            self._alt_indexes = self._open_alternate_indexes()
         return True
+
+    # -- reading: own indexes first, then the alternates' ----------------------------------------------
+
+    def has(self, oid: bytes) -> bool:
+        return super().has(oid) or any(oid in idx for idx in self._alt_indexes)
+
+    def locate(self, oid: bytes) -> Location | None:
+        loc = super().locate(oid)
+        if loc is None:
+            for idx in self._alt_indexes:
+                loc = idx.lookup(oid)
+                if loc is not None:
+                    break
+        return loc
+
+    def _require(self, oid: bytes) -> Location:
+        loc = self.locate(oid)
+        if loc is None:
+            gone = [str(d) for d in self.alternates if not d.is_dir()]
+            where = f" (the store it shares objects with is gone: {', '.join(gone)})" if gone else ""
+            raise ObjectMissing(f"object {oid.hex()} is missing from the store{where}")
+        return loc
 
     def _publish(self, sealed: Published) -> None:
         renamed = []
@@ -80,10 +112,15 @@ class PackStore(PackedStore):
         with self._lock:
             fd = self._fds.get(pack)
             if fd is None:
-                try:
-                    fd = os.open(self.pack_path(pack), os.O_RDONLY)
-                except FileNotFoundError:
-                    raise ObjectMissing(f"pack {pack.hex()} is missing from the store") from None
+                name = f"{pack.hex()}.pack"
+                for folder in (self.packs_dir, *self.alternates):
+                    try:
+                        fd = os.open(folder / name, os.O_RDONLY)
+                        break
+                    except FileNotFoundError:
+                        continue
+                else:
+                    raise ObjectMissing(f"pack {pack.hex()} is missing from the store")
                 self._fds[pack] = fd
             return fd
 
@@ -113,6 +150,22 @@ class PackStore(PackedStore):
                 self.damaged_indexes.append((path, str(exc)))
         return opened
 
+    def _open_alternate_indexes(self) -> list[PackIndex]:
+        """The alternates' index files, in the order the alternates are listed; a folder that is gone gives
+        none (its objects then read as missing, and the message says which folder is gone)."""
+        opened: list[PackIndex] = []
+        for folder in self.alternates:
+            for _ in range(5):  # the other store's gc may replace an index between listing and opening
+                try:
+                    found = [PackIndex(p) for p in sorted(folder.glob("*.idx"))]
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
+                found = []
+            opened += found
+        return opened
+
     def _reload_indexes(self) -> None:
         for idx in self._indexes:
             idx.close()
@@ -133,6 +186,9 @@ class PackStore(PackedStore):
         """See the index files on disk now (after gc or an index rebuild by this process)."""
         with self._lock:
             self._reload_indexes()
+            for idx in self._alt_indexes:
+                idx.close()
+            self._alt_indexes = self._open_alternate_indexes()
 
     # -- maintenance (the caller holds the repository lock) -----------------------------------------
 
@@ -203,7 +259,7 @@ class PackStore(PackedStore):
 
     def close(self) -> None:
         self.abort()
-        for idx in self._indexes:
+        for idx in self._indexes + self._alt_indexes:
             idx.close()
         for fd in self._fds.values():
             os.close(fd)

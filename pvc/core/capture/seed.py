@@ -1,0 +1,101 @@
+"""The stat cache of a freshly restored project, written from the version it was restored from.
+
+A restore knows every file's blob id, and the version's item entries hold what hashing each file gave (media
+metadata, annotation summary, a DICOM series' metadata): the very infos `hash` would compute. Recording them
+with the files' stats as written means the project's first commit reads no file that was restored unchanged.
+The roles come from the same `classify` a commit runs; a file whose info the version does not say is left out
+of the cache, and is then simply hashed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from pvc.core.capture.describe import series_key
+from pvc.core.fastpath import capture_settings
+from pvc.core.snapshot import FileEntry
+from pvc.project.layout import classify
+from pvc.store.model import ItemEntry, Manifest
+from pvc.store.repository import Repository
+from pvc.store.statcache import CacheEntry, StatKey, fs_clock
+
+__all__ = ["seed_stat_cache"]
+
+_MEDIA_ROLES = ("image", "video", "volume")
+_ANN_ROLES = ("ann", "video_ann", "volume_ann")
+_CLOCK_WAIT = 2.0  # seconds to wait for the file system's clock to pass the last write (a tick is ~4 ms)
+
+
+def seed_stat_cache(repo: Repository, manifest: Manifest, files: list[FileEntry],
+                    items: dict[tuple[str, str], ItemEntry], folders: dict[str, str]) -> int:
+    """Write `repo`'s stat cache for `files` (just written into its project) from the version's `items`
+    ((dataset, item) -> entry) and dataset `folders` (name -> folder); return the number of files recorded."""
+    project_type = manifest.project_type if manifest.layout == "supervisely" else None
+    roles = classify([f.path for f in files], project_type).roles
+    entries: dict[str, CacheEntry] = {}
+    newest = 0
+    for f in files:
+        role = roles.get(f.path, "file")
+        item = items.get((f.dataset, f.item)) if f.item is not None else None
+        known, info = _info(role, item)
+        if not known:
+            continue
+        st = os.stat(repo.project_root / f.path)
+        newest = max(newest, st.st_mtime_ns)
+        entries[f.path] = CacheEntry(StatKey.of(st), f.oid, role, info)
+    derived = _series(repo, files, items, folders)
+    repo.stat_cache().save(entries, _clock_after(repo, newest), derived, settings=capture_settings(repo, False))
+    return len(entries)
+
+
+def _info(role: str, item: ItemEntry | None) -> tuple[bool, Any]:
+    """(whether the version says it, the info `hash` gives) for one file of `role` in `item`."""
+    if role in ("meta", "file"):
+        return True, None
+    if item is None:
+        return False, None
+    if role in _MEDIA_ROLES and item.media_files is None:
+        return True, item.meta or {}
+    if role in _ANN_ROLES:
+        return True, item.annotation
+    if role == "dicom":
+        uid = ((item.meta or {}).get("dicom") or {}).get("SeriesInstanceUID")
+        return (True, {"series": uid}) if isinstance(uid, str) else (False, None)
+    return False, None
+
+
+def _series(repo: Repository, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
+            folders: dict[str, str]) -> dict[bytes, Any]:
+    """The derived metadata of every DICOM series restored, keyed as `describe` looks it up."""
+    oid_of = {f.path: f.oid for f in files}
+    derived: dict[bytes, Any] = {}
+    dicom_tags: list[str] | None = None
+    for (dataset, _), item in items.items():
+        paths = [f"{folders[dataset]}/{rel}" for rel in item.media_paths()]
+        series = item.media_files is not None or (item.meta or {}).get("format") == "dicom"
+        if item.kind != "volume" or not series or not paths or not all(p in oid_of for p in paths):
+            continue
+        dicom_tags = dicom_tags or _dicom_tags(repo)
+        derived[series_key([(p, oid_of[p]) for p in paths], dicom_tags)] = item.meta
+    return derived
+
+
+def _dicom_tags(repo: Repository) -> list[str]:
+    tags = repo.config.get("dicom_tags")
+    if tags:
+        return list(tags)
+    from pvc.project.volume import DEFAULT_DICOM_TAGS  # NumPy, pydicom: only a volume project needs them
+
+    return list(DEFAULT_DICOM_TAGS)
+
+
+def _clock_after(repo: Repository, newest_mtime: int) -> int:
+    """The file system's time once it is past `newest_mtime`, so no file just written is racy for the cache."""
+    deadline = time.monotonic() + _CLOCK_WAIT
+    clock = fs_clock(repo.dir / "tmp")
+    while clock <= newest_mtime and time.monotonic() < deadline:
+        time.sleep(0.005)
+        clock = fs_clock(repo.dir / "tmp")
+    return clock
