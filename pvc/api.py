@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import operator
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -33,7 +33,8 @@ from pvc.core.discard import DiscardResult, discard, undo_discard
 from pvc.core.edit import UNCHANGED, edit
 from pvc.core.gc import DEFAULT_GRACE, GcResult, gc
 from pvc.core.inspect import ItemView, VersionDetails
-from pvc.core.log import LogEntry, LogQuery, log
+from pvc.core.log import LogEntry, log
+from pvc.core.log import query as log_query
 from pvc.core.prune import PruneResult, prune
 from pvc.core.pull import PullResult, pull
 from pvc.core.push import PushResult, push
@@ -46,9 +47,10 @@ from pvc.core.selection import Selection
 from pvc.core.snapshot import Snapshot
 from pvc.core.status import status, version_snapshot, working_snapshot
 from pvc.core.tag import TagChange, TagView, list_tags, tag, tags_by_version, untag
+from pvc.core.transfer import in_datasets
 from pvc.core.unlock import UnlockResult, unlock
 from pvc.core.verify import VerifyReport, verify
-from pvc.core.when import parse_duration, parse_moment
+from pvc.core.when import parse_duration
 from pvc.errors import ObjectMissing, UsageError
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
@@ -102,12 +104,8 @@ class Project:
         `author` and `grep` (title or description) are case-insensitive substrings; `since`/`until` are
         datetimes, ISO dates (an `until` date includes its whole day) or durations ago (`30d`); `tagged` keeps
         tagged versions only; `include_deleted` shows deleted ones too; `limit` keeps the newest N."""
-        if limit is not None and limit < 1:
-            raise UsageError("-n must be 1 or more")
-        now = datetime.now(UTC)
-        query = LogQuery(limit, author, grep, _moment(since, now, False), _moment(until, now, True), tagged,
-                         include_deleted)
-        return log(self._repo.refs.read(), query)
+        return log(self._repo.refs.read(), log_query(limit, author=author, grep=grep, since=since, until=until,
+                                                     tagged=tagged, include_deleted=include_deleted))
 
     def show(self, name: str | int = "latest") -> VersionDetails:
         return inspect.show(self._repo.store, self._here(name, "structure"))
@@ -235,12 +233,6 @@ class Project:
         self.close()
 
 
-def _moment(value: str | datetime | None, now: datetime, end_of_day: bool) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return parse_moment(value, now=now, end_of_day=end_of_day)
-
-
 class VersionApi:
     """`project.version`: create, get_list, get, update, delete, tag, restore."""
 
@@ -348,7 +340,7 @@ class VersionApi:
             finally:
                 store.close()
         record = self.get(name)
-        _refuse_partial(self._repo, record, "blobs")
+        _refuse_partial(self._repo, record, "blobs", selection.datasets)
         return restore_version(self._repo.store, record, Path(dest), project_root=self._repo.project_root,
                                selection=selection, link=self._repo if link else None,
                                skip_missing=skip_missed_entities, verify=verify, force=force,
@@ -401,11 +393,15 @@ def clone(url: str, dest: str | PathLike, *, version: str | int | None = None, d
                         progress=progress)
 
 
-def _refuse_partial(repo: Repository, record: VersionRecord, need: str) -> None:
+def _refuse_partial(repo: Repository, record: VersionRecord, need: str, datasets: tuple[str, ...] = ()) -> None:
     """A version whose objects are on a remote only: say where they are, when what is needed of it is not here
-    (`need`: "structure" for show, ls and diff; "blobs" for cat and restore)."""
+    (`need`: "structure" for show, ls and diff; "blobs" for cat and restore; a restore of `datasets` only needs
+    theirs, which a `clone --dataset` brought)."""
     partial = repo.partial.read().get(record.id)
     if partial is None or (need == "structure" and partial.has == "structure"):
+        return
+    if (need == "blobs" and partial.has == "structure" and datasets and partial.datasets
+            and all(in_datasets(d, list(partial.datasets)) for d in datasets)):
         return
     what = "its objects are" if partial.has == "records" else "its files' contents are"
     raise ObjectMissing(f"version {record.number}: {what} on remote {partial.remote!r} only: "

@@ -130,6 +130,10 @@ def test_clone_of_one_dataset_fetches_a_fraction_and_is_a_valid_project(pushed, 
     assert cli("gc", "--grace", "0", "-C", tmp_path / "one").code == 0
     refused = cli("restore", "1", "--to", tmp_path / "r", "-C", tmp_path / "one")
     assert refused.code == 2 and "--remote origin" in refused.err
+    assert cli("restore", "1", "--to", tmp_path / "other", "--dataset", "train", "-C", tmp_path / "one").code == 2
+    mine = cli("restore", "1", "--to", tmp_path / "val-only", "--dataset", "val", "--no-link", "-C", tmp_path / "one")
+    assert mine.code == 0, mine.err  # what the clone brought restores from the store
+    assert tree_bytes(tmp_path / "val-only") == got
     assert cli("pull", "--versions", "1", "-C", tmp_path / "one").code == 0
     assert cli("restore", "1", "--to", tmp_path / "r", "-C", tmp_path / "one").code == 0
     assert tree_bytes(tmp_path / "r") == tree_bytes(project)
