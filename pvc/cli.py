@@ -26,6 +26,7 @@ from pvc.commands.common import open_project as _open
 from pvc.commands.common import read_description as _read_description
 from pvc.errors import PvcError, UsageError
 from pvc.output import emit_json, err, human_bytes, out, print_columns, progress_bar, render_changes
+from pvc.render import log_text
 
 app = typer.Typer(
     name="pvc",
@@ -123,27 +124,7 @@ def log(
     if json_out:
         emit_json([e.to_json() for e in entries])
         return
-    if not entries:
-        out.print("No versions match." if (author or grep or since or until or tagged) else "No versions yet (run `pvc commit`).")
-        return
-    header = ["version", "created (UTC)", "title", "tags", "items", "size", "manifest", "author"]
-    rows = [[f"v{e.record.number}" + (" (deleted)" if e.record.deleted else ""), _when(e.record.created_at),
-             e.record.title, ", ".join(e.tags), str(e.record.stats.get("items", "")),
-             human_bytes(e.record.stats.get("bytes")), e.record.manifest[:12], e.record.author] for e in entries]
-    if any(e.record.origin for e in entries):
-        header.append("origin")
-        for row, e in zip(rows, entries):
-            row.append(_origin_text(e.record.origin) if e.record.origin else "")
-    print_columns(header, rows)
-
-
-def _when(iso: str) -> str:
-    return iso.replace("T", " ").replace("+00:00", "")
-
-
-def _origin_text(origin: dict) -> str:
-    part = " (partial)" if origin.get("selection") else ""
-    return f"{origin.get('project')} v{origin.get('version')}{part}"
+    sys.stdout.write(log_text(entries, filtered=bool(author or grep or since or until or tagged)) + "\n")
 
 
 @app.command()

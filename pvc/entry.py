@@ -2,7 +2,8 @@
 
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
-imported: loading them costs more than the walk; so is `pvc --version`. The global options before the command
+imported: loading them costs more than the walk; so are `pvc --version` and `pvc log` (from the refs alone,
+printed by pvc/render.py, which the CLI prints it with too). The global options before the command
 (`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
 every status or commit with something to report or anything unusual, goes to the full command line in
 pvc/cli.py, which gives the same answer, only later.
@@ -57,7 +58,10 @@ _VALUED = {
     "status": {"-C": "project", "--project": "project"},
     "commit": {"-C": "project", "--project": "project", "-m": "message", "--message": "message",
                "--description": "description", "--author": "author", "--lock-timeout": "lock_timeout"},
+    "log": {"-C": "project", "--project": "project", "-n": "limit", "--limit": "limit", "--author": "author",
+            "--grep": "grep", "--since": "since", "--until": "until"},
 }
+_FLAGS = {"log": {"--tag": "tagged", "--all": "all"}}
 
 
 def _options(args: list[str]) -> dict[str, str] | None:
@@ -65,8 +69,11 @@ def _options(args: list[str]) -> dict[str, str] | None:
     command, rest, found = args[0], list(args[1:]), {}
     while rest:
         arg = rest.pop(0)
-        if arg == "--json":
-            found["json"] = "1"
+        flag = "json" if arg == "--json" else _FLAGS.get(command, {}).get(arg)
+        if flag is not None:
+            if flag in found:
+                return None
+            found[flag] = "1"
             continue
         name, eq, value = arg.partition("=")
         key = _VALUED[command].get(name) if name.startswith("--") or not eq else None
@@ -119,6 +126,8 @@ def _answer_untouched(args: list[str]) -> int | None:
     if options is None:
         return None
     project = os.path.join(folder, options.get("project", "."))
+    if args[0] == "log":
+        return _answer_log(project, options)
     if args[0] == "status":
         from pvc.core.fastpath import clean_status
 
@@ -138,6 +147,27 @@ def _answer_untouched(args: list[str]) -> int | None:
             return None
         doc, line = result.to_json(), "\n".join([result.unchanged_line(), *result.notes()])
     return _say(doc if "json" in options else None, line)
+
+
+def _answer_log(project: str, options: dict[str, str]) -> int | None:
+    """`pvc log` from the refs alone (pvc/core/fastpath.py), printed by the renderer the CLI uses (pvc/render.py);
+    None for anything the CLI must say instead (no project, a bad config or option, damaged refs)."""
+    from pvc.core.fastpath import quick_log
+
+    try:
+        limit = int(options["limit"]) if "limit" in options else None
+    except ValueError:
+        return None
+    entries = quick_log(project, limit=limit, author=options.get("author"), grep=options.get("grep"),
+                        since=options.get("since"), until=options.get("until"), tagged="tagged" in options,
+                        include_deleted="all" in options)
+    if entries is None:
+        return None
+    if "json" in options:
+        return _say([e.to_json() for e in entries], "")
+    from pvc.render import log_text
+
+    return _say(None, log_text(entries, any(k in options for k in ("author", "grep", "since", "until", "tagged"))))
 
 
 def _say(doc: object, line: str) -> int:

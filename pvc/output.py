@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,17 +10,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from pvc.render import emit_json, human_bytes, print_columns
+
 __all__ = ["out", "err", "emit_json", "progress_bar", "human_bytes", "render_changes", "print_columns"]
 
 # Markup is off: names, titles and paths are user data and may contain "[...]"; styled lines opt in.
 out = Console(soft_wrap=True, highlight=False, markup=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
-
-
-def emit_json(doc: Any) -> None:
-    """Write one JSON document to stdout, bypassing rich so nothing is wrapped or styled."""
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
-    sys.stdout.flush()
 
 
 @contextmanager
@@ -42,25 +36,6 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
 
     with bar:
         yield update
-
-
-def print_columns(header: list[str], rows: list[list[str]]) -> None:
-    """A plain aligned table on stdout: a rich Table takes ~0.6 ms a row, too slow for a long `pvc log`."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows])
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 def _side(label: Any) -> str:

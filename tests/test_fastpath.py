@@ -409,3 +409,48 @@ def test_commit_on_an_untouched_tree_holds_the_lock_on_every_path(committed, mon
         assert entry.main(["status"]) == 0  # status only reads: answered all the same
     assert "locked by" in capsys.readouterr().err
     assert entry.main(["commit", "--lock-timeout", "0"]) == 0
+
+
+@pytest.fixture
+def history(tmp_path, cli) -> Path:
+    """Four versions (one deleted, two tagged, one with a JSON description) and a project restored from one."""
+    source = make_image_project(tmp_path / "source", items=4, datasets=1, seed=3)
+    assert cli("init", source).code == 0
+    for i in range(4):
+        (source / "NOTES.txt").write_text(f"round {i}\n")
+        assert cli("commit", "-m", f"round {i}", "--author", "ann" if i % 2 else "bob", cwd=source).code == 0
+    assert cli("tag", "baseline", "1").code == 0 and cli("tag", "release/1", "3").code == 0
+    assert cli("delete", "2", "--yes").code == 0
+    assert cli("restore", "3", "--to", tmp_path / "restored").code == 0
+    assert cli("commit", "-m", "continued", cwd=tmp_path / "restored").code == 0
+    return source
+
+
+LOG_ARGS = [["log"], ["log", "--json"], ["log", "-n", "2"], ["log", "--all"], ["log", "--tag", "--json"],
+            ["log", "--author", "ANN"], ["log", "--grep", "round 3"], ["log", "--since", "30d", "--until", "2100-01-01"],
+            ["log", "--grep", "nothing like it"], ["log", "--limit=1", "--all", "--json"]]
+
+
+@pytest.mark.parametrize("args", LOG_ARGS)
+def test_answered_log_prints_what_the_full_log_prints(history, capsys, monkeypatch, args):
+    for project in (history, history.parent / "restored"):  # with and without an origin column
+        monkeypatch.chdir(project)
+        assert entry._answer_untouched(args) == 0
+        fast = capsys.readouterr().out
+        assert full_cli.main(args) == 0
+        assert fast == capsys.readouterr().out
+        assert fast.strip()
+
+
+@pytest.mark.parametrize("args", [["log", "-n", "0"], ["log", "--since", "yesterday"], ["log", "--help"],
+                                  ["log", "-n"], ["log", "extra"], ["log", "--tag", "--tag"]])
+def test_log_the_entry_point_cannot_answer_goes_to_the_cli(history, monkeypatch, args):
+    monkeypatch.chdir(history)
+    assert entry._answer_untouched(args) is None
+
+
+def test_log_with_a_broken_config_goes_to_the_cli(history, monkeypatch):
+    config = history / ".pvc" / "config"
+    config.write_text(config.read_text().replace('"pack_size"', '"pack_sise"'))
+    monkeypatch.chdir(history)
+    assert entry._answer_untouched(["log"]) is None

@@ -127,3 +127,20 @@ def unchanged_commit(start: str) -> CommitResult | None:
     from pvc.core.report import CommitResult
 
     return CommitResult(found[0], False, 0, 0, followed_symlinks=found[2])
+
+
+def quick_log(start: str, **filters) -> list | None:
+    """`pvc log`'s entries (pvc.core.log) for the project at or above `start`, with `filters` as `log.query` takes
+    them; None when the full command must answer instead (no project, a config or refs problem, a bad filter)."""
+    from pathlib import Path
+
+    from pvc.core.log import log, query
+    from pvc.store.repository import Repository
+
+    root = find_project_root(start)
+    if root is None:
+        return None
+    try:
+        return log(Repository(Path(root)).refs.read(), query(**filters))
+    except (PvcError, OSError, ValueError):
+        return None

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pvc.core.tag import tags_by_version
-from pvc.core.when import parse_record_time
+from pvc.core.when import parse_moment, parse_record_time
+from pvc.errors import UsageError
 from pvc.store.refs import RefsDoc, VersionRecord
 
-__all__ = ["LogQuery", "LogEntry", "log"]
+__all__ = ["LogQuery", "LogEntry", "log", "query"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,23 @@ class LogEntry:
                 "description": r.description, "created_at": r.created_at, "parent": r.parent, "author": r.author,
                 "origin": r.origin, "stats": r.stats, "tags": self.tags, "edited_at": r.edited_at,
                 "deleted_at": r.deleted_at}
+
+
+def query(limit: int | None = None, *, author: str | None = None, grep: str | None = None,
+          since: str | datetime | None = None, until: str | datetime | None = None, tagged: bool = False,
+          include_deleted: bool = False, now: datetime | None = None) -> LogQuery:
+    """The query of `pvc log`'s options: `since`/`until` are datetimes, ISO dates (an `until` date includes its
+    whole day) or durations ago (`30d`); UsageError for a bad one or a `limit` below 1."""
+    if limit is not None and limit < 1:
+        raise UsageError("-n must be 1 or more")
+    now = now or datetime.now(UTC)
+    return LogQuery(limit, author, grep, _moment(since, now, False), _moment(until, now, True), tagged, include_deleted)
+
+
+def _moment(value: str | datetime | None, now: datetime, end_of_day: bool) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return parse_moment(value, now=now, end_of_day=end_of_day)
 
 
 def log(refs: RefsDoc, query: LogQuery = LogQuery()) -> list[LogEntry]:
