@@ -48,6 +48,10 @@ Published = list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]  # 
 class PackedStore(ObjectAccess):
     """Objects in packs, found through indexes; writes staged in temp packs until `flush`."""
 
+    # the most bytes one ranged read covers (neighbouring records read together): a remote pays per request, so
+    # it reads much at once; a local store gains little past 1 MiB and holds `workers` such buffers at a time
+    span = 8 << 20
+
     def __init__(self, tmp_dir: Path, *, chunk_threshold: int, pack_size: int) -> None:
         self.tmp_dir = tmp_dir
         self.chunk_threshold = chunk_threshold
@@ -147,18 +151,20 @@ class PackedStore(ObjectAccess):
         """(id, location, stored bytes) of each object of `oids` present in the store, in pack order, the bytes
         None where the pack could not be read (gone, or truncated). Records close together in one pack are read
         with one request (a remote pays per request), several requests in flight at once."""
-        groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None])
+        groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None],
+                           self.span)
         if not groups:
             return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            yield from _bounded(pool, self._read_group, groups, ahead=2 * workers)
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # memory: at most `workers` spans read ahead
+            yield from _bounded(pool, self._read_group, groups, ahead=workers)
 
     def visit_records(self, oids: list[bytes], visit: Callable[[bytes, Location, bytes | None], None], *,
                       workers: int = 8) -> set[bytes]:
         """Call `visit(id, location, stored bytes or None)` for each object of `oids` the store has, in worker
         threads (so that what `visit` does with the bytes, e.g. writing files, runs in parallel too); return the
         ids visited."""
-        groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None])
+        groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None],
+                           self.span)
 
         def run(group) -> list[bytes]:
             records = self._read_group(group)
@@ -183,10 +189,10 @@ class PackedStore(ObjectAccess):
             if not self._pack_gone():
                 return [(oid, loc, None) for oid, loc in members]
             return [self._read_one(oid, loc) for oid, loc in members]  # moved (gc): where the indexes say now
-        out = []
+        out, view = [], memoryview(raw)  # slices of the one buffer read, not copies of it
         for oid, loc in members:
             at = loc.offset - RECORD.size - start
-            record = raw[at : at + RECORD.size + loc.stored_len]
+            record = view[at : at + RECORD.size + loc.stored_len]
             try:
                 check_record_header(record, loc, oid)
                 out.append((oid, loc, record[RECORD.size :]))
@@ -367,11 +373,10 @@ class PackedStore(ObjectAccess):
 
 
 _GAP = 64 << 10  # read through gaps up to this size rather than paying for another request
-_SPAN = 8 << 20  # but never read more than this in one request
 
 
-def _coalesce(found: list[tuple[bytes, Location]]) -> list[tuple[bytes, list[tuple[bytes, Location]]]]:
-    """Group records by pack into runs that one ranged read can cover."""
+def _coalesce(found: list[tuple[bytes, Location]], span: int) -> list[tuple[bytes, list[tuple[bytes, Location]]]]:
+    """Group records by pack into runs that one ranged read of at most `span` bytes can cover."""
     groups: list[tuple[bytes, list[tuple[bytes, Location]]]] = []
     found.sort(key=lambda item: (item[1].pack, item[1].offset))
     for oid, loc in found:
@@ -379,7 +384,7 @@ def _coalesce(found: list[tuple[bytes, Location]]) -> list[tuple[bytes, list[tup
             members = groups[-1][1]
             first, last = members[0][1], members[-1][1]
             end = last.offset + last.stored_len
-            if loc.offset - RECORD.size - end <= _GAP and loc.offset + loc.stored_len - first.offset <= _SPAN:
+            if loc.offset - RECORD.size - end <= _GAP and loc.offset + loc.stored_len - first.offset <= span:
                 members.append((oid, loc))
                 continue
         groups.append((loc.pack, [(oid, loc)]))

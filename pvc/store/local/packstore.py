@@ -40,6 +40,8 @@ class IndexRebuild:
 class PackStore(PackedStore):
     """Packs and their indexes under one directory; writes are staged until `flush`."""
 
+    span = 1 << 20
+
     def __init__(self, root: Path, *, chunk_threshold: int = 8 << 20, pack_size: int = 16 << 20,
                  strict_indexes: bool = True, alternates: tuple[Path, ...] = ()) -> None:
         """With `strict_indexes` False a damaged index file is left out (and listed in `damaged_indexes`)
