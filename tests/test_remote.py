@@ -299,3 +299,50 @@ def test_a_version_deleted_and_collected_here_is_pushed_as_its_record_alone(tmp_
     assert cli("restore", "2", "--to", tmp_path / "r2", "--remote", "origin", "-C", tmp_path / "copy").code == 1
     assert cli("restore", "3", "--to", tmp_path / "r3", "--remote", "origin", "-C", tmp_path / "copy").code == 0
     assert tree_bytes(tmp_path / "r3") == tree_bytes(project)
+
+
+def test_a_first_push_sends_the_local_packs_as_they_are_and_a_clone_keeps_them(tmp_path, cli):
+    """No record is re-packed on the way: the remote holds the very pack files the commit wrote, and a clone of
+    the whole version stores the packs of media again byte for byte (each checked against its name; the
+    manifest, trees and pages it reads first go into a pack of their own)."""
+    project = make_image_project(tmp_path / "proj", items=30, datasets=2, seed=4, noise=True)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    local = {p.name: p.read_bytes() for p in (project / ".pvc" / "packs").glob("*.pack")}
+    remote = {p.name: p.read_bytes() for p in (tmp_path / "remote" / "packs").glob("*.pack")}
+    assert local and remote == local
+    assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
+    cloned = {p.name: p.read_bytes() for p in (tmp_path / "copy" / ".pvc" / "packs").glob("*.pack")}
+    biggest = max(local, key=lambda name: len(local[name]))
+    assert cloned[biggest] == local[biggest]
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+    assert cli("verify", "-C", tmp_path / "copy").code == 0
+
+
+def test_a_damaged_local_pack_is_not_pushed(tmp_path, cli):
+    project = make_image_project(tmp_path / "proj", items=12, datasets=1, seed=4, noise=True)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    pack = max((project / ".pvc" / "packs").glob("*.pack"), key=lambda p: p.stat().st_size)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    pushed = cli("push", "-C", project)
+    assert pushed.code == 2 and "damaged" in pushed.err and "Traceback" not in pushed.err
+    assert not list((tmp_path / "remote").glob("versions/*.json"))  # the remote names no version
+    assert pack.name not in {p.name for p in (tmp_path / "remote" / "packs").glob("*.pack")}
+
+
+def test_a_remote_pack_damaged_in_place_is_refused_by_a_clone_and_nothing_is_kept(tmp_path, cli):
+    project = make_image_project(tmp_path / "proj", items=12, datasets=1, seed=4, noise=True)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    pack = max((tmp_path / "remote" / "packs").glob("*.pack"), key=lambda p: p.stat().st_size)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    cloned = cli("clone", tmp_path / "remote", tmp_path / "copy")
+    assert cloned.code == 2 and "does not hash to its name" in cloned.err and "Traceback" not in cloned.err
+    assert not (tmp_path / "copy").exists()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
-from pvc.core.transfer import copy_objects, in_datasets, walk_version
+from pvc.core.transfer import in_datasets, receive_objects, walk_version
 from pvc.errors import CorruptObject, UsageError
 from pvc.store.local.packcheck import check_record
 from pvc.store.local.packs import Record
@@ -122,7 +122,7 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
     found = walk_version(reader.get_object, bytes.fromhex(record.manifest))
     blobs = [oid for oid, datasets in found.blobs.items() if any(in_datasets(d, blobs_of) for d in datasets)]
     # the items pages the walk did not need to read, then the blobs
-    copied = copy_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=f"fetching v{record.number}")
+    copied = receive_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=f"fetching v{record.number}")
     return reader.copied + copied.objects
 
 

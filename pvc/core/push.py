@@ -2,8 +2,9 @@
 
 1. Compare the version records: the remote's versions must be the first of this project's (matched by id). If the
    remote has versions this project lacks, nothing is sent: `RemoteConflict` (exit 4) says to pull first.
-2. Walk each version to push, and copy every object the remote's indexes do not name: records copied as they are
-   stored, into new packs uploaded create-only as they fill, each followed by an index that names its records.
+2. Walk each version to push, and send every object the remote's indexes do not name: a local pack whose records
+   are (nearly) all wanted goes as it is, its bytes checked against its name; the other records are copied as they
+   are stored into new packs; every pack is uploaded create-only, followed by an index that names its records.
 3. Only then publish the version records, in order, each create-only under its number. A number taken meanwhile by
    another machine's push stops here with `RemoteConflict`: its objects are on the remote (harmless orphans until
    the next push uses them), its record is not, so the remote never names a version whose objects it lacks.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
-from pvc.core.transfer import copy_objects, walk_version
+from pvc.core.transfer import send_objects, walk_version
 from pvc.errors import ObjectMissing, RemoteConflict
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
@@ -77,8 +78,9 @@ def push(repo: Repository, name: str | None = None, *, lock_timeout: float = 60.
                 raise ObjectMissing(f"version {record.number} has objects on remote {partial[record.id].remote} only: "
                                     "pull it whole before pushing it elsewhere")
             found = walk_version(store.get_object, bytes.fromhex(record.manifest))
-            copied += copy_objects(store, remote, [*found.blobs, *found.structure], progress=progress,
-                                   phase=f"sending v{record.number}").objects
+            oids = [*found.blobs, *found.structure]
+            del found  # the decoded pages: only the ids are needed from here
+            copied += send_objects(store, remote, oids, progress=progress, phase=f"sending v{record.number}").objects
         remote.mark()
         remote.flush()  # every pack uploaded and indexed before any record names its objects
         for record in todo:

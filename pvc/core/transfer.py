@@ -8,15 +8,16 @@ walk lists every object a version needs, and the destination's index answers whi
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store.local.packcheck import check_record
-from pvc.store.local.packs import Record
+from pvc.store.local.packs import RECORD, Record, check_record_header
 from pvc.store.model import Manifest, Page, Tree
 from pvc.store.packed import PackedStore
 
-__all__ = ["VersionObjects", "walk_version", "copy_objects", "Copied", "in_datasets"]
+__all__ = ["VersionObjects", "walk_version", "copy_objects", "send_objects", "receive_objects", "Copied", "in_datasets"]
 
 
 @dataclass
@@ -59,11 +60,13 @@ class Copied:
     bytes: int = 0  # stored bytes copied
 
 
-def copy_objects(src: PackedStore, dst: PackedStore, oids: list[bytes], *, progress=None, phase: str = "objects") -> Copied:
-    """Copy the objects of `oids` that `dst` lacks (the chunks of chunked blobs too) from `src` into `dst`
-    (staged: the caller flushes). ObjectMissing when `src` lacks one; CorruptObject when one does not check out."""
+def copy_objects(src: PackedStore, dst: PackedStore, oids: list[bytes], *, progress=None, phase: str = "objects",
+                 expand_chunks: bool = True) -> Copied:
+    """Copy the objects of `oids` that `dst` lacks (the chunks of chunked blobs too, unless `expand_chunks` is
+    False: `oids` names them already) from `src` into `dst` (staged: the caller flushes). ObjectMissing when `src`
+    lacks one; CorruptObject when one does not check out."""
     wanted = [oid for oid in dict.fromkeys(oids) if not dst.has(oid)]
-    chunked = [oid for oid in wanted if (info := src.info(oid)) is not None and info.chunked]
+    chunked = [oid for oid in wanted if expand_chunks and (info := src.info(oid)) is not None and info.chunked]
     for oid in chunked:
         wanted += [cid for cid, _ in src.chunk_list(oid) if not dst.has(cid)]
     wanted = list(dict.fromkeys(wanted))
@@ -85,6 +88,83 @@ def copy_objects(src: PackedStore, dst: PackedStore, oids: list[bytes], *, progr
         if progress:
             progress(phase, done.bytes, total)
     return done
+
+
+WHOLE_PACK = 0.9  # a local pack goes as it is when at least this share of its bytes is wanted
+
+
+def send_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "objects") -> Copied:
+    """Send the objects of `oids` that the remote `dst` lacks (the chunks of chunked blobs too) from the local store
+    `src`. A local pack whose bytes are (nearly) all wanted records is uploaded as it is, checked against its name,
+    with an index naming the wanted records only (no record is read, decoded or re-packed: a first push moves the
+    packs the commits wrote); the other records are copied one by one into new packs, as `copy_objects` does."""
+    wanted, whole = _plan_whole(src, dst, oids)
+    done = Copied()
+    whole_bytes = sum(loc.stored_len for _, records in whole for _, loc in records)
+    for pack, records in whole:
+        dst.send_pack(lambda pack=pack: src.read_pack(pack), pack,
+                      [(oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in records])
+        done.objects += len(records)
+        done.bytes += sum(loc.stored_len for _, loc in records)
+        if progress:
+            progress(phase, done.bytes, whole_bytes)
+    sent = {oid for _, records in whole for oid, _ in records}
+    shifted = None if progress is None else (lambda p, d, t: progress(p, whole_bytes + d, whole_bytes + t))
+    more = copy_objects(src, dst, [oid for oid in wanted if oid not in sent], progress=shifted, phase=phase,
+                        expand_chunks=False)
+    return Copied(done.objects + more.objects, done.bytes + more.bytes)
+
+
+def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "objects") -> Copied:
+    """Fetch the objects of `oids` that the local store `dst` lacks (the chunks of chunked blobs too) from the remote
+    `src` (staged: the caller flushes). A remote pack whose bytes are (nearly) all wanted records is downloaded
+    whole, checked against its name and each wanted record's header against the remote's index, and staged as it is
+    with an index of those records; the other records are read with ranged reads and checked one by one, as
+    `copy_objects` does. Nothing that does not check out is stored."""
+    wanted, whole = _plan_whole(src, dst, oids)
+    done = Copied()
+    whole_bytes = sum(loc.stored_len for _, records in whole for _, loc in records)
+
+    def fetch(item) -> tuple[int, int]:
+        pack, records = item
+        data = src.read_pack(pack)
+        for oid, loc in records:
+            check_record_header(memoryview(data)[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)
+        dst.stage_pack(pack, data, [(oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in records])
+        return len(records), sum(loc.stored_len for _, loc in records)
+
+    if whole:
+        with ThreadPoolExecutor(max_workers=_WHOLE_PACKS) as pool:
+            for objects, stored in pool.map(fetch, whole):
+                done.objects += objects
+                done.bytes += stored
+                if progress:
+                    progress(phase, done.bytes, whole_bytes)
+    sent = {oid for _, records in whole for oid, _ in records}
+    shifted = None if progress is None else (lambda p, d, t: progress(p, whole_bytes + d, whole_bytes + t))
+    more = copy_objects(src, dst, [oid for oid in wanted if oid not in sent], progress=shifted, phase=phase,
+                        expand_chunks=False)
+    return Copied(done.objects + more.objects, done.bytes + more.bytes)
+
+
+def _plan_whole(src, dst, oids: list[bytes]) -> tuple[list[bytes], list[tuple[bytes, list]]]:
+    """The objects of `oids` that `dst` lacks, chunks included, and the packs of `src` that hold (nearly) only
+    such objects: [(pack, [(id, location)])]."""
+    wanted = [oid for oid in dict.fromkeys(oids) if not dst.has(oid)]
+    for oid in [oid for oid in wanted if (info := src.info(oid)) is not None and info.chunked]:
+        wanted += [cid for cid, _ in src.chunk_list(oid) if not dst.has(cid)]
+    wanted = list(dict.fromkeys(wanted))
+    by_pack: dict[bytes, list] = {}
+    for oid in wanted:
+        loc = src.locate(oid)
+        if loc is not None:
+            by_pack.setdefault(loc.pack, []).append((oid, loc))
+    whole = [(pack, sorted(records, key=lambda r: r[1].offset)) for pack, records in by_pack.items()
+             if (size := src.pack_size_of(pack)) and sum(RECORD.size + loc.stored_len for _, loc in records) >= WHOLE_PACK * size]
+    return wanted, whole
+
+
+_WHOLE_PACKS = 4  # whole packs downloaded at once (each is held in memory until written)
 
 
 def _where(store) -> str:

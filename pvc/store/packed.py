@@ -9,6 +9,7 @@ an object, checking its record header, decompressing, chunk lists, compression p
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from collections import deque
@@ -348,6 +349,24 @@ class PackedStore(ObjectAccess):
             for _, _, records in sealed:
                 for oid, _, _, raw_len, codec in records:
                     self._pending.setdefault(oid, (codec, raw_len))
+
+    def stage_pack(self, pack_id: bytes, data: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
+        """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)
+        with an index of `records` (id, offset, stored length, raw length, codec): written to a temp file and
+        fsynced here; `flush` publishes it, `abort` deletes it."""
+        fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o644)  # like the packs PackWriter writes
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(name)
+            raise
+        os.close(fd)
+        self.stage_sealed([(Path(name), pack_id, records)])
 
     @property
     def staged(self) -> int:

@@ -129,6 +129,20 @@ class PackStore(PackedStore):
     def pack_path(self, pack: bytes) -> Path:
         return self.packs_dir / f"{pack.hex()}.pack"
 
+    def pack_size_of(self, pack: bytes) -> int:
+        """The size of a pack file (its records and its magic), through the descriptor reads use."""
+        return os.fstat(self._fd(pack)).st_size
+
+    def read_pack(self, pack: bytes) -> bytes:
+        """The whole pack file, through the descriptor `pin_packs` (or an earlier read) opened; ObjectMissing if it
+        is gone."""
+        fd = self._fd(pack)
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0)
+        if len(data) != size:
+            raise CorruptObject(f"pack {pack.hex()}: shorter than its size while being read")
+        return data
+
     # -- indexes ------------------------------------------------------------------------------------
 
     def _open_indexes(self) -> list[PackIndex]:

@@ -205,7 +205,16 @@ class S3Medium:
             raise self._error(exc, name) from None
 
     def create_from(self, name: str, path: Path) -> bool:
-        return self.create(name, path.read_bytes())
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        try:
+            obstore.put(self._store, name, path, mode="create", use_multipart=False)
+            return True
+        except (AlreadyExistsError, PreconditionError):
+            return False
+        except Exception as exc:
+            raise self._error(exc, name) from None
 
     def _error(self, exc: Exception, name: str) -> Exception:
         from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
