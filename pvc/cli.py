@@ -26,7 +26,7 @@ from pvc.commands.common import open_project as _open
 from pvc.commands.common import read_description as _read_description
 from pvc.errors import PvcError, UsageError
 from pvc.output import emit_json, err, human_bytes, out, print_columns, progress_bar, render_changes
-from pvc.render import log_text
+from pvc.render import log_text, selection_text, show_json, show_text
 
 app = typer.Typer(
     name="pvc",
@@ -137,51 +137,10 @@ def show(
     with _open(project) as p:
         details = p.show(version)
         tags = p.tags_of(details.record.number)
-    rec = details.record
     if json_out:
-        emit_json(rec.to_json() | {"tags": tags, "project_type": details.project_type, "layout": details.layout,
-                                   "stats": details.stats, "datasets": details.datasets, "problems": details.problems,
-                                   "warnings": details.warnings})
+        emit_json(show_json(details, tags))
         return
-    s = details.stats
-    out.print(f"[bold]version {rec.number}[/bold]  {escape(rec.title)}", markup=True)
-    out.print(f"manifest  {rec.manifest}\ncreated   {rec.created_at} by {rec.author}"
-              + (f"\nedited    {rec.edited_at}" if rec.edited_at else "")
-              + (f"\ntags      {', '.join(tags)}" if tags else "")
-              + (f"\nparent    v{rec.parent}" if rec.parent else ""))
-    if rec.origin:
-        o = rec.origin
-        out.print(f"origin    restored from {o.get('project')} v{o.get('version')} (store {str(o.get('store'))[:12]}, "
-                  f"manifest {str(o.get('manifest'))[:12]}) at {o.get('restored_at')}")
-        if o.get("selection"):
-            out.print(f"          partial: {_selection_text(o['selection'])}")
-    if rec.description:
-        out.print(f"description  {json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description}")
-    kind = "generic folder project (no meta.json)" if details.layout == "generic" else f"Supervisely {details.project_type} project"
-    out.print(f"layout    {kind}")
-    for warning in details.warnings:
-        out.print(f"[yellow]warning[/yellow] {escape(warning)}", markup=True)
-    out.print(f"content   {s.get('datasets')} datasets, {s.get('items')} items, {s.get('files')} files, {human_bytes(s.get('bytes'))}")
-    if details.datasets:
-        table = Table("dataset", "items", "files", box=None)
-        for ds in details.datasets:
-            table.add_row(ds["name"], str(ds["items"]), str(ds["files"]))
-        out.print(table)
-    if s.get("classes"):
-        table = Table("class", "objects", box=None)
-        for name, n in s["classes"].items():
-            table.add_row(name, str(n))
-        out.print(table)
-    for p in details.problems:
-        out.print(f"[yellow]problem[/yellow] {escape(p['dataset'])}/{escape(p['item'])}: {escape(p['problem'])}",
-                  markup=True)
-    if s.get("problems", 0) > len(details.problems):
-        out.print(f"... and {s['problems'] - len(details.problems)} more problems")
-
-
-def _selection_text(selection: dict) -> str:
-    parts = [f"{key} {', '.join(values)}" for key, values in selection.items() if values]
-    return "; ".join(parts) or "everything"
+    sys.stdout.write(show_text(details, tags) + "\n")
 
 
 @app.command()
@@ -228,7 +187,7 @@ def restore(
     out.print(f"Restored version {result.version} to {result.target}: {result.files} files, {human_bytes(result.bytes)}, "
               f"{result.items} items")
     if not result.selection.whole:
-        out.print(f"chosen: {_selection_text(result.selection.to_json())}; datasets restored: "
+        out.print(f"chosen: {selection_text(result.selection.to_json())}; datasets restored: "
                   f"{', '.join(result.datasets) or 'none'}")
     if result.linked_store:
         out.print("it shares this store's objects and records where it came from: commit there to continue")

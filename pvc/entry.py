@@ -2,8 +2,9 @@
 
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
-imported: loading them costs more than the walk; so are `pvc --version` and `pvc log` (from the refs alone,
-printed by pvc/render.py, which the CLI prints it with too). The global options before the command
+imported: loading them costs more than the walk; so are `pvc --version`, `pvc log` and `pvc tag --list` (from
+the refs alone) and `pvc show` (the refs, the manifest and its trees), printed by pvc/render.py, which the CLI
+prints them with too. The global options before the command
 (`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
 every status or commit with something to report or anything unusual, goes to the full command line in
 pvc/cli.py, which gives the same answer, only later.
@@ -60,8 +61,11 @@ _VALUED = {
                "--description": "description", "--author": "author", "--lock-timeout": "lock_timeout"},
     "log": {"-C": "project", "--project": "project", "-n": "limit", "--limit": "limit", "--author": "author",
             "--grep": "grep", "--since": "since", "--until": "until"},
+    "show": {"-C": "project", "--project": "project"},
+    "tag": {"-C": "project", "--project": "project"},
 }
-_FLAGS = {"log": {"--tag": "tagged", "--all": "all"}}
+_FLAGS = {"log": {"--tag": "tagged", "--all": "all"}, "tag": {"--list": "list", "-l": "list"}}
+_POSITIONAL = {"show": "version"}  # the one argument a command answered here may have
 
 
 def _options(args: list[str]) -> dict[str, str] | None:
@@ -74,6 +78,9 @@ def _options(args: list[str]) -> dict[str, str] | None:
             if flag in found:
                 return None
             found[flag] = "1"
+            continue
+        if not arg.startswith("-") and command in _POSITIONAL and _POSITIONAL[command] not in found:
+            found[_POSITIONAL[command]] = arg
             continue
         name, eq, value = arg.partition("=")
         key = _VALUED[command].get(name) if name.startswith("--") or not eq else None
@@ -128,6 +135,10 @@ def _answer_untouched(args: list[str]) -> int | None:
     project = os.path.join(folder, options.get("project", "."))
     if args[0] == "log":
         return _answer_log(project, options)
+    if args[0] == "show":
+        return _answer_show(project, options)
+    if args[0] == "tag":
+        return _answer_tags(project, options)
     if args[0] == "status":
         from pvc.core.fastpath import clean_status
 
@@ -168,6 +179,34 @@ def _answer_log(project: str, options: dict[str, str]) -> int | None:
     from pvc.render import log_text
 
     return _say(None, log_text(entries, any(k in options for k in ("author", "grep", "since", "until", "tagged"))))
+
+
+def _answer_show(project: str, options: dict[str, str]) -> int | None:
+    """`pvc show [VERSION]` from the refs, the manifest and the trees, printed by pvc/render.py as the CLI prints
+    it; None for anything the CLI must say instead."""
+    from pvc.core.fastpath import quick_show
+
+    found = quick_show(project, options.get("version", "latest"))
+    if found is None:
+        return None
+    from pvc.render import show_json, show_text
+
+    details, tags = found
+    return _say(show_json(details, tags), "") if "json" in options else _say(None, show_text(details, tags))
+
+
+def _answer_tags(project: str, options: dict[str, str]) -> int | None:
+    """`pvc tag` / `pvc tag --list`: the tags from the refs alone."""
+    from pvc.core.fastpath import quick_tags
+
+    tags = quick_tags(project)
+    if tags is None:
+        return None
+    if "json" in options:
+        return _say([t.to_json() for t in tags], "")
+    from pvc.render import tags_text
+
+    return _say(None, tags_text(tags))
 
 
 def _say(doc: object, line: str) -> int:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["emit_json", "print_columns", "human_bytes", "log_text"]
+__all__ = ["emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text"]
 
 
 def emit_json(doc: Any) -> None:
@@ -60,3 +60,56 @@ def when(iso: str) -> str:
 def origin_text(origin: dict) -> str:
     part = " (partial)" if origin.get("selection") else ""
     return f"{origin.get('project')} v{origin.get('version')}{part}"
+
+
+def show_json(details, tags: list[str]) -> dict:
+    """`pvc show --json` of `details` (pvc.core.inspect.VersionDetails) and the version's tags."""
+    return details.record.to_json() | {"tags": tags, "project_type": details.project_type, "layout": details.layout,
+                                       "stats": details.stats, "datasets": details.datasets,
+                                       "problems": details.problems, "warnings": details.warnings}
+
+
+def show_text(details, tags: list[str]) -> str:
+    """What `pvc show` prints."""
+    rec, s = details.record, details.stats
+    lines = [f"version {rec.number}  {rec.title}", f"manifest  {rec.manifest}",
+             f"created   {rec.created_at} by {rec.author}"]
+    lines += [f"edited    {rec.edited_at}"] if rec.edited_at else []
+    lines += [f"tags      {', '.join(tags)}"] if tags else []
+    lines += [f"parent    v{rec.parent}"] if rec.parent else []
+    if rec.origin:
+        o = rec.origin
+        lines.append(f"origin    restored from {o.get('project')} v{o.get('version')} (store {str(o.get('store'))[:12]}, "
+                     f"manifest {str(o.get('manifest'))[:12]}) at {o.get('restored_at')}")
+        if o.get("selection"):
+            lines.append(f"          partial: {selection_text(o['selection'])}")
+    if rec.description:
+        text = json.dumps(rec.description, ensure_ascii=False) if isinstance(rec.description, dict) else rec.description
+        lines.append(f"description  {text}")
+    kind = ("generic folder project (no meta.json)" if details.layout == "generic"
+            else f"Supervisely {details.project_type} project")
+    lines.append(f"layout    {kind}")
+    lines += [f"warning {w}" for w in details.warnings]
+    lines.append(f"content   {s.get('datasets')} datasets, {s.get('items')} items, {s.get('files')} files, "
+                 f"{human_bytes(s.get('bytes'))}")
+    if details.datasets:
+        lines.append(columns(["dataset", "items", "files"],
+                             [[ds["name"], str(ds["items"]), str(ds["files"])] for ds in details.datasets]))
+    if s.get("classes"):
+        lines.append(columns(["class", "objects"], [[name, str(n)] for name, n in s["classes"].items()]))
+    lines += [f"problem {p['dataset']}/{p['item']}: {p['problem']}" for p in details.problems]
+    if s.get("problems", 0) > len(details.problems):
+        lines.append(f"... and {s['problems'] - len(details.problems)} more problems")
+    return "\n".join(lines)
+
+
+def selection_text(selection: dict) -> str:
+    parts = [f"{key} {', '.join(values)}" for key, values in selection.items() if values]
+    return "; ".join(parts) or "everything"
+
+
+def tags_text(tags: list) -> str:
+    """What `pvc tag --list` prints (pvc.core.tag.TagView, by name)."""
+    if not tags:
+        return "No tags."
+    return columns(["tag", "version", "title"], [[t.tag, f"v{t.version}", t.title] for t in tags])

@@ -416,9 +416,12 @@ def history(tmp_path, cli) -> Path:
     """Four versions (one deleted, two tagged, one with a JSON description) and a project restored from one."""
     source = make_image_project(tmp_path / "source", items=4, datasets=1, seed=3)
     assert cli("init", source).code == 0
+    (tmp_path / "workflow.json").write_text(json.dumps({"app": "augment", "params": {"flip": True}}))
     for i in range(4):
         (source / "NOTES.txt").write_text(f"round {i}\n")
-        assert cli("commit", "-m", f"round {i}", "--author", "ann" if i % 2 else "bob", cwd=source).code == 0
+        described = ["--description-json", tmp_path / "workflow.json"] if i == 2 else []
+        assert cli("commit", "-m", f"round {i}", "--author", "ann" if i % 2 else "bob", *described,
+                   cwd=source).code == 0
     assert cli("tag", "baseline", "1").code == 0 and cli("tag", "release/1", "3").code == 0
     assert cli("delete", "2", "--yes").code == 0
     assert cli("restore", "3", "--to", tmp_path / "restored").code == 0
@@ -454,3 +457,27 @@ def test_log_with_a_broken_config_goes_to_the_cli(history, monkeypatch):
     config.write_text(config.read_text().replace('"pack_size"', '"pack_sise"'))
     monkeypatch.chdir(history)
     assert entry._answer_untouched(["log"]) is None
+
+
+SHOW_ARGS = [["show"], ["show", "--json"], ["show", "1"], ["show", "baseline", "--json"], ["show", "v3"],
+             ["tag"], ["tag", "--list"], ["tag", "-l", "--json"]]
+
+
+@pytest.mark.parametrize("args", SHOW_ARGS)
+def test_answered_show_and_tags_print_what_the_full_commands_print(history, capsys, monkeypatch, args):
+    named = len([a for a in args[1:] if not a.startswith("-")]) > 0
+    # the restored project (an origin, no tags, one version) for the forms that name no version
+    for project in (history,) if named else (history, history.parent / "restored"):
+        monkeypatch.chdir(project)
+        assert entry._answer_untouched(args) == 0, args
+        fast = capsys.readouterr().out
+        assert full_cli.main(args) == 0
+        assert fast == capsys.readouterr().out
+        assert fast.strip()
+
+
+@pytest.mark.parametrize("args", [["show", "2"], ["show", "nosuchtag"], ["show", "1", "2"], ["show", "--help"],
+                                  ["tag", "baseline", "1"], ["tag", "-d", "baseline"], ["tag", "--list", "x"]])
+def test_show_and_tag_forms_the_entry_point_leaves_to_the_cli(history, monkeypatch, args):
+    monkeypatch.chdir(history)  # version 2 is deleted: the CLI says so
+    assert entry._answer_untouched(args) is None

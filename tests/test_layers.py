@@ -18,7 +18,7 @@ ALLOWED = {
     "render": set(),  # plain-text renderings the CLI and the launcher share
     "output": {"render"},
     "cli": {"api", "output", "commands", "render"},
-    "commands": {"api", "output"},  # families of commands pvc/cli.py adds to its app
+    "commands": {"api", "output", "render"},  # families of commands pvc/cli.py adds to its app
     # the launcher answers `status` on an untouched project and `log` from core.fastpath before loading the CLI
     "entry": {"core", "cli", "render"},
 }

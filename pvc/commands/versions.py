@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,8 @@ import typer
 
 from pvc.commands.common import JsonOpt, LockTimeoutOpt, ProjectOpt, VersionArg, open_project, read_description
 from pvc.errors import UsageError
-from pvc.output import emit_json, out, print_columns
+from pvc.output import emit_json, out
+from pvc.render import tags_text
 
 app = typer.Typer()
 
@@ -50,10 +52,8 @@ def tag_(
 def _print_tags(tags, json_out: bool) -> None:
     if json_out:
         emit_json([t.to_json() for t in tags])
-    elif tags:
-        print_columns(["tag", "version", "title"], [[t.tag, f"v{t.version}", t.title] for t in tags])
     else:
-        out.print("No tags.")
+        sys.stdout.write(tags_text(tags) + "\n")
 
 
 @app.command()

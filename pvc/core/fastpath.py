@@ -144,3 +144,47 @@ def quick_log(start: str, **filters) -> list | None:
         return log(Repository(Path(root)).refs.read(), query(**filters))
     except (PvcError, OSError, ValueError):
         return None
+
+
+def quick_show(start: str, name: str) -> tuple | None:
+    """`pvc show NAME`'s (details, tags), from the refs and the version's manifest and trees; None when the full
+    command must answer (no project, a config, refs or object problem, a name that resolves to nothing, a version
+    whose structure is on a remote only)."""
+    from pathlib import Path
+
+    from pvc.core.inspect import show
+    from pvc.core.resolve import resolve_version
+    from pvc.core.tag import tags_by_version
+    from pvc.store.repository import Repository
+
+    root = find_project_root(start)
+    if root is None:
+        return None
+    try:
+        repo = Repository(Path(root))
+        try:
+            refs = repo.refs.read()
+            record = resolve_version(refs.versions, name, refs.tags)
+            if record.id in repo.partial.read():
+                return None  # the CLI says where its objects are, or shows what is here
+            return show(repo.store, record), tags_by_version(refs).get(record.number, [])
+        finally:
+            repo.close()
+    except (PvcError, OSError, ValueError):
+        return None
+
+
+def quick_tags(start: str) -> list | None:
+    """`pvc tag --list`'s tags, from the refs alone; None when the full command must answer."""
+    from pathlib import Path
+
+    from pvc.core.tag import list_tags
+    from pvc.store.repository import Repository
+
+    root = find_project_root(start)
+    if root is None:
+        return None
+    try:
+        return list_tags(Repository(Path(root)).refs.read())
+    except (PvcError, OSError, ValueError):
+        return None
