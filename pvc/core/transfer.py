@@ -108,11 +108,7 @@ def send_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "ob
         done.bytes += sum(loc.stored_len for _, loc in records)
         if progress:
             progress(phase, done.bytes, whole_bytes)
-    sent = {oid for _, records in whole for oid, _ in records}
-    shifted = None if progress is None else (lambda p, d, t: progress(p, whole_bytes + d, whole_bytes + t))
-    more = copy_objects(src, dst, [oid for oid in wanted if oid not in sent], progress=shifted, phase=phase,
-                        expand_chunks=False)
-    return Copied(done.objects + more.objects, done.bytes + more.bytes)
+    return _copy_the_rest(src, dst, wanted, whole, done, progress, phase)
 
 
 def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "objects") -> Copied:
@@ -140,8 +136,13 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
                 done.bytes += stored
                 if progress:
                     progress(phase, done.bytes, whole_bytes)
+    return _copy_the_rest(src, dst, wanted, whole, done, progress, phase)
+
+
+def _copy_the_rest(src, dst, wanted: list[bytes], whole: list, done: Copied, progress, phase: str) -> Copied:
+    """After the whole packs (`done`), the wanted objects they did not hold, record by record."""
     sent = {oid for _, records in whole for oid, _ in records}
-    shifted = None if progress is None else (lambda p, d, t: progress(p, whole_bytes + d, whole_bytes + t))
+    shifted = None if progress is None else (lambda p, d, t: progress(p, done.bytes + d, done.bytes + t))
     more = copy_objects(src, dst, [oid for oid in wanted if oid not in sent], progress=shifted, phase=phase,
                         expand_chunks=False)
     return Copied(done.objects + more.objects, done.bytes + more.bytes)

@@ -192,7 +192,8 @@ class S3Medium:
         it = iter(got)
         return [bytes(next(it)) if n else b"" for _, n in ranges]
 
-    def create(self, name: str, data: bytes) -> bool:
+    def create(self, name: str, data: bytes | Path) -> bool:
+        """Create-only PUT of `data` (bytes, or a file obstore reads)."""
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
@@ -205,16 +206,7 @@ class S3Medium:
             raise self._error(exc, name) from None
 
     def create_from(self, name: str, path: Path) -> bool:
-        import obstore
-        from obstore.exceptions import AlreadyExistsError, PreconditionError
-
-        try:
-            obstore.put(self._store, name, path, mode="create", use_multipart=False)
-            return True
-        except (AlreadyExistsError, PreconditionError):
-            return False
-        except Exception as exc:
-            raise self._error(exc, name) from None
+        return self.create(name, path)
 
     def _error(self, exc: Exception, name: str) -> Exception:
         from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
