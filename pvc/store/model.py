@@ -18,6 +18,7 @@ import msgpack
 from pvc.errors import CorruptObject
 from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.objects import canonical
+from pvc.store.objects import decode as decode_map
 
 __all__ = ["MANIFEST_FORMAT", "FileValue", "ItemEntry", "PageRef", "Page", "ChildRef", "Tree", "Manifest",
            "safe_relpath", "check_part_path", "check_stats"]
@@ -48,16 +49,6 @@ def safe_relpath(path: Any, where: str) -> str:
     if path == ".pvc" or path.startswith(".pvc/"):
         raise CorruptObject(f"{where}: unsafe path {path[:120]!r}")
     return path
-
-
-def _unpack(data: bytes, what: str) -> dict:
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises several unrelated types on garbage
-        raise CorruptObject(f"{what}: not a valid msgpack object ({type(exc).__name__})") from None
-    if not isinstance(obj, dict):
-        raise CorruptObject(f"{what}: expected a map, found {type(obj).__name__}")
-    return obj
 
 
 def _pack(obj: dict) -> bytes:
@@ -206,7 +197,7 @@ class Page:
     @classmethod
     def decode(cls, data: bytes, oid: bytes, kind: str | None = None) -> Page:
         where = f"page {oid.hex()}"
-        obj = _unpack(data, where)
+        obj = decode_map(data, where)
         if obj.get("type") != "page" or obj.get("kind") not in PAGE_KINDS or not isinstance(obj.get("entries"), list):
             raise CorruptObject(f"{where}: not a page")
         if kind is not None and obj["kind"] != kind:
@@ -255,7 +246,7 @@ class Tree:
     @classmethod
     def decode(cls, data: bytes, oid: bytes) -> Tree:
         where = f"tree {oid.hex()}"
-        obj = _unpack(data, where)
+        obj = decode_map(data, where)
         if obj.get("type") != "tree" or not isinstance(obj.get("name"), str) or not isinstance(obj.get("children"), list):
             raise CorruptObject(f"{where}: not a tree")
         children = []
@@ -298,7 +289,7 @@ class Manifest:
     @classmethod
     def decode(cls, data: bytes, oid: bytes) -> Manifest:
         where = f"manifest {oid.hex()}"
-        obj = _unpack(data, where)
+        obj = decode_map(data, where)
         if obj.get("type") != "manifest" or not _is_id(obj.get("root")):
             raise CorruptObject(f"{where}: not a manifest")
         if obj.get("format") != MANIFEST_FORMAT:
