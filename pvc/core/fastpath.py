@@ -15,6 +15,7 @@ itself imports nothing heavy.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -129,32 +130,11 @@ def unchanged_commit(start: str) -> CommitResult | None:
     return CommitResult(found[0], False, 0, 0, followed_symlinks=found[2])
 
 
-def quick_log(start: str, **filters) -> list | None:
-    """`pvc log`'s entries (pvc.core.log) for the project at or above `start`, with `filters` as `log.query` takes
-    them; None when the full command must answer instead (no project, a config or refs problem, a bad filter)."""
+def _answered(start: str, answer: Callable[[Repository], Any]) -> Any:
+    """`answer(repo)` for the project at or above `start`; None when the full command must answer instead: no
+    project, or any problem (config, refs, objects, a bad option) that the CLI explains."""
     from pathlib import Path
 
-    from pvc.core.log import log, query
-    from pvc.store.repository import Repository
-
-    root = find_project_root(start)
-    if root is None:
-        return None
-    try:
-        return log(Repository(Path(root)).refs.read(), query(**filters))
-    except (PvcError, OSError, ValueError):
-        return None
-
-
-def quick_show(start: str, name: str) -> tuple | None:
-    """`pvc show NAME`'s (details, tags), from the refs and the version's manifest and trees; None when the full
-    command must answer (no project, a config, refs or object problem, a name that resolves to nothing, a version
-    whose structure is on a remote only)."""
-    from pathlib import Path
-
-    from pvc.core.inspect import show
-    from pvc.core.resolve import resolve_version
-    from pvc.core.tag import tags_by_version
     from pvc.store.repository import Repository
 
     root = find_project_root(start)
@@ -163,28 +143,39 @@ def quick_show(start: str, name: str) -> tuple | None:
     try:
         repo = Repository(Path(root))
         try:
-            refs = repo.refs.read()
-            record = resolve_version(refs.versions, name, refs.tags)
-            if record.id in repo.partial.read():
-                return None  # the CLI says where its objects are, or shows what is here
-            return show(repo.store, record), tags_by_version(refs).get(record.number, [])
+            return answer(repo)
         finally:
             repo.close()
     except (PvcError, OSError, ValueError):
         return None
 
 
+def quick_log(start: str, **filters) -> list | None:
+    """`pvc log`'s entries (pvc.core.log), with `filters` as `log.query` takes them, from the refs alone."""
+    from pvc.core.log import log, query
+
+    return _answered(start, lambda repo: log(repo.refs.read(), query(**filters)))
+
+
+def quick_show(start: str, name: str) -> tuple | None:
+    """`pvc show NAME`'s (details, tags), from the refs and the version's manifest and trees (None also for a
+    name that resolves to nothing, or a version whose structure is on a remote only)."""
+    from pvc.core.inspect import show
+    from pvc.core.resolve import resolve_version
+    from pvc.core.tag import tags_by_version
+
+    def answer(repo: Repository) -> tuple | None:
+        refs = repo.refs.read()
+        record = resolve_version(refs.versions, name, refs.tags)
+        if record.id in repo.partial.read():
+            return None  # the CLI says where its objects are, or shows what is here
+        return show(repo.store, record), tags_by_version(refs).get(record.number, [])
+
+    return _answered(start, answer)
+
+
 def quick_tags(start: str) -> list | None:
-    """`pvc tag --list`'s tags, from the refs alone; None when the full command must answer."""
-    from pathlib import Path
-
+    """`pvc tag --list`'s tags, from the refs alone."""
     from pvc.core.tag import list_tags
-    from pvc.store.repository import Repository
 
-    root = find_project_root(start)
-    if root is None:
-        return None
-    try:
-        return list_tags(Repository(Path(root)).refs.read())
-    except (PvcError, OSError, ValueError):
-        return None
+    return _answered(start, lambda repo: list_tags(repo.refs.read()))
