@@ -202,20 +202,20 @@ class RemoteStore(PackedStore):
 
     def _submit(self, sealed: Published) -> None:
         for pack in sealed:
-            self._gate.acquire()  # bounded: a push holds at most a few packs in memory
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=_UPLOADS)
-            self._uploads.append(self._pool.submit(self._upload_one, pack))
+            self._start_upload(pack)
+
+    def _start_upload(self, sealed: tuple, read: Callable[[], bytes] | None = None) -> None:
+        self._gate.acquire()  # bounded: a push holds at most a few packs in memory
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=_UPLOADS)
+        self._uploads.append(self._pool.submit(self._upload_one, sealed, read))
 
     def send_pack(self, read: Callable[[], bytes], pack_id: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Upload a sealed pack of another store as it is — `read()` gives its bytes, which must hash to `pack_id`
         (the pack's name: a damaged local pack is refused, never sent) — then an index of its `records` (id,
         offset, stored length, raw length, codec). Like the packs `put_record` fills, it is in flight until
         `flush`, and a pack the remote has already is not sent again."""
-        self._gate.acquire()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=_UPLOADS)
-        self._uploads.append(self._pool.submit(self._upload_one, (None, pack_id, records), read))
+        self._start_upload((None, pack_id, records), read)
 
     def _upload_one(self, sealed: tuple, read: Callable[[], bytes] | None = None) -> None:
         tmp, pack_id, records = sealed
