@@ -124,8 +124,9 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
     def fetch(item) -> tuple[int, int]:
         pack, records = item
         data = src.read_pack(pack)
+        view = memoryview(data)
         for oid, loc in records:
-            check_record_header(memoryview(data)[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)
+            check_record_header(view[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)
         dst.stage_pack(pack, data, [(oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in records])
         return len(records), sum(loc.stored_len for _, loc in records)
 
