@@ -103,9 +103,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
         finally:
             remote.close()
         chosen = plan_restore(Snapshot(repo.store, bytes.fromhex(record.manifest)), Selection(tuple(datasets or ())))
-        plan, _ = materialize(repo.store, chosen.files, folder, progress=progress)
-        for empty in chosen.empty_folders:  # a chosen dataset with no item still looks like a dataset
-            (folder / empty).mkdir(parents=True, exist_ok=True)
+        plan, _ = materialize(repo.store, chosen, folder, progress=progress)
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)

@@ -25,7 +25,7 @@ import blake3
 
 from pvc.core.capture.seed import seed_stat_cache
 from pvc.core.lineage import link_new_project, unlink_new_project
-from pvc.core.selection import Selection, plan_restore
+from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.store.atomic import fsync_dir, sync_filesystem
@@ -89,10 +89,8 @@ def restore(
     try:
         if link is not None:
             linked = link_new_project(link, record, staging, dest, selection, lock_timeout=lock_timeout)
-        plan, skipped = materialize(store, chosen.files, staging, skip_missing=skip_missing, verify=verify,
+        plan, skipped = materialize(store, chosen, staging, skip_missing=skip_missing, verify=verify,
                                     progress=progress)
-        for folder in chosen.empty_folders:  # a chosen dataset left with no item still looks like a dataset
-            (staging / folder).mkdir(parents=True, exist_ok=True)
         if linked is not None:
             seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
             link_info = (linked.store_id, linked.origin.read())
@@ -112,11 +110,13 @@ def restore(
                          origin=link_info[1], kept_aside=kept_aside)
 
 
-def materialize(store: ObjectStore, plan: list[FileEntry], folder: Path, *, skip_missing: bool = False,
+def materialize(store: ObjectStore, chosen: Plan, folder: Path, *, skip_missing: bool = False,
                 verify: bool = False, progress=None) -> tuple[list[FileEntry], list[Skipped]]:
-    """Write the files of `plan` (from `plan_restore`) into `folder`, which holds none of them; return the files
+    """Write the files `chosen` (from `plan_restore`) names into `folder`, which holds none of them, and the
+    folders of its chosen datasets that have no item (so they still look like datasets); return the files
     written and what was skipped. Without `skip_missing`, a missing or corrupt object raises before anything is
     written, or, if found while writing, after the files written so far were removed again."""
+    plan = chosen.files
     _check_paths(plan)
     bad = _find_bad_objects(store, plan, verify)
     if bad and not skip_missing:
@@ -128,6 +128,8 @@ def materialize(store: ObjectStore, plan: list[FileEntry], folder: Path, *, skip
         raise _plan_error(plan, failed)
     _remove_files(folder, _entries_of(plan, failed))
     more_skipped, plan = _drop_bad(plan, failed)
+    for empty in chosen.empty_folders:
+        (folder / empty).mkdir(parents=True, exist_ok=True)
     return plan, skipped + more_skipped
 
 
