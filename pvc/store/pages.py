@@ -5,30 +5,27 @@ page ends depends only on the keys near it: inserting or editing one entry rewri
 other page keeps its id and is shared with earlier versions. The root of a map is a tuple of PageRef
 (first key, page id, entry count), kept inline in the tree that owns the map.
 
-`update_pages` applies changes to an existing map and gives exactly the root `build_pages` gives for the
-changed table, reading and writing only the pages the changes touch (plus, rarely, the next one while the
-boundaries resynchronise): every page starts empty, so a page that starts where an old page started and holds
-none of the changes is that old page, and is reused by id without being read.
+Since where a page ends depends on the keys alone, `page_runs` tells the pages of a table from its keys before
+any value exists: a commit takes by id every page whose entries it can prove unchanged, and builds only the others
+(pvc/core/capture/build.py).
 """
 
 from __future__ import annotations
 
 import zlib
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pvc.errors import CorruptObject
 from pvc.store.model import Page, PageRef
 
-__all__ = ["build_pages", "update_pages", "iter_entries", "lookup", "changed_entries", "PAGE_AVG", "PAGE_MIN",
-           "PAGE_MAX", "DELETE"]
+__all__ = ["build_pages", "page_runs", "iter_entries", "lookup", "changed_entries", "PAGE_AVG", "PAGE_MIN",
+           "PAGE_MAX"]
 
 PAGE_AVG = 256
 PAGE_MIN = 32
 PAGE_MAX = 2048
-
-DELETE = None  # the value that removes a key in `update_pages`
 
 Put = Callable[[Page], bytes]
 GetPage = Callable[[bytes], Page]
@@ -38,74 +35,25 @@ def _is_boundary(key: str) -> bool:
     return zlib.crc32(key.encode()) % PAGE_AVG == 0
 
 
-class _Builder:
-    """Appends entries, closing a page after a boundary key (or at PAGE_MAX) and storing it via `put`."""
-
-    def __init__(self, kind: str, put: Put) -> None:
-        self.kind, self.put = kind, put
-        self.root: list[PageRef] = []
-        self.page: list[tuple[str, Any]] = []
-
-    def add(self, key: str, value: Any) -> None:
-        self.page.append((key, value))
-        if len(self.page) >= PAGE_MAX or (len(self.page) >= PAGE_MIN and _is_boundary(key)):
-            self.close()
-
-    def close(self) -> None:
-        if self.page:
-            page = Page(self.kind, tuple(self.page))
-            self.root.append(PageRef(self.page[0][0], self.put(page), len(self.page)))
-            self.page = []
-
-
 def build_pages(kind: str, entries: list[tuple[str, Any]], put: Put) -> tuple[PageRef, ...]:
     """Store `entries` (sorted by key, unique) as pages via `put`; return the map's root."""
-    builder = _Builder(kind, put)
-    for key, value in entries:
-        builder.add(key, value)
-    builder.close()
-    return tuple(builder.root)
+    return tuple(PageRef(entries[lo][0], put(Page(kind, tuple(entries[lo:hi]))), hi - lo)
+                 for lo, hi in page_runs([key for key, _ in entries]))
 
 
-def update_pages(kind: str, root: tuple[PageRef, ...], changes: Mapping[str, Any], get: GetPage,
-                 put: Put) -> tuple[PageRef, ...]:
-    """The root of the map `root` after `changes` (key -> new value, or DELETE): the same root `build_pages`
-    gives for the changed table, reading only the old pages that hold a changed key or follow one until the
-    page boundaries fall where they fell before."""
-    if not changes:
-        return root
-    keys = sorted(changes)
-    builder = _Builder(kind, put)
-    at = 0  # next change to apply
-    firsts = [ref.first for ref in root]
-    for i, ref in enumerate(root):
-        end = firsts[i + 1] if i + 1 < len(root) else None  # keys of page i are < end
-        pending = at < len(keys) and (end is None or keys[at] < end)
-        if not builder.page and not pending:
-            builder.root.append(ref)  # starts empty, as it did, with the same entries: the same page
-            continue
-        for key, value in iter_entries((ref,), get, kind):
-            while at < len(keys) and keys[at] < key:
-                _apply(builder, keys[at], changes[keys[at]])
-                at += 1
-            if at < len(keys) and keys[at] == key:
-                _apply(builder, key, changes[key])
-                at += 1
-            else:
-                builder.add(key, value)
-        while at < len(keys) and (end is None or keys[at] < end):
-            _apply(builder, keys[at], changes[keys[at]])
-            at += 1
-    while at < len(keys):
-        _apply(builder, keys[at], changes[keys[at]])
-        at += 1
-    builder.close()
-    return tuple(builder.root)
-
-
-def _apply(builder: _Builder, key: str, value: Any) -> None:
-    if value is not DELETE:
-        builder.add(key, value)
+def page_runs(keys: Sequence[str]) -> list[tuple[int, int]]:
+    """Where a table with these keys (sorted, unique) is cut into pages, as (start, end) index ranges: a page ends
+    after a boundary key once it holds PAGE_MIN entries, or at PAGE_MAX. That depends on the keys alone, so the
+    pages of a table can be told before any of its values exist."""
+    runs, start = [], 0
+    for i, key in enumerate(keys):
+        n = i + 1 - start
+        if n >= PAGE_MAX or (n >= PAGE_MIN and _is_boundary(key)):
+            runs.append((start, i + 1))
+            start = i + 1
+    if start < len(keys):
+        runs.append((start, len(keys)))
+    return runs
 
 
 def _page(get: GetPage, ref: PageRef, kind: str) -> Page:

@@ -119,6 +119,15 @@ class StatCache:
         return self._index.get("settings")
 
     @property
+    def pages(self) -> dict[bytes, list]:
+        """The pages the capture that saved these entries built or took, by the digest of what each was made of
+        (pvc/core/capture/build.py, PageReuse): [first key, page id, entries, objects per class, problems]."""
+        pages = self._index.get("pages")
+        if not isinstance(pages, dict):
+            return {}
+        return {bytes(k): v for k, v in pages.items() if isinstance(k, bytes) and _page_record(v)}
+
+    @property
     def _cutoff(self) -> int:
         return int(self._index["scan_started"])
 
@@ -185,9 +194,10 @@ class StatCache:
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
-             classes: dict[str, int] | None = None) -> None:
+             classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
-        digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts."""
+        digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
+        `pages` what that manifest's pages were built from (kept only along with a manifest)."""
         results = {"derived": derived or {}, "entries": {p: [e.oid, e.role, e.info] for p, e in entries.items()}}
         stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
         doc = {
@@ -196,6 +206,7 @@ class StatCache:
             "settings": settings,
             "stats": msgpack.packb(stats, use_bin_type=True),
             "results": msgpack.packb(results, use_bin_type=True),
+            "pages": (pages or {}) if manifest is not None else {},
         }
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
@@ -215,3 +226,11 @@ class StatCache:
     def _head(self, tree: bytes | None, manifest: bytes | None, settings: Any, classes: dict) -> bytes:
         return msgpack.packb({"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings,
                               "classes": classes}, use_bin_type=True)
+
+
+def _page_record(value: Any) -> bool:
+    """A well-formed PageReuse record (anything else is ignored: the page is then built)."""
+    return (isinstance(value, list) and len(value) == 5 and isinstance(value[0], str) and isinstance(value[1], bytes)
+            and len(value[1]) == 32 and type(value[2]) is int and value[2] > 0 and isinstance(value[3], dict)
+            and all(isinstance(k, str) and type(n) is int for k, n in value[3].items()) and isinstance(value[4], list)
+            and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value[4]))

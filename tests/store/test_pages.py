@@ -1,20 +1,22 @@
-"""Paged maps: `update_pages` gives exactly the root `build_pages` gives for the changed table, and reads only
-the pages the changes touch (plus the few after them until the boundaries fall where they fell)."""
+"""Paged maps: pages are cut where the keys alone say (`page_runs`), so an edit changes only the pages near it, and
+every page is found again by id in the next version."""
 
 from __future__ import annotations
+
+import zlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pvc.store import pages
 from pvc.store.model import FileValue, Page
 from pvc.store.objects import hash_bytes
-from pvc.store.pages import DELETE, PAGE_MAX, build_pages, iter_entries, update_pages
+from pvc.store.pages import PAGE_MAX, PAGE_MIN, build_pages, iter_entries, lookup, page_runs
 
 
 class Pages:
     def __init__(self) -> None:
         self.pages: dict[bytes, Page] = {}
-        self.reads: list[bytes] = []
 
     def put(self, page: Page) -> bytes:
         oid = hash_bytes(page.encode())
@@ -22,7 +24,6 @@ class Pages:
         return oid
 
     def get(self, oid: bytes) -> Page:
-        self.reads.append(oid)
         return self.pages[oid]
 
 
@@ -31,52 +32,52 @@ def _value(n: int) -> FileValue:
 
 
 keys = st.integers(0, 20000).map(lambda n: f"img/{n:06d}.jpg")
-edits = st.lists(st.tuples(keys, st.one_of(st.none(), st.integers(0, 10**6))), max_size=60)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.sets(keys, max_size=3000), edits, st.booleans())
-def test_update_equals_full_build(initial, changes, runs):
+@settings(max_examples=100, deadline=None)
+@given(st.sets(keys, max_size=4000))
+def test_runs_cover_the_table_and_end_where_the_rule_says(table):
+    names = sorted(table)
+    runs = page_runs(names)
+    assert [i for lo, hi in runs for i in range(lo, hi)] == list(range(len(names)))
+    for n, (lo, hi) in enumerate(runs):
+        size, last = hi - lo, names[hi - 1]
+        assert size <= PAGE_MAX
+        boundary = zlib.crc32(last.encode()) % pages.PAGE_AVG == 0
+        if n + 1 < len(runs):  # every page but the last closed at a boundary key or at the maximum
+            assert size == PAGE_MAX or (size >= PAGE_MIN and boundary)
+        # and no earlier key of the page could have closed it
+        assert not any(zlib.crc32(k.encode()) % pages.PAGE_AVG == 0 for k in names[lo + PAGE_MIN - 1 : hi - 1])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sets(keys, min_size=1, max_size=3000))
+def test_build_pages_holds_the_table(table):
     store = Pages()
-    table = {k: _value(i) for i, k in enumerate(sorted(initial))}
-    if runs:  # a dense run of inserts (page splits) or of deletes (merges)
-        start = len(table) // 2
-        for k in sorted(table)[start : start + 300]:
-            changes.append((k, None))
-        changes += [(f"img/{n:06d}.jpgx", n) for n in range(400)]
-    root = build_pages("files", sorted(table.items()), store.put)
-    delta = {k: (DELETE if v is None else _value(v)) for k, v in changes}
-    new_table = dict(table)
-    for k, v in delta.items():
-        if v is DELETE:
-            new_table.pop(k, None)
-        else:
-            new_table[k] = v
-    expected = build_pages("files", sorted(new_table.items()), store.put)
-    store.reads.clear()
-    got = update_pages("files", root, delta, store.get, store.put)
-    assert got == expected
-    assert list(iter_entries(got, store.get, "files")) == sorted(new_table.items())
+    entries = [(k, _value(i)) for i, k in enumerate(sorted(table))]
+    root = build_pages("files", entries, store.put)
+    assert list(iter_entries(root, store.get, "files")) == entries
+    k, v = entries[len(entries) // 2]
+    assert lookup(root, k, store.get, "files") == v
+    assert lookup(root, k + "x", store.get, "files") is None
 
 
-def test_a_small_change_reads_one_page_of_many():
+def test_a_small_change_changes_few_pages_of_many():
     store = Pages()
     table = [(f"img/{n:06d}.jpg", _value(n)) for n in range(50000)]
     root = build_pages("files", table, store.put)
     assert len(root) > 100
-    store.reads.clear()
-    got = update_pages("files", root, {"img/025000.jpg": _value(-1), "img/040000.jpgz": _value(-2)}, store.get, store.put)
-    assert len(store.reads) <= 4
-    assert sum(a.oid != b.oid for a, b in zip(got, root)) <= 4 and len(got) == len(root)
+    edited = dict(table)
+    edited["img/025000.jpg"] = _value(-1)
+    edited["img/040000.jpgz"] = _value(-2)
+    del edited["img/010000.jpg"]
+    got = build_pages("files", sorted(edited.items()), store.put)
+    old = {r.oid for r in root}
+    assert sum(r.oid not in old for r in got) <= 6
+    assert abs(len(got) - len(root)) <= 1
 
 
-def test_max_size_pages_stay_identical():
-    store = Pages()
-    keys_ = [f"k{n:07d}" for n in range(3 * PAGE_MAX)]
-    # no boundary keys at all: only the maximum size cuts pages
-    keys_ = [k for k in keys_ if not __import__("zlib").crc32(k.encode()) % 256 == 0]
-    table = [(k, _value(i)) for i, k in enumerate(keys_)]
-    root = build_pages("files", table, store.put)
-    changed = dict(table[:10])
-    delta = {k: DELETE for k in changed}
-    assert update_pages("files", root, delta, store.get, store.put) == build_pages("files", table[10:], store.put)
+def test_without_boundary_keys_the_maximum_cuts():
+    names = [k for k in (f"k{n:07d}" for n in range(3 * PAGE_MAX)) if zlib.crc32(k.encode()) % pages.PAGE_AVG != 0]
+    runs = page_runs(names)
+    assert [hi - lo for lo, hi in runs[:-1]] == [PAGE_MAX] * (len(runs) - 1)

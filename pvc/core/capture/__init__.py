@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pvc.core.capture.build import build_manifest
+from pvc.core.capture.build import PageReuse, build_manifest
 from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid, sniff_annotation
 from pvc.core.capture.hash import ObjectSink, hash_files, is_invalid
 from pvc.core.capture.walk import Walked, walk_project
@@ -46,6 +46,9 @@ class Capture:
     classes: dict[str, int] | None = None  # objects per class, when known
     record_tree: bool = False  # an unchanged capture whose tree record is missing or stale: write it
     invalid: tuple[tuple[str, str], ...] = ()  # (path, reason) of each file a commit would refuse (report_invalid)
+    pages: dict[bytes, list] = field(default_factory=dict)  # the pages built or taken, by what they are made of
+    pages_reused: int = 0  # pages taken by id from an earlier capture (build.PageReuse)
+    pages_built: int = 0
 
     @property
     def files(self) -> list[FileInfo]:
@@ -62,7 +65,8 @@ class Capture:
             if self.record_tree and self.classes is not None:
                 self.cache.save_tree(self._tree_digest(), self.manifest_id, self.settings, self.classes)
             return
-        if self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings):
+        if (self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings)
+                and self.pages.keys() == self.cache.pages.keys()):
             return  # every entry came from the cache, which already says all this (a 10 MB write spared)
         if self.walked.scan_started is None:
             return  # no racy cutoff for these entries: the store could not be written when the scan began
@@ -71,7 +75,7 @@ class Capture:
             return
         tree = self._tree_digest() if self.walked.settled else None
         self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
-                        tree=tree, classes=self.classes)
+                        tree=tree, classes=self.classes, pages=self.pages)
 
     def _tree_digest(self) -> bytes:
         records = self.walked.records
@@ -104,16 +108,18 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     by_path = {f.relpath: f for f in files}
     meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
     layout = _layout(by_path, meta_summary)
-    hashed, entries, (files_hashed, bytes_hashed) = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
+    hashed, entries, read = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
     for ds in layout.all_datasets():
         if ds.loose_dicom:
             add_dicom_series(ds, {rel: series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
     items = ItemDescriber(by_path, hashed, cache, keep_invalid, repo.config.get("dicom_tags"))
-    manifest_id, classes = build_manifest(store, layout, by_path, hashed, items, meta_summary)
+    reuse = PageReuse(cache.pages, settings, {f.relpath for f in read}, by_path)
+    manifest_id, classes = build_manifest(store, layout, by_path, hashed, items, meta_summary, reuse)
     invalid = _invalid(meta_summary, hashed, items) if report_invalid and not allow_invalid else ()
     return Capture(manifest_id=manifest_id, cache=cache, settings=settings, walked=walked, layout=layout,
-                   files_hashed=files_hashed, bytes_hashed=bytes_hashed, entries=entries, derived=items.derived,
-                   classes=classes, invalid=invalid)
+                   files_hashed=len(read), bytes_hashed=sum(f.size for f in read), entries=entries,
+                   derived=items.derived, classes=classes, invalid=invalid, pages=reuse.made,
+                   pages_reused=reuse.reused, pages_built=reuse.built)
 
 
 def _layout(by_path: dict[str, FileInfo], meta_summary: dict) -> Layout:

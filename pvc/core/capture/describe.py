@@ -73,6 +73,11 @@ class ItemDescriber:
             return info or {}
         return self._series(paths)
 
+    def is_series(self, ds: Dataset, item: Item) -> bool:
+        """Whether the item's media is (part of) a DICOM series, whose metadata comes from all its slices."""
+        info = self.hashed[f"{ds.dir}/{item.media[0]}"].info
+        return isinstance(info, dict) and "series" in info
+
     def _series(self, paths: list[str]) -> dict:
         if self.dicom_tags is None:
             self.dicom_tags = list(volume_module().DEFAULT_DICOM_TAGS)

@@ -39,8 +39,8 @@ class Hashed:
 
 
 def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles: dict[str, str], allow_invalid: bool,
-               progress) -> tuple[dict[str, Hashed], dict[str, CacheEntry], tuple[int, int]]:
-    """Blob id and info of every file, the stat cache entries to save, and (files, bytes) read."""
+               progress) -> tuple[dict[str, Hashed], dict[str, CacheEntry], list[FileInfo]]:
+    """Blob id and info of every file, the stat cache entries to save, and the files read."""
     hashed: dict[str, Hashed] = {}
     entries: dict[str, CacheEntry] = {}
     todo: list[tuple[FileInfo, StatKey, str]] = []
@@ -61,7 +61,7 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
     for (f, key, role), result in zip(todo, results):
         hashed[f.relpath] = result
         entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
-    return hashed, entries, (len(todo), total_bytes)
+    return hashed, entries, [f for f, _, _ in todo]
 
 
 def _in_threads(store: ObjectSink, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
