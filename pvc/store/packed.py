@@ -76,7 +76,12 @@ class PackedStore(ObjectAccess):
     # -- reading ------------------------------------------------------------------------------------
 
     def has(self, oid: bytes) -> bool:
-        return oid in self._pending or any(oid in idx for idx in self._indexes)
+        if oid in self._pending:
+            return True
+        for idx in self._indexes:  # a loop, not any(): asked once for every file a commit or status scans
+            if oid in idx:
+                return True
+        return False
 
     def locate(self, oid: bytes) -> Location | None:
         for idx in self._indexes:

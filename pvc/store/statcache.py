@@ -161,6 +161,24 @@ class StatCache:
             return None
         return CacheEntry(key, bytes(result[0]), result[1], result[2])
 
+    def get_all(self, files: list, roles: dict[str, str]) -> list[CacheEntry | None]:
+        """`get` for each of `files` (with relpath, size, mtime_ns, ino, ctime_ns) under its role in `roles`."""
+        stats, cutoff = self._stats, self._cutoff
+        results = self._decoded() if stats else {}
+        out: list[CacheEntry | None] = []
+        for f in files:
+            rel = f.relpath
+            stat = stats.get(rel)
+            if stat is None or f.mtime_ns >= cutoff or stat != [f.size, f.mtime_ns, f.ino, f.ctime_ns]:
+                out.append(None)
+                continue
+            result = results.get(rel)
+            if result is None or result[1] != roles[rel]:
+                out.append(None)
+                continue
+            out.append(CacheEntry(StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), bytes(result[0]), result[1], result[2]))
+        return out
+
     def may_vouch_for(self, manifest: bytes, settings: Any) -> bool:
         """Whether the tree record is about `manifest` (made with `settings`): worth scanning to compare."""
         return self.tree is not None and manifest == self.tree_manifest and settings == self.tree_settings

@@ -44,14 +44,14 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
     hashed: dict[str, Hashed] = {}
     entries: dict[str, CacheEntry] = {}
     todo: list[tuple[FileInfo, StatKey, str]] = []
-    for f in files:
-        key = StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns)
-        role = roles[f.relpath]
-        cached = cache.get(f.relpath, key, role)
-        if cached is None or not _holds(store, cached.oid, f) or (is_invalid(cached.info) and not allow_invalid):
-            # not vouched for, object lost from the store (stored again from the file), or kept with
-            # --allow-invalid before and now to be refused again
-            todo.append((f, key, role))
+    has, adopt = store.has, getattr(store, "adopt", None)
+    for f, cached in zip(files, cache.get_all(files, roles)):
+        if (cached is None or not (has(cached.oid) or (adopt is not None and adopt(cached.oid, f.path, f.size)))
+                or (not allow_invalid and is_invalid(cached.info))):
+            # not vouched for; object lost from the store (stored again from the file; an overlay takes the file,
+            # which the stat cache vouches for, as where that object is); or kept with --allow-invalid before and
+            # now to be refused again
+            todo.append((f, StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), roles[f.relpath]))
         else:
             hashed[f.relpath] = Hashed(cached.oid, cached.info)
             entries[f.relpath] = cached
@@ -161,13 +161,6 @@ class _Path:
     @property
     def path(self) -> Path:
         return Path(self.abspath)
-
-
-def _holds(store: ObjectSink, oid: bytes, f: FileInfo) -> bool:
-    """Whether `store` can give `oid` without the file being read now: it has the object, or (an overlay) it takes
-    the file, which the stat cache vouches for, as where that object is."""
-    adopt = getattr(store, "adopt", None)
-    return store.has(oid) or (adopt is not None and adopt(oid, f.path, f.size))
 
 
 def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) -> Hashed:

@@ -73,7 +73,12 @@ class PackStore(PackedStore):
     # -- reading: own indexes first, then the alternates' ----------------------------------------------
 
     def has(self, oid: bytes) -> bool:
-        return super().has(oid) or any(oid in idx for idx in self._alt_indexes)
+        if super().has(oid):
+            return True
+        for idx in self._alt_indexes:
+            if oid in idx:
+                return True
+        return False
 
     def locate(self, oid: bytes) -> Location | None:
         loc = super().locate(oid)
