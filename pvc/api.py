@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pvc.core import inspect
-from pvc.core.clone import CloneResult, clone as clone_remote
 from pvc.core.commit import CommitResult, commit
 from pvc.core.config import ConfigChange, ConfigEntry, ConfigListing, get_config, list_config, set_config, unset_config
 from pvc.core.delete import DeleteResult, delete_versions
@@ -36,9 +35,6 @@ from pvc.core.inspect import ItemView, VersionDetails
 from pvc.core.log import LogEntry, log
 from pvc.core.log import query as log_query
 from pvc.core.prune import PruneResult, prune
-from pvc.core.pull import PullResult, pull
-from pvc.core.push import PushResult, push
-from pvc.core.remote import RemoteInfo, add_remote, find_remote, list_remotes, open_remote, remove_remote, restore_from_url
 from pvc.core.repair import IndexRepair, RefsRepair, repair_index, repair_refs
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import RestoreResult
@@ -56,7 +52,11 @@ from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
 if TYPE_CHECKING:
+    from pvc.core.clone import CloneResult
     from pvc.core.graph import Lineage
+    from pvc.core.pull import PullResult
+    from pvc.core.push import PushResult
+    from pvc.core.remote import RemoteInfo
 
 __all__ = ["Project", "VersionApi", "RemoteApi", "UNCHANGED", "restore", "clone"]
 
@@ -330,6 +330,8 @@ class VersionApi:
             raise UsageError("dest is required: restore always writes a new directory")
         selection = Selection(tuple(datasets), tuple(classes), tuple(include))
         if remote is not None:
+            from pvc.core.remote import find_remote, open_remote
+
             store = open_remote(self._repo, find_remote(self._repo, remote))
             try:
                 store.require_remote()
@@ -348,28 +350,39 @@ class VersionApi:
 
 
 class RemoteApi:
-    """`project.remote`: add, list, remove, push, pull."""
+    """`project.remote`: add, list, remove, push, pull. (The remote modules are imported on first use: commands
+    that never reach a remote do not load them.)"""
 
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
 
     def add(self, name: str, url: str, *, endpoint: str | None = None, region: str | None = None,
             timeout: float = 60.0, retries: int = 5) -> RemoteInfo:
+        from pvc.core.remote import add_remote
+
         return add_remote(self._repo, name, url, endpoint=endpoint, region=region, timeout=timeout, retries=retries)
 
     def list(self) -> list[RemoteInfo]:
+        from pvc.core.remote import list_remotes
+
         return list_remotes(self._repo)
 
     def remove(self, name: str) -> RemoteInfo:
+        from pvc.core.remote import remove_remote
+
         return remove_remote(self._repo, name)
 
     def push(self, name: str | None = None, *, lock_timeout: float = 60.0, progress: Progress | None = None) -> PushResult:
         """Send every version the remote lacks (`origin`, or the only remote, by default)."""
+        from pvc.core.push import push
+
         return push(self._repo, name, lock_timeout=lock_timeout, progress=progress)
 
     def pull(self, name: str | None = None, *, versions: list[int] | None = None, metadata_only: bool = False,
              lock_timeout: float = 60.0, progress: Progress | None = None) -> PullResult:
         """Fetch the remote's versions and their objects into the store; the working tree is not touched."""
+        from pvc.core.pull import pull
+
         return pull(self._repo, name, versions=versions, metadata_only=metadata_only, lock_timeout=lock_timeout,
                     progress=progress)
 
@@ -380,6 +393,8 @@ def restore(url: str, version: str | int, dest: str | PathLike, *, skip_missed_e
             include: list[str] | tuple[str, ...] = (), progress: Progress | None = None) -> RestoreResult:
     """Restore `version` of the remote at `url` into `dest` (the part `datasets`, `classes` and `include` keep,
     as `project.version.restore`), with no project and no local store."""
+    from pvc.core.remote import restore_from_url
+
     return restore_from_url(url, version, Path(dest), endpoint=endpoint, region=region,
                             selection=Selection(tuple(datasets), tuple(classes), tuple(include)),
                             skip_missing=skip_missed_entities, verify=verify, force=force, progress=progress)
@@ -389,6 +404,8 @@ def clone(url: str, dest: str | PathLike, *, version: str | int | None = None, d
           endpoint: str | None = None, region: str | None = None, progress: Progress | None = None) -> CloneResult:
     """A new project at `dest` from the remote at `url`, with `origin` set and `version` (default: the latest)
     checked out (only `datasets`, when given)."""
+    from pvc.core.clone import clone as clone_remote
+
     return clone_remote(url, Path(dest), endpoint=endpoint, region=region, version=version, datasets=datasets,
                         progress=progress)
 
