@@ -151,12 +151,14 @@ class PackStore(PackedStore):
     # -- indexes ------------------------------------------------------------------------------------
 
     def _open_indexes(self) -> list[PackIndex]:
+        """The index files, the largest first: a lookup of an object of an earlier version (what a commit asks of
+        every file it scans) then finds it in the first index it tries, not after a miss in each newer one."""
         for _ in range(5):  # a concurrent consolidation may delete a file between listing and opening
             try:
-                return self._open_index_files()
+                return sorted(self._open_index_files(), key=lambda idx: -idx.count)
             except FileNotFoundError:
                 continue
-        return self._open_index_files()
+        return sorted(self._open_index_files(), key=lambda idx: -idx.count)
 
     def _open_index_files(self) -> list[PackIndex]:
         if self._strict:
