@@ -16,7 +16,7 @@ from typing import Any
 from pvc.core.capture.describe import series_key
 from pvc.core.fastpath import capture_settings
 from pvc.core.snapshot import FileEntry
-from pvc.project.layout import classify
+from pvc.project.layout import MEDIA_DIRS, classify
 from pvc.store.model import ItemEntry, Manifest
 from pvc.store.repository import Repository
 from pvc.store.statcache import CacheEntry, StatKey, fs_clock
@@ -33,6 +33,8 @@ def seed_stat_cache(repo: Repository, manifest: Manifest, files: list[FileEntry]
     """Write `repo`'s stat cache for `files` (just written into its project) from the version's `items`
     ((dataset, item) -> entry) and dataset `folders` (name -> folder); return the number of files recorded."""
     project_type = manifest.project_type if manifest.layout == "supervisely" else None
+    if project_type and project_type not in MEDIA_DIRS:  # a type no capture gives (a crafted manifest): the stat
+        return 0  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
     roles = classify([f.path for f in files], project_type).roles
     entries: dict[str, CacheEntry] = {}
     newest = 0
