@@ -21,6 +21,9 @@ __all__ = ["main", "run"]
 def run() -> None:
     """The console script: `main`, then exit. After an answer given here, the interpreter's teardown (which
     costs as much as the answer) is skipped: output is flushed, and nothing else is pending."""
+    from pvc.core.tuning import for_this_process
+
+    for_this_process()  # fewer cyclic collections: a short process making many small objects that live to its end
     code, answered = _main(sys.argv[1:])
     if answered:
         for stream in (sys.stdout, sys.stderr):

@@ -27,6 +27,7 @@ from pvc.core.capture.seed import seed_stat_cache
 from pvc.core.lineage import link_new_project, unlink_new_project
 from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
+from pvc.core.tuning import fewer_collections
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.store.atomic import fsync_dir, sync_filesystem
 from pvc.store.backend import ObjectStore
@@ -62,6 +63,7 @@ class RestoreResult:
     kept_aside: str | None = None  # --force: where the old content of the target stays, if it could not be deleted
 
 
+@fewer_collections
 def restore(
     store: ObjectStore,
     record: VersionRecord,
@@ -110,6 +112,7 @@ def restore(
                          origin=link_info[1], kept_aside=kept_aside)
 
 
+@fewer_collections
 def materialize(store: ObjectStore, chosen: Plan, folder: Path, *, skip_missing: bool = False,
                 verify: bool = False, progress=None) -> tuple[list[FileEntry], list[Skipped]]:
     """Write the files `chosen` (from `plan_restore`) names into `folder`, which holds none of them, and the

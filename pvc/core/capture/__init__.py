@@ -19,6 +19,7 @@ from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_u
 from pvc.core.capture.hash import ObjectSink, hash_files, is_invalid
 from pvc.core.capture.walk import Walked, walk_project
 from pvc.core.fastpath import capture_settings
+from pvc.core.tuning import fewer_collections
 from pvc.project.layout import Layout, add_dicom_series, classify
 from pvc.project.scan import FileInfo
 from pvc.project.walk import stat_records, tree_digest
@@ -82,6 +83,7 @@ class Capture:
         return tree_digest(records if records is not None else stat_records(self.files))
 
 
+@fewer_collections
 def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, report_invalid: bool = False,
             progress=None, expect: bytes | None = None) -> Capture:
     """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`.
