@@ -7,7 +7,6 @@ can hold it, so the cost follows the size of the change, not of the project.
 
 from __future__ import annotations
 
-import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,8 @@ from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
 from pvc.store.model import ItemEntry, Manifest, Tree
-from pvc.store.pages import changed_entries, iter_entries, lookup
+from pvc.store.pagediff import changed_entries, lookup, page_sources
+from pvc.store.pages import iter_entries
 
 __all__ = ["diff_snapshots", "empty_manifest"]
 
@@ -84,7 +84,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
     empty = Tree("", (), (), ())
     ta, tb = (da.tree if da else empty), (db.tree if db else empty)
     name = (db or da).name
-    get_a, get_b = functools.lru_cache(maxsize=256)(a.page), functools.lru_cache(maxsize=256)(b.page)
+    get_a, get_b = page_sources(a, b)  # two versions: only the entries whose bytes differ are decoded
     files = changed_entries(ta.files, tb.files, get_a, get_b, "files")
     items = changed_entries(ta.items, tb.items, get_a, get_b, "items")
     candidates = set(items)
