@@ -61,7 +61,14 @@ static int utf8_ok(const unsigned char *s, uint64_t n) {
     while (i < n) {
         unsigned char c = s[i];
         if (c < 0x80) {
-            i++;
+            for (i++; i + 8 <= n; i += 8) { /* ASCII, 8 bytes at a time */
+                uint64_t word;
+                memcpy(&word, s + i, 8);
+                if (word & 0x8080808080808080ull)
+                    break;
+            }
+            while (i < n && s[i] < 0x80)
+                i++;
             continue;
         }
         if (c >= 0xc2 && c <= 0xdf) {
@@ -108,7 +115,7 @@ static int safe_path(const unsigned char *s, uint64_t n) {
 
 /* The next object's header. Scalars, strings and binaries are read whole; for a list or a map only the
  * header, and `len` is its number of elements. */
-static int read_head(reader_t *r, head_t *h) {
+static inline int read_head(reader_t *r, head_t *h) {
     if (r->at >= r->n)
         return ODD;
     unsigned char c = r->p[r->at++];
@@ -251,7 +258,7 @@ static int compare(const unsigned char *a, Py_ssize_t la, const unsigned char *b
     return c ? c : (la > lb) - (la < lb);
 }
 
-static int is(const head_t *h, const char *text) {
+static inline int is(const head_t *h, const char *text) {
     size_t n = strlen(text);
     return h->len == n && memcmp(h->data, text, n) == 0;
 }
@@ -268,6 +275,28 @@ static int path_list(reader_t *r, const head_t *h) {
     return OK;
 }
 
+enum { K_OTHER, K_KIND, K_PATH, K_META, K_ANNOTATION, K_PATHS, K_PROBLEMS };
+
+/* Which of ItemEntry's fields a key of its map names. */
+static int item_key(const head_t *key) {
+    switch (key->len) {
+    case 3:
+        return is(key, "ann") ? K_PATH : K_OTHER;
+    case 4:
+        return is(key, "kind") ? K_KIND : is(key, "meta") ? K_META : K_OTHER;
+    case 5:
+        return is(key, "media") ? K_PATH : K_OTHER;
+    case 8:
+        return is(key, "problems") ? K_PROBLEMS : K_OTHER;
+    case 10:
+        return is(key, "annotation") ? K_ANNOTATION : is(key, "companions") ? K_PATHS : K_OTHER;
+    case 11:
+        return is(key, "media_files") ? K_PATHS : K_OTHER;
+    default:
+        return K_OTHER;
+    }
+}
+
 /* An ItemEntry as pvc writes it (what ItemEntry.decode accepts, keys in canonical order). */
 static int item_value(reader_t *r) {
     head_t map, prev = {0}, key, value;
@@ -282,24 +311,30 @@ static int item_value(reader_t *r) {
         prev = key;
         if (read_head(r, &value))
             return ODD;
-        if (is(&key, "kind")) {
+        switch (item_key(&key)) {
+        case K_KIND:
             if (value.type != T_STR)
                 return ODD;
             kind = 1;
-        } else if (is(&key, "media") || is(&key, "ann")) {
+            break;
+        case K_PATH: /* media, ann */
             if (value.type != T_NIL && (value.type != T_STR || !safe_path(value.data, value.len)))
                 return ODD;
-        } else if (is(&key, "meta")) {
+            break;
+        case K_META:
             if (value.type != T_MAP || skip_rest(r, &value, 2))
                 return ODD;
             meta = 1;
-        } else if (is(&key, "annotation")) {
+            break;
+        case K_ANNOTATION:
             if ((value.type != T_NIL && value.type != T_MAP) || skip_rest(r, &value, 2))
                 return ODD;
-        } else if (is(&key, "companions") || is(&key, "media_files")) {
+            break;
+        case K_PATHS: /* companions, media_files */
             if (value.type != T_NIL && path_list(r, &value))
                 return ODD;
-        } else if (is(&key, "problems")) {
+            break;
+        case K_PROBLEMS:
             if (value.type != T_NIL) {
                 if (value.type != T_ARR)
                     return ODD;
@@ -309,8 +344,10 @@ static int item_value(reader_t *r) {
                         return ODD;
                 }
             }
-        } else if (skip_rest(r, &value, 2)) {
-            return ODD;
+            break;
+        default:
+            if (skip_rest(r, &value, 2))
+                return ODD;
         }
     }
     return kind && meta ? OK : ODD;
@@ -341,10 +378,10 @@ typedef struct {
     int seen_entries, seen_kind, seen_type;
     const char *first;
     Py_ssize_t first_len;
-    /* the current entry */
+    /* the current entry; its value is read (checked) only when asked for: `pending` until then */
     const unsigned char *key, *value;
     Py_ssize_t key_len, value_len;
-    int nan, has_key;
+    int nan, has_key, pending;
 } cursor_t;
 
 static int open_page(cursor_t *c) {
@@ -424,6 +461,16 @@ static int read_entry(cursor_t *c) {
     c->key = key.data;
     c->key_len = (Py_ssize_t)key.len;
     c->has_key = 1;
+    c->pending = 1;
+    c->count++;
+    return OK;
+}
+
+/* Read and check the current entry's value. */
+static int take_value(cursor_t *c) {
+    if (!c->pending)
+        return OK;
+    reader_t *r = &c->r;
     Py_ssize_t start = r->at;
     r->nan = 0;
     if (c->items ? item_value(r) : file_value(r))
@@ -431,12 +478,28 @@ static int read_entry(cursor_t *c) {
     c->value = r->p + start;
     c->value_len = r->at - start;
     c->nan = r->nan;
-    c->count++;
+    c->pending = 0;
     return OK;
 }
 
-/* 1: an entry is current; 0: no more; ODD. */
+/* Whether the current entry's value has the bytes of `other`'s (read and checked): then it is that value, as
+ * msgpack is prefix-free, and it is taken without being read again. */
+static int same_value(cursor_t *c, const cursor_t *other) {
+    reader_t *r = &c->r;
+    if (!c->pending || r->n - r->at < other->value_len || memcmp(r->p + r->at, other->value, (size_t)other->value_len))
+        return 0;
+    c->value = r->p + r->at;
+    c->value_len = other->value_len;
+    c->nan = other->nan;
+    r->at += other->value_len;
+    c->pending = 0;
+    return 1;
+}
+
+/* 1: an entry is current (its value pending); 0: no more; ODD. */
 static int advance(cursor_t *c) {
+    if (take_value(c))
+        return ODD;
     for (;;) {
         if (c->open && c->in_entries) {
             if (c->entries_left) {
@@ -529,14 +592,21 @@ static PyObject *changed(PyObject *self, PyObject *args) {
             break;
         int order = !more_a ? 1 : !more_b ? -1 : compare(a.key, a.key_len, b.key, b.key_len);
         if (order < 0) {
-            failed = emit(out, &a, &a, 1, &b, 0) < 0;
+            odd = take_value(&a);
+            failed = !odd && emit(out, &a, &a, 1, &b, 0) < 0;
             more_a = advance(&a);
         } else if (order > 0) {
-            failed = emit(out, &b, &a, 0, &b, 1) < 0;
+            odd = take_value(&b);
+            failed = !odd && emit(out, &b, &a, 0, &b, 1) < 0;
             more_b = advance(&b);
         } else {
-            if (a.nan || b.nan || a.value_len != b.value_len || memcmp(a.value, b.value, (size_t)a.value_len) != 0)
+            odd = take_value(&a);
+            if (!odd && !same_value(&b, &a)) {
+                odd = take_value(&b);
+                failed = !odd && emit(out, &a, &a, 1, &b, 1) < 0;
+            } else if (!odd && a.nan) {
                 failed = emit(out, &a, &a, 1, &b, 1) < 0;
+            }
             more_a = advance(&a);
             more_b = advance(&b);
         }
@@ -572,6 +642,10 @@ static PyObject *entries(PyObject *self, PyObject *args) {
     PyObject *out = PyDict_New();
     int more = out == NULL ? 0 : advance(&c), failed = out == NULL;
     while (!failed && more == 1) {
+        if (take_value(&c)) {
+            more = ODD;
+            break;
+        }
         PyObject *key = PyUnicode_DecodeUTF8((const char *)c.key, c.key_len, "strict");
         PyObject *value = key ? PyBytes_FromStringAndSize((const char *)c.value, c.value_len) : NULL;
         failed = value == NULL || PyDict_SetItem(out, key, value) < 0;
