@@ -8,7 +8,6 @@ can hold it, so the cost follows the size of the change, not of the project.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ __all__ = ["diff_snapshots", "empty_manifest"]
 
 _COMPANION_SUFFIX = {folder: suffix for per_type in COMPANION_FILES.values() for folder, suffix in per_type.items()}
 _FAST_READ = 100e-6  # seconds: reads slower than this on average are not from the page cache
+_SLOW_START = 5e-3  # seconds of slack before reads are taken for slow (the process may be descheduled)
 
 
 def empty_manifest(store) -> bytes:
@@ -137,11 +137,13 @@ def _prefetch_annotations(a: Snapshot, b: Snapshot, pairs: list[tuple], files: d
     # From the page cache a read takes ~10 us, and 8 threads cost more than they save (~16 ms for 100 reads
     # against ~1.5 ms in this thread): the reads are made here while they are that fast, the rest in parallel.
     blobs, todo, done, began = {}, list(wanted), 0, time.perf_counter()
-    while todo and (done < 4 or time.perf_counter() - began < _FAST_READ * done):
+    while todo and time.perf_counter() - began < _SLOW_START + _FAST_READ * done:
         oid, done = todo.pop(), done + 1
         if (data := fetch(oid)) is not None:
             blobs[oid] = data
     if todo:
+        from concurrent.futures import ThreadPoolExecutor  # ~10 ms to import (logging): only when it is needed
+
         with ThreadPoolExecutor(max_workers=8) as pool:
             blobs |= {oid: data for oid, data in zip(todo, pool.map(fetch, todo)) if data is not None}
     return blobs

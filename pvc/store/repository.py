@@ -22,7 +22,6 @@ import errno
 import json
 import shutil
 import stat
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -87,6 +86,8 @@ class Repository:
         shutil.rmtree(staging, ignore_errors=True)
         for sub in ("packs", "tmp"):
             (staging / sub).mkdir(parents=True)
+        import uuid
+
         config = schema.defaults() | (settings or {}) | {"id": uuid.uuid4().hex}
         atomic_write(staging / "config", _config_bytes(config))
         if alternates:
@@ -146,6 +147,8 @@ class Repository:
     def ensure_store_id(self) -> str:
         """The store id, giving an older store one first (call with the lock held: `config` is rewritten)."""
         if self.store_id is None:
+            import uuid
+
             new_id = uuid.uuid4().hex
             self.update_config(lambda doc: doc.__setitem__("id", new_id))
         return self.config["id"]
