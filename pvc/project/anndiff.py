@@ -14,12 +14,14 @@ from typing import Any
 __all__ = ["annotation_diff"]
 
 _VOLATILE = ("updatedAt", "createdAt", "labelerLogin")
+# what json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) does, without making an encoder a call
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _canon(value: Any) -> str:
     if isinstance(value, dict):
         value = {k: v for k, v in value.items() if k not in _VOLATILE}
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
 
 def _ident(obj: dict) -> Any:
@@ -37,6 +39,14 @@ def match_objects(before: list, after: list) -> dict[str, int]:
     """Counts of added, removed and changed objects between two lists of annotation objects."""
     a = [o for o in before if isinstance(o, dict)]
     b = [o for o in after if isinstance(o, dict)]
+    forms: dict[int, str] = {}  # id(object) -> its canonical form, made once (the objects live through the call)
+
+    def canon(obj: dict) -> str:
+        form = forms.get(id(obj))
+        if form is None:
+            form = forms[id(obj)] = _canon(obj)
+        return form
+
     changed = 0
     by_id = {_ident(o): o for o in b if _ident(o) is not None}
     left_a, matched_b = [], set()
@@ -44,21 +54,21 @@ def match_objects(before: list, after: list) -> dict[str, int]:
         twin = by_id.get(_ident(obj)) if _ident(obj) is not None else None
         if twin is not None and id(twin) not in matched_b:
             matched_b.add(id(twin))
-            changed += _canon(obj) != _canon(twin)
+            changed += canon(obj) != canon(twin)
         else:
             left_a.append(obj)
     left_b = [o for o in b if id(o) not in matched_b]
-    pool = Counter(_canon(o) for o in left_b)
+    pool = Counter(canon(o) for o in left_b)
     rest_a = []
     for obj in left_a:  # same content, no id: unchanged
-        c = _canon(obj)
+        c = canon(obj)
         if pool[c]:
             pool[c] -= 1
         else:
             rest_a.append(obj)
     rest_b = []
     for obj in left_b:  # what no object of `before` accounted for
-        c = _canon(obj)
+        c = canon(obj)
         if pool[c] > 0:
             pool[c] -= 1
             rest_b.append(obj)
