@@ -216,13 +216,14 @@ def _answer_tags(project: str, options: dict[str, str]) -> int | None:
 def _answer_diff(project: str, options: dict[str, str]) -> int | None:
     """`pvc diff A B --stat` (and with --json, which prints the whole report, as the CLI does): the report of
     pvc.core.diff that the CLI prints, the summary and class table rendered as pvc.output.render_changes renders
-    them (pvc/render.py; by rich itself where rich would style or wrap them). None for every other form of diff
-    and for anything the CLI must say instead."""
+    them (pvc/render.py; by rich itself where rich would style or wrap them). The text needs no semantic
+    annotation diffs: the annotations are read, not parsed. None for every other form of diff and for anything
+    the CLI must say instead."""
     if "stat" not in options or "second" not in options:
         return None
     from pvc.core.fastpath import quick_diff
 
-    report = quick_diff(project, options["first"], options["second"])
+    report = quick_diff(project, options["first"], options["second"], details="json" in options)
     if report is None:
         return None
     if "json" in options:

@@ -45,9 +45,11 @@ class _Report:
 
 
 def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, dataset: str | None = None,
-                   item: str | None = None, invalid: tuple[tuple[str, str], ...] = ()) -> dict:
+                   item: str | None = None, invalid: tuple[tuple[str, str], ...] = (), details: bool = True) -> dict:
     """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output); `invalid`:
-    the working tree's files a commit would refuse (path, reason), reported as `problems`."""
+    the working tree's files a commit would refuse (path, reason), reported as `problems`. Without `details`
+    the modified items have no semantic annotation diff (`objects`, `annotation`): what `diff --stat` prints
+    needs none, and the annotations are still read (the same reads, the same errors), only not parsed."""
     report = _Report()
     meta = no_meta_changes()
     if dataset is None and item is None:
@@ -67,7 +69,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
         elif name not in ds_a:
             report.datasets_added.append(name)
         if ds_a.get(name) is None or ds_b.get(name) is None or ds_a[name].oid != ds_b[name].oid:
-            _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item)
+            _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item, details)
     return change_report(source, target, clean=a.manifest_id == b.manifest_id, datasets_added=report.datasets_added,
                          datasets_removed=report.datasets_removed, items_added=report.added, items_removed=report.removed,
                          items_modified=report.modified, files=report.files, classes_before=a.manifest.classes,
@@ -82,7 +84,7 @@ def _file_changes(report: _Report, prefix: str, changes: dict) -> None:
 
 
 def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | None, db: DatasetView | None,
-                  only_item: str | None) -> None:
+                  only_item: str | None, details: bool = True) -> None:
     empty = Tree("", (), (), ())
     ta, tb = (da.tree if da else empty), (db.tree if db else empty)
     name = (db or da).name
@@ -110,7 +112,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
     blobs = _prefetch_annotations(a, b, [entries[n] for n in wanted], files)
     for item_name in wanted:
         old, new = entries[item_name]
-        _item_diff(report, (a, ta), (b, tb), name, item_name, old, new, files, blobs)
+        _item_diff(report, (a, ta), (b, tb), name, item_name, old, new, files, blobs, details)
 
 
 def _prefetch_annotations(a: Snapshot, b: Snapshot, pairs: list[tuple], files: dict) -> dict[bytes, bytes]:
@@ -150,7 +152,7 @@ def _prefetch_annotations(a: Snapshot, b: Snapshot, pairs: list[tuple], files: d
 
 
 def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old, new, files: dict,
-               blobs: dict[bytes, bytes]) -> None:
+               blobs: dict[bytes, bytes], details: bool = True) -> None:
     if old is None:
         report.added.append({"dataset": dataset, "item": name})
         return
@@ -171,19 +173,27 @@ def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old
         return
     entry: dict[str, Any] = {"dataset": dataset, "item": name, "changed": changed}
     if "annotation" in changed:
-        entry.update(_annotation_change(a, b, old, new, files, blobs))
+        entry.update(_annotation_change(a, b, old, new, files, blobs, details))
     report.modified.append(entry)
 
 
 def _annotation_change(a: tuple, b: tuple, old: ItemEntry, new: ItemEntry, files: dict,
-                       blobs: dict[bytes, bytes]) -> dict:
-    """The semantic diff of an item's annotation; each side is (snapshot, dataset tree)."""
+                       blobs: dict[bytes, bytes], details: bool = True) -> dict:
+    """The semantic diff of an item's annotation; each side is (snapshot, dataset tree). Without `details`
+    both sides are read as for it, and that is all: parsing and annotation_diff say nothing but the diff
+    (a document that does not parse counts as absent, and annotation_diff answers for any JSON)."""
     docs = []
     for (snap, tree), entry, side in ((a, old, 0), (b, new, 1)):
         path = entry.ann
         change = files.get(path) if path else None
         value = change[side] if change else (lookup(tree.files, path, snap.page, "files") if path else None)
+        if not details:
+            if value and value.oid not in blobs:
+                snap.store.get(value.oid)  # what _load_json reads, with its errors
+            continue
         docs.append(_load_json(snap, value.oid, path, blobs) if value else None)
+    if not details:
+        return {}
     result = annotation_diff(new.kind, docs[0], docs[1])
     return {"objects": result["objects"], "annotation": result}
 
