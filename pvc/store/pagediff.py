@@ -51,6 +51,7 @@ class PageSource:
         self._raw: dict[bytes, bytes] = {}
         self._tables: dict[tuple, dict[str, bytes] | None] = {}
         self.known: dict[tuple, Any] = {}  # (page, kind, key) -> the value, None for absent: what changed_entries learnt
+        self._firsts: dict[int, tuple[tuple[PageRef, ...], list[str]]] = {}
 
     def __call__(self, oid: bytes) -> Page:
         return self._page(oid)
@@ -60,6 +61,13 @@ class PageSource:
         if data is None:
             data = self._raw[oid] = self._store.get(oid)
         return data
+
+    def firsts(self, root: tuple[PageRef, ...]) -> list[str]:
+        """The first keys of a map's pages (kept: a dataset's items are looked up hundreds of times)."""
+        found = self._firsts.get(id(root))
+        if found is None or found[0] is not root:
+            found = self._firsts[id(root)] = (root, [ref.first for ref in root])
+        return found[1]
 
     def table(self, ref: PageRef, kind: str) -> dict[str, bytes] | None:
         key = (ref.oid, kind, ref.first, ref.count)
@@ -121,7 +129,7 @@ def _learner(root: tuple[PageRef, ...], shared: set[bytes], source: PageSource, 
             if at and root[at - 1].oid not in shared:
                 source.known[_slot(root[at - 1], kind, key)] = None
             return None
-        value = source.known[_slot(ref, kind, key)] = _decode(kind, data, ref, key)
+        value = source.known[_slot(ref, kind, key)] = _decode(kind, data)
         return value
 
     return learn
@@ -135,7 +143,7 @@ def lookup(root: tuple[PageRef, ...], key: str, get: pages.GetPage, kind: str) -
     """What `pages.lookup` returns, decoding only the entry looked up."""
     if not isinstance(get, PageSource):
         return pages.lookup(root, key, get, kind)
-    at = bisect_right([ref.first for ref in root], key)  # the last page whose first key is <= key
+    at = bisect_right(get.firsts(root), key)  # the last page whose first key is <= key
     if at == 0:
         return None
     slot = _slot(root[at - 1], kind, key)
@@ -148,13 +156,18 @@ def lookup(root: tuple[PageRef, ...], key: str, get: pages.GetPage, kind: str) -
     if data is None:
         return None
     try:
-        return _decode(kind, data, root[at - 1], key)
+        return _decode(kind, data)
     except Exception:  # not expected of a page pvc/_pages.c accepted; pages.py decides
         return pages.lookup(root, key, get, kind)
 
 
-def _decode(kind: str, data: bytes, ref: PageRef, key: str) -> Any:
-    """One entry's value, decoded as `Page.decode` decodes it in its page."""
-    value = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    where = f"page {ref.oid.hex()}: {key[:120]!r}"
-    return FileValue.decode(value, where) if kind == "files" else ItemEntry.decode(value, where)
+def _decode(kind: str, data: bytes) -> Any:
+    """One entry's value, decoded as `Page.decode` decodes it in its page. pvc/_pages.c accepted the page, so
+    this does not fail; if it did, the caller would give the map to pages.py, which names the page and the key:
+    the error message here is never seen, and is not made for every entry."""
+    value = _unpack(data, raw=False, strict_map_key=False)
+    return FileValue.decode(value, _WHERE) if kind == "files" else ItemEntry.decode(value, _WHERE)
+
+
+_unpack = msgpack.unpackb
+_WHERE = "page entry"

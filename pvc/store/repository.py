@@ -37,10 +37,10 @@ from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import Refs, VersionRecord
 from pvc.store.partial import PartialVersions
 from pvc.store.stash import SavedStates
-from pvc.store.statcache import StatCache
 
 if TYPE_CHECKING:
     from pvc.store.local.packstore import PackStore
+    from pvc.store.statcache import StatCache
     from pvc.store.lock import LockStatus, RepoLock
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
@@ -273,6 +273,8 @@ class Repository:
         return stale
 
     def stat_cache(self) -> StatCache:
+        from pvc.store.statcache import StatCache  # status and commit read it; the other commands do not
+
         return StatCache(self.dir / "index")
 
     def clean_tmp(self) -> int:
