@@ -3,8 +3,8 @@
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
 imported: loading them costs more than the walk; so are `pvc --version`, `pvc log` and `pvc tag --list` (from
-the refs alone), `pvc show` (the refs, the manifest and its trees) and `pvc diff A B --stat` (the diff of two
-versions, pvc/core/diff.py), printed by pvc/render.py, which the CLI prints them with too. The global options before the command
+the refs alone), `pvc show` (the refs, the manifest and its trees) and `pvc diff A B --stat` / `--json` (the
+diff of two versions, pvc/core/diff.py), printed by pvc/render.py, which the CLI prints them with too. The global options before the command
 (`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
 every status or commit with something to report or anything unusual, goes to the full command line in
 pvc/cli.py, which gives the same answer, only later.
@@ -214,12 +214,12 @@ def _answer_tags(project: str, options: dict[str, str]) -> int | None:
 
 
 def _answer_diff(project: str, options: dict[str, str]) -> int | None:
-    """`pvc diff A B --stat` (and with --json, which prints the whole report, as the CLI does): the report of
-    pvc.core.diff that the CLI prints, the summary and class table rendered as pvc.output.render_changes renders
-    them (pvc/render.py; by rich itself where rich would style or wrap them). The text needs no semantic
-    annotation diffs: the annotations are read, not parsed. None for every other form of diff and for anything
-    the CLI must say instead."""
-    if "stat" not in options or "second" not in options:
+    """`pvc diff A B --stat` and `pvc diff A B --json` (with or without --stat: the whole report, as the CLI
+    prints it): the report of pvc.core.diff that the CLI prints, the summary and class table rendered as
+    pvc.output.render_changes renders them (pvc/render.py; by rich itself where rich would style or wrap them).
+    The text needs no semantic annotation diffs: the annotations are read, not parsed. None for every other
+    form of diff (the full text listing, a diff against the working tree) and for anything the CLI must say."""
+    if "second" not in options or not ("stat" in options or "json" in options):
         return None
     from pvc.core.fastpath import quick_diff
 

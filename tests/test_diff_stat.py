@@ -1,4 +1,4 @@
-"""`pvc diff A B --stat` answered by the entry point (pvc/entry.py) prints what the full command line prints.
+"""`pvc diff A B --stat` (and `--json`) answered by the entry point (pvc/entry.py) prints what the CLI prints.
 
 On a real project with edits, additions and deletions in several datasets, a new and a removed dataset, a
 changed meta.json and a project-level file; for the forms it leaves to the CLI; for damaged, missing and
@@ -64,7 +64,8 @@ def _cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 STAT_ARGS = [["diff", "1", "2", "--stat"], ["diff", "1", "2", "--stat", "--json"], ["diff", "--stat", "2", "1"],
              ["diff", "v1", "latest", "--stat", "--json"], ["diff", "release", "1", "--stat"], ["diff", "2", "3", "--stat"],
-             ["diff", "1", "1", "--stat"], ["diff", "2", "--stat", "1", "--json"]]
+             ["diff", "1", "1", "--stat"], ["diff", "2", "--stat", "1", "--json"], ["diff", "1", "2", "--json"],
+             ["diff", "3", "2", "--json"]]
 
 
 @pytest.mark.parametrize("args", STAT_ARGS)
