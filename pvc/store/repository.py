@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -83,6 +82,8 @@ class Repository:
         if pvc_dir.exists():
             raise UsageError(f"{pvc_dir}: already exists (this project is already initialised)")
         staging = project_root / f"{STORE_DIR}.init-tmp"
+        import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
         for sub in ("packs", "tmp"):
             (staging / sub).mkdir(parents=True)
