@@ -321,3 +321,17 @@ def test_annotations_that_used_to_make_diff_an_internal_error(tmp_path, capsys, 
         fast = _run(entry.main, args)
         assert fast == _run(full_cli.main, args) and fast[0] == 0, (args, fast)
     assert json.loads(_run(full_cli.main, ["diff", "1", "3", "--json"])[1])["items"]["modified"]
+
+
+def test_without_the_c_module_the_answers_are_the_same(versions, capsys, monkeypatch):
+    """pvc/_pages.c is optional: without it every map is compared by pages.py, with the same report."""
+    from pvc.store import pagediff
+
+    monkeypatch.chdir(versions)
+    args = ["diff", "1", "2", "--stat", "--json"]
+    assert entry._answer_untouched(args) == 0
+    fast = capsys.readouterr().out
+    monkeypatch.setattr(pagediff, "_pages", None)
+    assert entry._answer_untouched(args) == 0
+    assert capsys.readouterr().out == fast
+    assert _cli(args, capsys) == (0, fast, "")
