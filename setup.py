@@ -1,7 +1,9 @@
-"""The one compiled part of pvc: the C stat walk behind `status` and `commit` on an untouched tree.
+"""The compiled parts of pvc: the C stat walk behind `status` and `commit` on an untouched tree, and the reading of
+pages from their bytes behind `diff` between versions.
 
-It is optional: where it does not build, pvc runs the same walk in Python (slower, same results)."""
+Both are optional: where they do not build, pvc does the same work in Python (slower, same results)."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("pvc._walk", ["pvc/_walk.c"], optional=True, extra_compile_args=["-O2", "-pthread"], extra_link_args=["-pthread"])])
+setup(ext_modules=[Extension("pvc._walk", ["pvc/_walk.c"], optional=True, extra_compile_args=["-O2", "-pthread"], extra_link_args=["-pthread"]),
+                   Extension("pvc._pages", ["pvc/_pages.c"], optional=True, extra_compile_args=["-O2"])])

@@ -3,8 +3,8 @@
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
 imported: loading them costs more than the walk; so are `pvc --version`, `pvc log` and `pvc tag --list` (from
-the refs alone) and `pvc show` (the refs, the manifest and its trees), printed by pvc/render.py, which the CLI
-prints them with too. The global options before the command
+the refs alone), `pvc show` (the refs, the manifest and its trees) and `pvc diff A B --stat` / `--json` (the
+diff of two versions, pvc/core/diff.py), printed by pvc/render.py, which the CLI prints them with too. The global options before the command
 (`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
 every status or commit with something to report or anything unusual, goes to the full command line in
 pvc/cli.py, which gives the same answer, only later.
@@ -66,9 +66,10 @@ _VALUED = {
             "--grep": "grep", "--since": "since", "--until": "until"},
     "show": {"-C": "project", "--project": "project"},
     "tag": {"-C": "project", "--project": "project"},
+    "diff": {"-C": "project", "--project": "project"},
 }
-_FLAGS = {"log": {"--tag": "tagged", "--all": "all"}, "tag": {"--list": "list", "-l": "list"}}
-_POSITIONAL = {"show": "version"}  # the one argument a command answered here may have
+_FLAGS = {"log": {"--tag": "tagged", "--all": "all"}, "tag": {"--list": "list", "-l": "list"}, "diff": {"--stat": "stat"}}
+_POSITIONAL = {"show": ("version",), "diff": ("first", "second")}  # the arguments a command answered here may have
 
 
 def _options(args: list[str]) -> dict[str, str] | None:
@@ -82,8 +83,9 @@ def _options(args: list[str]) -> dict[str, str] | None:
                 return None
             found[flag] = "1"
             continue
-        if not arg.startswith("-") and command in _POSITIONAL and _POSITIONAL[command] not in found:
-            found[_POSITIONAL[command]] = arg
+        free = [name for name in _POSITIONAL.get(command, ()) if name not in found]
+        if not arg.startswith("-") and free:
+            found[free[0]] = arg
             continue
         name, eq, value = arg.partition("=")
         key = _VALUED[command].get(name) if name.startswith("--") or not eq else None
@@ -142,6 +144,8 @@ def _answer_untouched(args: list[str]) -> int | None:
         return _answer_show(project, options)
     if args[0] == "tag":
         return _answer_tags(project, options)
+    if args[0] == "diff":
+        return _answer_diff(project, options)
     if args[0] == "status":
         from pvc.core.fastpath import clean_status
 
@@ -210,6 +214,32 @@ def _answer_tags(project: str, options: dict[str, str]) -> int | None:
     from pvc.render import tags_text
 
     return _say(None, tags_text(tags))
+
+
+def _answer_diff(project: str, options: dict[str, str]) -> int | None:
+    """`pvc diff A B --stat` and `pvc diff A B --json` (with or without --stat: the whole report, as the CLI
+    prints it): the report of pvc.core.diff that the CLI prints, the summary and class table rendered as
+    pvc.output.render_changes renders them (pvc/render.py; by rich itself where rich would style or wrap them).
+    The text needs no semantic annotation diffs: the annotations are read, not parsed. None for every other
+    form of diff (the full text listing, a diff against the working tree) and for anything the CLI must say."""
+    if "second" not in options or not ("stat" in options or "json" in options):
+        return None
+    from pvc.core.fastpath import quick_diff
+
+    report = quick_diff(project, options["first"], options["second"], details="json" in options)
+    if report is None:
+        return None
+    if "json" in options:
+        return _say(report, "")
+    from pvc.render import stat_text
+
+    text = stat_text(report)
+    if text is None:
+        from pvc.output import render_changes
+
+        render_changes(report, stat=True)
+        return 0
+    return _say(None, text)
 
 
 def _say(doc: object, line: str) -> int:

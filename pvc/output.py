@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from pvc.render import emit_json, human_bytes, print_columns
+from pvc.render import CLASS_HEADER, changed_classes, changes_headline, emit_json, human_bytes, print_columns
 
 __all__ = ["out", "err", "emit_json", "progress_bar", "human_bytes", "render_changes", "print_columns"]
 
@@ -38,24 +38,16 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
         yield update
 
 
-def _side(label: Any) -> str:
-    return "working tree" if label == "working" else "(no version)" if label is None else f"v{label}"
-
-
 def render_changes(report: dict, *, stat: bool = False) -> None:
     """Human rendering of a status/diff report: items, files, meta.json, then objects per class; the files a
     commit would refuse first, on stderr."""
     for problem in report["problems"]:
         err.print(f"problem: {problem['path']}: {problem['problem']} (`pvc commit` refuses it: fix it, "
                   "`pvc discard --yes` puts the committed file back, or commit with --allow-invalid)")
+    out.print(changes_headline(report))
     if report["clean"]:
-        out.print(f"nothing to commit: {_side(report['to'])} matches {_side(report['from'])}"
-                  if report["to"] == "working" else f"no differences between {_side(report['from'])} and {_side(report['to'])}")
         return
     items, ds, files = report["items"], report["datasets"], report["files"]
-    out.print(f"{_side(report['from'])} -> {_side(report['to'])}: {len(items['added'])} items added, "
-              f"{len(items['removed'])} removed, {len(items['modified'])} modified; "
-              f"{sum(len(v) for v in files.values())} other files changed")
     if not stat:
         for name in ds["added"]:
             out.print(f"  dataset added    {name}")
@@ -75,9 +67,9 @@ def render_changes(report: dict, *, stat: bool = False) -> None:
         for key, values in report["meta"].items():
             if values:
                 out.print(f"  meta.json {key.replace('_', ' ')}: {', '.join(values)}")
-    changed = {c: v for c, v in report["classes"].items() if v["before"] != v["after"]}
+    changed = changed_classes(report)
     if changed:
-        table = Table("class", "before", "after", box=None)
-        for name, v in changed.items():
-            table.add_row(name, str(v["before"]), str(v["after"]))
+        table = Table(*CLASS_HEADER, box=None)
+        for row in changed:
+            table.add_row(*row)
         out.print(table)

@@ -4,10 +4,13 @@ no typer, so a command the entry point answers prints exactly what the CLI print
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from typing import Any
 
-__all__ = ["emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text"]
+__all__ = ["emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
+           "CLASS_HEADER", "changes_headline", "changed_classes", "stat_text"]
 
 
 def emit_json(doc: Any) -> None:
@@ -113,3 +116,86 @@ def tags_text(tags: list) -> str:
     if not tags:
         return "No tags."
     return columns(["tag", "version", "title"], [[t.tag, f"v{t.version}", t.title] for t in tags])
+
+
+CLASS_HEADER = ("class", "before", "after")
+
+
+def side(label: Any) -> str:
+    """How a status or diff report names one of its sides."""
+    return "working tree" if label == "working" else "(no version)" if label is None else f"v{label}"
+
+
+def changes_headline(report: dict) -> str:
+    """The first line `pvc status` and `pvc diff` print of a report (pvc.output.render_changes)."""
+    if report["clean"]:
+        return (f"nothing to commit: {side(report['to'])} matches {side(report['from'])}" if report["to"] == "working"
+                else f"no differences between {side(report['from'])} and {side(report['to'])}")
+    items, files = report["items"], report["files"]
+    return (f"{side(report['from'])} -> {side(report['to'])}: {len(items['added'])} items added, "
+            f"{len(items['removed'])} removed, {len(items['modified'])} modified; "
+            f"{sum(len(v) for v in files.values())} other files changed")
+
+
+def changed_classes(report: dict) -> list[tuple[str, str, str]]:
+    """The rows of the objects-per-class table a report prints: the classes whose count changed."""
+    return [(name, str(v["before"]), str(v["after"])) for name, v in report["classes"].items()
+            if v["before"] != v["after"]]
+
+
+# Cells rich prints as they are: printable ASCII, no `:` (rich turns `:name:` into an emoji), no space at either end
+# or twice in a row (where rich could wrap)
+_PLAIN_CELL = re.compile(r"[!-9;-~](?: ?[!-9;-~])*")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def stat_text(report: dict, environ: Any = os.environ, stream: Any = None) -> str | None:
+    """What `pvc diff --stat` prints (pvc.output.render_changes(report, stat=True), which draws the class table with
+    rich) when it is plain text and rich's table is a plain table; None when rich would print something else:
+    styles (stdout is a terminal, or FORCE_COLOR / TTY_COMPATIBLE say so), a table wider than its console,
+    cells it would change, problems to print on stderr. Then the caller has rich print it."""
+    if report["problems"] or not _plain_console(environ, sys.stdout if stream is None else stream):
+        return None
+    headline = changes_headline(report)
+    if headline.count(":") > 1:  # never between versions: rich could take `:...:` for an emoji
+        return None
+    rows = changed_classes(report) if not report["clean"] else []
+    if not rows:
+        return headline
+    table = [CLASS_HEADER, *rows]
+    if not all(_PLAIN_CELL.fullmatch(cell) for row in table for cell in row):
+        return None
+    widths = [max(len(row[i]) for row in table) for i in range(len(CLASS_HEADER))]
+    width = _console_width(environ)
+    if width is None or sum(w + 2 for w in widths) > width:
+        return None  # rich would shrink and wrap the table
+    lines = ["".join(f" {cell.ljust(w)} " for cell, w in zip(row, widths)) for row in table]
+    return "\n".join([headline, *lines])
+
+
+def _plain_console(environ: Any, stream: Any) -> bool:
+    """Whether rich's console (pvc.output.out) writes to `stream` without styles: rich.console.Console.is_terminal."""
+    compatible = environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "0"
+    force = environ.get("FORCE_COLOR")
+    if force is not None:
+        return force == ""
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return False  # let rich decide
+
+
+def _console_width(environ: Any) -> int | None:
+    """The width rich gives pvc.output.out (rich.console.Console.size); None where unsure."""
+    columns = environ.get("COLUMNS")
+    if columns is not None and columns.isdigit():
+        return int(columns) if _DIGITS.fullmatch(columns) and int(columns) > 0 else None
+    for fd in (0, 1, 2):
+        try:
+            width = os.get_terminal_size(fd).columns
+        except (AttributeError, ValueError, OSError):
+            continue
+        return width or 80
+    return 80

@@ -179,3 +179,28 @@ def quick_tags(start: str) -> list | None:
     from pvc.core.tag import list_tags
 
     return _answered(start, lambda repo: list_tags(repo.refs.read()))
+
+
+def quick_diff(start: str, first: str, second: str, *, details: bool = True) -> dict | None:
+    """`pvc diff FIRST SECOND`'s report (pvc.core.diff), as the CLI makes it (without `details`: no semantic
+    annotation diffs, which `--stat` does not print); None when the CLI must answer: no project, a name that
+    resolves to nothing, a version whose objects are on a remote only, and any error at all (the CLI then meets
+    it again and says it as it says it, internal errors included)."""
+    from pvc.core.diff import diff_snapshots
+    from pvc.core.resolve import resolve_version
+    from pvc.core.snapshot import Snapshot
+
+    def answer(repo: Repository) -> dict | None:
+        refs = repo.refs.read()
+        ra, rb = (resolve_version(refs.versions, name, refs.tags) for name in (first, second))
+        partial = repo.partial.read()
+        if ra.id in partial or rb.id in partial:
+            return None  # the CLI says where its objects are, or diffs what is here
+        return diff_snapshots(Snapshot(repo.store, bytes.fromhex(ra.manifest)),
+                              Snapshot(repo.store, bytes.fromhex(rb.manifest)), source=ra.number, target=rb.number,
+                              details=details)
+
+    try:
+        return _answered(start, answer)
+    except Exception:
+        return None

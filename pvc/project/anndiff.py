@@ -3,6 +3,11 @@
 Objects are matched by `id` (image annotations downloaded from the server) or `key` (videos, volumes)
 when both sides have one; the rest by class and geometry; what is still unmatched is paired by class
 as "changed" (an edited polygon keeps its class), and only the remainder counts as added or removed.
+
+`annotation_diff` answers for any parsed JSON on either side: what is not of the shape it reads (a
+non-list `objects`, a tag named by a list, a document nested deeper than Python walks) counts as absent,
+as an annotation that does not parse does, never as an error (`pvc diff --stat` relies on it: it does not
+read the annotations' contents, only their bytes).
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from typing import Any
 __all__ = ["annotation_diff"]
 
 _VOLATILE = ("updatedAt", "createdAt", "labelerLogin")
+# what json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) does, without making an encoder a call
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _canon(value: Any) -> str:
     if isinstance(value, dict):
         value = {k: v for k, v in value.items() if k not in _VOLATILE}
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
 
 def _ident(obj: dict) -> Any:
@@ -37,6 +44,14 @@ def match_objects(before: list, after: list) -> dict[str, int]:
     """Counts of added, removed and changed objects between two lists of annotation objects."""
     a = [o for o in before if isinstance(o, dict)]
     b = [o for o in after if isinstance(o, dict)]
+    forms: dict[int, str] = {}  # id(object) -> its canonical form, made once (the objects live through the call)
+
+    def canon(obj: dict) -> str:
+        form = forms.get(id(obj))
+        if form is None:
+            form = forms[id(obj)] = _canon(obj)
+        return form
+
     changed = 0
     by_id = {_ident(o): o for o in b if _ident(o) is not None}
     left_a, matched_b = [], set()
@@ -44,21 +59,21 @@ def match_objects(before: list, after: list) -> dict[str, int]:
         twin = by_id.get(_ident(obj)) if _ident(obj) is not None else None
         if twin is not None and id(twin) not in matched_b:
             matched_b.add(id(twin))
-            changed += _canon(obj) != _canon(twin)
+            changed += canon(obj) != canon(twin)
         else:
             left_a.append(obj)
     left_b = [o for o in b if id(o) not in matched_b]
-    pool = Counter(_canon(o) for o in left_b)
+    pool = Counter(canon(o) for o in left_b)
     rest_a = []
     for obj in left_a:  # same content, no id: unchanged
-        c = _canon(obj)
+        c = canon(obj)
         if pool[c]:
             pool[c] -= 1
         else:
             rest_a.append(obj)
     rest_b = []
     for obj in left_b:  # what no object of `before` accounted for
-        c = _canon(obj)
+        c = canon(obj)
         if pool[c] > 0:
             pool[c] -= 1
             rest_b.append(obj)
@@ -68,30 +83,52 @@ def match_objects(before: list, after: list) -> dict[str, int]:
     return {"added": len(rest_b) - paired, "removed": len(rest_a) - paired, "changed": changed + paired}
 
 
-def _tag_names(tags: Any) -> set[str]:
-    return {t.get("name") if isinstance(t, dict) else t for t in tags or [] if isinstance(t, (dict, str))} - {None}
+def _listed(value: Any) -> list:
+    """The elements of a JSON list; none for anything else (which holds no JSON objects to diff)."""
+    return value if isinstance(value, list) else []
+
+
+def _tag_names(tags: Any) -> set:
+    names = (t.get("name") if isinstance(t, dict) else t for t in (tags if isinstance(tags, (list, str, dict)) else ())
+             if isinstance(t, (dict, str)))
+    return {n for n in names if not isinstance(n, (list, dict))} - {None}
+
+
+def _sorted(names: set) -> list:
+    """Tag names in order; names of several JSON types (a string and a number) by type first."""
+    try:
+        return sorted(names)
+    except TypeError:
+        return sorted(names, key=lambda n: (type(n).__name__, n))
 
 
 def _figures(doc: dict, kind: str) -> list:
     if kind == "video":
-        return [dict(f, _frame=fr.get("index")) for fr in doc.get("frames") or [] if isinstance(fr, dict)
-                for f in fr.get("figures") or [] if isinstance(f, dict)]
+        return [dict(f, _frame=fr.get("index")) for fr in _listed(doc.get("frames")) if isinstance(fr, dict)
+                for f in _listed(fr.get("figures")) if isinstance(f, dict)]
     if kind == "volume":
-        plane = [f for p in doc.get("planes") or [] if isinstance(p, dict) for s in p.get("slices") or []
-                 if isinstance(s, dict) for f in s.get("figures") or [] if isinstance(f, dict)]
-        return plane + [f for f in doc.get("spatialFigures") or [] if isinstance(f, dict)]
+        plane = [f for p in _listed(doc.get("planes")) if isinstance(p, dict) for s in _listed(p.get("slices"))
+                 if isinstance(s, dict) for f in _listed(s.get("figures")) if isinstance(f, dict)]
+        return plane + [f for f in _listed(doc.get("spatialFigures")) if isinstance(f, dict)]
     return []
 
 
 def annotation_diff(kind: str, before: Any, after: Any) -> dict:
     """What changed in an annotation: objects, tags (added/removed names), objects per class, figures."""
+    try:
+        return _annotation_diff(kind, before, after)
+    except RecursionError:  # nested deeper than Python walks: as documents that do not parse
+        return _annotation_diff(kind, None, None)
+
+
+def _annotation_diff(kind: str, before: Any, after: Any) -> dict:
     a = before if isinstance(before, dict) else {}
     b = after if isinstance(after, dict) else {}
-    objs_a, objs_b = a.get("objects") or [], b.get("objects") or []
+    objs_a, objs_b = _listed(a.get("objects")), _listed(b.get("objects"))
     result: dict[str, Any] = {
         "objects": match_objects(objs_a, objs_b),
-        "tags": {"added": sorted(_tag_names(b.get("tags")) - _tag_names(a.get("tags"))),
-                 "removed": sorted(_tag_names(a.get("tags")) - _tag_names(b.get("tags")))},
+        "tags": {"added": _sorted(_tag_names(b.get("tags")) - _tag_names(a.get("tags"))),
+                 "removed": _sorted(_tag_names(a.get("tags")) - _tag_names(b.get("tags")))},
     }
     before_cls = Counter(_class(o) for o in objs_a if isinstance(o, dict))
     after_cls = Counter(_class(o) for o in objs_b if isinstance(o, dict))
@@ -106,5 +143,7 @@ def annotation_diff(kind: str, before: Any, after: Any) -> dict:
 
 
 def _figures_per_frame(doc: dict) -> dict[Any, str]:
-    """Frame index -> the canonical form of its figures, to count frames whose figures changed."""
-    return {f.get("index"): _canon(f.get("figures")) for f in doc.get("frames") or [] if isinstance(f, dict)}
+    """Frame index -> the canonical form of its figures, to count frames whose figures changed (an index that
+    is a list or an object stands for itself by its canonical form)."""
+    return {(("unhashable", _canon(index)) if isinstance(index := f.get("index"), (list, dict)) else index):
+            _canon(f.get("figures")) for f in _listed(doc.get("frames")) if isinstance(f, dict)}

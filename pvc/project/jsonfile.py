@@ -23,3 +23,5 @@ def parse_json(data: bytes, path: Path | str) -> Any:
         raise BadInput(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise BadInput(path, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits; sys.set_int_max_str_digits)
+        raise BadInput(path, f"malformed JSON: {exc}") from None

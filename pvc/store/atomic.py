@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_write", "fsync_dir", "sync_filesystem"]
@@ -60,6 +59,8 @@ def _fsync_tree(root: Path) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves either the old or the new content, never a mix."""
+    import tempfile  # ~3 ms (shutil, random): the commands that only read never write a file
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; store files are as readable as the project

@@ -9,7 +9,6 @@ known key suggested: a typo never silently falls back to the default.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable
@@ -207,6 +206,8 @@ def _fields_problems(where: str, section: Section, fields: dict) -> list[tuple[s
 
 
 def _unknown(key: str, known: list[str]) -> str:
+    import difflib  # only to suggest a key for a wrong one
+
     close = difflib.get_close_matches(key, known, n=1)
     return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})")
 

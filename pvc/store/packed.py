@@ -9,13 +9,11 @@ an object, checking its record header, decompressing, chunk lists, compression p
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import blake3
 import msgpack
@@ -24,7 +22,6 @@ import zstandard
 from pvc.errors import BadInput, CorruptObject, ObjectMissing
 from pvc.store import objects
 from pvc.store.backend import ObjectAccess, ObjectInfo
-from pvc.store.chunking import iter_chunks
 from pvc.store.local.packindex import PackIndex
 from pvc.store.local.packs import (
     RECORD,
@@ -34,6 +31,9 @@ from pvc.store.local.packs import (
     check_record_header,
     decode_chunk_list,
 )
+
+if TYPE_CHECKING:  # imported where they are used: reading one object at a time needs neither
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["PackedStore", "INCOMPRESSIBLE_SUFFIXES", "Published"]
 
@@ -161,6 +161,8 @@ class PackedStore(ObjectAccess):
                            self.span)
         if not groups:
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=workers) as pool:  # memory: at most `workers` spans read ahead
             yield from _bounded(pool, self._read_group, groups, ahead=workers)
 
@@ -180,6 +182,8 @@ class PackedStore(ObjectAccess):
 
         seen: set[bytes] = set()
         if groups:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for done in _bounded(pool, lambda g: [run(g)], groups, ahead=2 * workers):
                     seen.update(done)
@@ -307,6 +311,8 @@ class PackedStore(ObjectAccess):
             raise BadInput(path, "is a directory") from None
 
     def _put_chunked(self, path: Path, f: BinaryIO, size: int, compress: bool | None) -> bytes:
+        from pvc.store.chunking import iter_chunks
+
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         chunks: list[list] = []
         total = 0
@@ -359,6 +365,8 @@ class PackedStore(ObjectAccess):
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)
         with an index of `records` (id, offset, stored length, raw length, codec): written to a temp file and
         fsynced here; `flush` publishes it, `abort` deletes it."""
+        import tempfile
+
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o644)  # like the packs PackWriter writes

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 import stat
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -38,10 +36,10 @@ from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import Refs, VersionRecord
 from pvc.store.partial import PartialVersions
 from pvc.store.stash import SavedStates
-from pvc.store.statcache import StatCache
 
 if TYPE_CHECKING:
     from pvc.store.local.packstore import PackStore
+    from pvc.store.statcache import StatCache
     from pvc.store.lock import LockStatus, RepoLock
 
 __all__ = ["Repository", "STORE_DIR", "STORE_FORMAT"]
@@ -84,9 +82,13 @@ class Repository:
         if pvc_dir.exists():
             raise UsageError(f"{pvc_dir}: already exists (this project is already initialised)")
         staging = project_root / f"{STORE_DIR}.init-tmp"
+        import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
         for sub in ("packs", "tmp"):
             (staging / sub).mkdir(parents=True)
+        import uuid
+
         config = schema.defaults() | (settings or {}) | {"id": uuid.uuid4().hex}
         atomic_write(staging / "config", _config_bytes(config))
         if alternates:
@@ -146,6 +148,8 @@ class Repository:
     def ensure_store_id(self) -> str:
         """The store id, giving an older store one first (call with the lock held: `config` is rewritten)."""
         if self.store_id is None:
+            import uuid
+
             new_id = uuid.uuid4().hex
             self.update_config(lambda doc: doc.__setitem__("id", new_id))
         return self.config["id"]
@@ -270,6 +274,8 @@ class Repository:
         return stale
 
     def stat_cache(self) -> StatCache:
+        from pvc.store.statcache import StatCache  # status and commit read it; the other commands do not
+
         return StatCache(self.dir / "index")
 
     def clean_tmp(self) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,6 +126,8 @@ class PackWriter:
             raise OSError(exc.errno, exc.strerror or str(exc), self._tmp_name) from None
 
     def _open(self) -> None:
+        import tempfile  # only writers open packs
+
         fd, self._tmp_name = tempfile.mkstemp(dir=self._tmp_dir, prefix="pack-", suffix=".tmp")
         os.fchmod(fd, 0o644)  # like every other store file (mkstemp makes 0600)
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)

@@ -13,17 +13,20 @@ drop what no version needs (`plan_repack` / `repack`, for gc). Core code never o
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store.atomic import fsync_dir
-from pvc.store.local.check import PackScan, check_packs
-from pvc.store.local.packcheck import check_pack
 from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.local.packs import Location
-from pvc.store.local.repack import RepackPlan, plan_repack, repack
 from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
+
+if TYPE_CHECKING:  # the maintenance modules are imported where they are used: reading needs none of them
+    import random
+
+    from pvc.store.local.check import PackScan
+    from pvc.store.local.repack import RepackPlan
 
 __all__ = ["PackStore", "INCOMPRESSIBLE_SUFFIXES", "IndexRebuild"]
 
@@ -230,11 +233,17 @@ class PackStore(PackedStore):
     def check_packs(self, packs: list[bytes], *, sample: float = 1.0, rng: random.Random | None = None) -> PackScan:
         """Read each of `packs` (pinned) once: records re-hashed (or a `sample` of them), names checked,
         every index entry matched with its record; also the damaged and misnamed index files."""
+        import random
+
+        from pvc.store.local.check import check_packs
+
         return check_packs(self, packs, sample, rng or random.Random())
 
     def rebuild_index(self) -> IndexRebuild:
         """Replace every index file by one rebuilt from the packs: every record names its object. Records whose
         content is damaged are left out; the new index is written before the old ones are removed."""
+        from pvc.store.local.packcheck import check_pack
+
         entries, damaged, packs = [], 0, 0
         for path in sorted(self.packs_dir.glob("*.pack")):
             check = check_pack(path)
@@ -255,10 +264,14 @@ class PackStore(PackedStore):
 
     def plan_repack(self, live: set[bytes], *, keep_newer_than: float) -> RepackPlan:
         """Which packs hold nothing live (deleted), which are mostly dead (rewritten), which are too young."""
+        from pvc.store.local.repack import plan_repack
+
         return plan_repack(self, live, keep_newer_than=keep_newer_than)
 
     def repack(self, plan: RepackPlan) -> int:
         """Carry out `plan`; return how many new packs were written."""
+        from pvc.store.local.repack import repack
+
         return repack(self, plan)
 
     def close_pack(self, pack: bytes) -> None:

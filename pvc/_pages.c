@@ -1,0 +1,682 @@
+/* pvc._pages: the entries of pvc's paged maps (pvc/store/pages.py) read from their msgpack bytes, for `diff`.
+ *
+ * A diff between two versions reads every page that differs; after a change spread over a project (1% of the
+ * items of 20,000) that is every page, and building their model objects (pvc/store/model.py) costs far more
+ * than the diff itself. An entry whose value has the same bytes on both sides has the same value, so only
+ * the entries whose bytes differ need to be decoded; this module finds them without building anything:
+ *
+ * changed(kind, a, b) -> [(key, page_a, value_a, page_b, value_b)] | None
+ *     `a` and `b`: the pages (bytes, first key, entry count) of two maps of `kind` ("files" or "items") that
+ *     the other map does not share, in map order. Every key whose value bytes differ, or that one side
+ *     lacks, in key order, with the index of its page on each side and its value's msgpack bytes (-1 and
+ *     None on the side that lacks it). A value holding a NaN is always returned (NaN is not equal to
+ *     itself, so Python decides whether it changed).
+ * entries(kind, data, first, count) -> {key: value bytes} | None
+ *     One page's entries.
+ *
+ * Both return None, and the caller decodes the pages in Python instead (which then reports the problem, or
+ * accepts what this module was unsure of), for anything that is not what pvc writes: every check that
+ * pvc.store.model's `Page.decode` and pvc.store.pages' `_page` make is made here, and a page accepted here
+ * is one they accept, with the same entries. Stricter here (None) on what they would accept but pvc never
+ * writes: map keys out of canonical order or repeated, a page's keys not ascending from one page to the
+ * next, an item's `companions` that is neither absent, nil nor a list, msgpack ext types, nesting deeper
+ * than MAX_DEPTH, a map key that is a list or a map.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+
+#define OK 0
+#define ODD (-1) /* not what pvc writes: the caller decodes in Python */
+
+enum { T_NIL, T_BOOL, T_INT, T_FLOAT, T_STR, T_BIN, T_ARR, T_MAP };
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t n, at;
+    int nan; /* a NaN float was read */
+} reader_t;
+
+typedef struct {
+    int type;
+    int negative;             /* T_INT */
+    uint64_t len;             /* T_STR, T_BIN: bytes; T_ARR, T_MAP: elements */
+    const unsigned char *data; /* T_STR, T_BIN */
+} head_t;
+
+static uint64_t big_endian(const unsigned char *p, int k) {
+    uint64_t v = 0;
+    for (int i = 0; i < k; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Strict UTF-8 as Python decodes it (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static int utf8_ok(const unsigned char *s, uint64_t n) {
+    uint64_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            for (i++; i + 8 <= n; i += 8) { /* ASCII, 8 bytes at a time */
+                uint64_t word;
+                memcpy(&word, s + i, 8);
+                if (word & 0x8080808080808080ull)
+                    break;
+            }
+            while (i < n && s[i] < 0x80)
+                i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            if (n - i < 2 || (s[i + 1] & 0xc0) != 0x80)
+                return 0;
+            i += 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            if (n - i < 3 || (s[i + 1] & 0xc0) != 0x80 || (s[i + 2] & 0xc0) != 0x80)
+                return 0;
+            if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0))
+                return 0;
+            i += 3;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            if (n - i < 4 || (s[i + 1] & 0xc0) != 0x80 || (s[i + 2] & 0xc0) != 0x80 || (s[i + 3] & 0xc0) != 0x80)
+                return 0;
+            if ((c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] >= 0x90))
+                return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* What pvc.store.model.check_part_path accepts: not empty, no NUL or backslash, no leading or trailing `/`,
+ * no empty, `.` or `..` part. (Bytes of UTF-8: these ASCII bytes occur in no multi-byte sequence.) */
+static int safe_path(const unsigned char *s, uint64_t n) {
+    if (n == 0 || s[0] == '/' || s[n - 1] == '/')
+        return 0;
+    uint64_t start = 0;
+    for (uint64_t i = 0; i <= n; i++) {
+        if (i < n && (s[i] == 0 || s[i] == '\\'))
+            return 0;
+        if (i == n || s[i] == '/') {
+            uint64_t len = i - start;
+            if (len == 0 || (len == 1 && s[start] == '.') || (len == 2 && s[start] == '.' && s[start + 1] == '.'))
+                return 0;
+            start = i + 1;
+        }
+    }
+    return 1;
+}
+
+/* The next object's header. Scalars, strings and binaries are read whole; for a list or a map only the
+ * header, and `len` is its number of elements. */
+static inline int read_head(reader_t *r, head_t *h) {
+    if (r->at >= r->n)
+        return ODD;
+    unsigned char c = r->p[r->at++];
+    Py_ssize_t left;
+    int k = 0;
+    h->negative = 0;
+    if (c <= 0x7f || c >= 0xe0) {
+        h->type = T_INT;
+        h->negative = c >= 0xe0;
+        return OK;
+    }
+    if (c >= 0x80 && c <= 0x8f) {
+        h->type = T_MAP;
+        h->len = c & 0x0f;
+        goto container;
+    }
+    if (c >= 0x90 && c <= 0x9f) {
+        h->type = T_ARR;
+        h->len = c & 0x0f;
+        goto container;
+    }
+    if (c >= 0xa0 && c <= 0xbf) {
+        h->type = T_STR;
+        h->len = c & 0x1f;
+        goto bytes;
+    }
+    switch (c) {
+    case 0xc0:
+        h->type = T_NIL;
+        return OK;
+    case 0xc2:
+    case 0xc3:
+        h->type = T_BOOL;
+        return OK;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        k = 1 << (c - 0xcc);
+        if (r->n - r->at < k)
+            return ODD;
+        r->at += k;
+        h->type = T_INT;
+        return OK;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        k = 1 << (c - 0xd0);
+        if (r->n - r->at < k)
+            return ODD;
+        h->negative = (r->p[r->at] & 0x80) != 0;
+        r->at += k;
+        h->type = T_INT;
+        return OK;
+    case 0xca: {
+        if (r->n - r->at < 4)
+            return ODD;
+        uint64_t bits = big_endian(r->p + r->at, 4);
+        if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu))
+            r->nan = 1;
+        r->at += 4;
+        h->type = T_FLOAT;
+        return OK;
+    }
+    case 0xcb: {
+        if (r->n - r->at < 8)
+            return ODD;
+        uint64_t bits = big_endian(r->p + r->at, 8);
+        if ((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull && (bits & 0x000fffffffffffffull))
+            r->nan = 1;
+        r->at += 8;
+        h->type = T_FLOAT;
+        return OK;
+    }
+    case 0xd9: case 0xda: case 0xdb:
+        k = 1 << (c - 0xd9);
+        h->type = T_STR;
+        break;
+    case 0xc4: case 0xc5: case 0xc6:
+        k = 1 << (c - 0xc4);
+        h->type = T_BIN;
+        break;
+    case 0xdc: case 0xdd:
+        k = 2 << (c - 0xdc);
+        h->type = T_ARR;
+        break;
+    case 0xde: case 0xdf:
+        k = 2 << (c - 0xde);
+        h->type = T_MAP;
+        break;
+    default: /* 0xc1 (never used) and the ext types */
+        return ODD;
+    }
+    if (r->n - r->at < k)
+        return ODD;
+    h->len = big_endian(r->p + r->at, k);
+    r->at += k;
+    if (h->type == T_ARR || h->type == T_MAP)
+        goto container;
+bytes:
+    left = r->n - r->at;
+    if (h->len > (uint64_t)left)
+        return ODD;
+    h->data = r->p + r->at;
+    r->at += (Py_ssize_t)h->len;
+    if (h->type == T_STR && !utf8_ok(h->data, h->len))
+        return ODD;
+    return OK;
+container:
+    left = r->n - r->at; /* every element takes a byte at least: a longer count is damage */
+    if (h->len > (uint64_t)left || (h->type == T_MAP && h->len > (uint64_t)left / 2))
+        return ODD;
+    return OK;
+}
+
+static int skip_rest(reader_t *r, const head_t *h, int depth);
+
+/* One whole object of any kind msgpack.unpackb(raw=False, strict_map_key=False) decodes (see the top). */
+static int skip(reader_t *r, int depth) {
+    head_t h;
+    if (read_head(r, &h))
+        return ODD;
+    return skip_rest(r, &h, depth);
+}
+
+static int skip_rest(reader_t *r, const head_t *h, int depth) {
+    if (h->type != T_ARR && h->type != T_MAP)
+        return OK;
+    if (depth >= MAX_DEPTH)
+        return ODD;
+    for (uint64_t i = 0; i < h->len; i++) {
+        if (h->type == T_MAP) {
+            head_t key;
+            if (read_head(r, &key) || key.type == T_ARR || key.type == T_MAP)
+                return ODD;
+        }
+        if (skip(r, depth + 1))
+            return ODD;
+    }
+    return OK;
+}
+
+static int compare(const unsigned char *a, Py_ssize_t la, const unsigned char *b, Py_ssize_t lb) {
+    int c = memcmp(a, b, la < lb ? (size_t)la : (size_t)lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+static inline int is(const head_t *h, const char *text) {
+    size_t n = strlen(text);
+    return h->len == n && memcmp(h->data, text, n) == 0;
+}
+
+/* A list of safe paths (an item's companions and media_files). */
+static int path_list(reader_t *r, const head_t *h) {
+    if (h->type != T_ARR)
+        return ODD;
+    for (uint64_t i = 0; i < h->len; i++) {
+        head_t path;
+        if (read_head(r, &path) || path.type != T_STR || !safe_path(path.data, path.len))
+            return ODD;
+    }
+    return OK;
+}
+
+enum { K_OTHER, K_KIND, K_PATH, K_META, K_ANNOTATION, K_PATHS, K_PROBLEMS };
+
+/* Which of ItemEntry's fields a key of its map names. */
+static int item_key(const head_t *key) {
+    switch (key->len) {
+    case 3:
+        return is(key, "ann") ? K_PATH : K_OTHER;
+    case 4:
+        return is(key, "kind") ? K_KIND : is(key, "meta") ? K_META : K_OTHER;
+    case 5:
+        return is(key, "media") ? K_PATH : K_OTHER;
+    case 8:
+        return is(key, "problems") ? K_PROBLEMS : K_OTHER;
+    case 10:
+        return is(key, "annotation") ? K_ANNOTATION : is(key, "companions") ? K_PATHS : K_OTHER;
+    case 11:
+        return is(key, "media_files") ? K_PATHS : K_OTHER;
+    default:
+        return K_OTHER;
+    }
+}
+
+/* An ItemEntry as pvc writes it (what ItemEntry.decode accepts, keys in canonical order). */
+static int item_value(reader_t *r) {
+    head_t map, prev = {0}, key, value;
+    int kind = 0, meta = 0;
+    if (read_head(r, &map) || map.type != T_MAP)
+        return ODD;
+    for (uint64_t i = 0; i < map.len; i++) {
+        if (read_head(r, &key) || key.type != T_STR)
+            return ODD;
+        if (i && compare(prev.data, (Py_ssize_t)prev.len, key.data, (Py_ssize_t)key.len) >= 0)
+            return ODD;
+        prev = key;
+        if (read_head(r, &value))
+            return ODD;
+        switch (item_key(&key)) {
+        case K_KIND:
+            if (value.type != T_STR)
+                return ODD;
+            kind = 1;
+            break;
+        case K_PATH: /* media, ann */
+            if (value.type != T_NIL && (value.type != T_STR || !safe_path(value.data, value.len)))
+                return ODD;
+            break;
+        case K_META:
+            if (value.type != T_MAP || skip_rest(r, &value, 2))
+                return ODD;
+            meta = 1;
+            break;
+        case K_ANNOTATION:
+            if ((value.type != T_NIL && value.type != T_MAP) || skip_rest(r, &value, 2))
+                return ODD;
+            break;
+        case K_PATHS: /* companions, media_files */
+            if (value.type != T_NIL && path_list(r, &value))
+                return ODD;
+            break;
+        case K_PROBLEMS:
+            if (value.type != T_NIL) {
+                if (value.type != T_ARR)
+                    return ODD;
+                for (uint64_t j = 0; j < value.len; j++) {
+                    head_t text;
+                    if (read_head(r, &text) || text.type != T_STR)
+                        return ODD;
+                }
+            }
+            break;
+        default:
+            if (skip_rest(r, &value, 2))
+                return ODD;
+        }
+    }
+    return kind && meta ? OK : ODD;
+}
+
+/* A FileValue: [32-byte id, size >= 0, mode]. */
+static int file_value(reader_t *r) {
+    head_t list, id, size, mode;
+    if (read_head(r, &list) || list.type != T_ARR || list.len != 3)
+        return ODD;
+    if (read_head(r, &id) || id.type != T_BIN || id.len != 32)
+        return ODD;
+    if (read_head(r, &size) || size.type != T_INT || size.negative)
+        return ODD;
+    if (read_head(r, &mode) || mode.type != T_INT)
+        return ODD;
+    return OK;
+}
+
+/* The entries of a run of pages, one at a time, checked as they are read. */
+typedef struct {
+    PyObject *pages; /* a fast sequence of (bytes, first key, count) */
+    Py_ssize_t npages, page; /* page: index of the page being read, -1 before the first */
+    int items;               /* kind: 0 files, 1 items */
+    reader_t r;
+    int open, in_entries;
+    uint64_t map_left, entries_left, count, expect;
+    int seen_entries, seen_kind, seen_type;
+    const char *first;
+    Py_ssize_t first_len;
+    /* the current entry; its value is read (checked) only when asked for: `pending` until then */
+    const unsigned char *key, *value;
+    Py_ssize_t key_len, value_len;
+    int nan, has_key, pending;
+} cursor_t;
+
+static int open_page(cursor_t *c) {
+    PyObject *spec = PySequence_Fast_GET_ITEM(c->pages, c->page);
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 3 || !PyBytes_Check(PyTuple_GET_ITEM(spec, 0))
+        || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1)) || !PyLong_Check(PyTuple_GET_ITEM(spec, 2)))
+        return ODD;
+    PyObject *data = PyTuple_GET_ITEM(spec, 0);
+    c->first = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(spec, 1), &c->first_len);
+    long long expect = PyLong_AsLongLong(PyTuple_GET_ITEM(spec, 2));
+    if (c->first == NULL || (expect == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return ODD;
+    }
+    if (expect < 0)
+        return ODD;
+    c->expect = (uint64_t)expect;
+    c->r.p = (const unsigned char *)PyBytes_AS_STRING(data);
+    c->r.n = PyBytes_GET_SIZE(data);
+    c->r.at = 0;
+    head_t map;
+    if (read_head(&c->r, &map) || map.type != T_MAP)
+        return ODD;
+    c->map_left = map.len;
+    c->open = 1;
+    c->in_entries = 0;
+    c->count = 0;
+    c->seen_entries = c->seen_kind = c->seen_type = 0;
+    return OK;
+}
+
+/* The top-level fields of a page other than its entries: `kind` must be the expected kind, `type` "page". */
+static int page_field(cursor_t *c) {
+    head_t key, value;
+    if (read_head(&c->r, &key) || key.type != T_STR)
+        return ODD;
+    if (is(&key, "entries")) {
+        if (c->seen_entries || read_head(&c->r, &value) || value.type != T_ARR)
+            return ODD;
+        c->seen_entries = 1;
+        c->in_entries = 1;
+        c->entries_left = value.len;
+        return OK;
+    }
+    if (is(&key, "kind") || is(&key, "type")) {
+        int *seen = is(&key, "kind") ? &c->seen_kind : &c->seen_type;
+        const char *want = seen == &c->seen_type ? "page" : c->items ? "items" : "files";
+        if (*seen || read_head(&c->r, &value) || value.type != T_STR || !is(&value, want))
+            return ODD;
+        *seen = 1;
+        return OK;
+    }
+    return skip(&c->r, 1);
+}
+
+/* The page's end: everything read, nothing after it, as many entries as its reference says. */
+static int close_page(cursor_t *c) {
+    c->open = 0;
+    if (c->r.at != c->r.n || !c->seen_entries || !c->seen_kind || !c->seen_type || c->count != c->expect)
+        return ODD;
+    return OK;
+}
+
+static int read_entry(cursor_t *c) {
+    head_t pair, key;
+    reader_t *r = &c->r;
+    if (read_head(r, &pair) || pair.type != T_ARR || pair.len != 2)
+        return ODD;
+    if (read_head(r, &key) || key.type != T_STR)
+        return ODD;
+    if (!c->items && !safe_path(key.data, key.len))
+        return ODD;
+    if (c->has_key && compare(c->key, c->key_len, key.data, (Py_ssize_t)key.len) >= 0)
+        return ODD; /* out of order or repeated, in the page or from one page to the next */
+    if (c->count == 0 && compare(key.data, (Py_ssize_t)key.len, (const unsigned char *)c->first, c->first_len) != 0)
+        return ODD; /* not the first key its reference names */
+    c->key = key.data;
+    c->key_len = (Py_ssize_t)key.len;
+    c->has_key = 1;
+    c->pending = 1;
+    c->count++;
+    return OK;
+}
+
+/* Read and check the current entry's value. */
+static int take_value(cursor_t *c) {
+    if (!c->pending)
+        return OK;
+    reader_t *r = &c->r;
+    Py_ssize_t start = r->at;
+    r->nan = 0;
+    if (c->items ? item_value(r) : file_value(r))
+        return ODD;
+    c->value = r->p + start;
+    c->value_len = r->at - start;
+    c->nan = r->nan;
+    c->pending = 0;
+    return OK;
+}
+
+/* Whether the current entry's value has the bytes of `other`'s (read and checked): then it is that value, as
+ * msgpack is prefix-free, and it is taken without being read again. */
+static int same_value(cursor_t *c, const cursor_t *other) {
+    reader_t *r = &c->r;
+    if (!c->pending || r->n - r->at < other->value_len || memcmp(r->p + r->at, other->value, (size_t)other->value_len))
+        return 0;
+    c->value = r->p + r->at;
+    c->value_len = other->value_len;
+    c->nan = other->nan;
+    r->at += other->value_len;
+    c->pending = 0;
+    return 1;
+}
+
+/* 1: an entry is current (its value pending); 0: no more; ODD. */
+static int advance(cursor_t *c) {
+    if (take_value(c))
+        return ODD;
+    for (;;) {
+        if (c->open && c->in_entries) {
+            if (c->entries_left) {
+                c->entries_left--;
+                return read_entry(c) ? ODD : 1;
+            }
+            c->in_entries = 0;
+            continue;
+        }
+        if (c->open && c->map_left) {
+            c->map_left--;
+            if (page_field(c))
+                return ODD;
+            continue;
+        }
+        if (c->open && close_page(c))
+            return ODD;
+        if (c->page + 1 >= c->npages)
+            return 0;
+        c->page++;
+        if (open_page(c))
+            return ODD;
+    }
+}
+
+static int kind_of(PyObject *kind) {
+    if (!PyUnicode_Check(kind))
+        return -1;
+    if (PyUnicode_CompareWithASCIIString(kind, "files") == 0)
+        return 0;
+    if (PyUnicode_CompareWithASCIIString(kind, "items") == 0)
+        return 1;
+    return -1;
+}
+
+static int start(cursor_t *c, PyObject *pages, int items) {
+    memset(c, 0, sizeof(*c));
+    c->pages = PySequence_Fast(pages, "pages must be a list");
+    if (c->pages == NULL)
+        return -1;
+    c->npages = PySequence_Fast_GET_SIZE(c->pages);
+    c->page = -1;
+    c->items = items;
+    return 0;
+}
+
+static PyObject *side(const cursor_t *c, int present) {
+    if (!present)
+        return Py_BuildValue("(nO)", (Py_ssize_t)-1, Py_None);
+    return Py_BuildValue("(ny#)", c->page, (const char *)c->value, c->value_len);
+}
+
+static int emit(PyObject *out, const cursor_t *named, const cursor_t *a, int in_a, const cursor_t *b, int in_b) {
+    PyObject *key = PyUnicode_DecodeUTF8((const char *)named->key, named->key_len, "strict");
+    PyObject *sa = key ? side(a, in_a) : NULL;
+    PyObject *sb = sa ? side(b, in_b) : NULL;
+    PyObject *row = sb ? PyTuple_Pack(5, key, PyTuple_GET_ITEM(sa, 0), PyTuple_GET_ITEM(sa, 1),
+                                      PyTuple_GET_ITEM(sb, 0), PyTuple_GET_ITEM(sb, 1)) : NULL;
+    int failed = row == NULL || PyList_Append(out, row) < 0;
+    Py_XDECREF(key);
+    Py_XDECREF(sa);
+    Py_XDECREF(sb);
+    Py_XDECREF(row);
+    return failed ? -1 : 0;
+}
+
+static PyObject *changed(PyObject *self, PyObject *args) {
+    PyObject *kind, *pages_a, *pages_b;
+    if (!PyArg_ParseTuple(args, "OOO", &kind, &pages_a, &pages_b))
+        return NULL;
+    int items = kind_of(kind);
+    if (items < 0)
+        Py_RETURN_NONE;
+    cursor_t a, b;
+    if (start(&a, pages_a, items) < 0)
+        return NULL;
+    if (start(&b, pages_b, items) < 0) {
+        Py_DECREF(a.pages);
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    int odd = 0, failed = out == NULL;
+    int more_a = failed ? 0 : advance(&a), more_b = failed ? 0 : advance(&b);
+    while (!failed && !odd) {
+        if (more_a == ODD || more_b == ODD) {
+            odd = 1;
+            break;
+        }
+        if (!more_a && !more_b)
+            break;
+        int order = !more_a ? 1 : !more_b ? -1 : compare(a.key, a.key_len, b.key, b.key_len);
+        if (order < 0) {
+            odd = take_value(&a);
+            failed = !odd && emit(out, &a, &a, 1, &b, 0) < 0;
+            more_a = advance(&a);
+        } else if (order > 0) {
+            odd = take_value(&b);
+            failed = !odd && emit(out, &b, &a, 0, &b, 1) < 0;
+            more_b = advance(&b);
+        } else {
+            odd = take_value(&a);
+            if (!odd && !same_value(&b, &a)) {
+                odd = take_value(&b);
+                failed = !odd && emit(out, &a, &a, 1, &b, 1) < 0;
+            } else if (!odd && a.nan) {
+                failed = emit(out, &a, &a, 1, &b, 1) < 0;
+            }
+            more_a = advance(&a);
+            more_b = advance(&b);
+        }
+    }
+    Py_DECREF(a.pages);
+    Py_DECREF(b.pages);
+    if (failed) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    if (odd) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+static PyObject *entries(PyObject *self, PyObject *args) {
+    PyObject *kind, *data, *first, *count;
+    if (!PyArg_ParseTuple(args, "OOOO", &kind, &data, &first, &count))
+        return NULL;
+    int items = kind_of(kind);
+    if (items < 0)
+        Py_RETURN_NONE;
+    PyObject *spec = Py_BuildValue("[(OOO)]", data, first, count);
+    if (spec == NULL)
+        return NULL;
+    cursor_t c;
+    if (start(&c, spec, items) < 0) {
+        Py_DECREF(spec);
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    int more = out == NULL ? 0 : advance(&c), failed = out == NULL;
+    while (!failed && more == 1) {
+        if (take_value(&c)) {
+            more = ODD;
+            break;
+        }
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)c.key, c.key_len, "strict");
+        PyObject *value = key ? PyBytes_FromStringAndSize((const char *)c.value, c.value_len) : NULL;
+        failed = value == NULL || PyDict_SetItem(out, key, value) < 0;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (!failed)
+            more = advance(&c);
+    }
+    Py_DECREF(c.pages);
+    Py_DECREF(spec);
+    if (failed) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    if (more == ODD) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"changed", changed, METH_VARARGS,
+     "changed(kind, a, b) -> [(key, page_a, value_a, page_b, value_b)] | None: the entries whose value bytes "
+     "differ between two runs of pages (bytes, first key, count), in key order; None for anything unusual."},
+    {"entries", entries, METH_VARARGS,
+     "entries(kind, data, first, count) -> {key: value bytes} | None: one page's entries; None for anything "
+     "unusual."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "pvc._pages", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__pages(void) { return PyModule_Create(&module); }
