@@ -85,6 +85,9 @@ class Bench:
         self.pvc_commands = self._pvc_commands()
         self.restic = self._peer("restic", shutil.which("restic"))
         self.dvc = self._peer("DVC", str(PEERS_VENV / "bin" / "dvc") if (PEERS_VENV / "bin" / "dvc").exists() else None)
+        # pvc as installed runs from cached bytecode; an environment that forbids writing it would make every pvc
+        # command compile pvc again (~40 ms a start): measured, that is a property of the machine, not of pvc
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env = dict(os.environ) | {"LC_ALL": "C.UTF-8", "NO_COLOR": "1"}
         self.env.pop("PVC_DEBUG", None)
         # git: no user or system config, no auto-gc in the middle of a timing, never above the work dir.
