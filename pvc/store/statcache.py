@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgpack
@@ -153,16 +154,13 @@ class StatCache:
         return self._results
 
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
-        stat = self._stats.get(relpath)
-        if stat is None or key.mtime_ns >= self._cutoff or stat != [key.size, key.mtime_ns, key.ino, key.ctime_ns]:
-            return None
-        result = self._decoded().get(relpath)
-        if result is None or result[1] != role:
-            return None
-        return CacheEntry(key, bytes(result[0]), result[1], result[2])
+        """The entry of `relpath` if its stat `key` and `role` are what the cache vouches for (the rule of `get_all`)."""
+        probe = SimpleNamespace(relpath=relpath, size=key.size, mtime_ns=key.mtime_ns, ino=key.ino, ctime_ns=key.ctime_ns)
+        return self.get_all([probe], {relpath: role})[0]
 
     def get_all(self, files: list, roles: dict[str, str]) -> list[CacheEntry | None]:
-        """`get` for each of `files` (with relpath, size, mtime_ns, ino, ctime_ns) under its role in `roles`."""
+        """For each of `files` (with relpath, size, mtime_ns, ino, ctime_ns), its entry if the file's stat is the
+        entry's, its mtime older than the cutoff of the scan that saved it, and its role the one in `roles`; else None."""
         stats, cutoff = self._stats, self._cutoff
         results = self._decoded() if stats else {}
         out: list[CacheEntry | None] = []

@@ -68,9 +68,8 @@ class ItemDescriber:
         paths = [f"{ds.dir}/{rel}" for rel in item.media]
         if not paths:
             return {}
-        info = self.hashed[paths[0]].info
-        if len(paths) == 1 and not (isinstance(info, dict) and "series" in info):
-            return info or {}
+        if len(paths) == 1 and not self.is_series(ds, item):
+            return self.hashed[paths[0]].info or {}
         return self._series(paths)
 
     def is_series(self, ds: Dataset, item: Item) -> bool:

@@ -158,10 +158,13 @@ class PackStore(PackedStore):
         every file it scans) then finds it in the first index it tries, not after a miss in each newer one."""
         for _ in range(5):  # a concurrent consolidation may delete a file between listing and opening
             try:
-                return sorted(self._open_index_files(), key=lambda idx: -idx.count)
+                found = self._open_index_files()
+                break
             except FileNotFoundError:
                 continue
-        return sorted(self._open_index_files(), key=lambda idx: -idx.count)
+        else:
+            found = self._open_index_files()
+        return sorted(found, key=lambda idx: -idx.count)
 
     def _open_index_files(self) -> list[PackIndex]:
         if self._strict:
