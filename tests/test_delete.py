@@ -106,19 +106,22 @@ COMMITTER = """
 import sys, time
 from pathlib import Path
 from pvc.cli import main
-proj, rounds, ready = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+proj, rounds, ready, deleted = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 while not ready.exists():  # start once the deleter runs, so the two really overlap
     time.sleep(0.01)
-for k in range(rounds):
-    (proj / f"c{k}.bin").write_bytes(bytes([k]) * 200_000)
+k = 0
+while k < rounds or (not deleted.exists() and k < 20 * rounds):  # and go on until the deleter deleted one meanwhile
+    (proj / f"c{k}.bin").write_bytes(bytes([k % 256]) * 200_000)
     assert main(["commit", "-m", f"c{k}", "--lock-timeout", "120", "-C", str(proj)]) == 0
+    k += 1
+print(k, file=sys.stderr)  # the commits made (stdout carries the commits' own output)
 """
 
 DELETER = """
 import json, sys, time
 from pathlib import Path
 from pvc.api import Project
-proj, stop, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+proj, stop, ready, marker = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 deleted = []
 ready.touch()
 while not stop.exists():
@@ -127,6 +130,7 @@ while not stop.exists():
         if len(live) > 2:
             p.version.delete(version_num=live[0], lock_timeout=120)
             deleted.append(live[0])
+            marker.touch()
         p.gc(grace=0, lock_timeout=120)
     time.sleep(0.01)
 print(json.dumps(deleted))
@@ -135,11 +139,11 @@ print(json.dumps(deleted))
 
 def test_delete_and_gc_race_a_committer_in_another_process(proj, cli, tmp_path):
     assert cli("commit", "-m", "base", cwd=proj).code == 0
-    stop, ready = tmp_path / "stop", tmp_path / "ready"
+    stop, ready, marker = tmp_path / "stop", tmp_path / "ready", tmp_path / "deleted"
     env = {k: v for k, v in os.environ.items() if k != "PVC_DEBUG"}
-    deleter = subprocess.Popen([sys.executable, "-c", DELETER, str(proj), str(stop), str(ready)], env=env,
+    deleter = subprocess.Popen([sys.executable, "-c", DELETER, str(proj), str(stop), str(ready), str(marker)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    committer = subprocess.run([sys.executable, "-c", COMMITTER, str(proj), "10", str(ready)], env=env,
+    committer = subprocess.run([sys.executable, "-c", COMMITTER, str(proj), "10", str(ready), str(marker)], env=env,
                                capture_output=True, text=True, timeout=300)
     stop.touch()
     out, err = deleter.communicate(timeout=300)
@@ -148,7 +152,8 @@ def test_delete_and_gc_race_a_committer_in_another_process(proj, cli, tmp_path):
     deleted = json.loads(out)
     assert deleted, "the deleter never ran alongside the committer"
     refs = cli("log", "--all", "--json").json()
-    assert len(refs) == 11 and {v["number"] for v in refs if v["deleted_at"]} == set(deleted)
+    commits = int(committer.stderr.strip().splitlines()[-1])
+    assert len(refs) == commits + 1 and {v["number"] for v in refs if v["deleted_at"]} == set(deleted)
     assert cli("gc", "--grace", "0").code == 0 and cli("verify").code == 0
     for v in (r for r in refs if not r["deleted_at"]):  # every version left restores whole
         out_dir = tmp_path / f"v{v['number']}"
