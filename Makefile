@@ -12,9 +12,10 @@ PEERS_VENV  := bench/.peers-venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SUDO_QUIET  := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-# setup.py, pvc/_walk.c and pvc/_pages.c: the C extensions (the stat walk, pages read from their bytes), built in place
+# setup.py, pvc/_walk.c, pvc/_pages.c and pvc/_files.c: the C extensions (the stat walk, pages read from their bytes,
+# the file creation loop of restore), built in place
 # by the editable install
-$(STAMP): pyproject.toml setup.py pvc/_walk.c pvc/_pages.c
+$(STAMP): pyproject.toml setup.py pvc/_walk.c pvc/_pages.c pvc/_files.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -346,3 +346,30 @@ def test_a_remote_pack_damaged_in_place_is_refused_by_a_clone_and_nothing_is_kep
     cloned = cli("clone", tmp_path / "remote", tmp_path / "copy")
     assert cloned.code == 2 and "does not hash to its name" in cloned.err and "Traceback" not in cloned.err
     assert not (tmp_path / "copy").exists()
+
+
+def test_a_clone_writes_the_files_of_the_packs_it_downloads_while_they_are_in_memory(tmp_path, cli, monkeypatch):
+    """Whole packs are written into the working tree as they arrive; only what came otherwise (the files of records
+    fetched one by one) is read back from the store after the flush. Both halves together are the version."""
+    import pvc.core.clone as clone_module
+
+    project = make_image_project(tmp_path / "proj", items=30, datasets=2, seed=4, noise=True)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    after_flush: list[int] = []
+    real = clone_module.materialize
+
+    def spy(store, chosen, folder, **kwargs):
+        after_flush.append(len(chosen.files))
+        return real(store, chosen, folder, **kwargs)
+
+    monkeypatch.setattr(clone_module, "materialize", spy)
+    files = len(tree_bytes(project))
+    result = cli("clone", tmp_path / "remote", tmp_path / "copy", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["files"] == files
+    [late] = after_flush
+    assert late < files // 2  # the media of the whole packs came early
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+    assert cli("verify", "-C", tmp_path / "copy").code == 0

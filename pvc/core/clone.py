@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pvc.core.pull import fetch_version
 from pvc.core.remote import RemoteInfo, add_remote, open_remote
 from pvc.core.resolve import resolve_version
-from pvc.core.restore import materialize
-from pvc.core.selection import Selection, plan_restore
+from pvc.core.restore import EarlyFiles, materialize
+from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import Snapshot
 from pvc.errors import UsageError, VersionNotFound
 from pvc.store.atomic import fsync_dir, sync_filesystem
@@ -91,7 +91,21 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
             record = resolve_version(theirs, version if version is not None else live[-1].number)
             with repo.lock():
                 local = repo.reopen_store()
-                objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress)
+                local.defer_sync()  # the whole folder is synced (syncfs) before it is renamed into place
+                early: list[tuple[Plan, EarlyFiles]] = []
+
+                def before_blobs():  # the structure is readable: plan the files, write each as its pack arrives
+                    chosen = plan_restore(Snapshot(local, bytes.fromhex(record.manifest)),
+                                          Selection(tuple(datasets or ())))
+                    early.append((chosen, EarlyFiles(chosen.files, folder)))
+                    return early[0][1].take
+
+                try:
+                    objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress,
+                                            before_blobs=before_blobs)
+                finally:
+                    for _, files in early:
+                        files.close()
                 local.flush()
                 repo.refs.write(RefsDoc(tuple(theirs)))
                 partial = {r.id: Partial(info.name, "records") for r in live if r.id != record.id}
@@ -102,8 +116,10 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
             received, requests = stats.bytes_received, stats.requests
         finally:
             remote.close()
-        chosen = plan_restore(Snapshot(repo.store, bytes.fromhex(record.manifest)), Selection(tuple(datasets or ())))
-        plan, _ = materialize(repo.store, chosen, folder, progress=progress)
+        # what the downloads did not write: files of records fetched one by one, chunked files
+        chosen, written = early[0]
+        materialize(repo.store, replace(chosen, files=written.left(chosen.files)), folder, progress=progress)
+        plan = chosen.files
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)

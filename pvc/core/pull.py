@@ -14,6 +14,7 @@ all under the lock, so a failed pull leaves the project as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
@@ -115,15 +116,24 @@ def merge_versions(mine: list[VersionRecord], theirs: list[VersionRecord]) -> tu
 
 
 def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord, *, blobs_of: list[str] | None,
-                  progress=None) -> int:
+                  progress=None, before_blobs: Callable[[], Callable] | None = None) -> int:
     """Stage into `local` the structure of `record` (manifest, trees, pages) and the blobs of the project's own
-    files and of the datasets `blobs_of` (None: every dataset); return how many objects were copied."""
+    files and of the datasets `blobs_of` (None: every dataset); return how many objects were copied.
+
+    With `before_blobs`, the structure is flushed first (readable in `local`), then `before_blobs()` is called and
+    what it returns is `receive_objects`' `on_pack` for the blobs: clone writes the files of the version from the
+    packs it downloads while they are in memory."""
     reader = _LocalFirst(local, remote)
     found = walk_version(reader.get_object, bytes.fromhex(record.manifest))
     blobs = [oid for oid, datasets in found.blobs.items() if any(in_datasets(d, blobs_of) for d in datasets)]
-    # the items pages the walk did not need to read, then the blobs
-    copied = receive_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=f"fetching v{record.number}")
-    return reader.copied + copied.objects
+    phase = f"fetching v{record.number}"
+    if before_blobs is None:  # the items pages the walk did not need to read, then the blobs
+        copied = receive_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=phase)
+        return reader.copied + copied.objects
+    structure = receive_objects(remote, local, found.structure, progress=progress, phase=phase)
+    local.flush()
+    copied = receive_objects(remote, local, blobs, progress=progress, phase=phase, on_pack=before_blobs())
+    return reader.copied + structure.objects + copied.objects
 
 
 class _LocalFirst:

@@ -111,12 +111,16 @@ def send_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "ob
     return _copy_the_rest(src, dst, wanted, whole, done, progress, phase)
 
 
-def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "objects") -> Copied:
+def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = "objects",
+                    on_pack: Callable | None = None) -> Copied:
     """Fetch the objects of `oids` that the local store `dst` lacks (the chunks of chunked blobs too) from the remote
     `src` (staged: the caller flushes). A remote pack whose bytes are (nearly) all wanted records is downloaded
     whole, checked against its name and each wanted record's header against the remote's index, and staged as it is
     with an index of those records; the other records are read with ranged reads and checked one by one, as
-    `copy_objects` does. Nothing that does not check out is stored."""
+    `copy_objects` does. Nothing that does not check out is stored.
+
+    `on_pack(src, [(id, location, stored bytes)])`, if given, is called with the wanted records of each pack
+    downloaded whole, once it is staged, while its bytes are still in memory (in the download's thread)."""
     wanted, whole = _plan_whole(src, dst, oids)
     done = Copied()
     whole_bytes = sum(loc.stored_len for _, records in whole for _, loc in records)
@@ -128,6 +132,8 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
         for oid, loc in records:
             check_record_header(view[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)
         dst.stage_pack(pack, data, [(oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in records])
+        if on_pack is not None:
+            on_pack(src, [(oid, loc, view[loc.offset : loc.offset + loc.stored_len]) for oid, loc in records])
         return len(records), sum(loc.stored_len for _, loc in records)
 
     if whole:

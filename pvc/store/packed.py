@@ -62,6 +62,12 @@ class PackedStore(ObjectAccess):
         self._lock = threading.Lock()
         self._local = threading.local()
         self._indexes: list[PackIndex] = []
+        self._sync_staged = True
+
+    def defer_sync(self) -> None:
+        """Stop fsyncing each whole pack `stage_pack` writes: for a store in a folder its writer makes durable whole
+        (syncfs) before any reader can see it — clone's hidden staging folder, renamed into place after that sync."""
+        self._sync_staged = False
 
     # -- what a medium provides ---------------------------------------------------------------------
 
@@ -166,18 +172,17 @@ class PackedStore(ObjectAccess):
         with ThreadPoolExecutor(max_workers=workers) as pool:  # memory: at most `workers` spans read ahead
             yield from _bounded(pool, self._read_group, groups, ahead=workers)
 
-    def visit_records(self, oids: list[bytes], visit: Callable[[bytes, Location, bytes | None], None], *,
-                      workers: int = 8) -> set[bytes]:
-        """Call `visit(id, location, stored bytes or None)` for each object of `oids` the store has, in worker
-        threads (so that what `visit` does with the bytes, e.g. writing files, runs in parallel too); return the
-        ids visited."""
+    def visit_records(self, oids: list[bytes], visit: Callable[[list[tuple[bytes, Location, bytes | None]]], None],
+                      *, workers: int = 8) -> set[bytes]:
+        """Call `visit(records)` with the records of `oids` the store has, as `[(id, location, stored bytes or
+        None)]`, one call per run of neighbours read at once, in worker threads (so that what `visit` does with the
+        bytes, e.g. writing files, runs in parallel too); return the ids visited."""
         groups = _coalesce([(oid, loc) for oid in dict.fromkeys(oids) if (loc := self.locate(oid)) is not None],
                            self.span)
 
         def run(group) -> list[bytes]:
             records = self._read_group(group)
-            for oid, loc, stored in records:
-                visit(oid, loc, stored)
+            visit(records)
             return [oid for oid, _, _ in records]
 
         seen: set[bytes] = set()
@@ -364,7 +369,7 @@ class PackedStore(ObjectAccess):
     def stage_pack(self, pack_id: bytes, data: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)
         with an index of `records` (id, offset, stored length, raw length, codec): written to a temp file and
-        fsynced here; `flush` publishes it, `abort` deletes it."""
+        fsynced here (unless `defer_sync`); `flush` publishes it, `abort` deletes it."""
         import tempfile
 
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".tmp")
@@ -373,7 +378,8 @@ class PackedStore(ObjectAccess):
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if self._sync_staged:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(name)

@@ -50,6 +50,11 @@ class Location:
     raw_len: int
     codec: int
 
+    @property
+    def chunked(self) -> bool:
+        """The record holds a chunk list: the object's content is the concatenation of other objects."""
+        return self.codec == Codec.CHUNKED
+
 
 class PackWriter:
     """Appends records to temp pack files under `tmp_dir`, cutting a new pack past `target_size` bytes.
