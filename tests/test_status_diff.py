@@ -269,3 +269,26 @@ def test_discard_puts_a_broken_file_back_and_undo_brings_it_back(committed, cli)
     assert cli("discard", "--undo").code == 0
     assert broken.read_text() == "{ not json"
     assert cli("commit").code == 1 and cli("commit", "--allow-invalid").code == 0
+
+
+@pytest.mark.parametrize("odd", [["a", "list"], {"an": "object"}, 7, None])
+def test_a_meta_tag_named_by_something_else_than_a_string_is_reported_not_a_crash(committed, cli, odd):
+    _edit_json(committed / "meta.json", lambda d: d.setdefault("tags", []).append(
+        {"name": odd, "value_type": "none", "color": "#123456"}))
+    status = cli("status", "--json")
+    assert status.code == 0, status.err
+    assert status.json()["meta"]["tags_added"] == [json.dumps(odd, sort_keys=True)]
+    assert cli("commit", "-m", "odd names").code == 0
+    diff = cli("diff", "1", "2", "--json")
+    assert diff.code == 0 and "Traceback" not in diff.err
+    assert diff.json()["meta"]["tags_added"] == [json.dumps(odd, sort_keys=True)]
+
+
+def test_a_meta_class_titled_by_a_list_is_reported_by_status_and_refused_by_commit(committed, cli):
+    _edit_json(committed / "meta.json", lambda d: d["classes"].append(
+        {"title": ["a", "list"], "shape": "rectangle", "color": "#00AA00", "geometry_config": {}}))
+    status = cli("status", "--json")
+    assert status.code == 0, status.err
+    assert status.json()["meta"]["classes_added"] == ['["a", "list"]']
+    commit = cli("commit", "-m", "odd title")
+    assert commit.code == 1 and "meta.json" in commit.err and "Traceback" not in commit.err

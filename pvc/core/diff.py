@@ -7,6 +7,8 @@ can hold it, so the cost follows the size of the change, not of the project.
 
 from __future__ import annotations
 
+import json
+
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,12 +212,23 @@ def _meta_diff(a: Snapshot, b: Snapshot, change: tuple) -> dict:
     old, new = (_load_json(s, c.oid, "meta.json") if c else None for s, c in ((a, change[0]), (b, change[1])))
     out = {}
     for section, key in (("classes", "title"), ("tags", "name")):
-        before = {d.get(key): d for d in (old or {}).get(section) or [] if isinstance(d, dict)}
-        after = {d.get(key): d for d in (new or {}).get(section) or [] if isinstance(d, dict)}
+        before, after = (_named(doc, section, key) for doc in (old, new))
         out[f"{section}_added"] = sorted(str(k) for k in set(after) - set(before))
         out[f"{section}_removed"] = sorted(str(k) for k in set(before) - set(after))
         out[f"{section}_changed"] = sorted(str(k) for k in set(before) & set(after) if before[k] != after[k])
     return out
+
+
+def _named(doc: Any, section: str, key: str) -> dict:
+    """The entries of `doc[section]` by their `key` (a title or name that is not a string, e.g. a list, by its JSON
+    text): meta.json is whatever JSON the project holds, and the diff reports it without failing."""
+    entries = doc.get(section) if isinstance(doc, dict) else None
+    named = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict):
+            name = entry.get(key)
+            named[name if isinstance(name, str) else json.dumps(name, sort_keys=True)] = entry
+    return named
 
 
 def _owner_candidates(rel: str) -> list[str]:
