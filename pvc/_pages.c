@@ -121,7 +121,7 @@ static inline int read_head(reader_t *r, head_t *h) {
     unsigned char c = r->p[r->at++];
     Py_ssize_t left;
     int k = 0;
-    h->negative = 0;
+    memset(h, 0, sizeof(*h)); /* every field defined whatever the type read */
     if (c <= 0x7f || c >= 0xe0) {
         h->type = T_INT;
         h->negative = c >= 0xe0;
@@ -385,7 +385,7 @@ typedef struct {
 } cursor_t;
 
 static int open_page(cursor_t *c) {
-    PyObject *spec = PySequence_Fast_GET_ITEM(c->pages, c->page);
+    PyObject *spec = PyTuple_GET_ITEM(c->pages, c->page);
     if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 3 || !PyBytes_Check(PyTuple_GET_ITEM(spec, 0))
         || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1)) || !PyLong_Check(PyTuple_GET_ITEM(spec, 2)))
         return ODD;
@@ -537,10 +537,10 @@ static int kind_of(PyObject *kind) {
 
 static int start(cursor_t *c, PyObject *pages, int items) {
     memset(c, 0, sizeof(*c));
-    c->pages = PySequence_Fast(pages, "pages must be a list");
+    c->pages = PySequence_Tuple(pages); /* our own copy: the caller cannot change the pages under the cursor */
     if (c->pages == NULL)
         return -1;
-    c->npages = PySequence_Fast_GET_SIZE(c->pages);
+    c->npages = PyTuple_GET_SIZE(c->pages);
     c->page = -1;
     c->items = items;
     return 0;
@@ -591,14 +591,17 @@ static PyObject *changed(PyObject *self, PyObject *args) {
         if (!more_a && !more_b)
             break;
         int order = !more_a ? 1 : !more_b ? -1 : compare(a.key, a.key_len, b.key, b.key_len);
+        /* nothing is read further once an entry was odd or an exception is set */
         if (order < 0) {
             odd = take_value(&a);
             failed = !odd && emit(out, &a, &a, 1, &b, 0) < 0;
-            more_a = advance(&a);
+            if (!odd && !failed)
+                more_a = advance(&a);
         } else if (order > 0) {
             odd = take_value(&b);
             failed = !odd && emit(out, &b, &a, 0, &b, 1) < 0;
-            more_b = advance(&b);
+            if (!odd && !failed)
+                more_b = advance(&b);
         } else {
             odd = take_value(&a);
             if (!odd && !same_value(&b, &a)) {
@@ -607,8 +610,10 @@ static PyObject *changed(PyObject *self, PyObject *args) {
             } else if (!odd && a.nan) {
                 failed = emit(out, &a, &a, 1, &b, 1) < 0;
             }
-            more_a = advance(&a);
-            more_b = advance(&b);
+            if (!odd && !failed) {
+                more_a = advance(&a);
+                more_b = advance(&b);
+            }
         }
     }
     Py_DECREF(a.pages);
