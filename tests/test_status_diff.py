@@ -292,3 +292,24 @@ def test_a_meta_class_titled_by_a_list_is_reported_by_status_and_refused_by_comm
     assert status.json()["meta"]["classes_added"] == ['["a", "list"]']
     commit = cli("commit", "-m", "odd title")
     assert commit.code == 1 and "meta.json" in commit.err and "Traceback" not in commit.err
+
+
+def test_status_and_diff_against_the_working_tree_are_the_same_without_the_c_page_reader(tmp_path, cli, monkeypatch):
+    """Pages of the working tree are compared from their bytes by pvc/_pages.c where it is built; pages.py, which
+    decodes them, gives the same report."""
+    from pvc.sample import mutate_image_project
+    from pvc.store import pagediff
+
+    project = make_image_project(tmp_path / "proj", items=120, datasets=3, seed=13)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    mutate_image_project(project, seed=4)
+    (project / "extra.txt").write_text("a file of the project\n")
+    answers = []
+    for native in (True, False):
+        if not native:
+            monkeypatch.setattr(pagediff, "_pages", None)
+        status, diff = cli("status", "--json", "-C", project), cli("diff", "--json", "-C", project)
+        assert status.code == 0 and diff.code == 0, (status.err, diff.err)
+        answers.append((status.out, diff.out))
+    assert answers[0] == answers[1]
+    assert json.loads(answers[0][0])["items"]["modified"]
