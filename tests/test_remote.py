@@ -373,3 +373,24 @@ def test_a_clone_writes_the_files_of_the_packs_it_downloads_while_they_are_in_me
     assert late < files // 2  # the media of the whole packs came early
     assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
     assert cli("verify", "-C", tmp_path / "copy").code == 0
+
+
+def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(tmp_path, cli, monkeypatch):
+    from pvc.core.snapshot import Snapshot
+    from pvc.store.remote.store import RemoteStore
+
+    project = make_image_project(tmp_path / "proj", items=1000, datasets=2, seed=6)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    with pvc.Project(project) as p:
+        snap = Snapshot(p._repo.store, bytes.fromhex(p.version.get(1).manifest))
+        trees = [snap.root, *(ds.tree for ds in snap.datasets())]
+        files_pages = sum(len(tree.files) for tree in trees)
+    assert files_pages > 2 * len(trees)  # enough pages for one request each to show
+    alone: list[bytes] = []
+    real = RemoteStore.read_record
+    monkeypatch.setattr(RemoteStore, "read_record", lambda self, oid: alone.append(oid) or real(self, oid))
+    assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
+    assert len(alone) <= 1 + len(trees)  # the manifest and the trees; no page read on its own
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)

@@ -120,11 +120,11 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
     """Stage into `local` the structure of `record` (manifest, trees, pages) and the blobs of the project's own
     files and of the datasets `blobs_of` (None: every dataset); return how many objects were copied.
 
-    With `before_blobs`, the structure is flushed first (readable in `local`), then `before_blobs()` is called and
-    what it returns is `receive_objects`' `on_pack` for the blobs: clone writes the files of the version from the
-    packs it downloads while they are in memory."""
+    With `before_blobs`, the structure is flushed first (readable in `local`), then `before_blobs()` is called (in
+    a thread of its own, while the first blobs download) and what it returns is `receive_objects`' `on_pack` for
+    the blobs: clone writes the files of the version from the packs it downloads while they are in memory."""
     reader = _LocalFirst(local, remote)
-    found = walk_version(reader.get_object, bytes.fromhex(record.manifest))
+    found = walk_version(reader.get_object, bytes.fromhex(record.manifest), prefetch=reader.prefetch)
     blobs = [oid for oid, datasets in found.blobs.items() if any(in_datasets(d, blobs_of) for d in datasets)]
     phase = f"fetching v{record.number}"
     if before_blobs is None:  # the items pages the walk did not need to read, then the blobs
@@ -132,7 +132,13 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
         return reader.copied + copied.objects
     structure = receive_objects(remote, local, found.structure, progress=progress, phase=phase)
     local.flush()
-    copied = receive_objects(remote, local, blobs, progress=progress, phase=phase, on_pack=before_blobs())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as one:  # the blobs start moving while `before_blobs` runs
+        ready = one.submit(before_blobs)
+        copied = receive_objects(remote, local, blobs, progress=progress, phase=phase,
+                                 on_pack=lambda src, records: ready.result()(src, records))
+        ready.result()  # its failure is the fetch's, even where no pack came whole
     return reader.copied + structure.objects + copied.objects
 
 
@@ -148,13 +154,28 @@ class _LocalFirst:
     def get_object(self, oid: bytes, cls):
         if oid in self.fetched:
             return cls.decode(self.fetched[oid], oid)
-        if self.local.has(oid) and self.local.info(oid) is not None:
+        if self._local_has(oid):
             return self.local.get_object(oid, cls)
         loc, stored = self.remote.read_record(oid)
+        self._take(oid, loc, stored)
+        return cls.decode(self.fetched[oid], oid)
+
+    def prefetch(self, oids: list[bytes]) -> None:
+        """Fetch the objects of `oids` this reader would fetch one by one, with coalesced ranged reads (a tree's
+        pages are neighbours in one pack: one request instead of one each). A record that cannot be read is left to
+        `get_object`, which fetches it alone and reports what is wrong with it."""
+        wanted = [oid for oid in oids if oid not in self.fetched and not self._local_has(oid)]
+        for oid, loc, stored in self.remote.read_records(wanted) if wanted else ():
+            if stored is not None and oid not in self.fetched:
+                self._take(oid, loc, bytes(stored))
+
+    def _local_has(self, oid: bytes) -> bool:
+        return self.local.has(oid) and self.local.info(oid) is not None
+
+    def _take(self, oid: bytes, loc, stored: bytes) -> None:
         problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset))
         if problem:
             raise CorruptObject(f"object {oid.hex()} from {self.remote.url}: {problem}; nothing of it was stored")
         self.local.put_record(oid, loc.codec, loc.raw_len, stored)
         self.copied += 1
         self.fetched[oid] = self.remote.decoded(oid, loc, stored)
-        return cls.decode(self.fetched[oid], oid)

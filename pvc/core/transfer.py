@@ -36,8 +36,10 @@ def in_datasets(dataset: str | None, chosen: list[str] | None) -> bool:
     return any(dataset == d or dataset.startswith(d + "/") for d in chosen)
 
 
-def walk_version(get_object: Callable, manifest_id: bytes) -> VersionObjects:
-    """The objects of the version whose manifest is `manifest_id`, reading its structure with `get_object(oid, cls)`."""
+def walk_version(get_object: Callable, manifest_id: bytes, prefetch: Callable[[list[bytes]], None] | None = None
+                 ) -> VersionObjects:
+    """The objects of the version whose manifest is `manifest_id`, reading its structure with `get_object(oid, cls)`;
+    `prefetch(ids)`, if given, is told each tree's files pages before they are read one by one."""
     found = VersionObjects(structure=[manifest_id])
     manifest = get_object(manifest_id, Manifest)
     stack: list[tuple[bytes, str | None]] = [(manifest.root, None)]
@@ -45,6 +47,8 @@ def walk_version(get_object: Callable, manifest_id: bytes) -> VersionObjects:
         tree_id, dataset = stack.pop()
         tree = get_object(tree_id, Tree)
         found.structure.append(tree_id)
+        if prefetch is not None and tree.files:
+            prefetch([ref.oid for ref in tree.files])
         for ref in tree.files:
             found.structure.append(ref.oid)
             for _, value in get_object(ref.oid, Page).entries:
