@@ -394,3 +394,24 @@ def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(tmp_
     assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
     assert len(alone) <= 1 + len(trees)  # the manifest and the trees; no page read on its own
     assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+
+
+def test_a_restore_from_a_remote_reads_a_datasets_pages_together_not_one_request_each(tmp_path, cli, monkeypatch):
+    from pvc.core.snapshot import Snapshot
+    from pvc.store.packed import PackedStore
+
+    project = make_image_project(tmp_path / "proj", items=1000, datasets=2, seed=6)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    with pvc.Project(project) as p:
+        snap = Snapshot(p._repo.store, bytes.fromhex(p.version.get(1).manifest))
+        trees = [snap.root, *(ds.tree for ds in snap.datasets())]
+        pages = sum(len(tree.files) + len(tree.items) for tree in trees)
+    alone: list[bytes] = []
+    real = PackedStore._read_stored
+    monkeypatch.setattr(PackedStore, "_read_stored", lambda self, oid: alone.append(oid) or real(self, oid))
+    result = cli("restore", "1", "--to", tmp_path / "out", "--remote", tmp_path / "remote")
+    assert result.code == 0, result.err
+    assert pages > 3 * len(trees) and len(alone) < pages // 2  # a few objects read alone, not every page
+    assert tree_bytes(tmp_path / "out") == tree_bytes(project)

@@ -73,6 +73,7 @@ def plan_restore(snap: Snapshot, selection: Selection = Selection()) -> Plan:
 
 def _add_dataset(snap: Snapshot, plan: Plan, child: ChildRef, tree: Tree, selection: Selection) -> None:
     ds = DatasetView(child.name, child.folder, tree, child.oid)
+    snap.store.prefetch([ref.oid for ref in (*tree.items, *tree.files)])  # a remote reads them in a few requests
     owner: dict[str, str] = {}
     for name, item in ds.items(snap.store):
         if _item_chosen(ds.name, ds.dir, name, item, selection):

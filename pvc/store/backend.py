@@ -55,6 +55,7 @@ class ObjectStore(Protocol):
     # derived, see ObjectAccess
     def get_object(self, oid: bytes, cls: type[T]) -> T: ...
     def put_object(self, obj: Any) -> bytes: ...
+    def prefetch(self, oids: list[bytes]) -> None: ...
     def missing_parts(self, oid: bytes) -> list[bytes]: ...
     def check(self, oid: bytes) -> None: ...
 
@@ -89,6 +90,10 @@ class ObjectAccess:
     def check(self, oid: bytes) -> None:
         """Re-hash one object (and every chunk of it) without keeping it in memory."""
         self.write_to(oid, NullWriter())  # type: ignore[attr-defined]
+
+    def prefetch(self, oids: list[bytes]) -> None:
+        """A hint: the objects of `oids` are about to be read one by one. A store that pays per request (a remote)
+        reads them now, neighbours together; any other does nothing. Reads give the same answers either way."""
 
     def require_info(self, oid: bytes) -> ObjectInfo:
         info = self.info(oid)  # type: ignore[attr-defined]

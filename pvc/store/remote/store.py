@@ -40,6 +40,7 @@ REMOTE_FORMAT = 1
 MARKER = "pvc-remote.json"
 _MERGE_AFTER = 8  # cached index files beyond a merged one before they are merged into a new one
 _UPLOADS = 4  # packs in flight at once
+_AHEAD_BYTES = 64 << 20  # prefetched records held at most (a dataset's pages: ~10 MB per 10,000 items)
 
 
 def _large_buffers_to_the_system() -> None:
@@ -90,6 +91,9 @@ class RemoteStore(PackedStore):
         self._pool: ThreadPoolExecutor | None = None
         self._gate = threading.BoundedSemaphore(_UPLOADS)
         self.packs: dict[str, int] = {}
+        self._ahead: dict[bytes, tuple] = {}  # prefetched records not read yet: id -> (location, stored bytes)
+        self._ahead_bytes = 0
+        self._ahead_lock = threading.Lock()
         self.refresh()
 
     # -- what the remote holds ----------------------------------------------------------------------
@@ -181,6 +185,26 @@ class RemoteStore(PackedStore):
         for source in sources:
             if source != merged.name:
                 (self.idx_dir / source).unlink(missing_ok=True)
+
+    def prefetch(self, oids: list[bytes]) -> None:
+        """Read the records of `oids` now with coalesced ranged reads (headers checked as any read checks them) and
+        keep each until it is read once, up to _AHEAD_BYTES held: a restore from a remote reads a dataset's pages
+        in a few requests instead of one each."""
+        wanted = [oid for oid in dict.fromkeys(oids) if oid not in self._ahead]
+        if not wanted or self._ahead_bytes >= _AHEAD_BYTES:
+            return
+        for oid, loc, stored in self.read_records(wanted):
+            with self._ahead_lock:
+                if stored is not None and self._ahead_bytes < _AHEAD_BYTES:
+                    self._ahead[oid] = (loc, bytes(stored))
+                    self._ahead_bytes += len(stored)
+
+    def _read_stored(self, oid: bytes):
+        with self._ahead_lock:
+            ahead = self._ahead.pop(oid, None)
+            if ahead is not None:
+                self._ahead_bytes -= len(ahead[1])
+        return super()._read_stored(oid) if ahead is None else ahead
 
     def _read_at(self, pack: bytes, offset: int, length: int) -> bytes:
         data = self.medium.get_range(f"packs/{pack.hex()}.pack", offset, length)
