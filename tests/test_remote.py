@@ -375,9 +375,11 @@ def test_a_clone_writes_the_files_of_the_packs_it_downloads_while_they_are_in_me
     assert cli("verify", "-C", tmp_path / "copy").code == 0
 
 
-def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(tmp_path, cli, monkeypatch):
+@pytest.fixture
+def pushed_with_pages(tmp_path, cli):
+    """A 1,000-item project pushed to a folder remote, with the trees of its version (enough pages that reading
+    each with a request of its own shows)."""
     from pvc.core.snapshot import Snapshot
-    from pvc.store.remote.store import RemoteStore
 
     project = make_image_project(tmp_path / "proj", items=1000, datasets=2, seed=6)
     assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
@@ -386,8 +388,15 @@ def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(tmp_
     with pvc.Project(project) as p:
         snap = Snapshot(p._repo.store, bytes.fromhex(p.version.get(1).manifest))
         trees = [snap.root, *(ds.tree for ds in snap.datasets())]
-        files_pages = sum(len(tree.files) for tree in trees)
-    assert files_pages > 2 * len(trees)  # enough pages for one request each to show
+    return project, trees
+
+
+def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(pushed_with_pages, tmp_path, cli,
+                                                                            monkeypatch):
+    from pvc.store.remote.store import RemoteStore
+
+    project, trees = pushed_with_pages
+    assert sum(len(tree.files) for tree in trees) > 2 * len(trees)
     alone: list[bytes] = []
     real = RemoteStore.read_record
     monkeypatch.setattr(RemoteStore, "read_record", lambda self, oid: alone.append(oid) or real(self, oid))
@@ -396,18 +405,12 @@ def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(tmp_
     assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
 
 
-def test_a_restore_from_a_remote_reads_a_datasets_pages_together_not_one_request_each(tmp_path, cli, monkeypatch):
-    from pvc.core.snapshot import Snapshot
+def test_a_restore_from_a_remote_reads_a_datasets_pages_together_not_one_request_each(pushed_with_pages, tmp_path,
+                                                                                       cli, monkeypatch):
     from pvc.store.packed import PackedStore
 
-    project = make_image_project(tmp_path / "proj", items=1000, datasets=2, seed=6)
-    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
-    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
-    assert cli("push", "-C", project).code == 0
-    with pvc.Project(project) as p:
-        snap = Snapshot(p._repo.store, bytes.fromhex(p.version.get(1).manifest))
-        trees = [snap.root, *(ds.tree for ds in snap.datasets())]
-        pages = sum(len(tree.files) + len(tree.items) for tree in trees)
+    project, trees = pushed_with_pages
+    pages = sum(len(tree.files) + len(tree.items) for tree in trees)
     alone: list[bytes] = []
     real = PackedStore._read_stored
     monkeypatch.setattr(PackedStore, "_read_stored", lambda self, oid: alone.append(oid) or real(self, oid))
