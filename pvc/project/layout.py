@@ -48,7 +48,7 @@ Sniff = Callable[[str], "str | None"]  # relpath of an annotation -> the project
 _SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One item: its media file, annotation and companions, as paths relative to the dataset folder."""
 
