@@ -14,8 +14,9 @@ the maps are compared by pvc/store/pages.py itself, so every answer and every er
 value is not equal to itself, so such an entry is always decoded and compared as pages.py compares it.
 
 The reading is through a `PageSource` on each side (`page_sources`): a callable that gives the decoded page, as the
-getter pages.py takes, and also its bytes. A snapshot of the working tree (pvc/store/overlay.py) keeps its new
-pages as objects, which compare as objects: its maps are left to pages.py.
+getter pages.py takes, and also its bytes. A snapshot of the working tree (pvc/store/overlay.py) is read the same way:
+its new pages are kept as the bytes a commit would store (not as objects), so it compares exactly as that version
+would, and `status` neither holds every working item as objects nor decodes every page of the version whole.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import msgpack
 
 from pvc.store import pages
 from pvc.store.model import FileValue, ItemEntry, Page, PageRef
-from pvc.store.overlay import OverlayStore
 
 try:  # built from pvc/_pages.c at install; without it pages.py compares the maps (slower, same results)
     from pvc import _pages
@@ -82,7 +82,7 @@ class PageSource:
 def page_sources(a: Any, b: Any) -> tuple[pages.GetPage, pages.GetPage]:
     """The page getters of two snapshots for `changed_entries` and `lookup`: PageSources when both read a store's
     bytes (and pvc/_pages.c is built), else the snapshots' own getters, cached."""
-    if _pages is None or isinstance(a.store, OverlayStore) or isinstance(b.store, OverlayStore):
+    if _pages is None:
         return functools.lru_cache(maxsize=256)(a.page), functools.lru_cache(maxsize=256)(b.page)
     return PageSource(a.store, a.page), PageSource(b.store, b.page)
 

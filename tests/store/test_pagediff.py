@@ -244,8 +244,9 @@ def test_a_crafted_page_is_refused_or_read_as_page_decode_reads_it(data, kind):
         assert isinstance(expected, Page), expected
 
 
-def test_working_tree_snapshots_keep_the_decoded_getters():
-    """An overlay's new pages are objects that compare as objects: diff against the working tree uses pages.py."""
+def test_working_tree_snapshots_are_read_from_their_bytes_too():
+    """An overlay keeps its new pages as the bytes a commit would store: diff against the working tree reads them
+    as it reads a version's (PageSources), and holds no decoded copy of them."""
     from pvc.store.overlay import OverlayStore
 
     class Snap:
@@ -258,5 +259,10 @@ def test_working_tree_snapshots_keep_the_decoded_getters():
     store = Store()
     both = pagediff.page_sources(Snap(store), Snap(store))
     assert all(isinstance(s, PageSource) for s in both)
-    mixed = pagediff.page_sources(Snap(store), Snap(OverlayStore(store)))
-    assert not any(isinstance(s, PageSource) for s in mixed)
+    overlay = OverlayStore(store)
+    mixed = pagediff.page_sources(Snap(store), Snap(overlay))
+    assert all(isinstance(s, PageSource) for s in mixed)
+    page = Page("files", (("a.txt", FileValue(b"\1" * 32, 3, 0o644)),))
+    oid = overlay.put_object(page)
+    assert oid not in overlay._typed and mixed[1].raw(oid) == page.encode()
+    assert overlay.get_object(oid, Page) == page
