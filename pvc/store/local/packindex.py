@@ -36,20 +36,30 @@ _FANOUT = struct.Struct("<256I")
 
 def write_index(packs_dir: Path, entries: list[tuple[bytes, bytes, int, int, int, int]]) -> Path:
     """Write an index for `entries` = (id, pack id, offset, stored len, raw len, codec); return its path."""
-    entries = sorted(set(entries))
+    entries = sorted(entries)  # one sorted copy (the caller's list is left as it is), duplicates skipped below
     packs = sorted({e[1] for e in entries})
     pack_no = {p: i for i, p in enumerate(packs)}
     fanout = [0] * 256
+    rows = bytearray()
+    last = None
     for e in entries:
-        fanout[e[0][0]] += 1
+        if e == last:
+            continue
+        last = e
+        oid, p, off, slen, rlen, codec = e
+        fanout[oid[0]] += 1
+        rows += _ENTRY.pack(oid, pack_no[p], codec, off, slen, rlen)
+    del entries
+    count = sum(fanout)
     for i in range(1, 256):
         fanout[i] += fanout[i - 1]
-    parts = [_HEAD.pack(IDX_MAGIC, len(packs), len(entries)), *packs, _FANOUT.pack(*fanout)]
-    parts.extend(_ENTRY.pack(oid, pack_no[p], codec, off, slen, rlen) for oid, p, off, slen, rlen, codec in entries)
-    body = b"".join(parts)
-    digest = blake3.blake3(body).digest()
-    path = packs_dir / f"{blake3.blake3(body + digest).hexdigest()}.idx"
-    atomic_write(path, body + digest)
+    head = _HEAD.pack(IDX_MAGIC, len(packs), count) + b"".join(packs) + _FANOUT.pack(*fanout)
+    hasher = blake3.blake3(head)
+    hasher.update(rows)
+    digest = hasher.digest()
+    hasher.update(digest)
+    path = packs_dir / f"{hasher.hexdigest()}.idx"
+    atomic_write(path, [head, rows, digest])
     return path
 
 
