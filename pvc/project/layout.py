@@ -120,7 +120,7 @@ def classify(relpaths: list[str], project_type: str | None, sniff: Sniff | None 
     for rel in relpaths:
         tree.add(rel.split("/"))
     if project_type is None:
-        return _generic(tree)
+        return _shared_keys(_generic(tree), relpaths)
     found = _media_types(tree)
     warnings = _disagreements(project_type, found) if project_type else []
     if not project_type:
@@ -130,6 +130,14 @@ def classify(relpaths: list[str], project_type: str | None, sniff: Sniff | None 
     except RecursionError:  # datasets nested inside datasets hundreds of levels deep
         raise BadInput("datasets", "datasets are nested too deeply to version") from None
     layout.warnings = warnings
+    return _shared_keys(layout, relpaths)
+
+
+def _shared_keys(layout: Layout, relpaths: list[str]) -> Layout:
+    """The roles map keyed by the caller's own path strings (the scan's), not by copies joined per dataset: a
+    capture holds both to its end, and a path is ~90 bytes."""
+    same = {rel: rel for rel in relpaths}
+    layout.roles = {same.get(rel, rel): role for rel, role in layout.roles.items()}
     return layout
 
 
@@ -246,7 +254,7 @@ def _dataset(node: _Dir, name: str, rel_dir: str, project_type: str, roles: dict
         if not (len(parts) > 2 and parts[0] == "datasets" and parts[1] in child_names):
             ds.files.append(rel)
     ds.files.sort()
-    ds.items, ds.loose_dicom = _items(set(ds.files), node, project_type)
+    ds.items, ds.loose_dicom = _items(ds.files, node, project_type)
     _assign_roles(ds, project_type, roles)
     for rel in ds.loose_dicom:
         roles[f"{rel_dir}/{rel}"] = "dicom"
@@ -285,8 +293,10 @@ def add_dicom_series(ds: Dataset, series_of: dict[str, str]) -> None:
     ds.loose_dicom = []
 
 
-def _items(files: set[str], node: _Dir, project_type: str) -> tuple[list[Item], list[str]]:
-    """The dataset's items, and (volumes only) the loose DICOM files still to be grouped into series."""
+def _items(file_list: list[str], node: _Dir, project_type: str) -> tuple[list[Item], list[str]]:
+    """The dataset's items, and (volumes only) the loose DICOM files still to be grouped into series. The items'
+    paths are the very strings of the dataset's file list (joined copies would cost ~80 bytes a file more)."""
+    files = {rel: rel for rel in file_list}
     media_dir = MEDIA_DIRS[project_type]
     media_node = node.dirs.get(media_dir, _Dir())
     ann_files = set(node.dirs["ann"].files) if "ann" in node.dirs else set()
@@ -295,11 +305,13 @@ def _items(files: set[str], node: _Dir, project_type: str) -> tuple[list[Item], 
     items, claimed = [], set()
     for name, paths in sorted(media.items()):
         ann = _annotation_for(name, ann_files, claimed)
-        items.append(Item(name, kind, paths, ann, _companions(name, files, project_type)))
+        items.append(Item(name, kind, tuple(files.get(p, p) for p in paths), ann and files.get(ann, ann),
+                          _companions(name, files, project_type)))
     for ann_name in sorted(ann_files - claimed):
         if ann_name.endswith(".json"):  # annotation-only item: the media was not downloaded
             name = ann_name[: -len(".json")]
-            items.append(Item(name, kind, (), f"ann/{ann_name}", _companions(name, files, project_type)))
+            ann = f"ann/{ann_name}"
+            items.append(Item(name, kind, (), files.get(ann, ann), _companions(name, files, project_type)))
     items.sort(key=lambda i: i.name)
     return items, loose
 
@@ -330,13 +342,14 @@ def _annotation_for(name: str, ann_files: set[str], claimed: set[str]) -> str | 
     return None
 
 
-def _companions(name: str, files: set[str], project_type: str) -> tuple[str, ...]:
-    """The item's companion files that exist, per the SDK's folder names for the type."""
+def _companions(name: str, files: set[str] | dict[str, str], project_type: str) -> tuple[str, ...]:
+    """The item's companion files that exist, per the SDK's folder names for the type (with `files` a map of each
+    path to itself, those very strings)."""
     if project_type == "volumes":
         found = [f for f in files if f.startswith(tuple(f"{folder}/{name}/" for folder in COMPANION_FOLDERS))]
     else:
         candidates = [f"{folder}/{name}{suffix}" for folder, suffix in COMPANION_FILES.get(project_type, {}).items()]
-        found = [c for c in candidates if c in files]
+        found = [files[c] if isinstance(files, dict) else c for c in candidates if c in files]
     return tuple(sorted(found))
 
 
