@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -191,39 +190,48 @@ class StatCache:
                 if i is not None:
                     f = files[i]
                     ok[i] = f.mtime_ns < cutoff and stat == [f.size, f.mtime_ns, f.ino, f.ctime_ns]
+            if unpacker.tell() != len(raw):
+                raise ValueError("trailing bytes")
         except Exception:
             return [False] * len(files), 0
         return ok, count
 
-    def _results(self, wanted: dict[str, int]) -> Iterator[tuple[int, bytes, str, bytes]]:
-        """(index in `wanted`, blob id, role, info bytes) of each entry of the results part named in `wanted`, as
-        it is streamed; the derived map is decoded on the way. Stops quietly at damage (the rest is not vouched for)."""
+    def _results(self, wanted: dict[str, int]) -> list[tuple[int, bytes, str, bytes]]:
+        """(index in `wanted`, blob id, role, info bytes) of each entry of the results part named in `wanted`, the
+        part streamed (each info sliced out as bytes, never decoded here); the derived map is decoded on the way.
+        Damage anywhere in the part: nothing (as a cache that cannot be read vouches for nothing)."""
         raw = self._index["results"]
+        found: list[tuple[int, bytes, str, bytes]] = []
         if not raw:
-            return
+            return found
+        derived = None
         try:
             unpacker = msgpack.Unpacker(io.BytesIO(raw), raw=False, strict_map_key=False)
             for _ in range(unpacker.read_map_header()):
                 part = unpacker.unpack()
                 if part == "derived":
-                    derived = unpacker.unpack()
-                    if self._derived is None:
-                        self._derived = {bytes(k): v for k, v in derived.items()}
+                    derived = {bytes(k): v for k, v in unpacker.unpack().items()}
                 elif part != "entries" or not wanted:
                     unpacker.skip()
                 else:
                     for _ in range(unpacker.read_map_header()):
                         rel = unpacker.unpack()
                         if unpacker.read_array_header() != 3:
-                            return
+                            raise ValueError("malformed entry")
                         oid, role = unpacker.unpack(), unpacker.unpack()
                         start = unpacker.tell()
                         unpacker.skip()
                         i = wanted.get(rel)
                         if i is not None:
-                            yield i, oid, role, raw[start:unpacker.tell()]
+                            found.append((i, oid, role, raw[start:unpacker.tell()]))
+            if unpacker.tell() != len(raw):
+                raise ValueError("trailing bytes")
         except Exception:
-            return
+            self._derived = {}
+            return []
+        if self._derived is None:
+            self._derived = derived or {}
+        return found
 
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
         """The entry of `relpath` if its stat `key` and `role` are what the cache vouches for (the rule of `get_all`)."""
@@ -271,10 +279,7 @@ class StatCache:
     def derived(self, key: bytes) -> Any:
         """What was computed from a set of objects (e.g. a DICOM series' metadata), keyed by their ids."""
         if self._derived is None:
-            for _ in self._results({}):
-                pass
-            if self._derived is None:
-                self._derived = {}
+            self._results({})
         return self._derived.get(key)
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
