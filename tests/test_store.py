@@ -225,6 +225,10 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     assert isinstance(found[0].raw, bytes) and cache.derived(b"\3" * 32) == {"series": "1.2.3"}
     assert cache.unchanged(files, {"s": 1}) and cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1})
     assert not cache.unchanged(files[1:], {"s": 1}) and cache.pages == pages
+    assert StatCache(tmp_path / "absent").derived(b"\3" * 32) is None
+    cache.release()  # what a capture does once it has its entries: the file's bytes go, what was learnt stays
+    assert cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1}) and cache.pages == pages
+    assert cache.derived(b"\3" * 32) == {"series": "1.2.3"} and cache.get_all(files[:2], {"a.json": "ann", "b.jpg": "ann"}) == [None, None]
     for damaged in (doc["results"][: len(doc["results"]) // 2], doc["results"] + b"\0"):  # torn, or trailing bytes
         path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc | {"results": damaged},
                                                                                  use_bin_type=True))

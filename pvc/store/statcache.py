@@ -121,6 +121,7 @@ class StatCache:
         self._doc: dict | None = None
         self._derived: dict[bytes, Any] | None = None
         self._served = 0  # entries the last get_all vouched for
+        self._stats_count: int | None = None  # stat entries the file holds, once counted
         self.tree: bytes | None = None
         self.tree_manifest: bytes | None = None
         self.tree_settings: Any = None
@@ -179,7 +180,9 @@ class StatCache:
         raw, cutoff = self._index["stats"], self._cutoff
         ok = [False] * len(files)
         if not raw:
-            return ok, 0
+            if self._stats_count is None:
+                self._stats_count = 0
+            return ok, self._stats_count
         at = {f.relpath: i for i, f in enumerate(files)}
         try:
             unpacker = msgpack.Unpacker(io.BytesIO(raw), raw=False, use_list=True)
@@ -193,7 +196,9 @@ class StatCache:
             if unpacker.tell() != len(raw):
                 raise ValueError("trailing bytes")
         except Exception:
+            self._stats_count = 0
             return [False] * len(files), 0
+        self._stats_count = count
         return ok, count
 
     def _results(self, wanted: dict[str, int]) -> list[tuple[int, bytes, str, bytes]]:
@@ -203,6 +208,8 @@ class StatCache:
         raw = self._index["results"]
         found: list[tuple[int, bytes, str, bytes]] = []
         if not raw:
+            if self._derived is None:
+                self._derived = {}
             return found
         derived = None
         try:
@@ -264,8 +271,9 @@ class StatCache:
         what it says: as many entries as it holds, every one of them served by it."""
         if manifest != self.manifest or settings != self.settings:
             return False
-        _, count = self._matching([])
-        return len(entries) == count == self._served
+        if self._stats_count is None:
+            self._matching([])
+        return len(entries) == self._stats_count == self._served
 
     def unchanged(self, files: list, settings: Any) -> bool:
         """True when the project is exactly the files these entries describe, none touched since:
@@ -281,6 +289,17 @@ class StatCache:
         if self._derived is None:
             self._results({})
         return self._derived.get(key)
+
+    def release(self) -> None:
+        """Let go of the entries' bytes as read from the file (~190 bytes a file) once a capture has looked its files
+        up: they would otherwise be held beside the entries it builds and saves. Later lookups find nothing (a cost,
+        never a wrong answer); the manifest, settings, pages, counts and derived map read so far stay."""
+        if self._doc is not None:
+            if self._stats_count is None:
+                self._matching([])
+            if self._derived is None:
+                self._results({})
+            self._doc = self._doc | {"stats": b"", "results": b""}
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
@@ -310,12 +329,12 @@ class StatCache:
                  pack("results"), _bin_header(len(results)), results, pack("pages"),
                  pack((pages or {}) if manifest is not None else {})]
         atomic_write(self.path, parts)
-        self._doc, self._derived, self._served = None, None, 0  # read again from the file if asked
+        self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
 
     def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
         """Record that a settled scan whose stat records have digest `tree` saw the project `manifest`;
         the entries stay as they are on disk (call with the repository lock held)."""
-        self._doc, self._derived = None, None  # the entries as they are on disk now
+        self._doc, self._derived, self._stats_count = None, None, None  # the entries as they are on disk now
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both

@@ -111,6 +111,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
     layout = _layout(by_path, meta_summary)
     entries, read = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
+    cache.release()  # its bytes as read are not needed beside the entries, which are what it will save
     hashed = entries  # one compact entry a file: what the stages below read and what the stat cache saves
     for ds in layout.all_datasets():
         if ds.loose_dicom:
