@@ -119,26 +119,39 @@ def classify(relpaths: list[str], project_type: str | None, sniff: Sniff | None 
     tree = _Dir()
     for rel in relpaths:
         tree.add(rel.split("/"))
+    roles = _Roles(relpaths)
     if project_type is None:
-        return _shared_keys(_generic(tree), relpaths)
+        return _generic(tree, roles)
     found = _media_types(tree)
     warnings = _disagreements(project_type, found) if project_type else []
     if not project_type:
         project_type, warnings = _detected_type(found, tree, sniff)
     try:
-        layout = _supervisely(tree, project_type)
+        layout = _supervisely(tree, project_type, roles)
     except RecursionError:  # datasets nested inside datasets hundreds of levels deep
         raise BadInput("datasets", "datasets are nested too deeply to version") from None
     layout.warnings = warnings
-    return _shared_keys(layout, relpaths)
-
-
-def _shared_keys(layout: Layout, relpaths: list[str]) -> Layout:
-    """The roles map keyed by the caller's own path strings (the scan's), not by copies joined per dataset: a
-    capture holds both to its end, and a path is ~90 bytes."""
-    same = {rel: rel for rel in relpaths}
-    layout.roles = {same.get(rel, rel): role for rel, role in layout.roles.items()}
     return layout
+
+
+class _Roles(dict):
+    """The roles map, keyed by the caller's own path strings (the scan's) rather than by the copies joined per
+    dataset that are set: a capture holds the scan's paths to its end anyway, and a path is ~90 bytes."""
+
+    def __init__(self, relpaths: list[str]) -> None:
+        super().__init__()
+        self._same = {rel: rel for rel in relpaths}
+
+    def __setitem__(self, rel: str, role: str) -> None:
+        super().__setitem__(self._same.get(rel, rel), role)
+
+    def setdefault(self, rel: str, role: str) -> str:  # type: ignore[override]
+        return super().setdefault(self._same.get(rel, rel), role)
+
+    def done(self) -> _Roles:
+        """The map as the layout keeps it (the key map dropped)."""
+        self._same = {}
+        return self
 
 
 def _media_types(tree: _Dir) -> dict[str, list[str]]:
@@ -199,8 +212,7 @@ def _sniffed(tree: _Dir, sniff: Sniff | None) -> str | None:
     return None
 
 
-def _generic(tree: _Dir) -> Layout:
-    roles: dict[str, str] = {}
+def _generic(tree: _Dir, roles: _Roles) -> Layout:
     datasets = []
     for name in sorted(tree.dirs):
         ds = Dataset(name=name, dir=name, files=sorted(tree.dirs[name].walk()))
@@ -210,13 +222,13 @@ def _generic(tree: _Dir) -> Layout:
             roles[f"{name}/{rel}"] = kind
         datasets.append(ds)
     root_files = sorted(tree.files)
-    roles.update({rel: "file" for rel in root_files})
-    return Layout("generic", "generic", root_files, datasets, roles)
+    for rel in root_files:
+        roles[rel] = "file"
+    return Layout("generic", "generic", root_files, datasets, roles.done())
 
 
-def _supervisely(tree: _Dir, project_type: str) -> Layout:
+def _supervisely(tree: _Dir, project_type: str, roles: _Roles) -> Layout:
     media_dir = MEDIA_DIRS[project_type]
-    roles: dict[str, str] = {}
     datasets, root_files = [], list(tree.files)
     for name in sorted(tree.dirs):
         node = tree.dirs[name]
@@ -227,7 +239,7 @@ def _supervisely(tree: _Dir, project_type: str) -> Layout:
     root_files.sort()
     for rel in root_files:
         roles.setdefault(rel, "meta" if rel == "meta.json" else "file")
-    return Layout("supervisely", project_type, root_files, datasets, roles)
+    return Layout("supervisely", project_type, root_files, datasets, roles.done())
 
 
 def _is_dataset(node: _Dir, media_dir: str) -> bool:

@@ -86,11 +86,24 @@ class CacheEntry:
     ~1 KB a file), and decoded when asked for (`info`): a capture holds one entry per file of the project until
     it saves them."""
 
-    __slots__ = ("key", "oid", "role", "raw")
+    __slots__ = ("size", "mtime_ns", "ino", "ctime_ns", "oid", "role", "raw")  # the stat flat: no StatKey a file
 
     def __init__(self, key: StatKey, oid: bytes, role: str, info: Any = None, *, raw: bytes | None = None) -> None:
-        self.key, self.oid, self.role = key, oid, role
+        self.size, self.mtime_ns, self.ino, self.ctime_ns = key.size, key.mtime_ns, key.ino, key.ctime_ns
+        self.oid, self.role = oid, role
         self.raw = raw if raw is not None else pack_info(info)
+
+    @classmethod
+    def of(cls, f: Any, oid: bytes, role: str, raw: bytes) -> CacheEntry:
+        """The entry of file `f` (with size, mtime_ns, ino, ctime_ns) whose info is `raw`."""
+        entry = cls.__new__(cls)
+        entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns = f.size, f.mtime_ns, f.ino, f.ctime_ns
+        entry.oid, entry.role, entry.raw = oid, role, raw
+        return entry
+
+    @property
+    def key(self) -> StatKey:
+        return StatKey(self.size, self.mtime_ns, self.ino, self.ctime_ns)
 
     @property
     def info(self) -> Any:
@@ -254,7 +267,7 @@ class StatCache:
         for i, oid, role, raw in self._results(wanted):
             f = files[i]
             if role == roles[f.relpath] and isinstance(oid, bytes) and len(oid) == 32:
-                out[i] = CacheEntry(StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), oid, role, raw=raw)
+                out[i] = CacheEntry.of(f, oid, role, raw)
         self._served = sum(1 for e in out if e is not None)
         return out
 
@@ -313,9 +326,8 @@ class StatCache:
         pack = msgpack.Packer(use_bin_type=True).pack
         stats = bytearray(pack_map_header(len(entries)))
         for p, e in entries.items():
-            k = e.key
             stats += pack(p)
-            stats += pack([k.size, k.mtime_ns, k.ino, k.ctime_ns])
+            stats += pack([e.size, e.mtime_ns, e.ino, e.ctime_ns])
         results = bytearray(pack_map_header(2))
         results += pack("derived") + pack(derived or {}) + pack("entries") + pack_map_header(len(entries))
         for p, e in entries.items():

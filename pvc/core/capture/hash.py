@@ -15,7 +15,7 @@ from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.scan import FileInfo
 from pvc.store.objects import canonical
-from pvc.store.statcache import CacheEntry, StatCache, StatKey, pack_info, raw_is_invalid, unpack_info
+from pvc.store.statcache import CacheEntry, StatCache, pack_info, raw_is_invalid, unpack_info
 
 __all__ = ["ObjectSink", "Hashed", "hash_files", "video_module", "volume_module", "is_invalid", "invalid_reason"]
 
@@ -66,8 +66,7 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
     results = (_in_processes if _worth_processes(store, todo, total_bytes) else _in_threads)(
         store, todo, allow_invalid, progress, total_bytes)
     for (f, role), result in zip(todo, results):
-        entries[f.relpath] = CacheEntry(StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), result.oid, role,
-                                        raw=result.raw)
+        entries[f.relpath] = CacheEntry.of(f, result.oid, role, result.raw)
     return entries, [f for f, _ in todo]
 
 
