@@ -152,14 +152,16 @@ class StatCache:
     def _index(self) -> dict:
         if self._doc is None:
             try:
-                with open(self.path, "rb") as f:  # read as it is decoded: no second copy of the file's bytes
+                with open(self.path, "rb") as f:  # read as it is decoded: no copy of the whole file held beside it
                     size = os.fstat(f.fileno()).st_size
                     unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=max(size, 1 << 20),
                                                 read_size=1 << 20)
                     head, doc = unpacker.unpack(), unpacker.unpack()
                 if head.get("format") != CACHE_FORMAT:
                     raise ValueError("older format")
-                int(doc["scan_started"]), bytes(doc["stats"]), bytes(doc["results"])
+                int(doc["scan_started"])
+                if not isinstance(doc["stats"], bytes) or not isinstance(doc["results"], bytes):
+                    raise ValueError("stats and results are bin")
                 self._doc = doc
             except Exception:  # missing or damaged: start empty, the next save rewrites it
                 self._doc = {"scan_started": 0, "stats": b"", "results": b""}
