@@ -79,8 +79,8 @@ class Capture:
                         tree=tree, classes=self.classes, pages=self.pages)
 
     def _tree_digest(self) -> bytes:
-        records = self.walked.records
-        return tree_digest(records if records is not None else stat_records(self.files))
+        digest = self.walked.digest
+        return digest if digest is not None else tree_digest(stat_records(self.files))
 
 
 @fewer_collections
@@ -102,7 +102,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
         # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
         # next scan stops at the walk
-        record = walked.records is not None and not cache.may_vouch_for(expect, settings)
+        record = walked.digest is not None and not cache.may_vouch_for(expect, settings)
         classes = store.get_object(expect, Manifest).classes if record else None
         return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True,
                        classes=classes, record_tree=record)
