@@ -1,5 +1,8 @@
 """The incremental build (pvc/core/capture/build.py): a commit after an edit takes every page none of whose files
-changed by id, and its manifest is exactly what a full build gives, on random edit sequences."""
+changed by id, and its manifest is exactly what a full build gives, on random edit sequences; so is a build that
+takes nothing from the stat cache (the entries it keeps hold each info as the bytes sliced from the cache file, and
+an info read anew must give the same pages), and `status`, which reads the working tree's pages from their bytes,
+reports what the pages.py comparison of decoded pages reports."""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ from PIL import Image
 
 from pvc.core.capture import capture
 from pvc.core.commit import commit
+from pvc.core.status import status
 from pvc.sample import make_image_project
-from pvc.store import pages
+from pvc.store import pagediff, pages
 from pvc.store.overlay import OverlayStore
 from pvc.store.repository import Repository
 from pvc.store.statcache import StatCache
@@ -42,6 +46,20 @@ def _full_build(repo: Repository, monkeypatch) -> bytes:
         cap = capture(repo, OverlayStore(repo.store), expect=_latest(repo))
         assert cap.pages_reused == 0
         return cap.manifest_id
+
+
+def _rehashed_build(repo: Repository, monkeypatch) -> bytes:
+    """The manifest id with nothing taken from the stat cache: every file read and described anew."""
+    with monkeypatch.context() as m:
+        m.setattr(StatCache, "get_all", lambda self, files, roles: [None] * len(files))
+        return capture(repo, OverlayStore(repo.store), expect=_latest(repo)).manifest_id
+
+
+def _status_by_decoded_pages(repo: Repository, monkeypatch) -> dict:
+    """`status` as pages.py reports it: every differing page decoded whole and compared as objects."""
+    with monkeypatch.context() as m:
+        m.setattr(pagediff, "_pages", None)
+        return status(repo)
 
 
 def _latest(repo: Repository) -> bytes | None:
@@ -154,6 +172,10 @@ def test_incremental_build_equals_full_build(small_pages, monkeypatch, seed, ops
             full = _full_build(repo, monkeypatch)
             cap = capture(repo, OverlayStore(repo.store), expect=_latest(repo))
             assert cap.manifest_id == full, f"after {ops[: step + 1]}"
+            if step == len(ops) - 1:  # (once an example: each costs a capture or two)
+                assert _rehashed_build(repo, monkeypatch) == full, f"after {ops}"
+                if pagediff.NATIVE_PAGES:
+                    assert status(repo) == _status_by_decoded_pages(repo, monkeypatch), f"after {ops}"
             reused += cap.pages_reused
             result = commit(repo, title=f"after {op}")
             assert bytes.fromhex(result.version.manifest) == full

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import os
+from types import SimpleNamespace
 
 import blake3
+import msgpack
 import pytest
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store import objects
+from pvc.store.objects import hash_bytes
 from pvc.store.local.packindex import PackIndex
 from pvc.store.local.packs import Codec
 from pvc.store.model import FileValue, Page
@@ -188,6 +191,75 @@ def test_stat_cache_trusts_only_unchanged_old_entries(tmp_path):
     assert StatCache(path).get("a", racy, "file") is None
     path.write_bytes(b"garbage")
     assert StatCache(path).get("a", old, "file") is None
+
+
+def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_as_bytes(tmp_path):
+    """The cache is written entry by entry, infos spliced in as the bytes they are kept as: the file is exactly
+    what msgpack gives for the whole document (the format other versions of pvc read), and lookups hand back each
+    entry with its info's bytes, decoded only when asked for; damaged parts vouch for nothing."""
+    path = tmp_path / "index"
+    started = fs_clock(tmp_path)
+    infos = {"a.json": {"objects": {"car": 2}, "size": [3, 4], "tags": []}, "b.jpg": {"height": 1.5, "mode": "RGB"},
+             "c.txt": None, "d.json": {"invalid": "not JSON"}}
+    entries = {rel: CacheEntry(StatKey(k + 1, 1_000 + k, 7 + k, 2_000), bytes([k]) * 32, "ann", info)
+               for k, (rel, info) in enumerate(infos.items())}
+    entries |= {f"many/{k:05d}": CacheEntry(StatKey(k, 1_000, k, 1_000), hash_bytes(b"%d" % k), "file", None)
+                for k in range(70_000)}  # past 65,535 entries: the 32-bit map header
+    derived = {b"\3" * 32: {"series": "1.2.3"}}
+    pages = {b"\4" * 32: ["a.json", b"\5" * 32, 1, {"car": 2}, []]}
+    StatCache(path).save(entries, started, derived, b"\6" * 32, {"s": 1}, tree=b"\7" * 32, classes={"car": 2},
+                         pages=pages)
+    stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
+    results = {"derived": derived, "entries": {p: [e.oid, e.role, e.info] for p, e in entries.items()}}
+    head = {"format": 5, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
+    doc = {"scan_started": started, "manifest": b"\6" * 32, "settings": {"s": 1},
+           "stats": msgpack.packb(stats, use_bin_type=True), "results": msgpack.packb(results, use_bin_type=True),
+           "pages": pages}
+    assert path.read_bytes() == msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True)
+    cache = StatCache(path)
+    files = [SimpleNamespace(relpath=p, size=e.key.size, mtime_ns=e.key.mtime_ns, ino=e.key.ino, ctime_ns=e.key.ctime_ns)
+             for p, e in entries.items()]
+    found = cache.get_all(files, {p: e.role for p, e in entries.items()})
+    assert found == list(entries.values())
+    assert [found[k].info for k in range(4)] == list(infos.values())
+    assert isinstance(found[0].raw, bytes) and cache.derived(b"\3" * 32) == {"series": "1.2.3"}
+    assert cache.unchanged(files, {"s": 1}) and cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1})
+    assert not cache.unchanged(files[1:], {"s": 1}) and cache.pages == pages
+    assert StatCache(tmp_path / "absent").derived(b"\3" * 32) is None
+    cache.release()  # what a capture does once it has its entries: the file's bytes go, what was learnt stays
+    assert cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1}) and cache.pages == pages
+    assert cache.derived(b"\3" * 32) == {"series": "1.2.3"} and cache.get_all(files[:2], {"a.json": "ann", "b.jpg": "ann"}) == [None, None]
+    for damaged in (doc["results"][: len(doc["results"]) // 2], doc["results"] + b"\0"):  # torn, or trailing bytes
+        path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc | {"results": damaged},
+                                                                                 use_bin_type=True))
+        assert StatCache(path).get_all(files, {p: e.role for p, e in entries.items()}) == [None] * len(files)
+
+
+def test_index_of_packed_records_is_the_index_of_their_tuples(tmp_path):
+    """A writer keeps its records packed (PackRecords, pickled as one buffer by worker processes); they iterate as
+    the tuples, and write_index gives the same file as from a list of tuples, unsorted and with duplicates, always
+    did: sorted unique entries after the fanout, the checksum, the name."""
+    import pickle
+    import struct
+
+    from pvc.store.local.packindex import write_index
+    from pvc.store.local.packs import PackRecords
+
+    rows = [(hash_bytes(b"%d" % k), 8 + 100 * k, 50 + k, 60 + k, k % 3) for k in range(3000)]
+    records = pickle.loads(pickle.dumps(PackRecords(rows)))
+    assert list(records) == rows and len(records) == 3000 and records == rows
+    packs = [b"\1" * 32, b"\2" * 32]
+    entries = [(oid, packs[k % 2], off, slen, rlen, codec) for k, (oid, off, slen, rlen, codec) in enumerate(records)]
+    path = write_index(tmp_path, entries[::-1] + entries[:10])
+    unique = sorted(set(entries))
+    fanout = [sum(1 for e in unique if e[0][0] <= b) for b in range(256)]
+    body = (struct.pack("<8sIQ", b"PVCIDX\x00\x01", 2, len(unique)) + b"".join(packs) + struct.pack("<256I", *fanout)
+            + b"".join(struct.pack("<32sIB3xQQQ", oid, packs.index(p), codec, off, slen, rlen)
+                       for oid, p, off, slen, rlen, codec in unique))
+    body += blake3.blake3(body).digest()
+    assert path.read_bytes() == body and path.name == f"{blake3.blake3(body).hexdigest()}.idx"
+    index = PackIndex(path)
+    assert index.count == 3000 and index.lookup(rows[7][0]).offset == rows[7][1]
 
 
 def test_clean_tmp_removes_leftovers_of_killed_atomic_writes(repo):

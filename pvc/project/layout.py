@@ -48,7 +48,7 @@ Sniff = Callable[[str], "str | None"]  # relpath of an annotation -> the project
 _SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One item: its media file, annotation and companions, as paths relative to the dataset folder."""
 
@@ -119,18 +119,39 @@ def classify(relpaths: list[str], project_type: str | None, sniff: Sniff | None 
     tree = _Dir()
     for rel in relpaths:
         tree.add(rel.split("/"))
+    roles = _Roles(relpaths)
     if project_type is None:
-        return _generic(tree)
+        return _generic(tree, roles)
     found = _media_types(tree)
     warnings = _disagreements(project_type, found) if project_type else []
     if not project_type:
         project_type, warnings = _detected_type(found, tree, sniff)
     try:
-        layout = _supervisely(tree, project_type)
+        layout = _supervisely(tree, project_type, roles)
     except RecursionError:  # datasets nested inside datasets hundreds of levels deep
         raise BadInput("datasets", "datasets are nested too deeply to version") from None
     layout.warnings = warnings
     return layout
+
+
+class _Roles(dict):
+    """The roles map, keyed by the caller's own path strings (the scan's) rather than by the copies joined per
+    dataset that are set: a capture holds the scan's paths to its end anyway, and a path is ~90 bytes."""
+
+    def __init__(self, relpaths: list[str]) -> None:
+        super().__init__()
+        self._same = {rel: rel for rel in relpaths}
+
+    def __setitem__(self, rel: str, role: str) -> None:
+        super().__setitem__(self._same.get(rel, rel), role)
+
+    def setdefault(self, rel: str, role: str) -> str:  # type: ignore[override]
+        return super().setdefault(self._same.get(rel, rel), role)
+
+    def done(self) -> _Roles:
+        """The map as the layout keeps it (the key map dropped)."""
+        self._same = {}
+        return self
 
 
 def _media_types(tree: _Dir) -> dict[str, list[str]]:
@@ -191,8 +212,7 @@ def _sniffed(tree: _Dir, sniff: Sniff | None) -> str | None:
     return None
 
 
-def _generic(tree: _Dir) -> Layout:
-    roles: dict[str, str] = {}
+def _generic(tree: _Dir, roles: _Roles) -> Layout:
     datasets = []
     for name in sorted(tree.dirs):
         ds = Dataset(name=name, dir=name, files=sorted(tree.dirs[name].walk()))
@@ -202,13 +222,13 @@ def _generic(tree: _Dir) -> Layout:
             roles[f"{name}/{rel}"] = kind
         datasets.append(ds)
     root_files = sorted(tree.files)
-    roles.update({rel: "file" for rel in root_files})
-    return Layout("generic", "generic", root_files, datasets, roles)
+    for rel in root_files:
+        roles[rel] = "file"
+    return Layout("generic", "generic", root_files, datasets, roles.done())
 
 
-def _supervisely(tree: _Dir, project_type: str) -> Layout:
+def _supervisely(tree: _Dir, project_type: str, roles: _Roles) -> Layout:
     media_dir = MEDIA_DIRS[project_type]
-    roles: dict[str, str] = {}
     datasets, root_files = [], list(tree.files)
     for name in sorted(tree.dirs):
         node = tree.dirs[name]
@@ -219,7 +239,7 @@ def _supervisely(tree: _Dir, project_type: str) -> Layout:
     root_files.sort()
     for rel in root_files:
         roles.setdefault(rel, "meta" if rel == "meta.json" else "file")
-    return Layout("supervisely", project_type, root_files, datasets, roles)
+    return Layout("supervisely", project_type, root_files, datasets, roles.done())
 
 
 def _is_dataset(node: _Dir, media_dir: str) -> bool:
@@ -246,7 +266,7 @@ def _dataset(node: _Dir, name: str, rel_dir: str, project_type: str, roles: dict
         if not (len(parts) > 2 and parts[0] == "datasets" and parts[1] in child_names):
             ds.files.append(rel)
     ds.files.sort()
-    ds.items, ds.loose_dicom = _items(set(ds.files), node, project_type)
+    ds.items, ds.loose_dicom = _items(ds.files, node, project_type)
     _assign_roles(ds, project_type, roles)
     for rel in ds.loose_dicom:
         roles[f"{rel_dir}/{rel}"] = "dicom"
@@ -285,8 +305,10 @@ def add_dicom_series(ds: Dataset, series_of: dict[str, str]) -> None:
     ds.loose_dicom = []
 
 
-def _items(files: set[str], node: _Dir, project_type: str) -> tuple[list[Item], list[str]]:
-    """The dataset's items, and (volumes only) the loose DICOM files still to be grouped into series."""
+def _items(file_list: list[str], node: _Dir, project_type: str) -> tuple[list[Item], list[str]]:
+    """The dataset's items, and (volumes only) the loose DICOM files still to be grouped into series. The items'
+    paths are the very strings of the dataset's file list (joined copies would cost ~80 bytes a file more)."""
+    files = {rel: rel for rel in file_list}
     media_dir = MEDIA_DIRS[project_type]
     media_node = node.dirs.get(media_dir, _Dir())
     ann_files = set(node.dirs["ann"].files) if "ann" in node.dirs else set()
@@ -295,11 +317,13 @@ def _items(files: set[str], node: _Dir, project_type: str) -> tuple[list[Item], 
     items, claimed = [], set()
     for name, paths in sorted(media.items()):
         ann = _annotation_for(name, ann_files, claimed)
-        items.append(Item(name, kind, paths, ann, _companions(name, files, project_type)))
+        items.append(Item(name, kind, tuple(files.get(p, p) for p in paths), ann and files.get(ann, ann),
+                          _companions(name, files, project_type)))
     for ann_name in sorted(ann_files - claimed):
         if ann_name.endswith(".json"):  # annotation-only item: the media was not downloaded
             name = ann_name[: -len(".json")]
-            items.append(Item(name, kind, (), f"ann/{ann_name}", _companions(name, files, project_type)))
+            ann = f"ann/{ann_name}"
+            items.append(Item(name, kind, (), files.get(ann, ann), _companions(name, files, project_type)))
     items.sort(key=lambda i: i.name)
     return items, loose
 
@@ -330,13 +354,14 @@ def _annotation_for(name: str, ann_files: set[str], claimed: set[str]) -> str | 
     return None
 
 
-def _companions(name: str, files: set[str], project_type: str) -> tuple[str, ...]:
-    """The item's companion files that exist, per the SDK's folder names for the type."""
+def _companions(name: str, files: set[str] | dict[str, str], project_type: str) -> tuple[str, ...]:
+    """The item's companion files that exist, per the SDK's folder names for the type (with `files` a map of each
+    path to itself, those very strings)."""
     if project_type == "volumes":
         found = [f for f in files if f.startswith(tuple(f"{folder}/{name}/" for folder in COMPANION_FOLDERS))]
     else:
         candidates = [f"{folder}/{name}{suffix}" for folder, suffix in COMPANION_FILES.get(project_type, {}).items()]
-        found = [c for c in candidates if c in files]
+        found = [files[c] if isinstance(files, dict) else c for c in candidates if c in files]
     return tuple(sorted(found))
 
 

@@ -16,6 +16,7 @@ import blake3
 from pvc.errors import BadInput, CorruptObject
 from pvc.store import objects
 from pvc.store.backend import ObjectAccess, ObjectInfo, ObjectStore, T
+from pvc.store.model import Page
 
 __all__ = ["OverlayStore"]
 
@@ -29,12 +30,13 @@ class OverlayStore(ObjectAccess):
         self.base = base
         self.chunk_threshold = base.chunk_threshold
         self._objects: dict[bytes, bytes] = {}
-        self._typed: dict[bytes, Any] = {}  # the typed objects put here, so reading them back decodes nothing
+        self._typed: dict[bytes, Any] = {}  # the trees and manifests put here, so reading them back decodes nothing
         self._files: dict[bytes, tuple[Path, int]] = {}
 
     def put_object(self, obj: Any) -> bytes:
         oid = self.put(obj.encode())
-        self._typed.setdefault(oid, obj)
+        if not isinstance(obj, Page):  # pages (every item of a changed dataset) stay bytes; diff reads them so
+            self._typed.setdefault(oid, obj)
         return oid
 
     def get_object(self, oid: bytes, cls: type[T]) -> T:

@@ -58,7 +58,7 @@ class PackedStore(ObjectAccess):
         self.chunk_threshold = chunk_threshold
         self.pack_size = pack_size
         self._writer = PackWriter(tmp_dir, pack_size)
-        self._pending: dict[bytes, tuple[int, int]] = {}  # staged: id -> (codec, raw length)
+        self._pending: set[bytes] = set()  # the ids staged
         self._lock = threading.Lock()
         self._local = threading.local()
         self._indexes: list[PackIndex] = []
@@ -337,7 +337,7 @@ class PackedStore(ObjectAccess):
             if oid in self._pending:
                 return
             self._writer.append(oid, codec, raw_len, stored)
-            self._pending[oid] = (codec, raw_len)
+            self._pending.add(oid)
 
     def _pays(self, data: bytes) -> bool:
         sample = data[:_SAMPLE]
@@ -363,8 +363,7 @@ class PackedStore(ObjectAccess):
         with self._lock:
             self._writer.adopt(sealed)
             for _, _, records in sealed:
-                for oid, _, _, raw_len, codec in records:
-                    self._pending.setdefault(oid, (codec, raw_len))
+                self._pending.update(oid for oid, _, _, _, _ in records)
 
     def stage_pack(self, pack_id: bytes, data: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)

@@ -12,6 +12,7 @@ the same stats, so the project is still that manifest: `status` and `commit` the
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import msgpack
 
 from pvc.store.atomic import atomic_write
 
-__all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
+__all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock", "pack_info", "unpack_info", "raw_is_invalid"]
 
 CACHE_FORMAT = 5  # 5: every info canonical (keys sorted at every depth), as capture computes it
 
@@ -58,12 +59,64 @@ class StatKey:
         return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-@dataclass(frozen=True, slots=True)
+_NIL = b"\xc0"  # msgpack's nil: the info of a file that means nothing on its own
+_INVALID = b"\xa7invalid"  # msgpack's "invalid" (a fixstr): in the bytes of every info a commit refuses
+
+
+def pack_info(info: Any) -> bytes:
+    """An info (canonical already: keys sorted at every depth) as the msgpack bytes the cache stores it as."""
+    return _NIL if info is None else msgpack.packb(info, use_bin_type=True)
+
+
+def unpack_info(raw: bytes) -> Any:
+    return None if raw == _NIL else msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def raw_is_invalid(raw: bytes) -> bool:
+    """Whether the info in `raw` is {"invalid": reason, ...} (decoded only when the bytes may say so)."""
+    if _INVALID not in raw:
+        return False
+    info = unpack_info(raw)
+    return isinstance(info, dict) and "invalid" in info
+
+
 class CacheEntry:
-    key: StatKey
-    oid: bytes
-    role: str
-    info: Any
+    """One file's entry: its stat, blob id, role and info. The info is kept as its msgpack bytes (`raw`, what the
+    cache file holds, a few dozen bytes) rather than a tree of Python objects (an annotation summary's dicts cost
+    ~1 KB a file), and decoded when asked for (`info`): a capture holds one entry per file of the project until
+    it saves them."""
+
+    __slots__ = ("size", "mtime_ns", "ino", "ctime_ns", "oid", "role", "raw")  # the stat flat: no StatKey a file
+
+    def __init__(self, key: StatKey, oid: bytes, role: str, info: Any = None, *, raw: bytes | None = None) -> None:
+        self.size, self.mtime_ns, self.ino, self.ctime_ns = key.size, key.mtime_ns, key.ino, key.ctime_ns
+        self.oid, self.role = oid, role
+        self.raw = raw if raw is not None else pack_info(info)
+
+    @classmethod
+    def of(cls, f: Any, oid: bytes, role: str, raw: bytes) -> CacheEntry:
+        """The entry of file `f` (with size, mtime_ns, ino, ctime_ns) whose info is `raw`."""
+        entry = cls.__new__(cls)
+        entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns = f.size, f.mtime_ns, f.ino, f.ctime_ns
+        entry.oid, entry.role, entry.raw = oid, role, raw
+        return entry
+
+    @property
+    def key(self) -> StatKey:
+        return StatKey(self.size, self.mtime_ns, self.ino, self.ctime_ns)
+
+    @property
+    def info(self) -> Any:
+        return unpack_info(self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CacheEntry) and (self.key, self.oid, self.role, self.raw) == (
+            other.key, other.oid, other.role, other.raw)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CacheEntry({self.key!r}, {self.oid.hex()[:12]}, {self.role!r}, {self.info!r})"
 
 
 class StatCache:
@@ -72,15 +125,16 @@ class StatCache:
     The file is two msgpack documents. The head is the tree record: the digest of a settled scan's stat
     records and the manifest, settings and objects per class of the project that scan saw; the stat-only
     paths read nothing else. The body keeps the stats (four integers a path) and what hashing gave (ids,
-    roles, infos) as two separately encoded parts, read and decoded only when a lookup needs them.
+    roles, infos) as two separately encoded parts, read only when a lookup needs them, and then streamed: a
+    lookup keeps one entry per file asked about (its info as bytes), never a decoded copy of the whole cache.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._doc: dict | None = None
-        self._stats_decoded: dict[str, list] | None = None
-        self._results: dict[str, list] | None = None
-        self._derived: dict[bytes, Any] = {}
+        self._derived: dict[bytes, Any] | None = None
+        self._served = 0  # entries the last get_all vouched for
+        self._stats_count: int | None = None  # stat entries the file holds, once counted
         self.tree: bytes | None = None
         self.tree_manifest: bytes | None = None
         self.tree_settings: Any = None
@@ -98,13 +152,16 @@ class StatCache:
     def _index(self) -> dict:
         if self._doc is None:
             try:
-                raw = self.path.read_bytes()
-                unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw))
-                unpacker.feed(raw)
-                head, doc = unpacker.unpack(), unpacker.unpack()
+                with open(self.path, "rb") as f:  # read as it is decoded: no copy of the whole file held beside it
+                    size = os.fstat(f.fileno()).st_size
+                    unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=max(size, 1 << 20),
+                                                read_size=1 << 20)
+                    head, doc = unpacker.unpack(), unpacker.unpack()
                 if head.get("format") != CACHE_FORMAT:
                     raise ValueError("older format")
-                int(doc["scan_started"]), bytes(doc["stats"]), bytes(doc["results"])
+                int(doc["scan_started"])
+                if not isinstance(doc["stats"], bytes) or not isinstance(doc["results"], bytes):
+                    raise ValueError("stats and results are bin")
                 self._doc = doc
             except Exception:  # missing or damaged: start empty, the next save rewrites it
                 self._doc = {"scan_started": 0, "stats": b"", "results": b""}
@@ -132,26 +189,71 @@ class StatCache:
     def _cutoff(self) -> int:
         return int(self._index["scan_started"])
 
-    @property
-    def _stats(self) -> dict[str, list]:
-        if self._stats_decoded is None:
-            raw = self._index["stats"]
-            try:
-                self._stats_decoded = msgpack.unpackb(raw, raw=False) if raw else {}
-            except Exception:
-                self._stats_decoded, self._results, self._derived = {}, {}, {}
-        return self._stats_decoded
+    def _matching(self, files: list) -> tuple[list[bool], int]:
+        """For each of `files`, whether the cache holds its stat, unchanged and older than the cutoff; and how many
+        stat entries the cache holds. The stats are streamed, not decoded into a map; damaged ones match nothing."""
+        raw, cutoff = self._index["stats"], self._cutoff
+        ok = [False] * len(files)
+        if not raw:
+            if self._stats_count is None:
+                self._stats_count = 0
+            return ok, self._stats_count
+        at = {f.relpath: i for i, f in enumerate(files)}
+        try:
+            unpacker = msgpack.Unpacker(io.BytesIO(raw), raw=False, use_list=True)
+            count = unpacker.read_map_header()
+            for _ in range(count):
+                rel, stat = unpacker.unpack(), unpacker.unpack()
+                i = at.get(rel)
+                if i is not None:
+                    f = files[i]
+                    ok[i] = f.mtime_ns < cutoff and stat == [f.size, f.mtime_ns, f.ino, f.ctime_ns]
+            if unpacker.tell() != len(raw):
+                raise ValueError("trailing bytes")
+        except Exception:
+            self._stats_count = 0
+            return [False] * len(files), 0
+        self._stats_count = count
+        return ok, count
 
-    def _decoded(self) -> dict[str, list]:
-        if self._results is None:
-            raw = self._index["results"]
-            try:
-                doc = msgpack.unpackb(raw, raw=False, strict_map_key=False) if raw else {}
-                self._results = doc.get("entries", {})
-                self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
-            except Exception:
-                self._stats_decoded, self._results, self._derived = {}, {}, {}
-        return self._results
+    def _results(self, wanted: dict[str, int]) -> list[tuple[int, bytes, str, bytes]]:
+        """(index in `wanted`, blob id, role, info bytes) of each entry of the results part named in `wanted`, the
+        part streamed (each info sliced out as bytes, never decoded here); the derived map is decoded on the way.
+        Damage anywhere in the part: nothing (as a cache that cannot be read vouches for nothing)."""
+        raw = self._index["results"]
+        found: list[tuple[int, bytes, str, bytes]] = []
+        if not raw:
+            if self._derived is None:
+                self._derived = {}
+            return found
+        derived = None
+        try:
+            unpacker = msgpack.Unpacker(io.BytesIO(raw), raw=False, strict_map_key=False)
+            for _ in range(unpacker.read_map_header()):
+                part = unpacker.unpack()
+                if part == "derived":
+                    derived = {bytes(k): v for k, v in unpacker.unpack().items()}
+                elif part != "entries" or not wanted:
+                    unpacker.skip()
+                else:
+                    for _ in range(unpacker.read_map_header()):
+                        rel = unpacker.unpack()
+                        if unpacker.read_array_header() != 3:
+                            raise ValueError("malformed entry")
+                        oid, role = unpacker.unpack(), unpacker.unpack()
+                        start = unpacker.tell()
+                        unpacker.skip()
+                        i = wanted.get(rel)
+                        if i is not None:
+                            found.append((i, oid, role, raw[start:unpacker.tell()]))
+            if unpacker.tell() != len(raw):
+                raise ValueError("trailing bytes")
+        except Exception:
+            self._derived = {}
+            return []
+        if self._derived is None:
+            self._derived = derived or {}
+        return found
 
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
         """The entry of `relpath` if its stat `key` and `role` are what the cache vouches for (the rule of `get_all`)."""
@@ -161,20 +263,14 @@ class StatCache:
     def get_all(self, files: list, roles: dict[str, str]) -> list[CacheEntry | None]:
         """For each of `files` (with relpath, size, mtime_ns, ino, ctime_ns), its entry if the file's stat is the
         entry's, its mtime older than the cutoff of the scan that saved it, and its role the one in `roles`; else None."""
-        stats, cutoff = self._stats, self._cutoff
-        results = self._decoded() if stats else {}
-        out: list[CacheEntry | None] = []
-        for f in files:
-            rel = f.relpath
-            stat = stats.get(rel)
-            if stat is None or f.mtime_ns >= cutoff or stat != [f.size, f.mtime_ns, f.ino, f.ctime_ns]:
-                out.append(None)
-                continue
-            result = results.get(rel)
-            if result is None or result[1] != roles[rel]:
-                out.append(None)
-                continue
-            out.append(CacheEntry(StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), bytes(result[0]), result[1], result[2]))
+        ok, _ = self._matching(files)
+        out: list[CacheEntry | None] = [None] * len(files)
+        wanted = {f.relpath: i for i, (f, good) in enumerate(zip(files, ok)) if good}
+        for i, oid, role, raw in self._results(wanted):
+            f = files[i]
+            if role == roles[f.relpath] and isinstance(oid, bytes) and len(oid) == 32:
+                out[i] = CacheEntry.of(f, oid, role, raw)
+        self._served = sum(1 for e in out if e is not None)
         return out
 
     def may_vouch_for(self, manifest: bytes, settings: Any) -> bool:
@@ -186,53 +282,73 @@ class StatCache:
         return tree is not None and tree == self.tree and self.may_vouch_for(manifest, settings)
 
     def holds(self, entries: dict[str, CacheEntry], manifest: bytes, settings: Any) -> bool:
-        """True when saving `entries` (all taken from this cache) with `manifest` would say what it says."""
-        stats = self._stats
-        return (manifest == self.manifest and settings == self.settings and len(entries) == len(stats)
-                and all(p in stats for p in entries))
+        """True when saving `entries` (all taken from this cache by the last `get_all`) with `manifest` would say
+        what it says: as many entries as it holds, every one of them served by it."""
+        if manifest != self.manifest or settings != self.settings:
+            return False
+        if self._stats_count is None:
+            self._matching([])
+        return len(entries) == self._stats_count == self._served
 
     def unchanged(self, files: list, settings: Any) -> bool:
         """True when the project is exactly the files these entries describe, none touched since:
         then it is the manifest recorded with them, and nothing needs reading. `files` have
         relpath, size, mtime_ns, ino and ctime_ns."""
-        if self.manifest is None or settings != self.settings or len(files) != len(self._stats):
+        if self.manifest is None or settings != self.settings:
             return False
-        stats, cutoff = self._stats, self._cutoff
-        for f in files:
-            if f.mtime_ns >= cutoff or stats.get(f.relpath) != [f.size, f.mtime_ns, f.ino, f.ctime_ns]:
-                return False
-        return True
+        ok, count = self._matching(files)
+        return count == len(files) and all(ok)
 
     def derived(self, key: bytes) -> Any:
         """What was computed from a set of objects (e.g. a DICOM series' metadata), keyed by their ids."""
-        self._decoded()
+        if self._derived is None:
+            self._results({})
         return self._derived.get(key)
+
+    def release(self) -> None:
+        """Let go of the entries' bytes as read from the file (~190 bytes a file) once a capture has looked its files
+        up: they would otherwise be held beside the entries it builds and saves. Later lookups find nothing (a cost,
+        never a wrong answer); the manifest, settings, pages, counts and derived map read so far stay."""
+        if self._doc is not None:
+            if self._stats_count is None:
+                self._matching([])
+            if self._derived is None:
+                self._results({})
+            self._doc = self._doc | {"stats": b"", "results": b""}
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
              classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
-        `pages` what that manifest's pages were built from (kept only along with a manifest)."""
-        results = {"derived": derived or {}, "entries": {p: [e.oid, e.role, e.info] for p, e in entries.items()}}
-        stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
-        doc = {
-            "scan_started": scan_started,
-            "manifest": manifest,
-            "settings": settings,
-            "stats": msgpack.packb(stats, use_bin_type=True),
-            "results": msgpack.packb(results, use_bin_type=True),
-            "pages": (pages or {}) if manifest is not None else {},
-        }
+        `pages` what that manifest's pages were built from (kept only along with a manifest).
+
+        Encoded entry by entry, the infos spliced in as the bytes they are kept as, and written part by part: the
+        same bytes as msgpack gives for the whole document, without a map of every entry or a second copy."""
+        pack = msgpack.Packer(use_bin_type=True).pack
+        stats = bytearray(pack_map_header(len(entries)))
+        for p, e in entries.items():
+            stats += pack(p)
+            stats += pack([e.size, e.mtime_ns, e.ino, e.ctime_ns])
+        results = bytearray(pack_map_header(2))
+        results += pack("derived") + pack(derived or {}) + pack("entries") + pack_map_header(len(entries))
+        for p, e in entries.items():
+            results += pack(p)
+            results += b"\x93" + pack(e.oid) + pack(e.role)  # [oid, role, info]: a fixarray of 3
+            results += e.raw
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
-        atomic_write(self.path, head + msgpack.packb(doc, use_bin_type=True))
-        self._doc, self._stats_decoded, self._results = doc, None, None
+        parts = [head, pack_map_header(6), pack("scan_started"), pack(scan_started), pack("manifest"), pack(manifest),
+                 pack("settings"), pack(settings), pack("stats"), _bin_header(len(stats)), stats,
+                 pack("results"), _bin_header(len(results)), results, pack("pages"),
+                 pack((pages or {}) if manifest is not None else {})]
+        atomic_write(self.path, parts)
+        self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
 
     def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
         """Record that a settled scan whose stat records have digest `tree` saw the project `manifest`;
         the entries stay as they are on disk (call with the repository lock held)."""
-        self._doc = self._stats_decoded = self._results = None  # the entries as they are on disk now
+        self._doc, self._derived, self._stats_count = None, None, None  # the entries as they are on disk now
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both
@@ -242,6 +358,24 @@ class StatCache:
     def _head(self, tree: bytes | None, manifest: bytes | None, settings: Any, classes: dict) -> bytes:
         return msgpack.packb({"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings,
                               "classes": classes}, use_bin_type=True)
+
+
+def pack_map_header(n: int) -> bytes:
+    """msgpack's header of a map of `n` entries (the smallest form, as msgpack writes it)."""
+    if n < 16:
+        return bytes([0x80 | n])
+    if n < 1 << 16:
+        return b"\xde" + n.to_bytes(2, "big")
+    return b"\xdf" + n.to_bytes(4, "big")
+
+
+def _bin_header(n: int) -> bytes:
+    """msgpack's header of `n` bytes of binary data (the smallest form, as msgpack writes it with use_bin_type)."""
+    if n < 1 << 8:
+        return b"\xc4" + bytes([n])
+    if n < 1 << 16:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
 
 
 def _page_record(value: Any) -> bool:

@@ -244,9 +244,9 @@ def test_a_crafted_page_is_refused_or_read_as_page_decode_reads_it(data, kind):
         assert isinstance(expected, Page), expected
 
 
-def test_working_tree_snapshots_read_pages_from_their_bytes_too():
-    """An overlay keeps the bytes of the pages a capture made (their canonical encoding), so `status` and `diff`
-    against the working tree compare pages from their bytes like a diff between two versions."""
+def test_working_tree_snapshots_are_read_from_their_bytes_too():
+    """An overlay keeps its new pages as the bytes a commit would store: diff against the working tree reads them
+    as it reads a version's (PageSources), and holds no decoded copy of them."""
     from pvc.store.overlay import OverlayStore
 
     class Snap:
@@ -262,6 +262,7 @@ def test_working_tree_snapshots_read_pages_from_their_bytes_too():
     overlay = OverlayStore(store)
     mixed = pagediff.page_sources(Snap(store), Snap(overlay))
     assert all(isinstance(s, PageSource) for s in mixed)
-    page = Page("files", (("a.json", FileValue(b"\x01" * 32, 3, 0o644)),))
+    page = Page("files", (("a.txt", FileValue(b"\1" * 32, 3, 0o644)),))
     oid = overlay.put_object(page)
-    assert mixed[1].raw(oid) == page.encode()
+    assert oid not in overlay._typed and mixed[1].raw(oid) == page.encode()
+    assert overlay.get_object(oid, Page) == page

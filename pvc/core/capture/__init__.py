@@ -16,7 +16,7 @@ from typing import Any
 
 from pvc.core.capture.build import PageReuse, build_manifest
 from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid, sniff_annotation
-from pvc.core.capture.hash import ObjectSink, hash_files, is_invalid
+from pvc.core.capture.hash import ObjectSink, hash_files, invalid_reason
 from pvc.core.capture.walk import Walked, walk_project
 from pvc.core.fastpath import capture_settings
 from pvc.core.tuning import fewer_collections
@@ -79,8 +79,8 @@ class Capture:
                         tree=tree, classes=self.classes, pages=self.pages)
 
     def _tree_digest(self) -> bytes:
-        records = self.walked.records
-        return tree_digest(records if records is not None else stat_records(self.files))
+        digest = self.walked.digest
+        return digest if digest is not None else tree_digest(stat_records(self.files))
 
 
 @fewer_collections
@@ -102,7 +102,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
         # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
         # next scan stops at the walk
-        record = walked.records is not None and not cache.may_vouch_for(expect, settings)
+        record = walked.digest is not None and not cache.may_vouch_for(expect, settings)
         classes = store.get_object(expect, Manifest).classes if record else None
         return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True,
                        classes=classes, record_tree=record)
@@ -110,7 +110,9 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     by_path = {f.relpath: f for f in files}
     meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
     layout = _layout(by_path, meta_summary)
-    hashed, entries, read = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
+    entries, read = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
+    cache.release()  # its bytes as read are not needed beside the entries, which are what it will save
+    hashed = entries  # one compact entry a file: what the stages below read and what the stat cache saves
     for ds in layout.all_datasets():
         if ds.loose_dicom:
             add_dicom_series(ds, {rel: series_uid(hashed[f"{ds.dir}/{rel}"].info, rel) for rel in ds.loose_dicom})
@@ -133,5 +135,5 @@ def _layout(by_path: dict[str, FileInfo], meta_summary: dict) -> Layout:
 def _invalid(meta_summary: dict, hashed: dict, items: ItemDescriber) -> tuple[tuple[str, str], ...]:
     """(path, reason) of every file a commit without --allow-invalid would refuse."""
     found = [("meta.json", meta_summary["invalid"])] if "invalid" in meta_summary else []
-    found += [(rel, h.info["invalid"]) for rel, h in sorted(hashed.items()) if is_invalid(h.info)]
+    found += sorted((rel, reason) for rel, h in hashed.items() if (reason := invalid_reason(h)) is not None)
     return tuple(found + items.invalid)

@@ -22,19 +22,20 @@ import blake3
 import msgpack
 
 from pvc.core.capture.describe import ItemDescriber
-from pvc.core.capture.hash import Hashed, ObjectSink
+from pvc.core.capture.hash import ObjectSink
 from pvc.project.layout import Dataset, Item, Layout
 from pvc.project.scan import FileInfo
 from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.model import ChildRef, FileValue, ItemEntry, Manifest, Page, PageRef, Tree
 from pvc.store.pages import page_runs
+from pvc.store.statcache import CacheEntry
 
 __all__ = ["build_manifest", "MAX_PROBLEMS", "file_value", "PageReuse"]
 
 MAX_PROBLEMS = 1000  # the manifest keeps the first ones; stats["problems"] counts them all
 
 
-def file_value(f: FileInfo, h: Hashed) -> FileValue:
+def file_value(f: FileInfo, h: CacheEntry) -> FileValue:
     return FileValue(h.oid, f.size, 0o755 if f.executable else 0o644)
 
 
@@ -78,7 +79,7 @@ class PageReuse:
             self.made[digest] = record
 
 
-def build_manifest(store: ObjectSink, layout: Layout, by_path: dict[str, FileInfo], hashed: dict[str, Hashed],
+def build_manifest(store: ObjectSink, layout: Layout, by_path: dict[str, FileInfo], hashed: dict[str, CacheEntry],
                    items: ItemDescriber, meta_summary: dict, reuse: PageReuse) -> tuple[bytes, dict[str, int]]:
     """Store the pages, trees and the manifest; return its id and its objects per class."""
     classes: Counter[str] = Counter()

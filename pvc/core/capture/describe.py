@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pvc.core.capture.hash import Hashed, is_invalid, video_module, volume_module
+from pvc.core.capture.hash import is_invalid, video_module, volume_module
 from pvc.errors import BadInput
 from pvc.project.annotation import annotation_project_type, project_meta_summary
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import Dataset, Item
 from pvc.project.scan import FileInfo
 from pvc.store.objects import canonical, encode, hash_bytes
-from pvc.store.statcache import StatCache
+from pvc.store.statcache import CacheEntry, StatCache
 
 __all__ = ["ItemDescriber", "read_project_meta", "series_key", "series_uid", "sniff_annotation"]
 
@@ -56,7 +56,7 @@ def series_uid(info: Any, rel: str) -> str:
 class ItemDescriber:
     """Per-item metadata and problems, from file infos; DICOM series metadata cached by slice ids."""
 
-    def __init__(self, by_path: dict[str, FileInfo], hashed: dict[str, Hashed], cache: StatCache,
+    def __init__(self, by_path: dict[str, FileInfo], hashed: dict[str, CacheEntry], cache: StatCache,
                  allow_invalid: bool, dicom_tags) -> None:
         self.by_path, self.hashed, self.cache = by_path, hashed, cache
         self.allow_invalid = allow_invalid
@@ -74,7 +74,10 @@ class ItemDescriber:
 
     def is_series(self, ds: Dataset, item: Item) -> bool:
         """Whether the item's media is (part of) a DICOM series, whose metadata comes from all its slices."""
-        info = self.hashed[f"{ds.dir}/{item.media[0]}"].info
+        entry = self.hashed[f"{ds.dir}/{item.media[0]}"]
+        if b"series" not in entry.raw:  # the info's bytes hold its keys: most are decoded only to build their page
+            return False
+        info = entry.info
         return isinstance(info, dict) and "series" in info
 
     def _series(self, paths: list[str]) -> dict:

@@ -15,9 +15,9 @@ from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.scan import FileInfo
 from pvc.store.objects import canonical
-from pvc.store.statcache import CacheEntry, StatCache, StatKey
+from pvc.store.statcache import CacheEntry, StatCache, pack_info, raw_is_invalid, unpack_info
 
-__all__ = ["ObjectSink", "Hashed", "hash_files", "video_module", "volume_module", "is_invalid"]
+__all__ = ["ObjectSink", "Hashed", "hash_files", "video_module", "volume_module", "is_invalid", "invalid_reason"]
 
 
 class ObjectSink(Protocol):
@@ -34,41 +34,47 @@ class ObjectSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Hashed:
+    """What reading one file gave: its blob id and what it means on its own (media header, annotation summary, or
+    None), the latter as its canonical msgpack bytes (`raw`; what the stat cache stores, and a few dozen bytes
+    instead of a tree of dicts): a capture holds one per file until its pages are built; `info` decodes it."""
+
     oid: bytes
-    info: Any  # what the file means on its own: media header, annotation summary, or None
+    raw: bytes
+
+    @property
+    def info(self) -> Any:
+        return unpack_info(self.raw)
 
 
 def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles: dict[str, str], allow_invalid: bool,
-               progress) -> tuple[dict[str, Hashed], dict[str, CacheEntry], list[FileInfo]]:
-    """Blob id and info of every file, the stat cache entries to save, and the files read."""
-    hashed: dict[str, Hashed] = {}
+               progress) -> tuple[dict[str, CacheEntry], list[FileInfo]]:
+    """The stat cache entry of every file (blob id and info, from the cache or by reading the file: what the
+    later stages read and what the cache saves, one compact entry a file), and the files read."""
     entries: dict[str, CacheEntry] = {}
-    todo: list[tuple[FileInfo, StatKey, str]] = []
+    todo: list[tuple[FileInfo, str]] = []
     has, adopt = store.has, getattr(store, "adopt", None)
     for f, cached in zip(files, cache.get_all(files, roles)):
         if (cached is None or not (has(cached.oid) or (adopt is not None and adopt(cached.oid, f.path, f.size)))
-                or (not allow_invalid and is_invalid(cached.info))):
+                or (not allow_invalid and raw_is_invalid(cached.raw))):
             # not vouched for; object lost from the store (stored again from the file; an overlay takes the file,
             # which the stat cache vouches for, as where that object is); or kept with --allow-invalid before and
             # now to be refused again
-            todo.append((f, StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), roles[f.relpath]))
+            todo.append((f, roles[f.relpath]))
         else:
-            hashed[f.relpath] = Hashed(cached.oid, cached.info)
             entries[f.relpath] = cached
-    total_bytes = sum(f.size for f, _, _ in todo)
+    total_bytes = sum(f.size for f, _ in todo)
     results = (_in_processes if _worth_processes(store, todo, total_bytes) else _in_threads)(
         store, todo, allow_invalid, progress, total_bytes)
-    for (f, key, role), result in zip(todo, results):
-        hashed[f.relpath] = result
-        entries[f.relpath] = CacheEntry(key, result.oid, role, result.info)
-    return hashed, entries, [f for f, _, _ in todo]
+    for (f, role), result in zip(todo, results):
+        entries[f.relpath] = CacheEntry.of(f, result.oid, role, result.raw)
+    return entries, [f for f, _ in todo]
 
 
 def _in_threads(store: ObjectSink, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
     """Hash and describe the files in a thread pool (reads and hashing release the GIL)."""
     results, done = [], 0
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for (f, _, _), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[2], allow_invalid), todo)):
+        for (f, _), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[1], allow_invalid), todo)):
             results.append(result)
             done += f.size
             if progress:
@@ -100,14 +106,14 @@ def _in_processes(store, todo: list, allow_invalid: bool, progress, total_bytes:
     done = 0
     # fork: the workers start with pvc, Pillow and the readers already imported, and no open pool to inherit
     with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_hash_chunk, settings, [(f.abspath, f.size, role) for f, _, role in chunk])
+        futures = [pool.submit(_hash_chunk, settings, [(f.abspath, f.size, role) for f, role in chunk])
                    for chunk in chunks]
         try:
             for chunk, future in zip(chunks, futures):
                 hashed, sealed = future.result()
                 store.stage_sealed(sealed)  # published by the commit's flush, deleted by its abort
                 results += hashed
-                done += sum(f.size for f, _, _ in chunk)
+                done += sum(f.size for f, _ in chunk)
                 if progress:
                     progress("hashing", done, total_bytes)
         except BaseException:
@@ -173,7 +179,7 @@ def _hash_one(store: ObjectSink, f: FileInfo, role: str, allow_invalid: bool) ->
         if not allow_invalid:
             raise
         info = {"invalid": exc.reason}
-    return Hashed(oid, canonical(info))  # sorted once here, so every encoding of it can take it as it is
+    return Hashed(oid, pack_info(canonical(info)))  # sorted once here, so every encoding of it can take it as it is
 
 
 def _role_info(role: str, data: bytes | None, path: Path) -> Any:
@@ -201,6 +207,11 @@ def _role_info(role: str, data: bytes | None, path: Path) -> Any:
 
 def is_invalid(info: Any) -> bool:
     return isinstance(info, dict) and "invalid" in info
+
+
+def invalid_reason(entry: CacheEntry | Hashed) -> str | None:
+    """Why the file of `entry` is refused by a commit (its info is {"invalid": reason}), or None."""
+    return entry.info["invalid"] if raw_is_invalid(entry.raw) else None
 
 
 def video_module():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pvc.core.fastpath import untouched
 from pvc.project.scan import FileInfo, Ignore, files_from_walk, scan
-from pvc.project.walk import followed_symlinks, native_walk
+from pvc.project.walk import followed_symlinks, native_walk, tree_digest
 from pvc.store.repository import Repository
 from pvc.store.statcache import StatCache, fs_clock
 
@@ -20,7 +20,8 @@ class Walked:
 
     scan_started: int | None  # the file system's clock just before the first stat (the stat cache's racy
     # cutoff); None when the store cannot be written (read-only, full), and then nothing of this scan is saved
-    records: bytes | None  # the C walk's stat records, None when it did not run or declined
+    digest: bytes | None  # `tree_digest` of the C walk's stat records (taken at once: the records are ~75 bytes a
+    # file, the digest all that is kept of them), None when it did not run or declined
     files: list[FileInfo] | None  # None when `records` already proved the project untouched
     followed_symlinks: int = 0  # files reached through a symlink (their targets are what is versioned)
 
@@ -37,9 +38,10 @@ def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, setti
     scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
     walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
     if expect is not None and untouched(cache, expect, settings, walked[0] if walked else None):
-        return Walked(scan_started, walked[0], None, followed_symlinks(walked[1]))
+        return Walked(scan_started, None, None, followed_symlinks(walked[1]))
     files = files_from_walk(root, *walked) if walked else None
-    records = walked[0] if files is not None else None
+    digest = tree_digest(walked[0]) if files is not None else None
+    del walked
     if files is None:  # no C walk, or it declined: the Python scan (which reports what it refuses)
         files = scan(root, ignore)
-    return Walked(scan_started, records, files, sum(1 for f in files if f.symlink))
+    return Walked(scan_started, digest, files, sum(1 for f in files if f.symlink))

@@ -32,24 +32,50 @@ IDX_MAGIC = b"PVCIDX\x00\x01"
 _HEAD = struct.Struct("<8sIQ")
 _ENTRY = struct.Struct("<32sIB3xQQQ")
 _FANOUT = struct.Struct("<256I")
+_SORT = struct.Struct(">32sIQQQB")  # an entry as write_index sorts it: id, pack number, offset, lengths, codec
 
 
-def write_index(packs_dir: Path, entries: list[tuple[bytes, bytes, int, int, int, int]]) -> Path:
-    """Write an index for `entries` = (id, pack id, offset, stored len, raw len, codec); return its path."""
-    entries = sorted(set(entries))
-    packs = sorted({e[1] for e in entries})
-    pack_no = {p: i for i, p in enumerate(packs)}
+def write_index(packs_dir: Path, entries) -> Path:
+    """Write an index for `entries` = (id, pack id, offset, stored len, raw len, codec), any iterable (a commit
+    passes a generator over its packs' packed records); return its path."""
+    packs: list[bytes] = []
+    pack_no: dict[bytes, int] = {}
+    keys = []  # each entry as bytes that sort as its tuple would (big-endian): ~100 bytes, not a tuple of six objects
+    for oid, p, off, slen, rlen, codec in entries:
+        n = pack_no.get(p)
+        if n is None:
+            n = pack_no[p] = len(packs)
+            packs.append(p)
+        keys.append(_SORT.pack(oid, n, off, slen, rlen, codec))
+    order = sorted(range(len(packs)), key=packs.__getitem__)  # the file numbers packs in pack id order
+    if order != list(range(len(packs))):
+        renumber = {old: new for new, old in enumerate(order)}
+        for i, k in enumerate(keys):
+            oid, n, *rest = _SORT.unpack(k)
+            keys[i] = _SORT.pack(oid, renumber[n], *rest)
+        packs = [packs[old] for old in order]
+    keys.sort()
     fanout = [0] * 256
-    for e in entries:
-        fanout[e[0][0]] += 1
+    rows = bytearray()
+    last = None
+    for k in keys:
+        if k == last:  # the same entry twice
+            continue
+        last = k
+        oid, n, off, slen, rlen, codec = _SORT.unpack(k)
+        fanout[oid[0]] += 1
+        rows += _ENTRY.pack(oid, n, codec, off, slen, rlen)
+    del keys
+    count = sum(fanout)
     for i in range(1, 256):
         fanout[i] += fanout[i - 1]
-    parts = [_HEAD.pack(IDX_MAGIC, len(packs), len(entries)), *packs, _FANOUT.pack(*fanout)]
-    parts.extend(_ENTRY.pack(oid, pack_no[p], codec, off, slen, rlen) for oid, p, off, slen, rlen, codec in entries)
-    body = b"".join(parts)
-    digest = blake3.blake3(body).digest()
-    path = packs_dir / f"{blake3.blake3(body + digest).hexdigest()}.idx"
-    atomic_write(path, body + digest)
+    head = _HEAD.pack(IDX_MAGIC, len(packs), count) + b"".join(packs) + _FANOUT.pack(*fanout)
+    hasher = blake3.blake3(head)
+    hasher.update(rows)
+    digest = hasher.digest()
+    hasher.update(digest)
+    path = packs_dir / f"{hasher.hexdigest()}.idx"
+    atomic_write(path, [head, rows, digest])
     return path
 
 

@@ -107,9 +107,8 @@ class PackStore(PackedStore):
                 os.replace(tmp, self.pack_path(pack_id))
                 renamed.append(pack_id)
             fsync_dir(self.packs_dir)
-            entries = [(oid, pack_id, off, slen, rlen, codec)
-                       for _, pack_id, records in sealed for oid, off, slen, rlen, codec in records]
-            write_index(self.packs_dir, entries)
+            write_index(self.packs_dir, ((oid, pack_id, off, slen, rlen, codec)
+                                         for _, pack_id, records in sealed for oid, off, slen, rlen, codec in records))
         except BaseException:  # e.g. ENOSPC: the packs just renamed are named by nothing; take them back
             for pack_id in renamed:
                 self.pack_path(pack_id).unlink(missing_ok=True)
