@@ -24,6 +24,7 @@ from pvc.store import objects
 from pvc.store.backend import ObjectAccess, ObjectInfo
 from pvc.store.local.packindex import PackIndex
 from pvc.store.local.packs import (
+    DICT_REF,
     RECORD,
     Codec,
     Location,
@@ -42,6 +43,19 @@ INCOMPRESSIBLE_SUFFIXES = frozenset(
     ".jpg .jpeg .jfif .mpo .png .webp .gif .mp4 .mkv .webm .avi .mov .3gp .flv .wmv .zip .gz .zst .bz2 .xz .7z .nii.gz".split()
 )
 _SAMPLE = 128 << 10
+
+# Dictionary compression of small JSON files (annotations and companions; docs/format.md, "Compression policy"):
+# one zstd frame each compresses them 3-5x, but they repeat each other's keys and structure, so a dictionary trained
+# on the store's own JSON gives 2-3x more. A commit trains one when the store has none and it stores at least
+# DICT_MIN_FILES such files; the dictionary is an object of the store (a DICT record), named by every record
+# compressed with it.
+DICT_SUFFIX = ".json"
+DICT_MAX_FILE = 256 << 10  # larger files compress well on their own
+DICT_MIN_FILES = 1000  # new JSON files a commit must store to train a dictionary
+DICT_SAMPLES = 2000  # trained on at most this many of them, evenly spaced in path order
+DICT_SIZE = 110 << 10
+DICT_LEVEL = 9
+_NO_DICT = (None, None)
 
 Published = list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]  # (sealed file, pack id, records)
 
@@ -62,6 +76,8 @@ class PackedStore(ObjectAccess):
         self._lock = threading.Lock()
         self._local = threading.local()
         self._indexes: list[PackIndex] = []
+        self._zdicts: dict[bytes, zstandard.ZstdCompressionDict] = {}  # dictionaries read, by id
+        self._writing_dict: tuple[bytes | None, zstandard.ZstdCompressionDict | None] | None = None  # None: not chosen yet
 
     # -- what a medium provides ---------------------------------------------------------------------
 
@@ -221,7 +237,7 @@ class PackedStore(ObjectAccess):
         return [self._read_at(pack, start, length) for start, length in ranges]
 
     def decoded(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
-        """The content of a RAW or ZSTD record read by `read_records` (not checked against its id)."""
+        """The content of a RAW, ZSTD, ZSTD_DICT or DICT record read by `read_records` (not checked against its id)."""
         return self._decoded(oid, loc, stored)
 
     def iter_ids(self) -> Iterator[bytes]:
@@ -261,6 +277,8 @@ class PackedStore(ObjectAccess):
         return False
 
     def _decoded(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
+        if loc.codec == Codec.ZSTD_DICT:
+            return self._decoded_with_dictionary(oid, loc, stored)
         if loc.codec != Codec.ZSTD:
             return stored
         try:
@@ -270,6 +288,123 @@ class PackedStore(ObjectAccess):
         except MemoryError:  # a crafted length: the frame claims more than can be held
             raise CorruptObject(f"object {oid.hex()}: implausible length {loc.raw_len}") from None
 
+    def _decoded_with_dictionary(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
+        if len(stored) < DICT_REF:
+            raise CorruptObject(f"object {oid.hex()}: record too short to name its dictionary")
+        did = bytes(stored[:DICT_REF])
+        try:
+            zdict = self.dictionary(did)
+        except ObjectMissing:
+            raise ObjectMissing(f"object {oid.hex()}: its zstd dictionary {did.hex()} is missing from the store") from None
+        except CorruptObject as exc:
+            raise CorruptObject(f"object {oid.hex()}: its zstd dictionary cannot be read ({exc})") from None
+        dctxs = getattr(self._local, "dict_dctx", None)
+        if dctxs is None:
+            dctxs = self._local.dict_dctx = {}
+        dctx = dctxs.get(did)
+        if dctx is None:
+            dctx = dctxs[did] = zstandard.ZstdDecompressor(dict_data=zdict)
+        try:
+            return dctx.decompress(stored[DICT_REF:], max_output_size=loc.raw_len)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(f"object {oid.hex()}: zstd frame is damaged ({exc})") from None
+        except MemoryError:
+            raise CorruptObject(f"object {oid.hex()}: implausible length {loc.raw_len}") from None
+
+    # -- dictionaries ---------------------------------------------------------------------------------
+
+    def dictionary_ids(self) -> list[bytes]:
+        """The zstd dictionaries this store holds (DICT records), sorted."""
+        return sorted({did for idx in self._indexes for did in idx.ids_with_codec(Codec.DICT)})
+
+    def dictionary(self, did: bytes) -> zstandard.ZstdCompressionDict:
+        """The zstd dictionary whose object id is `did` (read once, checked against its id); ObjectMissing or
+        CorruptObject when it cannot be had."""
+        zdict = self._zdicts.get(did)
+        if zdict is None:
+            try:
+                zdict = zstandard.ZstdCompressionDict(self.get(did))
+            except zstandard.ZstdError as exc:
+                raise CorruptObject(f"object {did.hex()}: not a zstd dictionary ({exc})") from None
+            self._zdicts[did] = zdict
+        return zdict
+
+    def use_dictionary(self, did: bytes | None, data: bytes | None = None) -> None:
+        """Compress small JSON files with dictionary `did` (its bytes `data` when it is not readable yet: staged
+        in this commit, or in the parent process of a worker); None: with none."""
+        if did is None:
+            self._writing_dict = _NO_DICT
+            return
+        if data is not None:
+            if objects.hash_bytes(data) != did:
+                raise CorruptObject(f"object {did.hex()}: content does not match its id")
+            self._zdicts[did] = zstandard.ZstdCompressionDict(data)
+        zdict = self.dictionary(did)
+        zdict.precompute_compress(level=DICT_LEVEL)
+        self._writing_dict = (did, zdict)
+
+    def writing_dictionary(self) -> tuple[bytes, bytes] | None:
+        """(id, bytes) of the dictionary new small JSON files are compressed with, if any (for worker processes)."""
+        did, zdict = self._chosen_dictionary()
+        return None if did is None else (did, zdict.as_bytes())
+
+    def _chosen_dictionary(self) -> tuple[bytes | None, zstandard.ZstdCompressionDict | None]:
+        """The dictionary to write with: the one set by `use_dictionary`, else the store's first (by id)."""
+        chosen = self._writing_dict
+        if chosen is None:
+            chosen = _NO_DICT
+            for did in self.dictionary_ids():
+                try:
+                    self.use_dictionary(did)
+                    chosen = self._writing_dict
+                    break
+                except (ObjectMissing, CorruptObject):  # a damaged one is verify's business: write without it
+                    continue
+            self._writing_dict = chosen
+        return chosen
+
+    def train_dictionary(self, files: list[tuple[Path, int]]) -> bytes | None:
+        """If the store has no dictionary and `files` (path, size) hold at least DICT_MIN_FILES small JSON files,
+        train one on DICT_SAMPLES of them (evenly spaced in the given order), stage it as a DICT record and write
+        with it from now on; return its id (None: nothing trained)."""
+        if self._chosen_dictionary()[0] is not None:
+            return None
+        candidates = [(p, n) for p, n in files if 64 <= n < DICT_MAX_FILE and _suffix(p) == DICT_SUFFIX]
+        if len(candidates) < DICT_MIN_FILES:
+            return None
+        step = len(candidates) / DICT_SAMPLES
+        picked = candidates if step <= 1 else [candidates[int(i * step)] for i in range(DICT_SAMPLES)]
+        samples = []
+        for path, _ in picked:
+            try:
+                with open(path, "rb") as f:
+                    samples.append(f.read(DICT_MAX_FILE))
+            except OSError:  # gone or unreadable: the hashing that follows says so, if it matters
+                continue
+        try:  # fixed parameters: no search (~0.1 s), one thread
+            data = zstandard.train_dictionary(DICT_SIZE, samples, k=1024, d=8, steps=1, threads=1).as_bytes()
+        except zstandard.ZstdError:  # too few or too uniform samples: compress without one
+            return None
+        did = objects.hash_bytes(data)
+        if not self.has(did):
+            self.put_record(did, Codec.DICT, len(data), data)
+        self.use_dictionary(did, data)
+        return did
+
+    def _dict_compress(self, data: bytes) -> tuple[int, bytes] | None:
+        """(ZSTD_DICT, stored bytes) of a small JSON file when a dictionary is in use and it pays; else None."""
+        did, zdict = self._chosen_dictionary()
+        if did is None:
+            return None
+        cctxs = getattr(self._local, "dict_cctx", None)
+        if cctxs is None:
+            cctxs = self._local.dict_cctx = {}
+        cctx = cctxs.get(did)
+        if cctx is None:
+            cctx = cctxs[did] = zstandard.ZstdCompressor(dict_data=zdict, write_content_size=False, write_dict_id=False)
+        stored = did + cctx.compress(data)
+        return (Codec.ZSTD_DICT, stored) if len(stored) < len(data) else None
+
     def _dctx(self) -> zstandard.ZstdDecompressor:
         dctx = getattr(self._local, "dctx", None)
         if dctx is None:
@@ -278,10 +413,14 @@ class PackedStore(ObjectAccess):
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def put(self, data: bytes, *, compress: bool | None = None) -> bytes:
-        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample."""
+    def put(self, data: bytes, *, compress: bool | None = None, dictionary: bool = False) -> bytes:
+        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample; `dictionary`: a small
+        JSON file, compressed with the store's dictionary when it has one."""
         oid = objects.hash_bytes(data)
         if not self.has(oid):
+            if dictionary and (coded := self._dict_compress(data)) is not None:
+                self.put_record(oid, coded[0], len(data), coded[1])
+                return oid
             codec, stored = Codec.RAW, data
             if compress is not False and len(data) >= 64 and (compress or self._pays(data)):
                 packed = self._cctx().compress(data)
@@ -295,7 +434,8 @@ class PackedStore(ObjectAccess):
 
         `on_data` receives the whole content of small files (so callers can parse them without a second read).
         """
-        compress = None if _suffix(path) not in INCOMPRESSIBLE_SUFFIXES else False
+        suffix = _suffix(path)
+        compress = None if suffix not in INCOMPRESSIBLE_SUFFIXES else False
         try:
             with open(path, "rb") as f:
                 if size < self.chunk_threshold:
@@ -303,7 +443,8 @@ class PackedStore(ObjectAccess):
                     _check_size(path, size, len(data))
                     if on_data is not None:
                         on_data(data)
-                    return self.put(data, compress=compress)
+                    return self.put(data, compress=compress,
+                                    dictionary=suffix == DICT_SUFFIX and 64 <= len(data) < DICT_MAX_FILE)
                 return self._put_chunked(path, f, size, compress)
         except PermissionError:
             raise BadInput(path, "permission denied") from None

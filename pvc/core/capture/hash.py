@@ -55,6 +55,9 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
         else:
             hashed[f.relpath] = Hashed(cached.oid, cached.info)
             entries[f.relpath] = cached
+    train = getattr(store, "train_dictionary", None)  # a store that writes (not an overlay): docs/format.md
+    if train is not None and todo:
+        train([(f.path, f.size) for f, _, _ in todo])
     total_bytes = sum(f.size for f, _, _ in todo)
     results = (_in_processes if _worth_processes(store, todo, total_bytes) else _in_threads)(
         store, todo, allow_invalid, progress, total_bytes)
@@ -95,7 +98,7 @@ def _in_processes(store, todo: list, allow_invalid: bool, progress, total_bytes:
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = _chunks(todo)
-    settings = (str(store.root), store.chunk_threshold, store.pack_size, allow_invalid)
+    settings = (str(store.root), store.chunk_threshold, store.pack_size, allow_invalid, store.writing_dictionary())
     results: list[Hashed] = []
     done = 0
     # fork: the workers start with pvc, Pillow and the readers already imported, and no open pool to inherit
@@ -139,9 +142,10 @@ def _hash_chunk(settings: tuple, files: list[tuple[str, int, str]]) -> tuple[lis
     the sealed packs (not published: the parent's commit does that). On any failure its packs are deleted."""
     from pvc.store.local.packstore import PackStore
 
-    root, chunk_threshold, pack_size, allow_invalid = settings
+    root, chunk_threshold, pack_size, allow_invalid, dictionary = settings
     store = PackStore(Path(root), chunk_threshold=chunk_threshold, pack_size=pack_size)
     try:
+        store.use_dictionary(*(dictionary or (None,)))  # the parent's, maybe trained and staged by it just now
         hashed = [_hash_one(store, _Path(path, size), role, allow_invalid) for path, size, role in files]
         return hashed, store.seal_staged()
     except BaseException:
