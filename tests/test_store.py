@@ -197,3 +197,35 @@ def test_clean_tmp_removes_leftovers_of_killed_atomic_writes(repo):
     keep = repo.dir / "config"
     repo.clean_tmp()
     assert not any(p.exists() for p in leftovers) and keep.exists()
+
+
+def test_stat_cache_body_is_compressed_and_other_formats_read_as_empty(tmp_path):
+    """Format 6: stats and results compressed, results in the stats' order; a format-5 cache is ignored (an
+    optimisation only: it is rebuilt), and a body whose parts disagree reads as empty."""
+    import msgpack
+
+    path = tmp_path / "index"
+    started = fs_clock(tmp_path)
+    entries = {f"ds/ann/img_{i:05d}.jpg.json": CacheEntry(StatKey(100 + i, 1_000 + i, i, 1_000), bytes([i % 256]) * 32,
+                                                           "ann", {"objects": {"car": i % 3}, "size": [640, 480]})
+               for i in range(2000)}
+    StatCache(path).save(entries, started, manifest=b"\2" * 32, settings={"x": 1})
+    cache = StatCache(path)
+    got = cache.get_all([type("F", (), {"relpath": p, "size": e.key.size, "mtime_ns": e.key.mtime_ns,
+                                        "ino": e.key.ino, "ctime_ns": e.key.ctime_ns})() for p, e in entries.items()],
+                        {p: "ann" for p in entries})
+    assert [(g.oid, g.info) for g in got] == [(e.oid, e.info) for e in entries.values()]
+    plain = len(msgpack.packb({p: [e.oid, e.role, e.info] for p, e in entries.items()}, use_bin_type=True))
+    assert path.stat().st_size < plain / 2
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(path.read_bytes())
+    head, body = unpacker.unpack(), unpacker.unpack()
+    # an older format: ignored
+    path.write_bytes(msgpack.packb(dict(head, format=5), use_bin_type=True) + msgpack.packb(body, use_bin_type=True))
+    assert StatCache(path).get("ds/ann/img_00001.jpg.json", entries["ds/ann/img_00001.jpg.json"].key, "ann") is None
+    # results that do not match the stats one for one: empty
+    import zstandard
+
+    body["results"] = zstandard.ZstdCompressor().compress(msgpack.packb({"entries": [], "derived": {}}))
+    path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(body, use_bin_type=True))
+    assert StatCache(path).get("ds/ann/img_00001.jpg.json", entries["ds/ann/img_00001.jpg.json"].key, "ann") is None

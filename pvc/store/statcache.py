@@ -24,7 +24,8 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 5  # 5: every info canonical (keys sorted at every depth), as capture computes it
+CACHE_FORMAT = 6  # 6: stats and results zstd-compressed, results in the order of the stats (no paths); 5: every
+# info canonical (keys sorted at every depth), as capture computes it
 
 
 def fs_clock(directory: Path) -> int | None:
@@ -72,7 +73,8 @@ class StatCache:
     The file is two msgpack documents. The head is the tree record: the digest of a settled scan's stat
     records and the manifest, settings and objects per class of the project that scan saw; the stat-only
     paths read nothing else. The body keeps the stats (four integers a path) and what hashing gave (ids,
-    roles, infos) as two separately encoded parts, read and decoded only when a lookup needs them.
+    roles, infos) as two separately encoded and compressed parts, read and decoded only when a lookup needs them;
+    the results are a list in the order of the stats' paths, so no path is written twice.
     """
 
     def __init__(self, path: Path) -> None:
@@ -137,7 +139,9 @@ class StatCache:
         if self._stats_decoded is None:
             raw = self._index["stats"]
             try:
-                self._stats_decoded = msgpack.unpackb(raw, raw=False) if raw else {}
+                self._stats_decoded = msgpack.unpackb(_unpacked(raw), raw=False) if raw else {}
+                if not isinstance(self._stats_decoded, dict):
+                    raise ValueError("stats: not a map")
             except Exception:
                 self._stats_decoded, self._results, self._derived = {}, {}, {}
         return self._stats_decoded
@@ -146,8 +150,11 @@ class StatCache:
         if self._results is None:
             raw = self._index["results"]
             try:
-                doc = msgpack.unpackb(raw, raw=False, strict_map_key=False) if raw else {}
-                self._results = doc.get("entries", {})
+                doc = msgpack.unpackb(_unpacked(raw), raw=False, strict_map_key=False) if raw else {}
+                entries, paths = doc.get("entries", []), self._stats
+                if not isinstance(entries, list) or len(entries) != len(paths):
+                    raise ValueError("results: not one entry per path")
+                self._results = dict(zip(paths, entries))
                 self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
             except Exception:
                 self._stats_decoded, self._results, self._derived = {}, {}, {}
@@ -214,14 +221,14 @@ class StatCache:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
         `pages` what that manifest's pages were built from (kept only along with a manifest)."""
-        results = {"derived": derived or {}, "entries": {p: [e.oid, e.role, e.info] for p, e in entries.items()}}
+        results = {"derived": derived or {}, "entries": [[e.oid, e.role, e.info] for e in entries.values()]}
         stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
         doc = {
             "scan_started": scan_started,
             "manifest": manifest,
             "settings": settings,
-            "stats": msgpack.packb(stats, use_bin_type=True),
-            "results": msgpack.packb(results, use_bin_type=True),
+            "stats": _packed(msgpack.packb(stats, use_bin_type=True)),
+            "results": _packed(msgpack.packb(results, use_bin_type=True)),
             "pages": (pages or {}) if manifest is not None else {},
         }
         recorded = tree is not None and manifest is not None
@@ -242,6 +249,19 @@ class StatCache:
     def _head(self, tree: bytes | None, manifest: bytes | None, settings: Any, classes: dict) -> bytes:
         return msgpack.packb({"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings,
                               "classes": classes}, use_bin_type=True)
+
+
+def _packed(data: bytes) -> bytes:
+    """One zstd frame (level 3) of a body part: paths, stats and infos repeat themselves a lot."""
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+def _unpacked(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)  # grows as it goes, whatever the frame claims
 
 
 def _page_record(value: Any) -> bool:
