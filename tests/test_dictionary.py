@@ -147,3 +147,34 @@ def test_push_then_clone_carries_the_dictionary(committed, cli, tmp_path):
     # straight from the remote (ranged reads), no local store
     assert cli("restore", "1", "--to", tmp_path / "direct", "--remote", "origin", "-C", committed).code == 0
     assert tree_bytes(tmp_path / "direct") == tree_bytes(committed)
+
+
+def test_jpeg_files_share_a_dictionary_of_their_own(tmp_path, cli):
+    """JPEG files do not compress alone, but they start with the same tables: a second kind of dictionary."""
+    import random
+
+    from PIL import Image
+
+    project = tmp_path / "photos"
+    rng = random.Random(1)
+    for i in range(DICT_MIN_FILES + 20):
+        folder = project / f"set{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        img = Image.new("RGB", (48, 40), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        img.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(48 * 40)])
+        img.save(folder / f"p{i:05d}.jpg", quality=90)
+    assert cli("init", project).code == 0
+    assert cli("commit", "-m", "v1", "-C", project).code == 0
+    codecs = _codecs(project)
+    [did] = [oid for oid, codec in codecs.items() if codec == Codec.DICT]
+    import zstandard
+
+    repo = Repository(project)
+    assert zstandard.ZstdCompressionDict(repo.store.get(did)).dict_id() == 0x70766302  # the JPEG kind
+    repo.close()
+    files = tree_bytes(project)
+    coded = [rel for rel, data in files.items() if codecs[blake3.blake3(data).digest()] == Codec.ZSTD_DICT]
+    assert len(coded) > 0.95 * len(files)
+    assert cli("restore", "1", "--to", tmp_path / "out", "-C", project).code == 0
+    assert tree_bytes(tmp_path / "out") == files
+    assert cli("verify", "-C", project).code == 0

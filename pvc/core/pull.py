@@ -142,7 +142,7 @@ class _LocalFirst:
             return self.local.get_object(oid, cls)
         loc, stored = self.remote.read_record(oid)
         problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset),
-                               self.remote.dictionary)
+                               self.remote.dictionary_by_ref)
         if problem:
             raise CorruptObject(f"object {oid.hex()} from {self.remote.url}: {problem}; nothing of it was stored")
         self.local.put_record(oid, loc.codec, loc.raw_len, stored)

@@ -79,7 +79,7 @@ def copy_objects(src: PackedStore, dst: PackedStore, oids: list[bytes], *, progr
     for oid, loc, stored in src.read_records(wanted):
         if stored is None:
             raise ObjectMissing(f"object {oid.hex()}: its pack cannot be read from {_where(src)}")
-        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset), src.dictionary)
+        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset), src.dictionary_by_ref)
         if problem:
             raise CorruptObject(f"object {oid.hex()} from {_where(src)}: {problem}; nothing of it was stored")
         dst.put_record(oid, loc.codec, loc.raw_len, stored)

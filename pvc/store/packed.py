@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from collections import deque
 from pathlib import Path
@@ -44,18 +45,34 @@ INCOMPRESSIBLE_SUFFIXES = frozenset(
 )
 _SAMPLE = 128 << 10
 
-# Dictionary compression of small JSON files (annotations and companions; docs/format.md, "Compression policy"):
-# one zstd frame each compresses them 3-5x, but they repeat each other's keys and structure, so a dictionary trained
-# on the store's own JSON gives 2-3x more. A commit trains one when the store has none and it stores at least
-# DICT_MIN_FILES such files; the dictionary is an object of the store (a DICT record), named by every record
-# compressed with it.
-DICT_SUFFIX = ".json"
-DICT_MAX_FILE = 256 << 10  # larger files compress well on their own
-DICT_MIN_FILES = 1000  # new JSON files a commit must store to train a dictionary
-DICT_SAMPLES = 2000  # trained on at most this many of them, evenly spaced in path order
-DICT_SIZE = 110 << 10
-DICT_LEVEL = 9
-_NO_DICT = (None, None)
+# Dictionary compression (docs/format.md, "Dictionaries"). Small JSON files (annotations, companions) compress 3-5x
+# one by one but repeat each other's keys and structure; JPEG files do not compress at all, but each starts with
+# the same few hundred bytes of tables. A dictionary trained on the store's own files of that kind captures what
+# they share. A commit trains one per kind when the store has none of it and the commit stores at least
+# DICT_MIN_FILES files of the kind; the dictionary is an object of the store (a DICT record whose zstd dictionary
+# id says the kind), named by every record compressed with it.
+
+
+@dataclass(frozen=True)
+class DictKind:
+    name: str
+    dict_id: int  # the zstd dictionary id written in the dictionary (>= 32768: a private one), naming the kind
+    suffixes: frozenset[str]
+    min_file: int  # files of min_file <= size < max_file (and under chunk_threshold) are compressed with it
+    max_file: int
+    level: int
+    sample_bytes: int  # trained on the first bytes of each sample
+    samples: int  # at most this many samples, evenly spaced in path order
+    size: int  # dictionary size
+
+
+DICT_KINDS = (
+    DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 9, 256 << 10, 2000, 110 << 10),
+    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 8 << 10, 1000, 64 << 10),
+)
+DICT_MIN_FILES = 1000  # new files of a kind a commit must store to train its dictionary
+_KIND_OF_SUFFIX = {suffix: kind for kind in DICT_KINDS for suffix in kind.suffixes}
+_KIND_OF_ID = {kind.dict_id: kind for kind in DICT_KINDS}
 
 Published = list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]  # (sealed file, pack id, records)
 
@@ -77,7 +94,8 @@ class PackedStore(ObjectAccess):
         self._local = threading.local()
         self._indexes: list[PackIndex] = []
         self._zdicts: dict[bytes, zstandard.ZstdCompressionDict] = {}  # dictionaries read, by id
-        self._writing_dict: tuple[bytes | None, zstandard.ZstdCompressionDict | None] | None = None  # None: not chosen yet
+        # per kind name: (id, dictionary) new files of that kind are compressed with; None: not looked for yet
+        self._writing: dict[str, tuple[bytes, zstandard.ZstdCompressionDict]] | None = None
 
     # -- what a medium provides ---------------------------------------------------------------------
 
@@ -291,19 +309,19 @@ class PackedStore(ObjectAccess):
     def _decoded_with_dictionary(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
         if len(stored) < DICT_REF:
             raise CorruptObject(f"object {oid.hex()}: record too short to name its dictionary")
-        did = bytes(stored[:DICT_REF])
+        ref = bytes(stored[:DICT_REF])
         try:
-            zdict = self.dictionary(did)
+            zdict = self.dictionary_by_ref(ref)
         except ObjectMissing:
-            raise ObjectMissing(f"object {oid.hex()}: its zstd dictionary {did.hex()} is missing from the store") from None
+            raise ObjectMissing(f"object {oid.hex()}: its zstd dictionary {ref.hex()}… is missing from the store") from None
         except CorruptObject as exc:
             raise CorruptObject(f"object {oid.hex()}: its zstd dictionary cannot be read ({exc})") from None
         dctxs = getattr(self._local, "dict_dctx", None)
         if dctxs is None:
             dctxs = self._local.dict_dctx = {}
-        dctx = dctxs.get(did)
+        dctx = dctxs.get(ref)
         if dctx is None:
-            dctx = dctxs[did] = zstandard.ZstdDecompressor(dict_data=zdict)
+            dctx = dctxs[ref] = zstandard.ZstdDecompressor(dict_data=zdict)
         try:
             return dctx.decompress(stored[DICT_REF:], max_output_size=loc.raw_len)
         except zstandard.ZstdError as exc:
@@ -317,6 +335,18 @@ class PackedStore(ObjectAccess):
         """The zstd dictionaries this store holds (DICT records), sorted."""
         return sorted({did for idx in self._indexes for did in idx.ids_with_codec(Codec.DICT)})
 
+    def dictionary_by_ref(self, ref: bytes) -> zstandard.ZstdCompressionDict:
+        """The dictionary a ZSTD_DICT record names by `ref`, the first DICT_REF bytes of its id: one of the store's
+        dictionaries. ObjectMissing when none has that prefix, CorruptObject when several have (or it is damaged)."""
+        found = [did for did in self._zdicts if did[:DICT_REF] == ref]
+        if not found:
+            found = [did for did in self.dictionary_ids() if did[:DICT_REF] == ref]
+        if not found:
+            raise ObjectMissing(f"no zstd dictionary {ref.hex()}… in the store")
+        if len(found) > 1:
+            raise CorruptObject(f"zstd dictionary reference {ref.hex()}… is ambiguous ({len(found)} dictionaries)")
+        return self.dictionary(found[0])
+
     def dictionary(self, did: bytes) -> zstandard.ZstdCompressionDict:
         """The zstd dictionary whose object id is `did` (read once, checked against its id); ObjectMissing or
         CorruptObject when it cannot be had."""
@@ -329,80 +359,90 @@ class PackedStore(ObjectAccess):
             self._zdicts[did] = zdict
         return zdict
 
-    def use_dictionary(self, did: bytes | None, data: bytes | None = None) -> None:
-        """Compress small JSON files with dictionary `did` (its bytes `data` when it is not readable yet: staged
-        in this commit, or in the parent process of a worker); None: with none."""
-        if did is None:
-            self._writing_dict = _NO_DICT
-            return
+    def use_dictionary(self, did: bytes, data: bytes | None = None) -> None:
+        """Compress new files of its kind with dictionary `did` (its bytes `data` when it is not readable yet:
+        staged in this commit, or in the parent process of a worker)."""
         if data is not None:
             if objects.hash_bytes(data) != did:
                 raise CorruptObject(f"object {did.hex()}: content does not match its id")
             self._zdicts[did] = zstandard.ZstdCompressionDict(data)
         zdict = self.dictionary(did)
-        zdict.precompute_compress(level=DICT_LEVEL)
-        self._writing_dict = (did, zdict)
+        kind = _KIND_OF_ID.get(zdict.dict_id())
+        if kind is None:
+            raise CorruptObject(f"object {did.hex()}: a zstd dictionary of no kind pvc writes with")
+        zdict.precompute_compress(level=kind.level)
+        self._writing_dictionaries()[kind.name] = (did, zdict)
 
-    def writing_dictionary(self) -> tuple[bytes, bytes] | None:
-        """(id, bytes) of the dictionary new small JSON files are compressed with, if any (for worker processes)."""
-        did, zdict = self._chosen_dictionary()
-        return None if did is None else (did, zdict.as_bytes())
+    def writing_dictionaries(self) -> list[tuple[bytes, bytes]]:
+        """(id, bytes) of each dictionary new files are compressed with (for worker processes)."""
+        return [(did, zdict.as_bytes()) for did, zdict in self._writing_dictionaries().values()]
 
-    def _chosen_dictionary(self) -> tuple[bytes | None, zstandard.ZstdCompressionDict | None]:
-        """The dictionary to write with: the one set by `use_dictionary`, else the store's first (by id)."""
-        chosen = self._writing_dict
-        if chosen is None:
-            chosen = _NO_DICT
+    def _writing_dictionaries(self) -> dict[str, tuple[bytes, zstandard.ZstdCompressionDict]]:
+        """Per kind, the dictionary to write with: the one set by `use_dictionary`, else the store's first (by id)
+        of that kind."""
+        if self._writing is None:
+            self._writing = {}
             for did in self.dictionary_ids():
                 try:
-                    self.use_dictionary(did)
-                    chosen = self._writing_dict
-                    break
+                    zdict = self.dictionary(did)
                 except (ObjectMissing, CorruptObject):  # a damaged one is verify's business: write without it
                     continue
-            self._writing_dict = chosen
-        return chosen
+                kind = _KIND_OF_ID.get(zdict.dict_id())
+                if kind is not None and kind.name not in self._writing:
+                    zdict.precompute_compress(level=kind.level)
+                    self._writing[kind.name] = (did, zdict)
+        return self._writing
 
-    def train_dictionary(self, files: list[tuple[Path, int]]) -> bytes | None:
-        """If the store has no dictionary and `files` (path, size) hold at least DICT_MIN_FILES small JSON files,
-        train one on DICT_SAMPLES of them (evenly spaced in the given order), stage it as a DICT record and write
-        with it from now on; return its id (None: nothing trained)."""
-        if self._chosen_dictionary()[0] is not None:
-            return None
-        candidates = [(p, n) for p, n in files if 64 <= n < DICT_MAX_FILE and _suffix(p) == DICT_SUFFIX]
-        if len(candidates) < DICT_MIN_FILES:
-            return None
-        step = len(candidates) / DICT_SAMPLES
-        picked = candidates if step <= 1 else [candidates[int(i * step)] for i in range(DICT_SAMPLES)]
-        samples = []
-        for path, _ in picked:
-            try:
-                with open(path, "rb") as f:
-                    samples.append(f.read(DICT_MAX_FILE))
-            except OSError:  # gone or unreadable: the hashing that follows says so, if it matters
+    def train_dictionaries(self, files: list[tuple[Path, int]]) -> list[bytes]:
+        """For each kind the store has no dictionary of, if `files` (path, size) hold at least DICT_MIN_FILES files
+        of it: train one on samples of them (evenly spaced in the given order), stage it as a DICT record and write
+        with it from now on. Return the ids of the dictionaries trained."""
+        writing = self._writing_dictionaries()
+        trained = []
+        for kind in DICT_KINDS:
+            if kind.name in writing:
                 continue
-        try:  # fixed parameters: no search (~0.1 s), one thread
-            data = zstandard.train_dictionary(DICT_SIZE, samples, k=1024, d=8, steps=1, threads=1).as_bytes()
-        except zstandard.ZstdError:  # too few or too uniform samples: compress without one
-            return None
-        did = objects.hash_bytes(data)
-        if not self.has(did):
-            self.put_record(did, Codec.DICT, len(data), data)
-        self.use_dictionary(did, data)
-        return did
+            candidates = [(p, n) for p, n in files if kind.min_file <= n < min(kind.max_file, self.chunk_threshold)
+                          and _KIND_OF_SUFFIX.get(_suffix(p)) is kind]
+            if len(candidates) < DICT_MIN_FILES:
+                continue
+            step = len(candidates) / kind.samples
+            picked = candidates if step <= 1 else [candidates[int(i * step)] for i in range(kind.samples)]
+            samples = []
+            for path, _ in picked:
+                try:
+                    with open(path, "rb") as f:
+                        samples.append(f.read(kind.sample_bytes))
+                except OSError:  # gone or unreadable: the hashing that follows says so, if it matters
+                    continue
+            try:  # fixed parameters: no search (~0.1-0.3 s), one thread
+                data = zstandard.train_dictionary(kind.size, samples, k=1024, d=8, steps=1, threads=1,
+                                                  dict_id=kind.dict_id).as_bytes()
+            except zstandard.ZstdError:  # too few or too uniform samples: compress without one
+                continue
+            did = objects.hash_bytes(data)
+            if any(other[:DICT_REF] == did[:DICT_REF] and other != did for other in self.dictionary_ids()):
+                continue  # records name it by a prefix, which must stay unique in the store (never seen: 2^-64)
+            if not self.has(did):
+                self.put_record(did, Codec.DICT, len(data), data)
+            self.use_dictionary(did, data)
+            trained.append(did)
+        return trained
 
-    def _dict_compress(self, data: bytes) -> tuple[int, bytes] | None:
-        """(ZSTD_DICT, stored bytes) of a small JSON file when a dictionary is in use and it pays; else None."""
-        did, zdict = self._chosen_dictionary()
-        if did is None:
+    def _dict_compress(self, data: bytes, kind: DictKind) -> tuple[int, bytes] | None:
+        """(ZSTD_DICT, stored bytes) of a file of `kind` when a dictionary of it is in use and it pays; else None."""
+        chosen = self._writing_dictionaries().get(kind.name)
+        if chosen is None:
             return None
+        did, zdict = chosen
         cctxs = getattr(self._local, "dict_cctx", None)
         if cctxs is None:
             cctxs = self._local.dict_cctx = {}
         cctx = cctxs.get(did)
         if cctx is None:
-            cctx = cctxs[did] = zstandard.ZstdCompressor(dict_data=zdict, write_content_size=False, write_dict_id=False)
-        stored = did + cctx.compress(data)
+            cctx = cctxs[did] = zstandard.ZstdCompressor(dict_data=zdict, write_content_size=False,
+                                                         write_dict_id=False)
+        stored = did[:DICT_REF] + cctx.compress(data)
         return (Codec.ZSTD_DICT, stored) if len(stored) < len(data) else None
 
     def _dctx(self) -> zstandard.ZstdDecompressor:
@@ -413,12 +453,12 @@ class PackedStore(ObjectAccess):
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def put(self, data: bytes, *, compress: bool | None = None, dictionary: bool = False) -> bytes:
-        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample; `dictionary`: a small
-        JSON file, compressed with the store's dictionary when it has one."""
+    def put(self, data: bytes, *, compress: bool | None = None, kind: DictKind | None = None) -> bytes:
+        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample; `kind`: a file of that
+        dictionary kind, compressed with the store's dictionary of it when there is one and it pays."""
         oid = objects.hash_bytes(data)
         if not self.has(oid):
-            if dictionary and (coded := self._dict_compress(data)) is not None:
+            if kind is not None and (coded := self._dict_compress(data, kind)) is not None:
                 self.put_record(oid, coded[0], len(data), coded[1])
                 return oid
             codec, stored = Codec.RAW, data
@@ -443,8 +483,10 @@ class PackedStore(ObjectAccess):
                     _check_size(path, size, len(data))
                     if on_data is not None:
                         on_data(data)
-                    return self.put(data, compress=compress,
-                                    dictionary=suffix == DICT_SUFFIX and 64 <= len(data) < DICT_MAX_FILE)
+                    kind = _KIND_OF_SUFFIX.get(suffix)
+                    if kind is not None and not kind.min_file <= len(data) < kind.max_file:
+                        kind = None
+                    return self.put(data, compress=compress, kind=kind)
                 return self._put_chunked(path, f, size, compress)
         except PermissionError:
             raise BadInput(path, "permission denied") from None

@@ -136,8 +136,8 @@ def test_dictionary_coded_records_round_trip(backend, tmp_path):
 
     files = _json_files(tmp_path / "anns", 1100)
     writer = backend.store.base if isinstance(backend.store, OverlayStore) else backend.store
-    did = writer.train_dictionary(files)
-    assert did is not None and writer.train_dictionary(files) is None  # one dictionary a store
+    [did] = writer.train_dictionaries(files)
+    assert writer.train_dictionaries(files) == []  # one dictionary of a kind a store
     ids = [writer.put_file(path, size) for path, size in files]
     assert ids == [blake3.blake3(path.read_bytes()).digest() for path, _ in files]  # ids are the raw bytes'
     writer.flush()
@@ -171,7 +171,7 @@ def test_a_missing_or_damaged_dictionary_is_a_clean_error(backend, tmp_path):
 
     files = _json_files(tmp_path / "anns", 1000)
     store = backend.store
-    did = store.train_dictionary(files)
+    [did] = store.train_dictionaries(files)
     oid = store.put_file(*files[0])
     store.flush()
     store = backend.reopen()

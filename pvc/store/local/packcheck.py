@@ -50,8 +50,8 @@ class PackCheck:
 def check_pack(path: Path, *, fd: int | None = None, sample: float = 1.0, rng: random.Random | None = None,
                dictionary: Dictionaries | None = None) -> PackCheck:
     """Read `path` once (through `fd` if given: a pack kept open survives its deletion by a gc meanwhile);
-    re-hash every record, or a random `sample` fraction of them, skipping the rest. `dictionary(id)` gives the
-    zstd dictionary a ZSTD_DICT record names."""
+    re-hash every record, or a random `sample` fraction of them, skipping the rest. `dictionary(ref)` gives the
+    zstd dictionary a ZSTD_DICT record names (by the first bytes of its id)."""
     rng = rng or random.Random()
     with open(path if fd is None else os.dup(fd), "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -84,7 +84,8 @@ Dictionaries = Callable[[bytes], zstandard.ZstdCompressionDict]
 
 def check_record(stored, rec: Record, dictionary: Dictionaries | None = None) -> str | None:
     """What is wrong with one record's stored bytes, or None if its content matches its id. A ZSTD_DICT record is
-    decoded with `dictionary(id)` (ObjectMissing or CorruptObject when that dictionary cannot be had)."""
+    decoded with `dictionary(ref)`, ref the first bytes of the dictionary's id (ObjectMissing or CorruptObject when
+    that dictionary cannot be had)."""
     if rec.codec == Codec.CHUNKED:
         try:
             chunks = decode_chunk_list(bytes(stored), rec.oid)
@@ -100,13 +101,13 @@ def check_record(stored, rec: Record, dictionary: Dictionaries | None = None) ->
     elif rec.codec == Codec.ZSTD_DICT:
         if len(stored) < DICT_REF:
             return "too short to name its dictionary"
-        did = bytes(stored[:DICT_REF])
+        ref = bytes(stored[:DICT_REF])
         if dictionary is None:
-            return f"its dictionary {did.hex()} is not available here"
+            return f"its dictionary {ref.hex()}… is not available here"
         try:
-            zdict = dictionary(did)
+            zdict = dictionary(ref)
         except (ObjectMissing, CorruptObject) as exc:
-            return f"its dictionary {did.hex()} cannot be read ({exc})"
+            return f"its dictionary {ref.hex()}… cannot be read ({exc})"
         try:
             length = _hash_zstd(stored[DICT_REF:], hasher, rec.raw_len, zdict)
         except zstandard.ZstdError:

@@ -39,13 +39,13 @@ class Codec:
     RAW = 0  # the bytes as they are (JPEG, PNG, MP4: compression would not pay)
     ZSTD = 1  # one zstd frame
     CHUNKED = 2  # msgpack list of [chunk id, length]: the object is the concatenation of those objects
-    ZSTD_DICT = 3  # the id of a dictionary object (32 bytes), then one zstd frame compressed with that dictionary
+    ZSTD_DICT = 3  # the first DICT_REF bytes of a dictionary's id, then one zstd frame compressed with that dictionary
     DICT = 4  # a zstd dictionary, as is: stored like RAW, marked so that the indexes list a store's dictionaries
 
     LAST = DICT
 
 
-DICT_REF = 32  # the dictionary id that starts a ZSTD_DICT record's stored bytes
+DICT_REF = 8  # a ZSTD_DICT record's stored bytes start with this many bytes of its dictionary's id
 
 
 @dataclass(frozen=True, slots=True)

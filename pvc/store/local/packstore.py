@@ -340,9 +340,10 @@ def _dictionaries_in(paths: list[Path]):
         except OSError:
             continue
 
-    def dictionary(did: bytes) -> zstandard.ZstdCompressionDict:
-        if did not in found:
-            raise ObjectMissing(f"object {did.hex()} is in no pack")
-        return zstandard.ZstdCompressionDict(found[did])
+    def dictionary(ref: bytes) -> zstandard.ZstdCompressionDict:
+        matching = [did for did in found if did[: len(ref)] == ref]
+        if len(matching) != 1:
+            raise (ObjectMissing if not matching else CorruptObject)(f"{len(matching)} zstd dictionaries {ref.hex()}… in the packs")
+        return zstandard.ZstdCompressionDict(found[matching[0]])
 
     return dictionary
