@@ -226,6 +226,6 @@ def test_stat_cache_body_is_compressed_and_other_formats_read_as_empty(tmp_path)
     # results that do not match the stats one for one: empty
     import zstandard
 
-    body["results"] = zstandard.ZstdCompressor().compress(msgpack.packb({"entries": [], "derived": {}}))
+    body["results"] = zstandard.ZstdCompressor().compress(msgpack.packb({"ids": b"", "roles": [], "infos": [], "derived": {}}))
     path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(body, use_bin_type=True))
     assert StatCache(path).get("ds/ann/img_00001.jpg.json", entries["ds/ann/img_00001.jpg.json"].key, "ann") is None

@@ -44,6 +44,7 @@ INCOMPRESSIBLE_SUFFIXES = frozenset(
     ".jpg .jpeg .jfif .mpo .png .webp .gif .mp4 .mkv .webm .avi .mov .3gp .flv .wmv .zip .gz .zst .bz2 .xz .7z .nii.gz".split()
 )
 _SAMPLE = 128 << 10
+STRUCTURE_LEVEL = 9  # zstd level of pages, trees and manifests (files: 3)
 
 # Dictionary compression (docs/format.md, "Dictionaries"). Small JSON files (annotations, companions) compress 3-5x
 # one by one but repeat each other's keys and structure; JPEG files do not compress at all, but each starts with
@@ -463,7 +464,7 @@ class PackedStore(ObjectAccess):
                 return oid
             codec, stored = Codec.RAW, data
             if compress is not False and len(data) >= 64 and (compress or self._pays(data)):
-                packed = self._cctx().compress(data)
+                packed = (self._structure_cctx() if compress else self._cctx()).compress(data)
                 if len(packed) < len(data):
                     codec, stored = Codec.ZSTD, packed
             self.put_record(oid, codec, len(data), stored)
@@ -520,6 +521,13 @@ class PackedStore(ObjectAccess):
     def _pays(self, data: bytes) -> bool:
         sample = data[:_SAMPLE]
         return len(self._cctx().compress(sample)) < 0.9 * len(sample)
+
+    def _structure_cctx(self) -> zstandard.ZstdCompressor:
+        """For structured objects (`compress=True`): few, built once, read often; a higher level pays."""
+        cctx = getattr(self._local, "structure_cctx", None)
+        if cctx is None:
+            cctx = self._local.structure_cctx = zstandard.ZstdCompressor(level=STRUCTURE_LEVEL)
+        return cctx
 
     def _cctx(self) -> zstandard.ZstdCompressor:
         cctx = getattr(self._local, "cctx", None)

@@ -24,7 +24,7 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 6  # 6: stats and results zstd-compressed, results in the order of the stats (no paths); 5: every
+CACHE_FORMAT = 6  # 6: stats and results compressed, by column, in one order of paths (written once); 5: every
 # info canonical (keys sorted at every depth), as capture computes it
 
 
@@ -139,9 +139,7 @@ class StatCache:
         if self._stats_decoded is None:
             raw = self._index["stats"]
             try:
-                self._stats_decoded = msgpack.unpackb(_unpacked(raw), raw=False) if raw else {}
-                if not isinstance(self._stats_decoded, dict):
-                    raise ValueError("stats: not a map")
+                self._stats_decoded = _stats_of(msgpack.unpackb(_unpacked(raw), raw=False)) if raw else {}
             except Exception:
                 self._stats_decoded, self._results, self._derived = {}, {}, {}
         return self._stats_decoded
@@ -151,10 +149,11 @@ class StatCache:
             raw = self._index["results"]
             try:
                 doc = msgpack.unpackb(_unpacked(raw), raw=False, strict_map_key=False) if raw else {}
-                entries, paths = doc.get("entries", []), self._stats
-                if not isinstance(entries, list) or len(entries) != len(paths):
+                paths = self._stats
+                ids, roles, infos = (doc.get(k, b"" if k == "ids" else []) for k in ("ids", "roles", "infos"))
+                if not (len(ids) == 32 * len(paths) and len(roles) == len(infos) == len(paths)):
                     raise ValueError("results: not one entry per path")
-                self._results = dict(zip(paths, entries))
+                self._results = {p: (ids[32 * i : 32 * i + 32], roles[i], infos[i]) for i, p in enumerate(paths)}
                 self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
             except Exception:
                 self._stats_decoded, self._results, self._derived = {}, {}, {}
@@ -221,8 +220,11 @@ class StatCache:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
         `pages` what that manifest's pages were built from (kept only along with a manifest)."""
-        results = {"derived": derived or {}, "entries": [[e.oid, e.role, e.info] for e in entries.values()]}
-        stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
+        results = {"derived": derived or {}, "ids": b"".join(e.oid for e in entries.values()),
+                   "roles": [e.role for e in entries.values()], "infos": [e.info for e in entries.values()]}
+        keys = [e.key for e in entries.values()]
+        stats = [list(entries), [k.size for k in keys], [k.mtime_ns for k in keys], [k.ino for k in keys],
+                 [k.ctime_ns for k in keys]]
         doc = {
             "scan_started": scan_started,
             "manifest": manifest,
@@ -252,10 +254,18 @@ class StatCache:
 
 
 def _packed(data: bytes) -> bytes:
-    """One zstd frame (level 3) of a body part: paths, stats and infos repeat themselves a lot."""
+    """One zstd frame of a body part: paths, stats, roles and infos repeat themselves a lot."""
     import zstandard
 
-    return zstandard.ZstdCompressor(level=3).compress(data)
+    return zstandard.ZstdCompressor(level=9).compress(data)
+
+
+def _stats_of(columns: Any) -> dict[str, list]:
+    """path -> [size, mtime_ns, inode, ctime_ns] from the stored columns (paths, then each field in their order)."""
+    paths, *fields = columns
+    if len(fields) != 4 or any(len(f) != len(paths) for f in fields):
+        raise ValueError("stats: columns of different lengths")
+    return dict(zip(paths, map(list, zip(*fields))))
 
 
 def _unpacked(data: bytes) -> bytes:
