@@ -4,6 +4,7 @@ push and clone carry them; a missing or damaged dictionary is a clean error."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import blake3
@@ -53,6 +54,8 @@ def test_a_first_commit_trains_one_dictionary_and_restores_byte_for_byte(committ
     codecs = _codecs(committed)
     dictionaries = [oid for oid, codec in codecs.items() if codec == Codec.DICT]
     assert len(dictionaries) == 1
+    # the store became format 2: a pvc that does not know dictionaries refuses it rather than calling it damaged
+    assert json.loads((committed / ".pvc" / "config").read_text())["format"] == 2
     ids = _json_ids(committed)
     assert len(ids) >= DICT_MIN_FILES
     coded = [rel for rel, oid in ids.items() if codecs[oid] == Codec.ZSTD_DICT]
@@ -71,9 +74,14 @@ def test_a_first_commit_trains_one_dictionary_and_restores_byte_for_byte(committ
     assert after[blake3.blake3(extra.read_bytes()).digest()] == Codec.ZSTD_DICT
 
 
-def test_a_small_project_has_no_dictionary(initialised, cli):
+def test_a_small_project_has_no_dictionary_and_stays_format_1(initialised, cli):
     assert cli("commit", "-m", "v1", "-C", initialised).code == 0
     assert Codec.DICT not in _codecs(initialised).values() and Codec.ZSTD_DICT not in _codecs(initialised).values()
+    config = initialised / ".pvc" / "config"
+    assert json.loads(config.read_text())["format"] == 1
+    config.write_text(json.dumps(dict(json.loads(config.read_text()), format=3)))
+    result = cli("log", "-C", initialised)
+    assert result.code == 2 and "unsupported store format 3" in result.err and result.err.count("\n") == 1
 
 
 def test_gc_keeps_the_dictionary_and_repair_index_keeps_its_records(committed, cli, tmp_path):
@@ -144,6 +152,7 @@ def test_push_then_clone_carries_the_dictionary(committed, cli, tmp_path):
     assert tree_bytes(clone) == tree_bytes(committed)
     assert _dictionary(clone) == _dictionary(committed)
     assert cli("verify", "-C", clone).code == 0
+    assert json.loads((clone / ".pvc" / "config").read_text())["format"] == 2
     # straight from the remote (ranged reads), no local store
     assert cli("restore", "1", "--to", tmp_path / "direct", "--remote", "origin", "-C", committed).code == 0
     assert tree_bytes(tmp_path / "direct") == tree_bytes(committed)

@@ -92,6 +92,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
             with repo.lock():
                 local = repo.reopen_store()
                 objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress)
+                repo.prepare_publish(local)
                 local.flush()
                 repo.refs.write(RefsDoc(tuple(theirs)))
                 partial = {r.id: Partial(info.name, "records") for r in live if r.id != record.id}

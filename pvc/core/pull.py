@@ -87,6 +87,7 @@ def _pull_locked(repo, info, remote, theirs, wanted, metadata_only, progress) ->
             else:
                 partial[record.id] = Partial(info.name, "structure", ())
                 still_partial.append(record.number)
+        repo.prepare_publish(local)
         local.flush()
     except BaseException:
         local.abort()

@@ -94,6 +94,7 @@ class PackedStore(ObjectAccess):
         self._lock = threading.Lock()
         self._local = threading.local()
         self._indexes: list[PackIndex] = []
+        self.dictionary_records = False  # a DICT or ZSTD_DICT record was staged (the store must be format 2)
         self._zdicts: dict[bytes, zstandard.ZstdCompressionDict] = {}  # dictionaries read, by id
         # per kind name: (id, dictionary) new files of that kind are compressed with; None: not looked for yet
         self._writing: dict[str, tuple[bytes, zstandard.ZstdCompressionDict]] | None = None
@@ -517,6 +518,8 @@ class PackedStore(ObjectAccess):
                 return
             self._writer.append(oid, codec, raw_len, stored)
             self._pending[oid] = (codec, raw_len)
+            if codec in (Codec.ZSTD_DICT, Codec.DICT):
+                self.dictionary_records = True
 
     def _pays(self, data: bytes) -> bool:
         sample = data[:_SAMPLE]
@@ -551,6 +554,8 @@ class PackedStore(ObjectAccess):
             for _, _, records in sealed:
                 for oid, _, _, raw_len, codec in records:
                     self._pending.setdefault(oid, (codec, raw_len))
+                    if codec in (Codec.ZSTD_DICT, Codec.DICT):
+                        self.dictionary_records = True
 
     def stage_pack(self, pack_id: bytes, data: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)
