@@ -68,10 +68,17 @@ class DictKind:
 
 
 DICT_KINDS = (
-    DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 9, 256 << 10, 2000, 110 << 10),
+    DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 11, 256 << 10, 2000, 110 << 10),
     DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 8 << 10, 1000, 64 << 10),
 )
 DICT_MIN_FILES = 1000  # new files of a kind a commit must store to train its dictionary
+def _dict_params(kind: DictKind) -> zstandard.ZstdCompressionParameters:
+    """A ZSTD_DICT frame: the kind's level, and nothing the record already says (magic, content size, dictionary
+    id) nor a checksum (the content is checked against its id)."""
+    return zstandard.ZstdCompressionParameters.from_level(kind.level, format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+                                                          write_content_size=0, write_dict_id=0, write_checksum=0)
+
+
 _KIND_OF_SUFFIX = {suffix: kind for kind in DICT_KINDS for suffix in kind.suffixes}
 _KIND_OF_ID = {kind.dict_id: kind for kind in DICT_KINDS}
 
@@ -323,7 +330,7 @@ class PackedStore(ObjectAccess):
             dctxs = self._local.dict_dctx = {}
         dctx = dctxs.get(ref)
         if dctx is None:
-            dctx = dctxs[ref] = zstandard.ZstdDecompressor(dict_data=zdict)
+            dctx = dctxs[ref] = zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
         try:
             return dctx.decompress(stored[DICT_REF:], max_output_size=loc.raw_len)
         except zstandard.ZstdError as exc:
@@ -372,7 +379,7 @@ class PackedStore(ObjectAccess):
         kind = _KIND_OF_ID.get(zdict.dict_id())
         if kind is None:
             raise CorruptObject(f"object {did.hex()}: a zstd dictionary of no kind pvc writes with")
-        zdict.precompute_compress(level=kind.level)
+        zdict.precompute_compress(compression_params=_dict_params(kind))
         self._writing_dictionaries()[kind.name] = (did, zdict)
 
     def writing_dictionaries(self) -> list[tuple[bytes, bytes]]:
@@ -391,7 +398,7 @@ class PackedStore(ObjectAccess):
                     continue
                 kind = _KIND_OF_ID.get(zdict.dict_id())
                 if kind is not None and kind.name not in self._writing:
-                    zdict.precompute_compress(level=kind.level)
+                    zdict.precompute_compress(compression_params=_dict_params(kind))
                     self._writing[kind.name] = (did, zdict)
         return self._writing
 
@@ -442,8 +449,7 @@ class PackedStore(ObjectAccess):
             cctxs = self._local.dict_cctx = {}
         cctx = cctxs.get(did)
         if cctx is None:
-            cctx = cctxs[did] = zstandard.ZstdCompressor(dict_data=zdict, write_content_size=False,
-                                                         write_dict_id=False)
+            cctx = cctxs[did] = zstandard.ZstdCompressor(dict_data=zdict, compression_params=_dict_params(kind))
         stored = did[:DICT_REF] + cctx.compress(data)
         return (Codec.ZSTD_DICT, stored) if len(stored) < len(data) else None
 

@@ -223,8 +223,9 @@ class StatCache:
         results = {"derived": derived or {}, "ids": b"".join(e.oid for e in entries.values()),
                    "roles": [e.role for e in entries.values()], "infos": [e.info for e in entries.values()]}
         keys = [e.key for e in entries.values()]
-        stats = [list(entries), [k.size for k in keys], [k.mtime_ns for k in keys], [k.ino for k in keys],
-                 [k.ctime_ns for k in keys]]
+        inodes = [k.ino for k in keys]  # as differences: files of one folder, made one after another, are near
+        stats = [list(entries), [k.size for k in keys], [k.mtime_ns for k in keys],
+                 inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])], [k.ctime_ns for k in keys]]
         doc = {
             "scan_started": scan_started,
             "manifest": manifest,
@@ -261,10 +262,14 @@ def _packed(data: bytes) -> bytes:
 
 
 def _stats_of(columns: Any) -> dict[str, list]:
-    """path -> [size, mtime_ns, inode, ctime_ns] from the stored columns (paths, then each field in their order)."""
+    """path -> [size, mtime_ns, inode, ctime_ns] from the stored columns (paths, then each field in their order;
+    the inodes as differences from the previous path's)."""
+    from itertools import accumulate
+
     paths, *fields = columns
     if len(fields) != 4 or any(len(f) != len(paths) for f in fields):
         raise ValueError("stats: columns of different lengths")
+    fields[2] = list(accumulate(fields[2]))
     return dict(zip(paths, map(list, zip(*fields))))
 
 

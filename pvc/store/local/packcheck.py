@@ -125,7 +125,9 @@ def check_record(stored, rec: Record, dictionary: Dictionaries | None = None) ->
 
 
 def _hash_zstd(stored, hasher, limit: int, zdict: zstandard.ZstdCompressionDict | None = None) -> int:
-    reader = zstandard.ZstdDecompressor(dict_data=zdict).stream_reader(stored)
+    dctx = zstandard.ZstdDecompressor() if zdict is None else \
+        zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)  # a ZSTD_DICT frame
+    reader = dctx.stream_reader(stored)
     length = 0
     while length <= limit:
         block = reader.read(_BLOCK)
