@@ -69,7 +69,7 @@ class DictKind:
 
 DICT_KINDS = (
     DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 11, 256 << 10, 2000, 110 << 10),
-    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 8 << 10, 1000, 64 << 10),
+    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 4 << 10, 1000, 110 << 10),
 )
 DICT_MIN_FILES = 1000  # new files of a kind a commit must store to train its dictionary
 def _dict_params(kind: DictKind) -> zstandard.ZstdCompressionParameters:
@@ -425,7 +425,7 @@ class PackedStore(ObjectAccess):
                 except OSError:  # gone or unreadable: the hashing that follows says so, if it matters
                     continue
             try:  # fixed parameters: no search (~0.1-0.3 s), one thread
-                data = zstandard.train_dictionary(kind.size, samples, k=1024, d=8, steps=1, threads=1,
+                data = zstandard.train_dictionary(kind.size, samples, k=2048, d=8, steps=1, threads=1,
                                                   dict_id=kind.dict_id).as_bytes()
             except zstandard.ZstdError:  # too few or too uniform samples: compress without one
                 continue
