@@ -229,3 +229,23 @@ def test_stat_cache_body_is_compressed_and_other_formats_read_as_empty(tmp_path)
     body["results"] = zstandard.ZstdCompressor().compress(msgpack.packb({"ids": b"", "roles": [], "infos": [], "derived": {}}))
     path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(body, use_bin_type=True))
     assert StatCache(path).get("ds/ann/img_00001.jpg.json", entries["ds/ann/img_00001.jpg.json"].key, "ann") is None
+
+
+def test_stat_cache_can_leave_the_ids_to_the_manifest(tmp_path):
+    """After a commit the ids are those of the manifest's files (in the store): the cache does not repeat them, and
+    without a way to read them (or for a path the manifest lacks) it vouches for nothing."""
+    path = tmp_path / "index"
+    key = StatKey(10, 1_000, 5, 1_000)
+    a, b = os.urandom(32), os.urandom(32)
+    entries = {"a.json": CacheEntry(key, a, "file", None), "b.json": CacheEntry(key, b, "file", None)}
+    StatCache(path).save(entries, fs_clock(tmp_path), manifest=b"\7" * 32, settings={}, ids_in_manifest=True)
+    assert StatCache(path).get("a.json", key, "file") is None  # no file_ids: nothing vouched for
+    cache = StatCache(path)
+    asked = []
+    cache.file_ids = lambda m: asked.append(m) or {"a.json": a}
+    assert cache.get("a.json", key, "file").oid == a and asked == [b"\7" * 32]
+    assert cache.get("b.json", key, "file") is None  # not in the manifest
+    with_ids = tmp_path / "index2"
+    StatCache(with_ids).save(entries, fs_clock(tmp_path), manifest=b"\7" * 32, settings={})
+    assert StatCache(with_ids).get("b.json", key, "file").oid == b
+    assert path.stat().st_size <= with_ids.stat().st_size - 64

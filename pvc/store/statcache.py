@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -24,8 +24,8 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock"]
 
-CACHE_FORMAT = 6  # 6: stats and results compressed, by column, in one order of paths (written once); 5: every
-# info canonical (keys sorted at every depth), as capture computes it
+CACHE_FORMAT = 6  # 6: stats and results compressed, by column, in one order of paths (written once), the ids left
+# to the manifest when it is in the store; 5: every info canonical (keys sorted at every depth), as capture computes it
 
 
 def fs_clock(directory: Path) -> int | None:
@@ -83,6 +83,9 @@ class StatCache:
         self._stats_decoded: dict[str, list] | None = None
         self._results: dict[str, list] | None = None
         self._derived: dict[bytes, Any] = {}
+        # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
+        # which has the store); None: such a body reads as empty
+        self.file_ids: Callable[[bytes], dict[str, bytes]] | None = None
         self.tree: bytes | None = None
         self.tree_manifest: bytes | None = None
         self.tree_settings: Any = None
@@ -150,10 +153,18 @@ class StatCache:
             try:
                 doc = msgpack.unpackb(_unpacked(raw), raw=False, strict_map_key=False) if raw else {}
                 paths = self._stats
-                ids, roles, infos = (doc.get(k, b"" if k == "ids" else []) for k in ("ids", "roles", "infos"))
-                if not (len(ids) == 32 * len(paths) and len(roles) == len(infos) == len(paths)):
+                roles, infos = doc.get("roles", []), doc.get("infos", [])
+                if "ids" in doc:
+                    ids = doc["ids"]
+                    if len(ids) != 32 * len(paths):
+                        raise ValueError("results: not one id per path")
+                    oids = [ids[32 * i : 32 * i + 32] for i in range(len(paths))]
+                else:  # the ids are those of the files of the manifest these entries produced (in the store)
+                    of_manifest = self.file_ids(self._index["manifest"]) if self.file_ids and paths else {}
+                    oids = [of_manifest.get(p) for p in paths]
+                if not len(roles) == len(infos) == len(paths):
                     raise ValueError("results: not one entry per path")
-                self._results = {p: (ids[32 * i : 32 * i + 32], roles[i], infos[i]) for i, p in enumerate(paths)}
+                self._results = {p: (oids[i], roles[i], infos[i]) for i, p in enumerate(paths)}
                 self._derived = {bytes(k): v for k, v in doc.get("derived", {}).items()}
             except Exception:
                 self._stats_decoded, self._results, self._derived = {}, {}, {}
@@ -177,7 +188,7 @@ class StatCache:
                 out.append(None)
                 continue
             result = results.get(rel)
-            if result is None or result[1] != roles[rel]:
+            if result is None or result[0] is None or result[1] != roles[rel]:
                 out.append(None)
                 continue
             out.append(CacheEntry(StatKey(f.size, f.mtime_ns, f.ino, f.ctime_ns), bytes(result[0]), result[1], result[2]))
@@ -216,12 +227,17 @@ class StatCache:
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
-             classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None) -> None:
+             classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None,
+             ids_in_manifest: bool = False) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
-        `pages` what that manifest's pages were built from (kept only along with a manifest)."""
-        results = {"derived": derived or {}, "ids": b"".join(e.oid for e in entries.values()),
-                   "roles": [e.role for e in entries.values()], "infos": [e.info for e in entries.values()]}
+        `pages` what that manifest's pages were built from (kept only along with a manifest). `ids_in_manifest`:
+        `manifest` is in the store and lists every entry's file with its id, so the ids are not written (a reader
+        takes them from the manifest's pages through `file_ids`)."""
+        results = {"derived": derived or {}, "roles": [e.role for e in entries.values()],
+                   "infos": [e.info for e in entries.values()]}
+        if not (ids_in_manifest and manifest is not None):
+            results["ids"] = b"".join(e.oid for e in entries.values())
         keys = [e.key for e in entries.values()]
         inodes = [k.ino for k in keys]  # as differences: files of one folder, made one after another, are near
         stats = [list(entries), [k.size for k in keys], [k.mtime_ns for k in keys],
