@@ -69,7 +69,7 @@ class DictKind:
 
 DICT_KINDS = (
     DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 11, 256 << 10, 2000, 110 << 10),
-    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 4 << 10, 1000, 110 << 10),
+    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 4 << 10, 1000, 256 << 10),
 )
 DICT_MIN_FILES = 1000  # new files of a kind a commit must store to train its dictionary
 def _dict_params(kind: DictKind) -> zstandard.ZstdCompressionParameters:
@@ -431,7 +431,7 @@ class PackedStore(ObjectAccess):
                 continue
             did = objects.hash_bytes(data)
             if any(other[:DICT_REF] == did[:DICT_REF] and other != did for other in self.dictionary_ids()):
-                continue  # records name it by a prefix, which must stay unique in the store (never seen: 2^-64)
+                continue  # records name it by a prefix, which must stay unique in the store (~n²/2^33 for n dictionaries)
             if not self.has(did):
                 self.put_record(did, Codec.DICT, len(data), data)
             self.use_dictionary(did, data)

@@ -45,7 +45,7 @@ class Codec:
     LAST = DICT
 
 
-DICT_REF = 8  # a ZSTD_DICT record's stored bytes start with this many bytes of its dictionary's id
+DICT_REF = 4  # a ZSTD_DICT record's stored bytes start with this many bytes of its dictionary's id
 
 
 @dataclass(frozen=True, slots=True)
