@@ -69,7 +69,7 @@ class DictKind:
 
 DICT_KINDS = (
     DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 11, 256 << 10, 2000, 110 << 10),
-    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 4 << 10, 1000, 256 << 10),
+    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 4 << 10, 1000, 110 << 10),
 )
 DICT_MIN_FILES = 1000  # new files of a kind a commit must store to train its dictionary
 def _dict_params(kind: DictKind) -> zstandard.ZstdCompressionParameters:
