@@ -235,3 +235,20 @@ def test_image_metadata_never_decodes_pixels(tmp_path, monkeypatch):
         meta = image_meta(path.read_bytes(), path)
         assert (meta["width"], meta["height"], meta["mode"]) == (40, 30, mode)
         assert meta["channels"] == len(mode)
+
+
+def test_a_commit_after_a_commit_reads_only_what_changed(initialised, cli):
+    """The stat cache a commit saves leaves the ids to the manifest; the next commit takes them from its pages."""
+    import msgpack
+    import zstandard
+
+    assert cli("commit", "-m", "v1", "-C", initialised).code == 0
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed((initialised / ".pvc" / "index").read_bytes())
+    _, body = unpacker.unpack(), unpacker.unpack()
+    results = msgpack.unpackb(zstandard.ZstdDecompressor().decompressobj().decompress(body["results"]), raw=False)
+    assert "ids" not in results and results["roles"]
+    ann = sorted((initialised / "train" / "ann").iterdir())[0]
+    ann.write_text(ann.read_text().replace('"objects"', '"description": "edited", "objects"', 1))
+    doc = cli("commit", "-m", "v2", "--json", "-C", initialised).json()
+    assert doc["created"] and doc["files_hashed"] == 1

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import blake3
 import msgpack
 import pytest
+import zstandard
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store import objects
@@ -209,12 +210,17 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     pages = {b"\4" * 32: ["a.json", b"\5" * 32, 1, {"car": 2}, []]}
     StatCache(path).save(entries, started, derived, b"\6" * 32, {"s": 1}, tree=b"\7" * 32, classes={"car": 2},
                          pages=pages)
-    stats = {p: [e.key.size, e.key.mtime_ns, e.key.ino, e.key.ctime_ns] for p, e in entries.items()}
-    results = {"derived": derived, "entries": {p: [e.oid, e.role, e.info] for p, e in entries.items()}}
-    head = {"format": 5, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
+    keys = [e.key for e in entries.values()]
+    inodes = [k.ino for k in keys]
+    stats = [list(entries), [k.size for k in keys], [k.mtime_ns for k in keys],
+             inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])], [k.ctime_ns for k in keys]]
+    results = {"derived": derived, "roles": [e.role for e in entries.values()],
+               "infos": [e.info for e in entries.values()], "ids": b"".join(e.oid for e in entries.values())}
+    head = {"format": 6, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
+    zstd = zstandard.ZstdCompressor(level=9).compress
+    results_raw = msgpack.packb(results, use_bin_type=True)
     doc = {"scan_started": started, "manifest": b"\6" * 32, "settings": {"s": 1},
-           "stats": msgpack.packb(stats, use_bin_type=True), "results": msgpack.packb(results, use_bin_type=True),
-           "pages": pages}
+           "stats": zstd(msgpack.packb(stats, use_bin_type=True)), "results": zstd(results_raw), "pages": pages}
     assert path.read_bytes() == msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True)
     cache = StatCache(path)
     files = [SimpleNamespace(relpath=p, size=e.key.size, mtime_ns=e.key.mtime_ns, ino=e.key.ino, ctime_ns=e.key.ctime_ns)
@@ -229,7 +235,8 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     cache.release()  # what a capture does once it has its entries: the file's bytes go, what was learnt stays
     assert cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1}) and cache.pages == pages
     assert cache.derived(b"\3" * 32) == {"series": "1.2.3"} and cache.get_all(files[:2], {"a.json": "ann", "b.jpg": "ann"}) == [None, None]
-    for damaged in (doc["results"][: len(doc["results"]) // 2], doc["results"] + b"\0"):  # torn, or trailing bytes
+    for damaged in (doc["results"][: len(doc["results"]) // 2], zstd(results_raw[:-7]), zstd(results_raw + b"\0")):
+        # a torn frame, a torn part, trailing bytes
         path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc | {"results": damaged},
                                                                                  use_bin_type=True))
         assert StatCache(path).get_all(files, {p: e.role for p, e in entries.items()}) == [None] * len(files)
@@ -269,3 +276,55 @@ def test_clean_tmp_removes_leftovers_of_killed_atomic_writes(repo):
     keep = repo.dir / "config"
     repo.clean_tmp()
     assert not any(p.exists() for p in leftovers) and keep.exists()
+
+
+def test_stat_cache_body_is_compressed_and_other_formats_read_as_empty(tmp_path):
+    """Format 6: stats and results compressed, results in the stats' order; a format-5 cache is ignored (an
+    optimisation only: it is rebuilt), and a body whose parts disagree reads as empty."""
+    import msgpack
+
+    path = tmp_path / "index"
+    started = fs_clock(tmp_path)
+    entries = {f"ds/ann/img_{i:05d}.jpg.json": CacheEntry(StatKey(100 + i, 1_000 + i, i, 1_000), bytes([i % 256]) * 32,
+                                                           "ann", {"objects": {"car": i % 3}, "size": [640, 480]})
+               for i in range(2000)}
+    StatCache(path).save(entries, started, manifest=b"\2" * 32, settings={"x": 1})
+    cache = StatCache(path)
+    got = cache.get_all([type("F", (), {"relpath": p, "size": e.key.size, "mtime_ns": e.key.mtime_ns,
+                                        "ino": e.key.ino, "ctime_ns": e.key.ctime_ns})() for p, e in entries.items()],
+                        {p: "ann" for p in entries})
+    assert [(g.oid, g.info) for g in got] == [(e.oid, e.info) for e in entries.values()]
+    plain = len(msgpack.packb({p: [e.oid, e.role, e.info] for p, e in entries.items()}, use_bin_type=True))
+    assert path.stat().st_size < plain / 2
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(path.read_bytes())
+    head, body = unpacker.unpack(), unpacker.unpack()
+    # an older format: ignored
+    path.write_bytes(msgpack.packb(dict(head, format=5), use_bin_type=True) + msgpack.packb(body, use_bin_type=True))
+    assert StatCache(path).get("ds/ann/img_00001.jpg.json", entries["ds/ann/img_00001.jpg.json"].key, "ann") is None
+    # results that do not match the stats one for one: empty
+    import zstandard
+
+    body["results"] = zstandard.ZstdCompressor().compress(msgpack.packb({"ids": b"", "roles": [], "infos": [], "derived": {}}))
+    path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(body, use_bin_type=True))
+    assert StatCache(path).get("ds/ann/img_00001.jpg.json", entries["ds/ann/img_00001.jpg.json"].key, "ann") is None
+
+
+def test_stat_cache_can_leave_the_ids_to_the_manifest(tmp_path):
+    """After a commit the ids are those of the manifest's files (in the store): the cache does not repeat them, and
+    without a way to read them (or for a path the manifest lacks) it vouches for nothing."""
+    path = tmp_path / "index"
+    key = StatKey(10, 1_000, 5, 1_000)
+    a, b = os.urandom(32), os.urandom(32)
+    entries = {"a.json": CacheEntry(key, a, "file", None), "b.json": CacheEntry(key, b, "file", None)}
+    StatCache(path).save(entries, fs_clock(tmp_path), manifest=b"\7" * 32, settings={}, ids_in_manifest=True)
+    assert StatCache(path).get("a.json", key, "file") is None  # no file_ids: nothing vouched for
+    cache = StatCache(path)
+    asked = []
+    cache.file_ids = lambda m: asked.append(m) or {"a.json": a}
+    assert cache.get("a.json", key, "file").oid == a and asked == [b"\7" * 32]
+    assert cache.get("b.json", key, "file") is None  # not in the manifest
+    with_ids = tmp_path / "index2"
+    StatCache(with_ids).save(entries, fs_clock(tmp_path), manifest=b"\7" * 32, settings={})
+    assert StatCache(with_ids).get("b.json", key, "file").oid == b
+    assert path.stat().st_size <= with_ids.stat().st_size - 64

@@ -102,10 +102,11 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
 
                 try:
                     objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress,
-                                            before_blobs=before_blobs)
+                                            before_blobs=before_blobs, publish=lambda: repo.prepare_publish(local))
                 finally:
                     for _, files in early:
                         files.close()
+                repo.prepare_publish(local)
                 local.flush()
                 repo.refs.write(RefsDoc(tuple(theirs)))
                 partial = {r.id: Partial(info.name, "records") for r in live if r.id != record.id}

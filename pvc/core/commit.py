@@ -62,10 +62,12 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
     snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect)
     manifest_id = snap.manifest_id
     if latest and latest.manifest == hex_id(manifest_id):
+        repo.prepare_publish(store)
         store.flush()  # usually writes nothing; objects found missing and stored again are kept
         snap.save_cache()
         return CommitResult(latest, False, snap.files_hashed, snap.bytes_hashed,
                             followed_symlinks=snap.followed_symlinks)
+    repo.prepare_publish(store)
     store.flush()
     manifest = store.get_object(manifest_id, Manifest)
     record = VersionRecord(

@@ -77,6 +77,7 @@ def _switch(repo: Repository, target_id: bytes, *, base: int | None,
     store = repo.reopen_store()
     try:
         cap = capture(repo, store, report_invalid=True)  # a broken file is saved too, and then put back
+        repo.prepare_publish(store)
         store.flush()
     except BaseException:
         store.abort()

@@ -70,7 +70,9 @@ def gc(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE,
                 raise CorruptObject(f"gc refuses to run: {d.root} cannot be walked ({d.kind} {d.oid.hex()}: {d.what}); "
                                     f"nothing was deleted (run `pvc verify`)")
         needed, linked = walk_linked(repo, drop=not dry_run)
-        plan = store.plan_repack(walker.reached | needed, keep_newer_than=(time.time() if now is None else now) - grace)
+        # zstd dictionaries are kept whatever the walk reached: records of live objects name them (docs/format.md)
+        dictionaries = set(store.dictionary_ids(alternates=False))
+        plan = store.plan_repack(walker.reached | needed | dictionaries, keep_newer_than=(time.time() if now is None else now) - grace)
         temporaries = [size for _, size in repo.stale_temporaries()]
         written, removed = 0, 0
         if not dry_run:

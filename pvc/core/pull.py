@@ -88,6 +88,7 @@ def _pull_locked(repo, info, remote, theirs, wanted, metadata_only, progress) ->
             else:
                 partial[record.id] = Partial(info.name, "structure", ())
                 still_partial.append(record.number)
+        repo.prepare_publish(local)
         local.flush()
     except BaseException:
         local.abort()
@@ -116,13 +117,16 @@ def merge_versions(mine: list[VersionRecord], theirs: list[VersionRecord]) -> tu
 
 
 def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord, *, blobs_of: list[str] | None,
-                  progress=None, before_blobs: Callable[[], Callable] | None = None) -> int:
+                  progress=None, before_blobs: Callable[[], Callable] | None = None,
+                  publish: Callable[[], None] | None = None) -> int:
     """Stage into `local` the structure of `record` (manifest, trees, pages) and the blobs of the project's own
     files and of the datasets `blobs_of` (None: every dataset); return how many objects were copied.
 
     With `before_blobs`, the structure is flushed first (readable in `local`), then `before_blobs()` is called (in
     a thread of its own, while the first blobs download) and what it returns is `receive_objects`' `on_pack` for
-    the blobs: clone writes the files of the version from the packs it downloads while they are in memory."""
+    the blobs: clone writes the files of the version from the packs it downloads while they are in memory.
+    `publish()`, if given, is called before that flush (clone: the store becomes format 2 if it is about to hold
+    zstd dictionaries, which always come with the structure)."""
     reader = _LocalFirst(local, remote)
     found = walk_version(reader.get_object, bytes.fromhex(record.manifest), prefetch=reader.prefetch)
     blobs = [oid for oid, datasets in found.blobs.items() if any(in_datasets(d, blobs_of) for d in datasets)]
@@ -131,6 +135,8 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
         copied = receive_objects(remote, local, [*found.structure, *blobs], progress=progress, phase=phase)
         return reader.copied + copied.objects
     structure = receive_objects(remote, local, found.structure, progress=progress, phase=phase)
+    if publish is not None:
+        publish()
     local.flush()
     from concurrent.futures import ThreadPoolExecutor
 
@@ -173,7 +179,8 @@ class _LocalFirst:
         return self.local.has(oid) and self.local.info(oid) is not None
 
     def _take(self, oid: bytes, loc, stored: bytes) -> None:
-        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset))
+        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset),
+                               self.remote.dictionary_by_ref)
         if problem:
             raise CorruptObject(f"object {oid.hex()} from {self.remote.url}: {problem}; nothing of it was stored")
         self.local.put_record(oid, loc.codec, loc.raw_len, stored)

@@ -362,7 +362,7 @@ def _content(store, oid: bytes, loc, stored: bytes | None) -> bytes | None:
         return None
     try:
         data = store.decoded(oid, loc, stored)
-    except CorruptObject:
+    except (CorruptObject, ObjectMissing):  # ObjectMissing: the zstd dictionary its record names
         return None
     return data if hash_bytes(data) == oid else None
 

@@ -83,7 +83,7 @@ def copy_objects(src: PackedStore, dst: PackedStore, oids: list[bytes], *, progr
     for oid, loc, stored in src.read_records(wanted):
         if stored is None:
             raise ObjectMissing(f"object {oid.hex()}: its pack cannot be read from {_where(src)}")
-        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset))
+        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset), src.dictionary_by_ref)
         if problem:
             raise CorruptObject(f"object {oid.hex()} from {_where(src)}: {problem}; nothing of it was stored")
         dst.put_record(oid, loc.codec, loc.raw_len, stored)
@@ -161,8 +161,9 @@ def _copy_the_rest(src, dst, wanted: list[bytes], whole: list, done: Copied, pro
 
 def _plan_whole(src, dst, oids: list[bytes]) -> tuple[list[bytes], list[tuple[bytes, list]]]:
     """The objects of `oids` that `dst` lacks, chunks included, and the packs of `src` that hold (nearly) only
-    such objects: [(pack, [(id, location)])]."""
-    wanted = [oid for oid in dict.fromkeys(oids) if not dst.has(oid)]
+    such objects: [(pack, [(id, location)])]. The zstd dictionaries of `src` always go along (records of the
+    objects name them; docs/format.md, "Dictionaries")."""
+    wanted = [oid for oid in dict.fromkeys([*oids, *src.dictionary_ids()]) if not dst.has(oid)]
     for oid in [oid for oid in wanted if (info := src.info(oid)) is not None and info.chunked]:
         wanted += [cid for cid, _ in src.chunk_list(oid) if not dst.has(cid)]
     wanted = list(dict.fromkeys(wanted))

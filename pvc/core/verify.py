@@ -126,7 +126,8 @@ def _verify(store: PackStore, packs: list[bytes], roots: list[Root], versions: i
     for oid, why in scan.bad.items():
         if oid not in walker.reached:
             problems.add(f"object {oid.hex()}", "object", why)
-    orphans = sum(1 for oid in store.iter_ids() if oid not in walker.reached)
+    kept = set(store.dictionary_ids(alternates=False))  # zstd dictionaries: gc keeps them, they are no orphans
+    orphans = sum(1 for oid in store.iter_ids() if oid not in walker.reached and oid not in kept)
     return VerifyReport(versions=versions, roots=len(roots), packs=scan.packs, indexes=scan.indexes,
                         records=scan.records, hashed=scan.hashed, bytes=scan.bytes, sample=sample, orphans=orphans,
                         unindexed=scan.unindexed, problems=list(problems.by_key.values()))

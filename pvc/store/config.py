@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvc.errors import UsageError
-from pvc.store.formats import STORE_FORMAT
+from pvc.store.formats import READ_STORE_FORMATS, STORE_FORMAT
 
 __all__ = ["Setting", "Section", "SETTINGS", "SECTIONS", "defaults", "problems", "effective", "lookup", "parse_value",
            "with_value", "without_key", "KEY_PATTERN"]
@@ -35,7 +35,8 @@ def _integer(low: int, high: int) -> Check:
 
 
 def _format(value: Any) -> str | None:
-    return None if value == STORE_FORMAT else f"unsupported store format {_json(value)} (this pvc writes {STORE_FORMAT})"
+    return None if value in READ_STORE_FORMATS else (f"unsupported store format {_json(value)} (this pvc reads "
+                                                     f"{' and '.join(map(str, READ_STORE_FORMATS))})")
 
 
 def _dicom_tags(value: Any) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from collections import deque
 from pathlib import Path
@@ -24,6 +25,7 @@ from pvc.store import objects
 from pvc.store.backend import ObjectAccess, ObjectInfo
 from pvc.store.local.packindex import PackIndex
 from pvc.store.local.packs import (
+    DICT_REF,
     RECORD,
     Codec,
     Location,
@@ -42,6 +44,43 @@ INCOMPRESSIBLE_SUFFIXES = frozenset(
     ".jpg .jpeg .jfif .mpo .png .webp .gif .mp4 .mkv .webm .avi .mov .3gp .flv .wmv .zip .gz .zst .bz2 .xz .7z .nii.gz".split()
 )
 _SAMPLE = 128 << 10
+STRUCTURE_LEVEL = 9  # zstd level of pages, trees and manifests (files: 3)
+
+# Dictionary compression (docs/format.md, "Dictionaries"). Small JSON files (annotations, companions) compress 3-5x
+# one by one but repeat each other's keys and structure; JPEG files do not compress at all, but each starts with
+# the same few hundred bytes of tables. A dictionary trained on the store's own files of that kind captures what
+# they share. A commit trains one per kind when the store has none of it and the commit stores at least
+# DICT_MIN_FILES files of the kind; the dictionary is an object of the store (a DICT record whose zstd dictionary
+# id says the kind), named by every record compressed with it.
+
+
+@dataclass(frozen=True)
+class DictKind:
+    name: str
+    dict_id: int  # the zstd dictionary id written in the dictionary (>= 32768: a private one), naming the kind
+    suffixes: frozenset[str]
+    min_file: int  # files of min_file <= size < max_file (and under chunk_threshold) are compressed with it
+    max_file: int
+    level: int
+    sample_bytes: int  # trained on the first bytes of each sample
+    samples: int  # at most this many samples, evenly spaced in path order
+    size: int  # dictionary size
+
+
+DICT_KINDS = (
+    DictKind("json", 0x70766301, frozenset({".json"}), 64, 256 << 10, 11, 256 << 10, 2000, 110 << 10),
+    DictKind("jpeg", 0x70766302, frozenset({".jpg", ".jpeg", ".jfif"}), 1024, 1 << 62, 1, 4 << 10, 1000, 110 << 10),
+)
+DICT_MIN_FILES = 1000  # new files of a kind a commit must store to train its dictionary
+def _dict_params(kind: DictKind) -> zstandard.ZstdCompressionParameters:
+    """A ZSTD_DICT frame: the kind's level, and nothing the record already says (magic, content size, dictionary
+    id) nor a checksum (the content is checked against its id)."""
+    return zstandard.ZstdCompressionParameters.from_level(kind.level, format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+                                                          write_content_size=0, write_dict_id=0, write_checksum=0)
+
+
+_KIND_OF_SUFFIX = {suffix: kind for kind in DICT_KINDS for suffix in kind.suffixes}
+_KIND_OF_ID = {kind.dict_id: kind for kind in DICT_KINDS}
 
 Published = list[tuple[Path, bytes, list[tuple[bytes, int, int, int, int]]]]  # (sealed file, pack id, records)
 
@@ -62,6 +101,10 @@ class PackedStore(ObjectAccess):
         self._lock = threading.Lock()
         self._local = threading.local()
         self._indexes: list[PackIndex] = []
+        self.dictionary_records = False  # a DICT or ZSTD_DICT record was staged (the store must be format 2)
+        self._zdicts: dict[bytes, zstandard.ZstdCompressionDict] = {}  # dictionaries read, by id
+        # per kind name: (id, dictionary) new files of that kind are compressed with; None: not looked for yet
+        self._writing: dict[str, tuple[bytes, zstandard.ZstdCompressionDict]] | None = None
         self._sync_staged = True
 
     def defer_sync(self) -> None:
@@ -226,7 +269,7 @@ class PackedStore(ObjectAccess):
         return [self._read_at(pack, start, length) for start, length in ranges]
 
     def decoded(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
-        """The content of a RAW or ZSTD record read by `read_records` (not checked against its id)."""
+        """The content of a RAW, ZSTD, ZSTD_DICT or DICT record read by `read_records` (not checked against its id)."""
         return self._decoded(oid, loc, stored)
 
     def iter_ids(self) -> Iterator[bytes]:
@@ -266,6 +309,8 @@ class PackedStore(ObjectAccess):
         return False
 
     def _decoded(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
+        if loc.codec == Codec.ZSTD_DICT:
+            return self._decoded_with_dictionary(oid, loc, stored)
         if loc.codec != Codec.ZSTD:
             return stored
         try:
@@ -275,6 +320,144 @@ class PackedStore(ObjectAccess):
         except MemoryError:  # a crafted length: the frame claims more than can be held
             raise CorruptObject(f"object {oid.hex()}: implausible length {loc.raw_len}") from None
 
+    def _decoded_with_dictionary(self, oid: bytes, loc: Location, stored: bytes) -> bytes:
+        if len(stored) < DICT_REF:
+            raise CorruptObject(f"object {oid.hex()}: record too short to name its dictionary")
+        ref = bytes(stored[:DICT_REF])
+        try:
+            zdict = self.dictionary_by_ref(ref)
+        except ObjectMissing:
+            raise ObjectMissing(f"object {oid.hex()}: its zstd dictionary {ref.hex()}… is missing from the store") from None
+        except CorruptObject as exc:
+            raise CorruptObject(f"object {oid.hex()}: its zstd dictionary cannot be read ({exc})") from None
+        dctxs = getattr(self._local, "dict_dctx", None)
+        if dctxs is None:
+            dctxs = self._local.dict_dctx = {}
+        dctx = dctxs.get(ref)
+        if dctx is None:
+            dctx = dctxs[ref] = zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+        try:
+            return dctx.decompress(stored[DICT_REF:], max_output_size=loc.raw_len)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(f"object {oid.hex()}: zstd frame is damaged ({exc})") from None
+        except MemoryError:
+            raise CorruptObject(f"object {oid.hex()}: implausible length {loc.raw_len}") from None
+
+    # -- dictionaries ---------------------------------------------------------------------------------
+
+    def dictionary_ids(self) -> list[bytes]:
+        """The zstd dictionaries this store holds (DICT records), sorted."""
+        return sorted({did for idx in self._indexes for did in idx.ids_with_codec(Codec.DICT)})
+
+    def dictionary_by_ref(self, ref: bytes) -> zstandard.ZstdCompressionDict:
+        """The dictionary a ZSTD_DICT record names by `ref`, the first DICT_REF bytes of its id: one of the store's
+        dictionaries. ObjectMissing when none has that prefix, CorruptObject when several have (or it is damaged)."""
+        found = [did for did in self._zdicts if did[:DICT_REF] == ref]
+        if not found:
+            found = [did for did in self.dictionary_ids() if did[:DICT_REF] == ref]
+        if not found:
+            raise ObjectMissing(f"no zstd dictionary {ref.hex()}… in the store")
+        if len(found) > 1:
+            raise CorruptObject(f"zstd dictionary reference {ref.hex()}… is ambiguous ({len(found)} dictionaries)")
+        return self.dictionary(found[0])
+
+    def dictionary(self, did: bytes) -> zstandard.ZstdCompressionDict:
+        """The zstd dictionary whose object id is `did` (read once, checked against its id); ObjectMissing or
+        CorruptObject when it cannot be had."""
+        zdict = self._zdicts.get(did)
+        if zdict is None:
+            try:
+                zdict = zstandard.ZstdCompressionDict(self.get(did))
+            except zstandard.ZstdError as exc:
+                raise CorruptObject(f"object {did.hex()}: not a zstd dictionary ({exc})") from None
+            self._zdicts[did] = zdict
+        return zdict
+
+    def use_dictionary(self, did: bytes, data: bytes | None = None) -> None:
+        """Compress new files of its kind with dictionary `did` (its bytes `data` when it is not readable yet:
+        staged in this commit, or in the parent process of a worker)."""
+        if data is not None:
+            if objects.hash_bytes(data) != did:
+                raise CorruptObject(f"object {did.hex()}: content does not match its id")
+            self._zdicts[did] = zstandard.ZstdCompressionDict(data)
+        zdict = self.dictionary(did)
+        kind = _KIND_OF_ID.get(zdict.dict_id())
+        if kind is None:
+            raise CorruptObject(f"object {did.hex()}: a zstd dictionary of no kind pvc writes with")
+        zdict.precompute_compress(compression_params=_dict_params(kind))
+        self._writing_dictionaries()[kind.name] = (did, zdict)
+
+    def writing_dictionaries(self) -> list[tuple[bytes, bytes]]:
+        """(id, bytes) of each dictionary new files are compressed with (for worker processes)."""
+        return [(did, zdict.as_bytes()) for did, zdict in self._writing_dictionaries().values()]
+
+    def _writing_dictionaries(self) -> dict[str, tuple[bytes, zstandard.ZstdCompressionDict]]:
+        """Per kind, the dictionary to write with: the one set by `use_dictionary`, else the store's first (by id)
+        of that kind."""
+        if self._writing is None:
+            self._writing = {}
+            for did in self.dictionary_ids():
+                try:
+                    zdict = self.dictionary(did)
+                except (ObjectMissing, CorruptObject):  # a damaged one is verify's business: write without it
+                    continue
+                kind = _KIND_OF_ID.get(zdict.dict_id())
+                if kind is not None and kind.name not in self._writing:
+                    zdict.precompute_compress(compression_params=_dict_params(kind))
+                    self._writing[kind.name] = (did, zdict)
+        return self._writing
+
+    def train_dictionaries(self, files: list[tuple[Path, int]]) -> list[bytes]:
+        """For each kind the store has no dictionary of, if `files` (path, size) hold at least DICT_MIN_FILES files
+        of it: train one on samples of them (evenly spaced in the given order), stage it as a DICT record and write
+        with it from now on. Return the ids of the dictionaries trained."""
+        writing = self._writing_dictionaries()
+        trained = []
+        for kind in DICT_KINDS:
+            if kind.name in writing:
+                continue
+            candidates = [(p, n) for p, n in files if kind.min_file <= n < min(kind.max_file, self.chunk_threshold)
+                          and _KIND_OF_SUFFIX.get(_suffix(p)) is kind]
+            if len(candidates) < DICT_MIN_FILES:
+                continue
+            step = len(candidates) / kind.samples
+            picked = candidates if step <= 1 else [candidates[int(i * step)] for i in range(kind.samples)]
+            samples = []
+            for path, _ in picked:
+                try:
+                    with open(path, "rb") as f:
+                        samples.append(f.read(kind.sample_bytes))
+                except OSError:  # gone or unreadable: the hashing that follows says so, if it matters
+                    continue
+            try:  # fixed parameters: no search (~0.1-0.3 s), one thread
+                data = zstandard.train_dictionary(kind.size, samples, k=2048, d=8, steps=1, threads=1,
+                                                  dict_id=kind.dict_id).as_bytes()
+            except zstandard.ZstdError:  # too few or too uniform samples: compress without one
+                continue
+            did = objects.hash_bytes(data)
+            if any(other[:DICT_REF] == did[:DICT_REF] and other != did for other in self.dictionary_ids()):
+                continue  # records name it by a prefix, which must stay unique in the store (~n²/2^33 for n dictionaries)
+            if not self.has(did):
+                self.put_record(did, Codec.DICT, len(data), data)
+            self.use_dictionary(did, data)
+            trained.append(did)
+        return trained
+
+    def _dict_compress(self, data: bytes, kind: DictKind) -> tuple[int, bytes] | None:
+        """(ZSTD_DICT, stored bytes) of a file of `kind` when a dictionary of it is in use and it pays; else None."""
+        chosen = self._writing_dictionaries().get(kind.name)
+        if chosen is None:
+            return None
+        did, zdict = chosen
+        cctxs = getattr(self._local, "dict_cctx", None)
+        if cctxs is None:
+            cctxs = self._local.dict_cctx = {}
+        cctx = cctxs.get(did)
+        if cctx is None:
+            cctx = cctxs[did] = zstandard.ZstdCompressor(dict_data=zdict, compression_params=_dict_params(kind))
+        stored = did[:DICT_REF] + cctx.compress(data)
+        return (Codec.ZSTD_DICT, stored) if len(stored) < len(data) else None
+
     def _dctx(self) -> zstandard.ZstdDecompressor:
         dctx = getattr(self._local, "dctx", None)
         if dctx is None:
@@ -283,13 +466,17 @@ class PackedStore(ObjectAccess):
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def put(self, data: bytes, *, compress: bool | None = None) -> bytes:
-        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample."""
+    def put(self, data: bytes, *, compress: bool | None = None, kind: DictKind | None = None) -> bytes:
+        """Store `data` (if new) and return its id. `compress=None` tries zstd on a sample; `kind`: a file of that
+        dictionary kind, compressed with the store's dictionary of it when there is one and it pays."""
         oid = objects.hash_bytes(data)
         if not self.has(oid):
+            if kind is not None and (coded := self._dict_compress(data, kind)) is not None:
+                self.put_record(oid, coded[0], len(data), coded[1])
+                return oid
             codec, stored = Codec.RAW, data
             if compress is not False and len(data) >= 64 and (compress or self._pays(data)):
-                packed = self._cctx().compress(data)
+                packed = (self._structure_cctx() if compress else self._cctx()).compress(data)
                 if len(packed) < len(data):
                     codec, stored = Codec.ZSTD, packed
             self.put_record(oid, codec, len(data), stored)
@@ -300,7 +487,8 @@ class PackedStore(ObjectAccess):
 
         `on_data` receives the whole content of small files (so callers can parse them without a second read).
         """
-        compress = None if _suffix(path) not in INCOMPRESSIBLE_SUFFIXES else False
+        suffix = _suffix(path)
+        compress = None if suffix not in INCOMPRESSIBLE_SUFFIXES else False
         try:
             with open(path, "rb") as f:
                 if size < self.chunk_threshold:
@@ -308,7 +496,10 @@ class PackedStore(ObjectAccess):
                     _check_size(path, size, len(data))
                     if on_data is not None:
                         on_data(data)
-                    return self.put(data, compress=compress)
+                    kind = _KIND_OF_SUFFIX.get(suffix)
+                    if kind is not None and not kind.min_file <= len(data) < kind.max_file:
+                        kind = None
+                    return self.put(data, compress=compress, kind=kind)
                 return self._put_chunked(path, f, size, compress)
         except PermissionError:
             raise BadInput(path, "permission denied") from None
@@ -338,10 +529,19 @@ class PackedStore(ObjectAccess):
                 return
             self._writer.append(oid, codec, raw_len, stored)
             self._pending.add(oid)
+            if codec in (Codec.ZSTD_DICT, Codec.DICT):
+                self.dictionary_records = True
 
     def _pays(self, data: bytes) -> bool:
         sample = data[:_SAMPLE]
         return len(self._cctx().compress(sample)) < 0.9 * len(sample)
+
+    def _structure_cctx(self) -> zstandard.ZstdCompressor:
+        """For structured objects (`compress=True`): few, built once, read often; a higher level pays."""
+        cctx = getattr(self._local, "structure_cctx", None)
+        if cctx is None:
+            cctx = self._local.structure_cctx = zstandard.ZstdCompressor(level=STRUCTURE_LEVEL)
+        return cctx
 
     def _cctx(self) -> zstandard.ZstdCompressor:
         cctx = getattr(self._local, "cctx", None)
@@ -363,7 +563,10 @@ class PackedStore(ObjectAccess):
         with self._lock:
             self._writer.adopt(sealed)
             for _, _, records in sealed:
-                self._pending.update(oid for oid, _, _, _, _ in records)
+                for oid, _, _, _, codec in records:
+                    self._pending.add(oid)
+                    if codec in (Codec.ZSTD_DICT, Codec.DICT):
+                        self.dictionary_records = True
 
     def stage_pack(self, pack_id: bytes, data: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from pvc.errors import CorruptObject, Locked, NotAProject, UsageError
 from pvc.store import config as schema
 from pvc.store.atomic import atomic_write, fsync_dir
-from pvc.store.formats import STORE_FORMAT
+from pvc.store.formats import DICT_STORE_FORMAT, READ_STORE_FORMATS, STORE_FORMAT
 from pvc.store.links import Alternates, LinkedProjects, OriginFile, is_store_id
 from pvc.store.location import STORE_DIR, find_project_root
 from pvc.store.refs import Refs, VersionRecord
@@ -122,9 +122,15 @@ class Repository:
             raise NotAProject(f"{path}: missing (not a pvc store)") from None
         except (OSError, ValueError) as exc:
             raise CorruptObject(f"{path}: unreadable ({exc})") from None
-        if not isinstance(config, dict) or config.get("format") != STORE_FORMAT:
+        if not isinstance(config, dict) or config.get("format") not in READ_STORE_FORMATS:
             raise CorruptObject(f"{path}: unsupported store format {config.get('format') if isinstance(config, dict) else '?'}")
         return config
+
+    def prepare_publish(self, store: PackStore) -> None:
+        """Before `store.flush()` (lock held): a store about to hold its first zstd dictionary records becomes
+        format 2, so that a pvc that does not know them refuses it instead of taking them for damage."""
+        if store.dictionary_records and self.config_doc.get("format") == STORE_FORMAT:
+            self.write_config(dict(self.config_doc, format=DICT_STORE_FORMAT))
 
     def write_config(self, doc: dict) -> None:
         """Replace the config file (caller holds the lock and has checked `doc`)."""

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -25,7 +25,8 @@ from pvc.store.atomic import atomic_write
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock", "pack_info", "unpack_info", "raw_is_invalid"]
 
-CACHE_FORMAT = 5  # 5: every info canonical (keys sorted at every depth), as capture computes it
+CACHE_FORMAT = 6  # 6: stats and results compressed, by column, in one order of paths (written once), the ids left
+# to the manifest when it is in the store; 5: every info canonical (keys sorted at every depth), as capture computes it
 
 
 def fs_clock(directory: Path) -> int | None:
@@ -125,8 +126,9 @@ class StatCache:
     The file is two msgpack documents. The head is the tree record: the digest of a settled scan's stat
     records and the manifest, settings and objects per class of the project that scan saw; the stat-only
     paths read nothing else. The body keeps the stats (four integers a path) and what hashing gave (ids,
-    roles, infos) as two separately encoded parts, read only when a lookup needs them, and then streamed: a
-    lookup keeps one entry per file asked about (its info as bytes), never a decoded copy of the whole cache.
+    roles, infos) as two separately encoded and compressed parts, by column, in one order of paths (written once),
+    read only when a lookup needs them: a lookup keeps one entry per file asked about (its info as bytes, sliced
+    out of the part), never a decoded copy of the whole cache.
     """
 
     def __init__(self, path: Path) -> None:
@@ -135,6 +137,9 @@ class StatCache:
         self._derived: dict[bytes, Any] | None = None
         self._served = 0  # entries the last get_all vouched for
         self._stats_count: int | None = None  # stat entries the file holds, once counted
+        # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
+        # which has the store); None: such a body vouches for nothing
+        self.file_ids: Callable[[bytes], dict[str, bytes]] | None = None
         self.tree: bytes | None = None
         self.tree_manifest: bytes | None = None
         self.tree_settings: Any = None
@@ -189,65 +194,78 @@ class StatCache:
     def _cutoff(self) -> int:
         return int(self._index["scan_started"])
 
-    def _matching(self, files: list) -> tuple[list[bool], int]:
-        """For each of `files`, whether the cache holds its stat, unchanged and older than the cutoff; and how many
-        stat entries the cache holds. The stats are streamed, not decoded into a map; damaged ones match nothing."""
+    def _matching(self, files: list) -> tuple[list[int | None], list[str], int]:
+        """For each of `files`, the position of its entry if the cache holds its stat, unchanged and older than the
+        cutoff (else None); the cache's paths in their order; and how many entries it holds. Damaged stats match
+        nothing."""
         raw, cutoff = self._index["stats"], self._cutoff
-        ok = [False] * len(files)
+        found: list[int | None] = [None] * len(files)
         if not raw:
             if self._stats_count is None:
                 self._stats_count = 0
-            return ok, self._stats_count
-        at = {f.relpath: i for i, f in enumerate(files)}
+            return found, [], self._stats_count
         try:
-            unpacker = msgpack.Unpacker(io.BytesIO(raw), raw=False, use_list=True)
-            count = unpacker.read_map_header()
-            for _ in range(count):
-                rel, stat = unpacker.unpack(), unpacker.unpack()
-                i = at.get(rel)
-                if i is not None:
-                    f = files[i]
-                    ok[i] = f.mtime_ns < cutoff and stat == [f.size, f.mtime_ns, f.ino, f.ctime_ns]
-            if unpacker.tell() != len(raw):
-                raise ValueError("trailing bytes")
+            paths, sizes, mtimes, inodes, ctimes = _columns(msgpack.unpackb(_unpacked(raw), raw=False))
         except Exception:
             self._stats_count = 0
-            return [False] * len(files), 0
-        self._stats_count = count
-        return ok, count
+            return found, [], 0
+        at = {f.relpath: i for i, f in enumerate(files)}
+        ino = 0
+        for k, rel in enumerate(paths):
+            ino += inodes[k]  # stored as differences from the previous path's
+            i = at.get(rel)
+            if i is not None:
+                f = files[i]
+                if (f.mtime_ns < cutoff and f.size == sizes[k] and f.mtime_ns == mtimes[k] and f.ino == ino
+                        and f.ctime_ns == ctimes[k]):
+                    found[i] = k
+        self._stats_count = len(paths)
+        return found, paths, len(paths)
 
-    def _results(self, wanted: dict[str, int]) -> list[tuple[int, bytes, str, bytes]]:
-        """(index in `wanted`, blob id, role, info bytes) of each entry of the results part named in `wanted`, the
-        part streamed (each info sliced out as bytes, never decoded here); the derived map is decoded on the way.
-        Damage anywhere in the part: nothing (as a cache that cannot be read vouches for nothing)."""
+    def _results(self, wanted: dict[int, int], paths: list[str]) -> list[tuple[int, bytes, str, bytes]]:
+        """(index of the file, blob id, role, info bytes) of the entries at the positions `wanted` names (position
+        -> index of the file), each info sliced out of the part as bytes, never decoded here; the derived map is
+        decoded on the way. The ids are the part's, or, where it left them to its manifest, `file_ids`'. Damage
+        anywhere in the part: nothing (as a cache that cannot be read vouches for nothing)."""
         raw = self._index["results"]
-        found: list[tuple[int, bytes, str, bytes]] = []
         if not raw:
             if self._derived is None:
                 self._derived = {}
-            return found
-        derived = None
+            return []
+        found: list[tuple[int, bytes, str, bytes]] = []
+        derived, roles, infos, ids = None, None, None, None
         try:
-            unpacker = msgpack.Unpacker(io.BytesIO(raw), raw=False, strict_map_key=False)
+            data = _unpacked(raw)
+            unpacker = msgpack.Unpacker(io.BytesIO(data), raw=False, strict_map_key=False, max_buffer_size=len(data))
             for _ in range(unpacker.read_map_header()):
                 part = unpacker.unpack()
                 if part == "derived":
                     derived = {bytes(k): v for k, v in unpacker.unpack().items()}
-                elif part != "entries" or not wanted:
-                    unpacker.skip()
-                else:
-                    for _ in range(unpacker.read_map_header()):
-                        rel = unpacker.unpack()
-                        if unpacker.read_array_header() != 3:
-                            raise ValueError("malformed entry")
-                        oid, role = unpacker.unpack(), unpacker.unpack()
+                elif part == "roles":
+                    roles = unpacker.unpack()
+                elif part == "ids":
+                    ids = unpacker.unpack()
+                elif part == "infos":
+                    infos = {}
+                    for k in range(unpacker.read_array_header()):
                         start = unpacker.tell()
                         unpacker.skip()
-                        i = wanted.get(rel)
-                        if i is not None:
-                            found.append((i, oid, role, raw[start:unpacker.tell()]))
-            if unpacker.tell() != len(raw):
+                        if k in wanted:
+                            infos[k] = data[start:unpacker.tell()]
+                else:
+                    unpacker.skip()
+            if unpacker.tell() != len(data):
                 raise ValueError("trailing bytes")
+            if roles is None or infos is None or (paths and len(roles) != len(paths)):
+                raise ValueError("results: not one entry per path")
+            if ids is not None and len(ids) != 32 * len(paths):
+                raise ValueError("results: not one id per path")
+            of_manifest = (self.file_ids(self._index["manifest"]) if ids is None and self.file_ids and wanted
+                           else {})
+            for k, i in wanted.items():
+                oid = ids[32 * k : 32 * k + 32] if ids is not None else of_manifest.get(paths[k])
+                if oid is not None and k in infos:
+                    found.append((i, oid, roles[k], infos[k]))
         except Exception:
             self._derived = {}
             return []
@@ -263,10 +281,10 @@ class StatCache:
     def get_all(self, files: list, roles: dict[str, str]) -> list[CacheEntry | None]:
         """For each of `files` (with relpath, size, mtime_ns, ino, ctime_ns), its entry if the file's stat is the
         entry's, its mtime older than the cutoff of the scan that saved it, and its role the one in `roles`; else None."""
-        ok, _ = self._matching(files)
+        found, paths, _ = self._matching(files)
         out: list[CacheEntry | None] = [None] * len(files)
-        wanted = {f.relpath: i for i, (f, good) in enumerate(zip(files, ok)) if good}
-        for i, oid, role, raw in self._results(wanted):
+        wanted = {k: i for i, k in enumerate(found) if k is not None}
+        for i, oid, role, raw in self._results(wanted, paths):
             f = files[i]
             if role == roles[f.relpath] and isinstance(oid, bytes) and len(oid) == 32:
                 out[i] = CacheEntry.of(f, oid, role, raw)
@@ -296,13 +314,13 @@ class StatCache:
         relpath, size, mtime_ns, ino and ctime_ns."""
         if self.manifest is None or settings != self.settings:
             return False
-        ok, count = self._matching(files)
-        return count == len(files) and all(ok)
+        found, _, count = self._matching(files)
+        return count == len(files) and all(k is not None for k in found)
 
     def derived(self, key: bytes) -> Any:
         """What was computed from a set of objects (e.g. a DICOM series' metadata), keyed by their ids."""
         if self._derived is None:
-            self._results({})
+            self._results({}, [])
         return self._derived.get(key)
 
     def release(self) -> None:
@@ -313,29 +331,37 @@ class StatCache:
             if self._stats_count is None:
                 self._matching([])
             if self._derived is None:
-                self._results({})
+                self._results({}, [])
             self._doc = self._doc | {"stats": b"", "results": b""}
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
-             classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None) -> None:
+             classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None,
+             ids_in_manifest: bool = False) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
-        `pages` what that manifest's pages were built from (kept only along with a manifest).
+        `pages` what that manifest's pages were built from (kept only along with a manifest). `ids_in_manifest`:
+        `manifest` is in the store and lists every entry's file with its id, so the ids are not written (a reader
+        takes them from the manifest's pages through `file_ids`).
 
-        Encoded entry by entry, the infos spliced in as the bytes they are kept as, and written part by part: the
-        same bytes as msgpack gives for the whole document, without a map of every entry or a second copy."""
+        Encoded by column, the infos spliced in as the bytes they are kept as, each part compressed, and written part
+        by part: no map of every entry, no decoded copy of the infos."""
         pack = msgpack.Packer(use_bin_type=True).pack
-        stats = bytearray(pack_map_header(len(entries)))
-        for p, e in entries.items():
-            stats += pack(p)
-            stats += pack([e.size, e.mtime_ns, e.ino, e.ctime_ns])
-        results = bytearray(pack_map_header(2))
-        results += pack("derived") + pack(derived or {}) + pack("entries") + pack_map_header(len(entries))
-        for p, e in entries.items():
-            results += pack(p)
-            results += b"\x93" + pack(e.oid) + pack(e.role)  # [oid, role, info]: a fixarray of 3
+        values = entries.values()
+        inodes = [e.ino for e in values]  # as differences: files of one folder, made one after another, are near
+        stats = _packed(msgpack.packb([list(entries), [e.size for e in values], [e.mtime_ns for e in values],
+                                       inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])],
+                                       [e.ctime_ns for e in values]], use_bin_type=True))
+        del inodes
+        with_ids = not (ids_in_manifest and manifest is not None)
+        results = bytearray(pack_map_header(4 if with_ids else 3))
+        results += pack("derived") + pack(derived or {}) + pack("roles") + pack([e.role for e in values])
+        results += pack("infos") + _array_header(len(entries))
+        for e in values:
             results += e.raw
+        if with_ids:
+            results += pack("ids") + pack(b"".join(e.oid for e in values))
+        results = _packed(bytes(results))
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
         parts = [head, pack_map_header(6), pack("scan_started"), pack(scan_started), pack("manifest"), pack(manifest),
@@ -369,6 +395,15 @@ def pack_map_header(n: int) -> bytes:
     return b"\xdf" + n.to_bytes(4, "big")
 
 
+def _array_header(n: int) -> bytes:
+    """msgpack's header of an array of `n` elements (the smallest form, as msgpack writes it)."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
 def _bin_header(n: int) -> bytes:
     """msgpack's header of `n` bytes of binary data (the smallest form, as msgpack writes it with use_bin_type)."""
     if n < 1 << 8:
@@ -376,6 +411,28 @@ def _bin_header(n: int) -> bytes:
     if n < 1 << 16:
         return b"\xc5" + n.to_bytes(2, "big")
     return b"\xc6" + n.to_bytes(4, "big")
+
+
+def _packed(data: bytes) -> bytes:
+    """One zstd frame of a body part: paths, stats, roles and infos repeat themselves a lot."""
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=9).compress(data)
+
+
+def _columns(columns: Any) -> tuple[list, list, list, list, list]:
+    """The stored columns: paths, then size, mtime_ns, inode (as differences from the previous path's), ctime_ns."""
+    if not isinstance(columns, list) or len(columns) != 5 or any(len(c) != len(columns[0]) for c in columns):
+        raise ValueError("stats: not five columns of one length")
+    if not all(isinstance(p, str) for p in columns[0]) or not all(type(v) is int for c in columns[1:] for v in c):
+        raise ValueError("stats: a path that is no string or a stat that is no integer")
+    return tuple(columns)  # type: ignore[return-value]
+
+
+def _unpacked(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)  # grows as it goes, whatever the frame claims
 
 
 def _page_record(value: Any) -> bool:

@@ -23,7 +23,9 @@ from pvc.core.tuning import fewer_collections
 from pvc.project.layout import Layout, add_dicom_series, classify
 from pvc.project.scan import FileInfo
 from pvc.project.walk import stat_records, tree_digest
-from pvc.store.model import Manifest
+from pvc.errors import CorruptObject, ObjectMissing
+from pvc.store import objects
+from pvc.store.model import Manifest, Tree
 from pvc.store.repository import Repository
 from pvc.store.statcache import CacheEntry, StatCache
 
@@ -50,6 +52,7 @@ class Capture:
     pages: dict[bytes, list] = field(default_factory=dict)  # the pages built or taken, by what they are made of
     pages_reused: int = 0  # pages taken by id from an earlier capture (build.PageReuse)
     pages_built: int = 0
+    ids_in_manifest: bool = False  # the store keeps the manifest (a commit's): the cache need not repeat the ids
 
     @property
     def files(self) -> list[FileInfo]:
@@ -76,6 +79,7 @@ class Capture:
             return
         tree = self._tree_digest() if self.walked.settled else None
         self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
+                        ids_in_manifest=self.ids_in_manifest,
                         tree=tree, classes=self.classes, pages=self.pages)
 
     def _tree_digest(self) -> bytes:
@@ -94,6 +98,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     is captured as `--allow-invalid` would store it and listed in `Capture.invalid`, instead of stopping the scan.
     """
     cache = repo.stat_cache()
+    cache.file_ids = lambda manifest: manifest_file_ids(store, manifest)
     settings = capture_settings(repo, allow_invalid)
     walked = walk_project(repo, cache, expect, settings)
     if walked.files is None:
@@ -123,7 +128,29 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     return Capture(manifest_id=manifest_id, cache=cache, settings=settings, walked=walked, layout=layout,
                    files_hashed=len(read), bytes_hashed=sum(f.size for f in read), entries=entries,
                    derived=items.derived, classes=classes, invalid=invalid, pages=reuse.made,
-                   pages_reused=reuse.reused, pages_built=reuse.built)
+                   pages_reused=reuse.reused, pages_built=reuse.built,
+                   ids_in_manifest=hasattr(store, "stage_sealed"))  # a store that writes (commit), not an overlay
+
+
+def manifest_file_ids(store: ObjectSink, manifest_id: bytes) -> dict[str, bytes]:
+    """{path from the project root: blob id} of every file of the version `manifest_id` ({} when any of its structure
+    cannot be read: the stat cache then vouches for nothing, and the files are read again)."""
+    found: dict[str, bytes] = {}
+    try:
+        stack = [(store.get_object(manifest_id, Manifest).root, "")]
+        while stack:
+            tree_id, folder = stack.pop()
+            tree = store.get_object(tree_id, Tree)
+            prefix = f"{folder}/" if folder else ""
+            for ref in tree.files:  # the page checked against its id, its entries taken as they are (no models)
+                page = objects.decode(store.get(ref.oid), "page")
+                for rel, value in page.get("entries", ()):
+                    if isinstance(rel, str) and isinstance(value, list) and value and isinstance(value[0], bytes):
+                        found[prefix + rel] = value[0]
+            stack += [(child.oid, child.folder) for child in tree.children]
+    except (ObjectMissing, CorruptObject):
+        return {}
+    return found
 
 
 def _layout(by_path: dict[str, FileInfo], meta_summary: dict) -> Layout:

@@ -62,6 +62,9 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
             todo.append((f, roles[f.relpath]))
         else:
             entries[f.relpath] = cached
+    train = getattr(store, "train_dictionaries", None)  # a store that writes (not an overlay): docs/format.md
+    if train is not None and todo:
+        train([(f.path, f.size) for f, _ in todo])
     total_bytes = sum(f.size for f, _ in todo)
     results = (_in_processes if _worth_processes(store, todo, total_bytes) else _in_threads)(
         store, todo, allow_invalid, progress, total_bytes)
@@ -101,7 +104,7 @@ def _in_processes(store, todo: list, allow_invalid: bool, progress, total_bytes:
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = _chunks(todo)
-    settings = (str(store.root), store.chunk_threshold, store.pack_size, allow_invalid)
+    settings = (str(store.root), store.chunk_threshold, store.pack_size, allow_invalid, store.writing_dictionaries())
     results: list[Hashed] = []
     done = 0
     # fork: the workers start with pvc, Pillow and the readers already imported, and no open pool to inherit
@@ -145,9 +148,11 @@ def _hash_chunk(settings: tuple, files: list[tuple[str, int, str]]) -> tuple[lis
     the sealed packs (not published: the parent's commit does that). On any failure its packs are deleted."""
     from pvc.store.local.packstore import PackStore
 
-    root, chunk_threshold, pack_size, allow_invalid = settings
+    root, chunk_threshold, pack_size, allow_invalid, dictionaries = settings
     store = PackStore(Path(root), chunk_threshold=chunk_threshold, pack_size=pack_size)
     try:
+        for did, data in dictionaries:  # the parent's, maybe trained and staged by it just now
+            store.use_dictionary(did, data)
         hashed = [_hash_one(store, _Path(path, size), role, allow_invalid) for path, size, role in files]
         return hashed, store.seal_staged()
     except BaseException:

@@ -1,7 +1,8 @@
 """Checking a pack by reading it once, front to back: every record re-hashed, the pack's name checked.
 
-Used by `verify` and by the index rebuild. A RAW or ZSTD record is checked on its own, by hashing its content
-against the id in its header; a CHUNKED record by decoding its chunk list (the chunks are records of their
+Used by `verify` and by the index rebuild. A RAW, ZSTD or DICT record is checked on its own, by hashing its content
+against the id in its header; a ZSTD_DICT record likewise, decoded with the dictionary it names (`dictionary`:
+how the caller's store gives one; without it, or without the dictionary, the record is reported as unreadable); a CHUNKED record by decoding its chunk list (the chunks are records of their
 own, and `verify` checks that the lengths add up). The whole file is hashed on the way, since a pack's name
 is the blake3 of its bytes: that catches damage even where no object is (the pack magic).
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 import mmap
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
 import zstandard
 
-from pvc.errors import CorruptObject
-from pvc.store.local.packs import Codec, Record, decode_chunk_list, parse_records
+from pvc.errors import CorruptObject, ObjectMissing
+from pvc.store.local.packs import DICT_REF, Codec, Record, decode_chunk_list, parse_records
 
 __all__ = ["PackCheck", "check_pack", "check_record"]
 
@@ -45,9 +47,11 @@ class PackCheck:
             return None
 
 
-def check_pack(path: Path, *, fd: int | None = None, sample: float = 1.0, rng: random.Random | None = None) -> PackCheck:
+def check_pack(path: Path, *, fd: int | None = None, sample: float = 1.0, rng: random.Random | None = None,
+               dictionary: Dictionaries | None = None) -> PackCheck:
     """Read `path` once (through `fd` if given: a pack kept open survives its deletion by a gc meanwhile);
-    re-hash every record, or a random `sample` fraction of them, skipping the rest."""
+    re-hash every record, or a random `sample` fraction of them, skipping the rest. `dictionary(ref)` gives the
+    zstd dictionary a ZSTD_DICT record names (by the first bytes of its id)."""
     rng = rng or random.Random()
     with open(path if fd is None else os.dup(fd), "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -67,7 +71,7 @@ def check_pack(path: Path, *, fd: int | None = None, sample: float = 1.0, rng: r
                 for rec in result.records:
                     if sample >= 1.0 or rng.random() < sample:
                         result.checked += 1
-                        problem = check_record(view[rec.offset : rec.end], rec)
+                        problem = check_record(view[rec.offset : rec.end], rec, dictionary)
                         if problem:
                             result.bad[rec.offset] = problem
             finally:
@@ -75,8 +79,13 @@ def check_pack(path: Path, *, fd: int | None = None, sample: float = 1.0, rng: r
     return result
 
 
-def check_record(stored, rec: Record) -> str | None:
-    """What is wrong with one record's stored bytes, or None if its content matches its id."""
+Dictionaries = Callable[[bytes], zstandard.ZstdCompressionDict]
+
+
+def check_record(stored, rec: Record, dictionary: Dictionaries | None = None) -> str | None:
+    """What is wrong with one record's stored bytes, or None if its content matches its id. A ZSTD_DICT record is
+    decoded with `dictionary(ref)`, ref the first bytes of the dictionary's id (ObjectMissing or CorruptObject when
+    that dictionary cannot be had)."""
     if rec.codec == Codec.CHUNKED:
         try:
             chunks = decode_chunk_list(bytes(stored), rec.oid)
@@ -86,9 +95,23 @@ def check_record(stored, rec: Record) -> str | None:
             return "chunk lengths do not add up to the object's length"
         return None
     hasher = blake3.blake3()
-    if rec.codec == Codec.RAW:
+    if rec.codec in (Codec.RAW, Codec.DICT):
         hasher.update(stored)
         length = len(stored)
+    elif rec.codec == Codec.ZSTD_DICT:
+        if len(stored) < DICT_REF:
+            return "too short to name its dictionary"
+        ref = bytes(stored[:DICT_REF])
+        if dictionary is None:
+            return f"its dictionary {ref.hex()}… is not available here"
+        try:
+            zdict = dictionary(ref)
+        except (ObjectMissing, CorruptObject) as exc:
+            return f"its dictionary {ref.hex()}… cannot be read ({exc})"
+        try:
+            length = _hash_zstd(stored[DICT_REF:], hasher, rec.raw_len, zdict)
+        except zstandard.ZstdError:
+            return "zstd frame is damaged"
     else:
         try:
             length = _hash_zstd(stored, hasher, rec.raw_len)
@@ -101,8 +124,10 @@ def check_record(stored, rec: Record) -> str | None:
     return None
 
 
-def _hash_zstd(stored, hasher, limit: int) -> int:
-    reader = zstandard.ZstdDecompressor().stream_reader(stored)
+def _hash_zstd(stored, hasher, limit: int, zdict: zstandard.ZstdCompressionDict | None = None) -> int:
+    dctx = zstandard.ZstdDecompressor() if zdict is None else \
+        zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)  # a ZSTD_DICT frame
+    reader = dctx.stream_reader(stored)
     length = 0
     while length <= limit:
         block = reader.read(_BLOCK)

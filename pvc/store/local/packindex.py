@@ -142,6 +142,17 @@ class PackIndex:
             at = self._entries + i * _ENTRY.size
             yield bytes(self._mm[at : at + 32]), self._location(at)
 
+    def ids_with_codec(self, codec: int) -> list[bytes]:
+        """The ids of the entries of one codec (e.g. the dictionaries), found without decoding every entry."""
+        base, mm = self._entries, self._mm
+        codecs = mm[base + 36 : base + _ENTRY.size * self.count : _ENTRY.size]  # the codec byte of every entry
+        found, at, mark = [], codecs.find(bytes([codec])), bytes([codec])
+        while at >= 0:
+            start = base + at * _ENTRY.size
+            found.append(bytes(mm[start : start + 32]))
+            at = codecs.find(mark, at + 1)
+        return found
+
     def name_matches(self) -> bool:
         """Whether the file's name is the blake3 of its bytes (read from the open mapping, not the path)."""
         return blake3.blake3(self._mm).hexdigest() == self.path.stem

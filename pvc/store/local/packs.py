@@ -4,6 +4,7 @@ Layout of `packs/<pack id>.pack` (the pack id is the blake3 of the whole file):
 
     b"PVCPACK\\x01"
     record*      record = b"PVCO" | id (32) | codec (u8) | raw length (u64) | stored length (u64) | stored bytes
+                 (codec: 0 RAW, 1 ZSTD, 2 CHUNKED, 3 ZSTD_DICT, 4 DICT; see `Codec` and docs/format.md)
 
 Because every record names its object, the index can be rebuilt from the packs alone.
 A pack is written under `tmp/`, fsynced, and renamed into `packs/` only when the commit that wrote it
@@ -24,7 +25,7 @@ import msgpack
 
 from pvc.errors import CorruptObject
 
-__all__ = ["PACK_MAGIC", "RECORD", "Codec", "Location", "PackWriter", "PackRecords", "Record", "decode_chunk_list", "parse_records",
+__all__ = ["PACK_MAGIC", "RECORD", "DICT_REF", "Codec", "Location", "PackWriter", "PackRecords", "Record", "decode_chunk_list", "parse_records",
            "check_record_header"]
 
 PACK_MAGIC = b"PVCPACK\x01"
@@ -38,6 +39,13 @@ class Codec:
     RAW = 0  # the bytes as they are (JPEG, PNG, MP4: compression would not pay)
     ZSTD = 1  # one zstd frame
     CHUNKED = 2  # msgpack list of [chunk id, length]: the object is the concatenation of those objects
+    ZSTD_DICT = 3  # the first DICT_REF bytes of a dictionary's id, then one zstd frame compressed with that dictionary
+    DICT = 4  # a zstd dictionary, as is: stored like RAW, marked so that the indexes list a store's dictionaries
+
+    LAST = DICT
+
+
+DICT_REF = 4  # a ZSTD_DICT record's stored bytes start with this many bytes of its dictionary's id
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +257,9 @@ def _record_at(buf, pos: int, size: int) -> Record | None:
         return None
     magic, oid, codec, raw_len, stored_len = RECORD.unpack_from(buf, pos)
     end = pos + RECORD.size + stored_len
-    if magic != RECORD_MAGIC or codec > Codec.CHUNKED or end > size:
+    if magic != RECORD_MAGIC or codec > Codec.LAST or end > size:
         return None
-    if codec == Codec.RAW and raw_len != stored_len:
+    if codec in (Codec.RAW, Codec.DICT) and raw_len != stored_len:
         return None
     return Record(oid, codec, raw_len, stored_len, pos + RECORD.size)
 

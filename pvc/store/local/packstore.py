@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store.atomic import fsync_dir
 from pvc.store.local.packindex import PackIndex, write_index
-from pvc.store.local.packs import Location
+from pvc.store.local.packs import Codec, Location
 from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
 
 if TYPE_CHECKING:  # the maintenance modules are imported where they are used: reading needs none of them
@@ -99,6 +99,13 @@ class PackStore(PackedStore):
             where = f" (the store it shares objects with is gone: {', '.join(gone)})" if gone else ""
             raise ObjectMissing(f"object {oid.hex()} is missing from the store{where}")
         return loc
+
+    def dictionary_ids(self, *, alternates: bool = True) -> list[bytes]:
+        """The zstd dictionaries this store holds, and (with `alternates`) those of the stores it reads from."""
+        own = super().dictionary_ids()
+        if not alternates:
+            return own
+        return sorted({*own, *(did for idx in self._alt_indexes for did in idx.ids_with_codec(Codec.DICT))})
 
     def _publish(self, sealed: Published) -> None:
         renamed = []
@@ -246,9 +253,11 @@ class PackStore(PackedStore):
         content is damaged are left out; the new index is written before the old ones are removed."""
         from pvc.store.local.packcheck import check_pack
 
+        paths = sorted(self.packs_dir.glob("*.pack"))
+        dictionaries = _dictionaries_in(paths)
         entries, damaged, packs = [], 0, 0
-        for path in sorted(self.packs_dir.glob("*.pack")):
-            check = check_pack(path)
+        for path in paths:
+            check = check_pack(path, dictionary=dictionaries)
             if check.pack_id is None:
                 continue
             packs += 1
@@ -302,3 +311,38 @@ class PackStore(PackedStore):
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+def _dictionaries_in(paths: list[Path]):
+    """For an index rebuild: the zstd dictionaries (DICT records whose content matches their id) of the packs at
+    `paths`, as the `dictionary` lookup `check_pack` takes."""
+    import mmap
+
+    import zstandard
+
+    from pvc.store.local.packs import parse_records
+    from pvc.store.objects import hash_bytes
+
+    found: dict[bytes, bytes] = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if not size:
+                    continue
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    for rec in parse_records(mm, size)[0]:
+                        if rec.codec == Codec.DICT:
+                            data = bytes(mm[rec.offset : rec.end])
+                            if hash_bytes(data) == rec.oid:
+                                found[rec.oid] = data
+        except OSError:
+            continue
+
+    def dictionary(ref: bytes) -> zstandard.ZstdCompressionDict:
+        matching = [did for did in found if did[: len(ref)] == ref]
+        if len(matching) != 1:
+            raise (ObjectMissing if not matching else CorruptObject)(f"{len(matching)} zstd dictionaries {ref.hex()}… in the packs")
+        return zstandard.ZstdCompressionDict(found[matching[0]])
+
+    return dictionary

@@ -109,7 +109,7 @@ def repack(store: PackStore, plan: RepackPlan) -> int:
         for u in plan.rewrite:
             for oid, loc in u.live:
                 _, stored = store.read_record(oid)
-                problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset))
+                problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset), store.dictionary_by_ref)
                 if problem:
                     raise CorruptObject(f"object {oid.hex()}: {problem}; gc stopped and changed nothing (run `pvc verify`)")
                 writer.append(oid, loc.codec, loc.raw_len, stored)
