@@ -183,3 +183,32 @@ def test_a_linked_project_pushes_the_objects_it_shares_with_its_source(image_pro
     shutil.rmtree(image_project)  # the clone reads nothing of the source
     assert cli("verify", cwd=tmp_path / "clone").code == 0
     assert cli("restore", "1", "--to", tmp_path / "again", "--verify", cwd=tmp_path / "clone").code == 0
+
+
+def test_a_restore_renamed_into_place_between_gcs_look_and_its_open_is_found_where_it_went(tmp_path, cli, monkeypatch):
+    """gc looks at a restoring project's staging folder, and the restore renames it into place before gc opens it:
+    gc finds the store at its place instead of failing (a race the concurrent battery met)."""
+    from pvc.core import lineage
+    from pvc.errors import NotAProject
+    from pvc.store.links import Registration
+
+    project = make_image_project(tmp_path / "proj", items=6, datasets=1, seed=2)
+    assert cli("init", project).code == 0
+    from pvc.store.repository import Repository
+
+    repo = Repository(project)
+    store_id = repo.store_id
+    repo.close()
+    staging = tmp_path / ".proj.pvc-restore-gone"
+    (staging / ".pvc").mkdir(parents=True)
+    (staging / ".pvc" / "config").write_text("{}")  # there when gc looks ...
+    real = lineage._store_id
+
+    def renamed_meanwhile(path):
+        if path == staging:
+            raise NotAProject(f"{path}/.pvc/config: missing (not a pvc store)")  # ... gone when it opens
+        return real(path)
+
+    monkeypatch.setattr(lineage, "_store_id", renamed_meanwhile)
+    found = lineage.registration_state(Registration(store_id, str(project), str(staging), 1, "now"))
+    assert (found.state, found.path) == ("linked", str(project))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pvc.core.reach import Walker, extra_roots, version_roots
 from pvc.core.selection import Selection
-from pvc.errors import CorruptObject, UsageError
+from pvc.errors import CorruptObject, NotAProject, ObjectMissing, UsageError
 from pvc.store.links import LinkedProjects, Registration
 from pvc.store.location import STORE_DIR
 from pvc.store.refs import VersionRecord
@@ -89,7 +89,10 @@ def registration_state(registration: Registration) -> LinkedState:
     for path, state in ((registration.staging, "restoring"), (registration.project, "linked")):
         if not (Path(path) / STORE_DIR / "config").is_file():
             continue
-        found = _store_id(Path(path))
+        try:
+            found = _store_id(Path(path))
+        except NotAProject:  # renamed away since the look (a restore finishing): the next place holds it
+            continue
         if found == registration.store:
             return LinkedState(registration, state, path)
         if state == "linked":
@@ -111,18 +114,32 @@ def walk_linked(repo: Repository, *, drop: bool) -> tuple[set[bytes], list[Linke
     reached: set[bytes] = set()
     states = []
     for registration in repo.linked.list():
-        state = registration_state(registration)
+        for attempt in range(_LOOKS):
+            state = registration_state(registration)
+            if state.path is None:
+                break
+            try:
+                reached |= _reach_at(Path(state.path))
+                break
+            except (NotAProject, ObjectMissing):
+                # a project still restoring was renamed into place while it was read: look again, where it is now
+                if state.state != "restoring" or attempt == _LOOKS - 1:
+                    raise
         states.append(state)
-        if state.path is None:
-            if drop:
-                repo.linked.drop(registration.store)
-            continue
-        linked = Repository(Path(state.path))
-        try:
-            reached |= _reach(linked)
-        finally:
-            linked.close()
+        if state.path is None and drop:
+            repo.linked.drop(registration.store)
     return reached, states
+
+
+_LOOKS = 3  # a restoring project moves once (staging folder -> its place); a third look is for a slow reader
+
+
+def _reach_at(path: Path) -> set[bytes]:
+    linked = Repository(path)
+    try:
+        return _reach(linked)
+    finally:
+        linked.close()
 
 
 def _reach(linked: Repository) -> set[bytes]:
