@@ -10,9 +10,9 @@ from pathlib import Path
 import blake3
 import pytest
 from helpers import tree_bytes
+from test_restore import _drop_object
 
 from pvc.sample import make_image_project
-from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.local.packs import Codec
 from pvc.store.packed import DICT_MIN_FILES
 from pvc.store.repository import Repository
@@ -101,17 +101,6 @@ def _dictionary(project: Path) -> bytes:
     return did
 
 
-def _drop(project: Path, oid: bytes) -> None:
-    packs = project / ".pvc" / "packs"
-    entries = []
-    for path in packs.glob("*.idx"):
-        idx = PackIndex(path)
-        entries += [(o, loc.pack, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for o, loc in idx if o != oid]
-        idx.close()
-        path.unlink()
-    write_index(packs, entries)
-
-
 def _damage(project: Path, oid: bytes) -> None:
     repo = Repository(project)
     loc = repo.store.locate(oid)
@@ -125,7 +114,7 @@ def _damage(project: Path, oid: bytes) -> None:
 @pytest.mark.parametrize("harm", ["missing", "damaged"])
 def test_a_lost_dictionary_is_a_clean_error(committed, cli, tmp_path, harm):
     did = _dictionary(committed)
-    (_drop if harm == "missing" else _damage)(committed, did)
+    (_drop_object if harm == "missing" else _damage)(committed, did)
     result = cli("restore", "1", "--to", tmp_path / "out", "-C", committed)
     assert result.code == 2 and result.err.count("\n") == 1 and "corrupt object(s)" in result.err
     assert "Traceback" not in result.err and not (tmp_path / "out").exists()

@@ -386,31 +386,29 @@ class StatCache:
                               "classes": classes}, use_bin_type=True)
 
 
-def pack_map_header(n: int) -> bytes:
-    """msgpack's header of a map of `n` entries (the smallest form, as msgpack writes it)."""
-    if n < 16:
-        return bytes([0x80 | n])
+def _length_header(n: int, fix: int | None, one: int | None, two: int, four: int) -> bytes:
+    """msgpack's smallest header of a map, array or bin of `n` (entries, elements or bytes), as msgpack writes it:
+    the fix form `fix | n` below 16 where the type has one, the 1-byte length form `one` below 256 where it has one,
+    else the 2- or 4-byte length forms."""
+    if fix is not None and n < 16:
+        return bytes([fix | n])
+    if one is not None and n < 1 << 8:
+        return bytes([one, n])
     if n < 1 << 16:
-        return b"\xde" + n.to_bytes(2, "big")
-    return b"\xdf" + n.to_bytes(4, "big")
+        return bytes([two]) + n.to_bytes(2, "big")
+    return bytes([four]) + n.to_bytes(4, "big")
+
+
+def pack_map_header(n: int) -> bytes:
+    return _length_header(n, 0x80, None, 0xDE, 0xDF)
 
 
 def _array_header(n: int) -> bytes:
-    """msgpack's header of an array of `n` elements (the smallest form, as msgpack writes it)."""
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
+    return _length_header(n, 0x90, None, 0xDC, 0xDD)
 
 
 def _bin_header(n: int) -> bytes:
-    """msgpack's header of `n` bytes of binary data (the smallest form, as msgpack writes it with use_bin_type)."""
-    if n < 1 << 8:
-        return b"\xc4" + bytes([n])
-    if n < 1 << 16:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
+    return _length_header(n, None, 0xC4, 0xC5, 0xC6)  # with use_bin_type
 
 
 def _packed(data: bytes) -> bytes:
