@@ -393,13 +393,20 @@ def pushed_with_pages(tmp_path, cli):
 
 def test_a_clone_reads_each_trees_files_pages_together_not_one_request_each(pushed_with_pages, tmp_path, cli,
                                                                             monkeypatch):
+    from pvc.store.packed import PackedStore
     from pvc.store.remote.store import RemoteStore
 
     project, trees = pushed_with_pages
     assert sum(len(tree.files) for tree in trees) > 2 * len(trees)
-    alone: list[bytes] = []
-    real = RemoteStore.read_record
-    monkeypatch.setattr(RemoteStore, "read_record", lambda self, oid: alone.append(oid) or real(self, oid))
+    alone: list[bytes] = []  # objects read from the remote with a request of their own (a prefetched one is not)
+    real = PackedStore._read_stored
+
+    def spy(self, oid):
+        if isinstance(self, RemoteStore) and oid not in self.dictionary_ids():  # the zstd dictionaries: read whole
+            alone.append(oid)
+        return real(self, oid)
+
+    monkeypatch.setattr(PackedStore, "_read_stored", spy)
     assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
     assert len(alone) <= 1 + len(trees)  # the manifest and the trees; no page read on its own
     assert tree_bytes(tmp_path / "copy") == tree_bytes(project)

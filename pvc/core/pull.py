@@ -167,13 +167,10 @@ class _LocalFirst:
         return cls.decode(self.fetched[oid], oid)
 
     def prefetch(self, oids: list[bytes]) -> None:
-        """Fetch the objects of `oids` this reader would fetch one by one, with coalesced ranged reads (a tree's
-        pages are neighbours in one pack: one request instead of one each). A record that cannot be read is left to
-        `get_object`, which fetches it alone and reports what is wrong with it."""
-        wanted = [oid for oid in oids if oid not in self.fetched and not self._local_has(oid)]
-        for oid, loc, stored in self.remote.read_records(wanted) if wanted else ():
-            if stored is not None and oid not in self.fetched:
-                self._take(oid, loc, bytes(stored))
+        """Have the remote read ahead, with coalesced ranged reads, the objects of `oids` this reader would fetch
+        from it one by one (a tree's pages are neighbours in one pack: one request instead of one each);
+        `get_object` then takes each from what was read (RemoteStore.prefetch)."""
+        self.remote.prefetch([oid for oid in oids if oid not in self.fetched and not self._local_has(oid)])
 
     def _local_has(self, oid: bytes) -> bool:
         return self.local.has(oid) and self.local.info(oid) is not None
