@@ -144,9 +144,7 @@ class EarlyFiles:
     left after the flush reads it from the store, and reports it); chunked files are left to it as well."""
 
     def __init__(self, files: list[FileEntry], folder: Path):
-        self._targets: dict[bytes, list[FileEntry]] = {}
-        for entry in files:
-            self._targets.setdefault(entry.oid, []).append(entry)
+        self._targets = _by_object(files)
         make_dirs(folder, [e.path for e in files])
         self._writer = FileWriter(folder, writeback=True)
         self._lock = threading.Lock()
@@ -279,9 +277,7 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
     failed: dict[bytes, str] = {}
     lock = threading.Lock()
     make_dirs(staging, [e.path for e in plan])
-    targets: dict[bytes, list[FileEntry]] = {}
-    for entry in plan:
-        targets.setdefault(entry.oid, []).append(entry)
+    targets = _by_object(plan)
     parts, chunked = _parts(store, targets, failed)  # object to read -> [(the file's object, offset in it)]
     open_fds = {e.path: _create(staging / e.path, os.O_RDWR) for oid in chunked for e in targets[oid]}  # large files only
     total, done = sum(e.size for e in plan), [0]
@@ -323,6 +319,14 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
         for fd in open_fds.values():
             os.close(fd)
     return failed
+
+
+def _by_object(files: list[FileEntry]) -> dict[bytes, list[FileEntry]]:
+    """The files of each object (one blob may be several files)."""
+    targets: dict[bytes, list[FileEntry]] = {}
+    for entry in files:
+        targets.setdefault(entry.oid, []).append(entry)
+    return targets
 
 
 def _create(path: Path, access: int = os.O_WRONLY) -> int:
