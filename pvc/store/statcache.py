@@ -137,6 +137,7 @@ class StatCache:
         self._derived: dict[bytes, Any] | None = None
         self._served = 0  # entries the last get_all vouched for
         self._stats_count: int | None = None  # stat entries the file holds, once counted
+        self._columns: tuple | None = None  # the stats part decoded (paths, sizes, mtimes, inode steps, ctimes)
         # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
         # which has the store); None: such a body vouches for nothing
         self.file_ids: Callable[[bytes], dict[str, bytes]] | None = None
@@ -204,11 +205,13 @@ class StatCache:
             if self._stats_count is None:
                 self._stats_count = 0
             return found, [], self._stats_count
-        try:
-            paths, sizes, mtimes, inodes, ctimes = _columns(msgpack.unpackb(_unpacked(raw), raw=False))
-        except Exception:
-            self._stats_count = 0
-            return found, [], 0
+        if self._columns is None:  # decoded once: a capture asks `unchanged`, then `get_all`, of the same files
+            try:
+                self._columns = _columns(msgpack.unpackb(_unpacked(raw), raw=False))
+            except Exception:
+                self._stats_count = 0
+                return found, [], 0
+        paths, sizes, mtimes, inodes, ctimes = self._columns
         at = {f.relpath: i for i, f in enumerate(files)}
         ino = 0
         for k, rel in enumerate(paths):
@@ -333,6 +336,7 @@ class StatCache:
             if self._derived is None:
                 self._results({}, [])
             self._doc = self._doc | {"stats": b"", "results": b""}
+            self._columns = None
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
@@ -370,11 +374,12 @@ class StatCache:
                  pack((pages or {}) if manifest is not None else {})]
         atomic_write(self.path, parts)
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
+        self._columns = None
 
     def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
         """Record that a settled scan whose stat records have digest `tree` saw the project `manifest`;
         the entries stay as they are on disk (call with the repository lock held)."""
-        self._doc, self._derived, self._stats_count = None, None, None  # the entries as they are on disk now
+        self._doc, self._derived, self._stats_count, self._columns = None, None, None, None  # as on disk now
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both
