@@ -219,7 +219,7 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     head = {"format": 6, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
     zstd = zstandard.ZstdCompressor(level=9).compress
     results_raw = msgpack.packb(results, use_bin_type=True)
-    doc = {"scan_started": started, "manifest": b"\6" * 32, "settings": {"s": 1},
+    doc = {"base": None, "scan_started": started, "manifest": b"\6" * 32, "settings": {"s": 1},
            "stats": zstd(msgpack.packb(stats, use_bin_type=True)), "results": zstd(results_raw), "pages": pages}
     assert path.read_bytes() == msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True)
     cache = StatCache(path)

@@ -59,7 +59,7 @@ def _commit_locked(repo, store, title, description, author, allow_invalid, progr
     versions = repo.versions()
     latest = repo.latest()  # deleted versions are not compared with, nor parents
     expect = bytes.fromhex(latest.manifest) if latest else None
-    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect)
+    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect, from_change=True)
     manifest_id = snap.manifest_id
     if latest and latest.manifest == hex_id(manifest_id):
         repo.prepare_publish(store)

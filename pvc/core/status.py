@@ -12,13 +12,15 @@ from pvc.store.repository import Repository
 __all__ = ["status", "working_snapshot", "version_snapshot"]
 
 
-def working_snapshot(repo: Repository, expect: str | None = None) -> tuple[Snapshot, Capture]:
+def working_snapshot(repo: Repository, expect: str | None = None, *, from_change: bool = False) -> tuple[Snapshot, Capture]:
     """The working tree as a snapshot whose new objects live in memory; the store is not written.
     `expect`: the manifest of the version it is compared with; a tree nobody touched since is known to be
     that manifest without reading a file. A file a commit would refuse does not stop it: it is captured as
-    `--allow-invalid` would store it and listed in `Capture.invalid`, to be reported with the rest."""
+    `--allow-invalid` would store it and listed in `Capture.invalid`, to be reported with the rest. `from_change`:
+    built from the paths changed since the version, where the stat cache can tell them (capture/delta.py)."""
     overlay = OverlayStore(repo.store)
-    cap = capture(repo, overlay, report_invalid=True, expect=bytes.fromhex(expect) if expect else None)
+    cap = capture(repo, overlay, report_invalid=True, expect=bytes.fromhex(expect) if expect else None,
+                  from_change=from_change)
     _remember_hashes(repo, cap)
     return Snapshot(overlay, cap.manifest_id), cap
 
@@ -43,7 +45,7 @@ def _remember_hashes(repo: Repository, cap: Capture) -> None:
 def status(repo: Repository) -> dict:
     """What `pvc commit` would record now, relative to the latest version."""
     latest = repo.latest()
-    working, cap = working_snapshot(repo, latest.manifest if latest else None)
+    working, cap = working_snapshot(repo, latest.manifest if latest else None, from_change=True)
     base = version_snapshot(repo, latest.manifest if latest else None, working)
     return diff_snapshots(base, working, source=latest.number if latest else None, target="working",
                           invalid=cap.invalid)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
 
-__all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "MEDIA_DIRS", "VIDEO_SUFFIXES",
+__all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "dataset_items", "suffix",
+           "ITEM_KIND", "ANN_ROLE", "MEDIA_SUFFIXES", "MEDIA_DIRS", "VIDEO_SUFFIXES",
            "VOLUME_SUFFIXES", "COMPANION_FILES", "COMPANION_FOLDERS"]
 
 MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_clouds": "pointcloud",
@@ -33,19 +34,19 @@ MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_cl
 VIDEO_SUFFIXES = frozenset(".avi .mp4 .3gp .flv .webm .wmv .mov .mkv".split())
 VOLUME_FILE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".npy")
 VOLUME_SUFFIXES = frozenset(".nrrd .dcm .nii .gz .npy".split())
-_ANN_ROLE = {"images": "ann", "videos": "video_ann", "volumes": "volume_ann"}
+_ANN_ROLE = ANN_ROLE = {"images": "ann", "videos": "video_ann", "volumes": "volume_ann"}
 # An item's companions, by the SDK's folder names: `<folder>/<item name><suffix>` per project type, and
 # for volumes every file under `<folder>/<item name>/`.
 COMPANION_FILES = {"images": {"meta": ".json", "img_info": ".json", "seg": ".png"},
                    "videos": {"video_info": ".json", "metadata": ".meta.json", "custom_data": ".json"}}
 COMPANION_FOLDERS = ("mask", "interpolation")
-_ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
+_ITEM_KIND = ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
 # Which project type a media folder stands for, in the order that breaks a tie.
 _TYPE_OF_MEDIA_DIR = {"img": "images", "video": "videos", "volume": "volumes", "pointcloud": "point_clouds",
                       "meshes": "meshes"}
 _EPISODE_ANNOTATION = "annotation.json"  # a point-cloud episode dataset's one annotation
 Sniff = Callable[[str], "str | None"]  # relpath of an annotation -> the project type its shape shows, or None
-_SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
+_SUFFIXES = MEDIA_SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,15 @@ def add_dicom_series(ds: Dataset, series_of: dict[str, str]) -> None:
     ds.loose_dicom = []
 
 
+def dataset_items(file_list: list[str], project_type: str) -> list[Item]:
+    """The items a dataset folder holding just `file_list` (paths relative to it, sorted) has, as `classify` tells
+    them (an image or video project's: no DICOM series to group)."""
+    node = _Dir()
+    for rel in file_list:
+        node.add(rel.split("/"))
+    return _items(file_list, node, project_type)[0]
+
+
 def _items(file_list: list[str], node: _Dir, project_type: str) -> tuple[list[Item], list[str]]:
     """The dataset's items, and (volumes only) the loose DICOM files still to be grouped into series. The items'
     paths are the very strings of the dataset's file list (joined copies would cost ~80 bytes a file more)."""
@@ -363,6 +373,11 @@ def _companions(name: str, files: set[str] | dict[str, str], project_type: str) 
         candidates = [f"{folder}/{name}{suffix}" for folder, suffix in COMPANION_FILES.get(project_type, {}).items()]
         found = [files[c] if isinstance(files, dict) else c for c in candidates if c in files]
     return tuple(sorted(found))
+
+
+def suffix(name: str) -> str:
+    """The lower-cased suffix that decides what a file in a media folder is ("" for none)."""
+    return _suffix(name)
 
 
 def _suffix(name: str) -> str:

@@ -8,12 +8,18 @@ even within the same clock tick and without changing size ("racy", as git calls 
 Along with the entries it keeps the manifest they produced and, when no entry was racy, `tree`: the digest
 of the scan's stat records (pvc/project/walk.py). A later scan with the same digest saw the same files with
 the same stats, so the project is still that manifest: `status` and `commit` then read nothing else.
+
+And `base`: a committed manifest, the settings it was built with, and the paths that may differ from it (`dirty`):
+every entry not named there is that file as the manifest records it. A commit saves an empty list; a status that
+saves its entries adds what it hashed and what is gone. `status` after a small change works from these paths and
+the walk's (pvc/core/capture/delta.py) instead of the whole project.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from itertools import accumulate
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -137,7 +143,10 @@ class StatCache:
         self._derived: dict[bytes, Any] | None = None
         self._served = 0  # entries the last get_all vouched for
         self._stats_count: int | None = None  # stat entries the file holds, once counted
-        self._columns: tuple | None = None  # the stats part decoded (paths, sizes, mtimes, inode steps, ctimes)
+        self._columns: tuple | None = None  # the stats part decoded (paths, sizes, mtimes, inodes, ctimes)
+        self._position: dict[str, int] | None = None  # path -> its place in the columns, once a lookup needs it
+        self._matched: tuple | None = None  # (files, what _matching found for them): the last answer
+        self._changed: tuple[dict[str, tuple], set[str], dict[str, int]] | None = None  # `changes`, read once
         # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
         # which has the store); None: such a body vouches for nothing
         self.file_ids: Callable[[bytes], dict[str, bytes]] | None = None
@@ -192,50 +201,140 @@ class StatCache:
         return {bytes(k): v for k, v in pages.items() if isinstance(k, bytes) and _page_record(v)}
 
     @property
+    def base(self) -> tuple[bytes, Any, list[str]] | None:
+        """(committed manifest, its settings, the paths that may differ from it) or None: see the module's text."""
+        record = self._index.get("base")
+        if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], bytes)
+                and len(record[0]) == 32 and isinstance(record[2], list)
+                and all(isinstance(p, str) for p in record[2])):
+            return None
+        return record[0], record[1], record[2]
+
+    @property
+    def _changes(self) -> tuple[dict[str, tuple], set[str], dict[str, int]]:
+        """What `save_changes` added after the columns: path -> (size, mtime_ns, ino, ctime_ns, role, info bytes,
+        blob id or None, cutoff), the column paths gone since, and the place of each added path after the columns'.
+        A damaged record: the cache vouches for nothing."""
+        if self._changed is None:
+            entries: dict[str, tuple] = {}
+            dropped: set[str] = set()
+            record = self._index.get("changes")
+            if record is not None:
+                try:
+                    for e in record["entries"]:
+                        path, size, mtime, ino, ctime, role, raw, oid, cutoff = e
+                        if not (isinstance(path, str) and isinstance(role, str) and isinstance(raw, bytes)
+                                and all(type(v) is int for v in (size, mtime, ino, ctime, cutoff))
+                                and (oid is None or (isinstance(oid, bytes) and len(oid) == 32))):
+                            raise ValueError("changes: malformed entry")
+                        entries[path] = (size, mtime, ino, ctime, role, raw, oid, cutoff)
+                    dropped = set(record["gone"])
+                    if not all(isinstance(p, str) for p in dropped):
+                        raise ValueError("changes: malformed path")
+                except Exception:
+                    self._doc = {"scan_started": 0, "stats": b"", "results": b""}
+                    entries, dropped = {}, set()
+            self._changed = (entries, dropped, {p: j for j, p in enumerate(entries)})
+        return self._changed
+
+    def differences(self, files: list) -> tuple[list[int], list[str]]:
+        """The positions in `files` of those the cache does not vouch for (new, changed or racy), and the cached
+        paths that are not among `files` (gone)."""
+        found, _, count = self._matching(files)
+        walked = {f.relpath for f in files} if count != len(files) or None in found else None
+        return [i for i, k in enumerate(found) if k is None], self.gone(walked) if walked is not None else []
+
+    def gone(self, walked: dict) -> list[str]:
+        """The cached paths not in `walked` (paths as keys), after a lookup (`get_all`) read the stats."""
+        paths = self._columns[0] if self._columns is not None else []
+        changes, dropped, _ = self._changes
+        if not changes and not dropped:
+            return [p for p in paths if p not in walked]
+        return ([p for p in paths if p not in walked and p not in dropped and p not in changes]
+                + [p for p in changes if p not in walked])
+
+    @property
     def _cutoff(self) -> int:
         return int(self._index["scan_started"])
 
     def _matching(self, files: list) -> tuple[list[int | None], list[str], int]:
         """For each of `files`, the position of its entry if the cache holds its stat, unchanged and older than the
         cutoff (else None); the cache's paths in their order; and how many entries it holds. Damaged stats match
-        nothing."""
+        nothing. The answer for one list of files is kept: a capture asks `unchanged`, `differences` and `get_all`
+        of the same walk."""
+        if self._matched is not None and self._matched[0] is files:
+            return self._matched[1]
         raw, cutoff = self._index["stats"], self._cutoff
         found: list[int | None] = [None] * len(files)
         if not raw:
             if self._stats_count is None:
                 self._stats_count = 0
             return found, [], self._stats_count
-        if self._columns is None:  # decoded once: a capture asks `unchanged`, then `get_all`, of the same files
+        if self._columns is None:  # decoded once
             try:
                 self._columns = _columns(msgpack.unpackb(_unpacked(raw), raw=False))
             except Exception:
                 self._stats_count = 0
                 return found, [], 0
         paths, sizes, mtimes, inodes, ctimes = self._columns
-        at = {f.relpath: i for i, f in enumerate(files)}
-        ino = 0
-        for k, rel in enumerate(paths):
-            ino += inodes[k]  # stored as differences from the previous path's
-            i = at.get(rel)
-            if i is not None:
+        if 8 * len(files) < len(paths):  # a few files asked of many: each looked up
+            if self._position is None:
+                self._position = {rel: k for k, rel in enumerate(paths)}
+            pairs = ((i, self._position.get(f.relpath)) for i, f in enumerate(files))
+        else:
+            at = {f.relpath: i for i, f in enumerate(files)}
+            pairs = ((at.get(rel), k) for k, rel in enumerate(paths))
+        for i, k in pairs:
+            if i is not None and k is not None:
                 f = files[i]
-                if (f.mtime_ns < cutoff and f.size == sizes[k] and f.mtime_ns == mtimes[k] and f.ino == ino
+                if (f.mtime_ns < cutoff and f.size == sizes[k] and f.mtime_ns == mtimes[k] and f.ino == inodes[k]
                         and f.ctime_ns == ctimes[k]):
                     found[i] = k
-        self._stats_count = len(paths)
-        return found, paths, len(paths)
+        count = len(paths)
+        changes, dropped, order = self._changes
+        if changes or dropped:  # the entries saved since the columns take their paths' places
+            if self._position is None:
+                self._position = {rel: k for k, rel in enumerate(paths)}
+            position = self._position
+            count -= sum(1 for p in dropped.union(changes) if p in position)
+            count += len(changes)
+            for i, f in enumerate(files):
+                rel = f.relpath
+                e = changes.get(rel)
+                if e is not None:
+                    size, mtime, ino, ctime, cut = e[0], e[1], e[2], e[3], e[7]
+                    ok = f.mtime_ns < cut and f.size == size and f.mtime_ns == mtime and f.ino == ino and f.ctime_ns == ctime
+                    found[i] = len(paths) + order[rel] if ok else None
+                elif rel in dropped:
+                    found[i] = None
+        self._stats_count = count
+        result = (found, paths, count)
+        self._matched = (files, result)
+        return result
 
     def _results(self, wanted: dict[int, int], paths: list[str]) -> list[tuple[int, bytes, str, bytes]]:
         """(index of the file, blob id, role, info bytes) of the entries at the positions `wanted` names (position
         -> index of the file), each info sliced out of the part as bytes, never decoded here; the derived map is
         decoded on the way. The ids are the part's, or, where it left them to its manifest, `file_ids`'. Damage
         anywhere in the part: nothing (as a cache that cannot be read vouches for nothing)."""
+        changes, _, order = self._changes
+        later = {k: i for k, i in wanted.items() if k >= len(paths)}  # entries saved after the columns
+        if later:
+            wanted = {k: i for k, i in wanted.items() if k < len(paths)}
+            names = list(order)
+            taken = [(i, changes[names[k - len(paths)]], names[k - len(paths)]) for k, i in later.items()]
+            of_source = (self.file_ids(self._ids_source) if self.file_ids and any(e[6] is None for _, e, _ in taken)
+                         else {})
+            later_found = [(i, oid, e[4], e[5]) for i, e, path in taken
+                           if (oid := e[6] if e[6] is not None else of_source.get(path)) is not None]
+        else:
+            later_found = []
         raw = self._index["results"]
         if not raw:
             if self._derived is None:
                 self._derived = {}
-            return []
-        found: list[tuple[int, bytes, str, bytes]] = []
+            return later_found
+        found: list[tuple[int, bytes, str, bytes]] = later_found
         derived, roles, infos, ids = None, None, None, None
         try:
             data = _unpacked(raw)
@@ -263,8 +362,7 @@ class StatCache:
                 raise ValueError("results: not one entry per path")
             if ids is not None and len(ids) != 32 * len(paths):
                 raise ValueError("results: not one id per path")
-            of_manifest = (self.file_ids(self._index["manifest"]) if ids is None and self.file_ids and wanted
-                           else {})
+            of_manifest = self.file_ids(self._ids_source) if ids is None and self.file_ids and wanted else {}
             for k, i in wanted.items():
                 oid = ids[32 * k : 32 * k + 32] if ids is not None else of_manifest.get(paths[k])
                 if oid is not None and k in infos:
@@ -275,6 +373,11 @@ class StatCache:
         if self._derived is None:
             self._derived = derived or {}
         return found
+
+    @property
+    def _ids_source(self) -> bytes | None:
+        """The manifest whose files map gives the ids the body leaves out: the last commit that saved it."""
+        return self._index.get("ids_from") or self._index.get("manifest")
 
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
         """The entry of `relpath` if its stat `key` and `role` are what the cache vouches for (the rule of `get_all`)."""
@@ -336,17 +439,17 @@ class StatCache:
             if self._derived is None:
                 self._results({}, [])
             self._doc = self._doc | {"stats": b"", "results": b""}
-            self._columns = None
+            self._columns = self._position = self._matched = None
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
              classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None,
-             ids_in_manifest: bool = False) -> None:
+             ids_in_manifest: bool = False, base: tuple[bytes, Any, list[str]] | None = None) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
         `pages` what that manifest's pages were built from (kept only along with a manifest). `ids_in_manifest`:
         `manifest` is in the store and lists every entry's file with its id, so the ids are not written (a reader
-        takes them from the manifest's pages through `file_ids`).
+        takes them from the manifest's pages through `file_ids`). `base`: see the module's text.
 
         Encoded by column, the infos spliced in as the bytes they are kept as, each part compressed, and written part
         by part: no map of every entry, no decoded copy of the infos."""
@@ -368,18 +471,57 @@ class StatCache:
         results = _packed(bytes(results))
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
-        parts = [head, pack_map_header(6), pack("scan_started"), pack(scan_started), pack("manifest"), pack(manifest),
+        parts = [head, pack_map_header(7), pack("base"), pack(list(base) if base is not None else None),
+                 pack("scan_started"), pack(scan_started), pack("manifest"), pack(manifest),
                  pack("settings"), pack(settings), pack("stats"), _bin_header(len(stats)), stats,
                  pack("results"), _bin_header(len(results)), results, pack("pages"),
                  pack((pages or {}) if manifest is not None else {})]
         atomic_write(self.path, parts)
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
-        self._columns = None
+        self._columns = self._position = self._matched = self._changed = None
+
+    def save_changes(self, entries: dict[str, CacheEntry], gone: list[str], scan_started: int, manifest: bytes,
+                     settings: Any, *, base: tuple[bytes, Any, list[str]] | None, ids_in_manifest: bool = False,
+                     tree: bytes | None = None, classes: dict[str, int] | None = None) -> bool:
+        """Save `entries` (new or changed files) and `gone` (paths no longer there) after the columns, which are
+        kept as the bytes they are: a save that costs what the change costs. `ids_in_manifest`: `manifest` is in the
+        store and lists every file with its id (a commit's), so the ids are left out and read from it. False when
+        the body holds too many such entries already, or nothing to keep them beside: then `save` them all."""
+        doc = self._index
+        if not doc.get("stats") or not doc.get("results"):
+            return False
+        old, dropped, _ = self._changes
+        merged, dropped = dict(old), set(dropped)
+        for path in gone:
+            merged.pop(path, None)
+            dropped.add(path)
+        for path, e in entries.items():
+            merged[path] = (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.role, e.raw, None if ids_in_manifest else e.oid,
+                            scan_started)
+            dropped.discard(path)
+        if self._stats_count is None:
+            self._matching([])
+        if len(merged) + len(dropped) > max(1000, (self._stats_count or 0) // 8):
+            return False
+        ids_from = manifest if ids_in_manifest else self._ids_source  # what the ids left out come from
+        body = {"base": list(base) if base is not None else None, "scan_started": doc["scan_started"],
+                "manifest": manifest, "settings": settings, "stats": doc["stats"], "results": doc["results"],
+                "pages": doc.get("pages") or {}, "ids_from": ids_from,
+                "changes": {"entries": [[p, *e] for p, e in merged.items()], "gone": sorted(dropped)}}
+        recorded = tree is not None
+        head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
+        atomic_write(self.path, [head, msgpack.packb(body, use_bin_type=True)])
+        self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
+        self._columns = self._position = self._matched = self._changed = None
+        if recorded:
+            self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes or {}
+        return True
 
     def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
         """Record that a settled scan whose stat records have digest `tree` saw the project `manifest`;
         the entries stay as they are on disk (call with the repository lock held)."""
         self._doc, self._derived, self._stats_count, self._columns = None, None, None, None  # as on disk now
+        self._position = self._matched = self._changed = None
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both
@@ -424,12 +566,14 @@ def _packed(data: bytes) -> bytes:
 
 
 def _columns(columns: Any) -> tuple[list, list, list, list, list]:
-    """The stored columns: paths, then size, mtime_ns, inode (as differences from the previous path's), ctime_ns."""
+    """The stored columns: paths, then size, mtime_ns, inode (stored as differences from the previous path's, given
+    back whole), ctime_ns."""
     if not isinstance(columns, list) or len(columns) != 5 or any(len(c) != len(columns[0]) for c in columns):
         raise ValueError("stats: not five columns of one length")
     if not all(isinstance(p, str) for p in columns[0]) or not all(type(v) is int for c in columns[1:] for v in c):
         raise ValueError("stats: a path that is no string or a stat that is no integer")
-    return tuple(columns)  # type: ignore[return-value]
+    paths, sizes, mtimes, steps, ctimes = columns
+    return paths, sizes, mtimes, list(accumulate(steps)), ctimes  # the inodes themselves
 
 
 def _unpacked(data: bytes) -> bytes:

@@ -31,6 +31,8 @@ from pvc.store.statcache import CacheEntry, StatCache
 
 __all__ = ["Capture", "capture", "ObjectSink"]
 
+MAX_DIRTY = 50_000  # paths a stat cache lists as maybe changed since its base; more, and it keeps no base
+
 
 @dataclass(frozen=True, kw_only=True)
 class Capture:
@@ -53,6 +55,10 @@ class Capture:
     pages_reused: int = 0  # pages taken by id from an earlier capture (build.PageReuse)
     pages_built: int = 0
     ids_in_manifest: bool = False  # the store keeps the manifest (a commit's): the cache need not repeat the ids
+    expect: bytes | None = None  # the manifest this capture was compared with (the latest version's)
+    fresh: tuple[str, ...] = ()  # the paths hashed by this capture
+    gone: tuple[str, ...] = ()  # the paths the stat cache held and the walk did not find
+    partial: bool = False  # built from the change alone (delta.py): the entries of the other files were not looked up
 
     @property
     def files(self) -> list[FileInfo]:
@@ -65,6 +71,13 @@ class Capture:
     def save_cache(self) -> None:
         """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
         records when none of them is racy, so that the next scan of an untouched tree reads nothing."""
+        if self.partial:  # built from the change: what it read and what is gone are saved after the rest
+            if (self.fresh or self.gone) and self.walked.scan_started is not None:
+                self.cache.save_changes(self.entries, list(self.gone), self.walked.scan_started, self.manifest_id,
+                                        self.settings, base=self._base(), ids_in_manifest=self.ids_in_manifest,
+                                        tree=self._tree_digest() if self.ids_in_manifest and self.walked.settled
+                                        else None, classes=self.classes)
+            return
         if self.unchanged:  # proven by the entries, or by the tree record
             if self.record_tree and self.classes is not None:
                 self.cache.save_tree(self._tree_digest(), self.manifest_id, self.settings, self.classes)
@@ -75,12 +88,22 @@ class Capture:
         if self.walked.scan_started is None:
             return  # no racy cutoff for these entries: the store could not be written when the scan began
         if self.invalid:  # these files make a commit fail, not this manifest: keep the hashes, vouch for nothing
-            self.cache.save(self.entries, self.walked.scan_started, self.derived)
+            self.cache.save(self.entries, self.walked.scan_started, self.derived, base=self._base())
             return
         tree = self._tree_digest() if self.walked.settled else None
         self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
                         ids_in_manifest=self.ids_in_manifest,
-                        tree=tree, classes=self.classes, pages=self.pages)
+                        tree=tree, classes=self.classes, pages=self.pages, base=self._base())
+
+    def _base(self) -> tuple[bytes, Any, list[str]] | None:
+        """The committed manifest these entries describe but for the paths listed (statcache.py, `base`)."""
+        if (self.ids_in_manifest or self.manifest_id == self.expect) and not self.invalid:
+            return self.manifest_id, self.settings, []  # the entries are exactly that manifest's files
+        old = self.cache.base
+        if old is None or old[0] != self.expect or old[1] != self.settings:
+            return None
+        dirty = sorted(set(old[2]).union(self.fresh, self.gone))
+        return (old[0], old[1], dirty) if len(dirty) <= MAX_DIRTY else None
 
     def _tree_digest(self) -> bytes:
         digest = self.walked.digest
@@ -89,13 +112,15 @@ class Capture:
 
 @fewer_collections
 def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, report_invalid: bool = False,
-            progress=None, expect: bytes | None = None) -> Capture:
+            progress=None, expect: bytes | None = None, from_change: bool = False) -> Capture:
     """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`.
 
     `expect` (the latest version's manifest) enables the fast path: when every file's stat is what the
     cache recorded along with that manifest, the project is that manifest, and nothing is read or built.
     `report_invalid` (status, diff, discard): a file a commit refuses (a malformed annotation, an unreadable image)
     is captured as `--allow-invalid` would store it and listed in `Capture.invalid`, instead of stopping the scan.
+    `from_change` (status, commit): when the stat cache's base is `expect`, build from the changed paths alone (delta.py),
+    the same manifest in time that follows the change; else, or where that cannot be told safely, the full build.
     """
     cache = repo.stat_cache()
     cache.file_ids = lambda manifest: manifest_file_ids(store, manifest)
@@ -112,10 +137,17 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
         return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True,
                        classes=classes, record_tree=record)
     keep_invalid = allow_invalid or report_invalid
+    if from_change and expect is not None:
+        from pvc.core.capture.delta import delta_capture
+
+        partial = delta_capture(repo, store, cache, settings, walked, expect, keep_invalid)
+        if partial is not None:
+            return partial
     by_path = {f.relpath: f for f in files}
     meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
     layout = _layout(by_path, meta_summary)
     entries, read = hash_files(cache, store, files, layout.roles, keep_invalid, progress)
+    gone = tuple(cache.gone(by_path))
     cache.release()  # its bytes as read are not needed beside the entries, which are what it will save
     hashed = entries  # one compact entry a file: what the stages below read and what the stat cache saves
     for ds in layout.all_datasets():
@@ -129,7 +161,8 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
                    files_hashed=len(read), bytes_hashed=sum(f.size for f in read), entries=entries,
                    derived=items.derived, classes=classes, invalid=invalid, pages=reuse.made,
                    pages_reused=reuse.reused, pages_built=reuse.built,
-                   ids_in_manifest=hasattr(store, "stage_sealed"))  # a store that writes (commit), not an overlay
+                   ids_in_manifest=hasattr(store, "stage_sealed"),  # a store that writes (commit), not an overlay
+                   expect=expect, fresh=tuple(f.relpath for f in read), gone=gone)
 
 
 def manifest_file_ids(store: ObjectSink, manifest_id: bytes) -> dict[str, bytes]:

@@ -1,0 +1,488 @@
+"""Capture from the change: the working tree's manifest built from the paths that changed since a committed version,
+not from every file of the project (`status` and `commit`).
+
+The stat cache keeps a base (pvc/store/statcache.py): the manifest of the last commit, and the paths that may differ
+from it. Every other path the walk finds with the stat the cache vouches for is that version's file. So the
+candidates are the files the cache does not vouch for, the ones gone, and those paths; for them alone:
+
+- which dataset and which items they belong to, told by `layout.dataset_items` over just the files that can take
+  part in those items (an item's media, `ann/<name>.json`, `ann/<stem>.json` and companions; and every media file
+  that could claim one of those annotations: the closure below), so the items come out as the whole project's
+  classification would give them;
+- their entries, from the stat cache or by reading them;
+- the pages of the base version that hold them, decoded, patched and cut again where the keys say (`pages.page_runs`'
+  rule); a page before the first change, or after the runs realign with the base's, is taken by reference;
+- the trees above them, and the manifest, whose counts, objects per class and problems are the base's adjusted;
+- and, when it is saved, the stat cache keeps its columns and adds what was read and what is gone after them
+  (`StatCache.save_changes`).
+
+The result is the manifest a full build gives (tests/test_incremental.py checks it on random edit sequences). Where
+that cannot be told safely from the change alone (meta.json or a root file, a new or vanishing dataset or media
+folder, another type's media folder, a volume project, more problems than a manifest lists, a large change) the
+capture falls back to the full build (`None` here).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from typing import Any
+
+import msgpack
+
+from pvc.core.capture import Capture
+from pvc.core.capture.build import MAX_PROBLEMS
+from pvc.core.capture.describe import ItemDescriber
+from pvc.core.capture.hash import ObjectSink, _in_threads, invalid_reason
+from pvc.errors import CorruptObject, ObjectMissing
+from pvc.project.layout import (ANN_ROLE, COMPANION_FILES, ITEM_KIND, MEDIA_DIRS, MEDIA_SUFFIXES, Dataset, Item,
+                                dataset_items, suffix)
+from pvc.project.scan import FileInfo
+from pvc.store import pages
+from pvc.store.pagediff import _pages
+from pvc.store.model import ChildRef, ItemEntry, Manifest, PageRef, Tree
+from pvc.store.statcache import CacheEntry, StatCache, raw_is_invalid
+
+__all__ = ["delta_capture"]
+
+_TYPES = ("images", "videos")  # items of one media file each (a volume project groups DICOM series)
+_LAST = "\U0010ffff"
+
+
+class _Unsure(Exception):
+    """The change cannot be told from the changed paths alone: the full build runs."""
+
+
+def delta_capture(repo, store: ObjectSink, cache: StatCache, settings: dict, walked, expect: bytes,
+                  keep_invalid: bool) -> Capture | None:
+    """The capture built from the change since the stat cache's base, or None where only the full build can tell."""
+    base = cache.base
+    if base is None or base[0] != expect or base[1] != settings or _pages is None:
+        return None  # (without pvc/_pages.c, which splits pages into their entries' bytes, the full build runs)
+    try:
+        return _Delta(repo, store, cache, settings, walked, expect, keep_invalid, base[2]).run()
+    except (_Unsure, ObjectMissing, CorruptObject, RecursionError, KeyError, TypeError, AttributeError):
+        return None  # the full build reads the same objects and reports what is wrong with them (a base written by
+        # another pvc with other stats, say); what it builds is the same manifest either way
+
+
+class _Map:
+    """One paged map of the base version (a dataset's files or items), its pages read as they are asked for, each
+    entry's value kept as its msgpack bytes (pvc/_pages.c checks them as it splits the page)."""
+
+    def __init__(self, store: ObjectSink, refs: tuple[PageRef, ...], kind: str) -> None:
+        self.store, self.refs, self.kind = store, refs, kind
+        self.firsts = [ref.first for ref in refs]
+        self._pages: dict[int, dict[str, bytes]] = {}
+        self._keys: dict[int, list[str]] = {}
+
+    def page(self, j: int) -> dict[str, bytes]:
+        entries = self._pages.get(j)
+        if entries is None:
+            ref = self.refs[j]
+            entries = _pages.entries(self.kind, self.store.get(ref.oid), ref.first, ref.count)
+            if not entries:
+                raise _Unsure  # anything unusual: the full build reads it and says what is wrong
+            keys = list(entries)
+            if j + 1 < len(self.refs) and keys[-1] >= self.refs[j + 1].first:
+                raise _Unsure
+            self._pages[j], self._keys[j] = entries, keys
+        return entries
+
+    def _at(self, key: str) -> int:
+        return bisect_right(self.firsts, key) - 1  # the one page that can hold `key`; -1: before them all
+
+    def get(self, key: str) -> Any | None:
+        """The value of `key`, decoded, or None."""
+        j = self._at(key)
+        if j < 0:
+            return None
+        value = self.page(j).get(key)
+        return None if value is None else msgpack.unpackb(value, raw=False)
+
+    def has_prefix(self, prefix: str) -> bool:
+        j = max(self._at(prefix), 0)
+        if j >= len(self.refs):
+            return False
+        if self.firsts[j].startswith(prefix) or (j + 1 < len(self.refs) and self.firsts[j + 1].startswith(prefix)):
+            return True
+        self.page(j)  # a key at or after `prefix` that is not in page j is the first of page j + 1
+        keys = self._keys[j]
+        i = bisect_left(keys, prefix)
+        return i < len(keys) and keys[i].startswith(prefix)
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        found = []
+        for j in range(max(self._at(prefix), 0), len(self.refs)):
+            if self.firsts[j] >= prefix + _LAST:
+                break
+            self.page(j)
+            keys = self._keys[j]
+            for i in range(bisect_left(keys, prefix), len(keys)):
+                if not keys[i].startswith(prefix):
+                    return found
+                found.append(keys[i])
+        return found
+
+
+class _Node:
+    __slots__ = ("name", "folder", "oid", "tree")
+
+    def __init__(self, name: str, folder: str, oid: bytes, tree: Tree) -> None:
+        self.name, self.folder, self.oid, self.tree = name, folder, oid, tree
+
+
+class _Delta:
+    def __init__(self, repo, store: ObjectSink, cache: StatCache, settings: dict, walked, expect: bytes,
+                 keep_invalid: bool, dirty: list[str]) -> None:
+        self.repo, self.store, self.cache, self.settings, self.walked = repo, store, cache, settings, walked
+        self.expect, self.keep_invalid, self.dirty = expect, keep_invalid, dirty
+
+    def run(self) -> Capture:
+        files: list[FileInfo] = self.walked.files
+        changed, gone = self.cache.differences(files)
+        self.gone = gone
+        by_path = {f.relpath: f for f in files}
+        candidates: dict[str, FileInfo | None] = {files[i].relpath: files[i] for i in changed}
+        for path in (*gone, *self.dirty):
+            candidates[path] = by_path.get(path)
+        if len(candidates) > len(files) // 4 + 200:
+            raise _Unsure  # a change that large costs the full build about as much
+        if not candidates:
+            return self._capture(self.expect, {}, {})
+        manifest = self.store.get_object(self.expect, Manifest)
+        ptype = manifest.project_type
+        if (manifest.layout != "supervisely" or ptype not in _TYPES or manifest.problems is None
+                or len(manifest.problems) != manifest.stats.get("problems")):
+            raise _Unsure
+        self.ptype, self.media_dir = ptype, MEDIA_DIRS[ptype]
+        self.kind, self.ann_role = ITEM_KIND[ptype], ANN_ROLE[ptype]
+        self.suffixes, self.companions = MEDIA_SUFFIXES[ptype], COMPANION_FILES.get(ptype, {})
+        self.other_media = set(MEDIA_DIRS.values()) - {self.media_dir}
+        self.by_path, self.walked_paths = by_path, sorted(by_path)
+
+        root = self.store.get_object(manifest.root, Tree)
+        self.nodes: dict[str, _Node] = {}
+        self.order: list[str] = []  # dataset folders in the order the build makes their trees (children first)
+        self.parent: dict[str, str | None] = {}
+        for child in root.children:
+            self._read_tree(child, None)
+
+        per_dataset: dict[str, dict[str, FileInfo | None]] = {}
+        for path, f in candidates.items():
+            folder, rel = self._dataset_of(path)
+            per_dataset.setdefault(folder, {})[rel] = f
+
+        plans = {folder: self._plan(folder, changes) for folder, changes in per_dataset.items()}
+        hashed = self._entries(plans)
+        return self._build(manifest, root, plans, hashed)
+
+    # -- where the change is ---------------------------------------------------------------------------------
+
+    def _read_tree(self, ref: ChildRef, parent: str | None) -> None:
+        tree = self.store.get_object(ref.oid, Tree)
+        self.nodes[ref.folder] = _Node(ref.name, ref.folder, ref.oid, tree)
+        self.parent[ref.folder] = parent
+        for child in tree.children:
+            self._read_tree(child, ref.folder)
+        self.order.append(ref.folder)
+
+    def _dataset_of(self, path: str) -> tuple[str, str]:
+        """The folder of the dataset that holds `path`, and the path inside it."""
+        parts = path.split("/")
+        if len(parts) < 2 or parts[0] not in self.nodes or self.parent[parts[0]] is not None:
+            raise _Unsure  # a root file (meta.json), or a folder that is no dataset yet
+        folder, at = parts[0], 1
+        while at + 1 < len(parts) and parts[at] == "datasets":
+            child = f"{folder}/datasets/{parts[at + 1]}"
+            if child not in self.nodes:
+                raise _Unsure  # under datasets/: a folder that may become a dataset
+            folder, at = child, at + 2
+        return folder, "/".join(parts[at:])
+
+    def _role(self, rel: str) -> str:
+        head, _, tail = rel.partition("/")
+        if tail and "/" not in tail:
+            if head == self.media_dir and suffix(tail) in self.suffixes:
+                return self.kind
+            if head == "ann" and tail.endswith(".json"):
+                return self.ann_role
+        return "file"
+
+    def _plan(self, folder: str, changes: dict[str, FileInfo | None]) -> dict:
+        node = self.nodes[folder]
+        fmap, imap = _Map(self.store, node.tree.files, "files"), _Map(self.store, node.tree.items, "items")
+        names: set[str] = set()
+        for rel in changes:
+            head, _, tail = rel.partition("/")
+            if head in self.other_media or head == "datasets":
+                raise _Unsure  # another type's media folder (a warning), or a dataset nested anew
+            if not tail or "/" in tail:
+                continue  # an extra: the files map only
+            if head == self.media_dir and suffix(tail) in self.suffixes:
+                names.add(tail)
+            elif head == "ann" and tail.endswith(".json"):
+                names.add(tail[: -len(".json")])
+            else:
+                for dir_name, end in self.companions.items():
+                    if head == dir_name and tail.endswith(end) and len(tail) > len(end):
+                        names.add(tail[: -len(end)])
+        # whether the folder is a dataset, and of which type, stays as it was; a dataset without media files (whose
+        # annotations may be what tells the project's type) is left to the full build
+        if not (fmap.has_prefix(f"{self.media_dir}/") and self._walked_under(f"{folder}/{self.media_dir}/")):
+            raise _Unsure
+        if fmap.has_prefix("ann/") != self._walked_under(f"{folder}/ann/"):
+            raise _Unsure
+        closure = self._closure(folder, fmap, names)
+        new_rels = self._restricted(closure, lambda rel: f"{folder}/{rel}" in self.by_path)
+        items = dataset_items(new_rels, self.ptype)
+        if any(item.name not in closure for item in items):
+            raise _Unsure
+        old_items = {name: value for name in closure if (value := imap.get(name)) is not None}
+        old_files = {rel: value for rel in changes if (value := fmap.get(rel)) is not None}
+        return {"fmap": fmap, "imap": imap, "changes": changes, "closure": closure, "items": items,
+                "old_items": old_items, "old_files": old_files}
+
+    def _walked_under(self, prefix: str) -> bool:
+        at = bisect_left(self.walked_paths, prefix)
+        return at < len(self.walked_paths) and self.walked_paths[at].startswith(prefix)
+
+    def _media_named(self, folder: str, fmap: _Map, prefix: str) -> set[str]:
+        """The media files of the base and of the working tree whose names start with `prefix`."""
+        inside = f"{self.media_dir}/{prefix}"
+        found = {k[len(self.media_dir) + 1 :] for k in fmap.with_prefix(inside)}
+        walked = f"{folder}/{inside}"
+        at = bisect_left(self.walked_paths, walked)
+        while at < len(self.walked_paths) and self.walked_paths[at].startswith(walked):
+            found.add(self.walked_paths[at][len(folder) + len(self.media_dir) + 2 :])
+            at += 1
+        return {n for n in found if "/" not in n and suffix(n) in self.suffixes}
+
+    def _closure(self, folder: str, fmap: _Map, names: set[str]) -> set[str]:
+        """The names of every item the changed ones can affect: an annotation `ann/<x>.json` is claimed by the media
+        named `x` or, failing that, by one whose stem is `x`, the first in name order (layout._annotation_for)."""
+        closure: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name in closure:
+                continue
+            closure.add(name)
+            for x in {name, name.rsplit(".", 1)[0]}:
+                todo.append(x)
+                todo += [n for n in self._media_named(folder, fmap, x + ".") if "." not in n[len(x) + 1 :]]
+        return closure
+
+    def _restricted(self, closure: set[str], exists) -> list[str]:
+        """The files (relative to the dataset) that can belong to the items named in `closure`."""
+        found = set()
+        for name in closure:
+            for rel in (f"{self.media_dir}/{name}", f"ann/{name}.json",
+                        *(f"{d}/{name}{end}" for d, end in self.companions.items())):
+                if exists(rel):
+                    found.add(rel)
+        return sorted(found)
+
+    # -- what the changed files are --------------------------------------------------------------------------
+
+    def _entries(self, plans: dict[str, dict]) -> dict[str, CacheEntry]:
+        """The entry of every changed file, and of every file of an item the change touches."""
+        roles: dict[str, str] = {}
+        ids = {}  # a cache saved by a commit leaves the ids to the base's files map: take them from its pages
+        for folder, plan in plans.items():
+            rels = [rel for rel, f in plan["changes"].items() if f is not None]
+            rels += [rel for item in plan["items"] for rel in item.files()]
+            for rel in rels:
+                path = f"{folder}/{rel}"
+                roles[path] = self._role(rel)
+                value = plan["fmap"].get(rel)
+                if isinstance(value, list) and value and isinstance(value[0], bytes):
+                    ids[path] = value[0]
+        wanted = [self.by_path[p] for p in roles]
+        file_ids, self.cache.file_ids = self.cache.file_ids, lambda manifest: ids if manifest == self.expect else {}
+        try:
+            found = self.cache.get_all(wanted, roles)
+        finally:
+            self.cache.file_ids = file_ids
+        hashed: dict[str, CacheEntry] = {}
+        todo = []
+        adopt = getattr(self.store, "adopt", None)
+        for f, cached in zip(wanted, found):
+            if (cached is None or not (self.store.has(cached.oid) or (adopt and adopt(cached.oid, f.path, f.size)))
+                    or (not self.keep_invalid and raw_is_invalid(cached.raw))):  # (a commit refuses it again)
+                todo.append((f, roles[f.relpath]))
+            else:
+                hashed[f.relpath] = cached
+        self.read = [f for f, _ in todo]
+        results = _in_threads(self.store, todo, self.keep_invalid, None, sum(f.size for f in self.read))
+        for (f, role), result in zip(todo, results):
+            hashed[f.relpath] = CacheEntry.of(f, result.oid, role, result.raw)
+        return hashed
+
+    # -- the new objects --------------------------------------------------------------------------------------
+
+    def _build(self, manifest: Manifest, root: Tree, plans: dict[str, dict], hashed: dict[str, CacheEntry]) -> Capture:
+        stats = dict(manifest.stats)
+        classes: Counter[str] = Counter(stats.get("classes") or {})
+        describer = ItemDescriber(self.by_path, hashed, self.cache, self.keep_invalid,
+                                  self.repo.config.get("dicom_tags"))
+        item_refs, file_refs, new_problems = {}, {}, {}
+        for folder, plan in plans.items():
+            node = self.nodes[folder]
+            ds = Dataset(name=node.name, dir=folder)
+            item_changes: dict[str, Any] = {name: None for name in plan["old_items"]}
+            problems = []
+            for old in plan["old_items"].values():
+                annotation = old.get("annotation") if isinstance(old, dict) else None
+                if isinstance(annotation, dict):
+                    classes.subtract(annotation.get("objects", {}))
+            for item in plan["items"]:
+                entry, objects_of, flagged = self._item_entry(ds, item, hashed, describer)
+                item_changes[item.name] = entry
+                classes.update(objects_of)
+                problems += [{"dataset": node.name, "item": item.name, "problem": p} for p in flagged]
+            stats["items"] = stats.get("items", 0) + len(plan["items"]) - len(plan["old_items"])
+            file_changes: dict[str, Any] = {}
+            for rel, f in plan["changes"].items():
+                old = plan["old_files"].get(rel)
+                if old is not None:
+                    stats["files"] -= 1
+                    stats["bytes"] -= old[1]
+                if f is None:
+                    file_changes[rel] = None
+                else:
+                    h = hashed[f"{folder}/{rel}"]
+                    file_changes[rel] = [h.oid, f.size, 0o755 if f.executable else 0o644]
+                    stats["files"] += 1
+                    stats["bytes"] += f.size
+            item_refs[folder] = _patch(plan["imap"], item_changes, self.store)
+            file_refs[folder] = _patch(plan["fmap"], file_changes, self.store)
+            new_problems[node.name] = (plan["closure"], problems)
+        if any(n < 0 for n in classes.values()) or stats["files"] < 0 or stats["items"] < 0:
+            raise _Unsure
+        stats["classes"] = dict(sorted((c, n) for c, n in classes.items() if n > 0))
+        problems = self._problems(manifest.problems, new_problems)
+        stats["problems"] = len(problems)
+
+        touched = set()
+        for folder in plans:
+            while folder is not None and folder not in touched:
+                touched.add(folder)
+                folder = self.parent[folder]
+
+        def tree_id(ref: ChildRef) -> bytes:
+            if ref.folder not in touched:
+                return ref.oid
+            tree = self.nodes[ref.folder].tree
+            children = tuple(ChildRef(c.folder, c.name, tree_id(c)) for c in tree.children)
+            return self.store.put_object(Tree(tree.name, file_refs.get(ref.folder, tree.files),
+                                              item_refs.get(ref.folder, tree.items), children))
+
+        children = tuple(ChildRef(c.folder, c.name, tree_id(c)) for c in root.children)
+        root_id = self.store.put_object(Tree("", root.files, root.items, children))
+        manifest_id = self.store.put_object(Manifest(manifest.project_type, manifest.layout, root_id, stats,
+                                                     tuple(problems), manifest.warnings))
+        invalid = sorted((path, reason) for path, h in hashed.items() if (reason := invalid_reason(h)) is not None)
+        return self._capture(manifest_id, hashed, stats["classes"], tuple(invalid))
+
+    def _item_entry(self, ds: Dataset, item: Item, hashed: dict[str, CacheEntry], describer: ItemDescriber):
+        """An item's entry as the full build makes it (build._Build._item_page), its objects per class, its problems."""
+        media = describer.media(ds, item)
+        ann = hashed[f"{ds.dir}/{item.ann}"].info if item.ann else None
+        flagged = describer.problems(item, media, ann)
+        entry = ItemEntry(item.kind, item.media[0] if item.media else None, item.ann, tuple(item.companions), media,
+                          ann, None, tuple(flagged) if flagged else None, sorted_values=True)
+        return entry.encode(), (ann.get("objects", {}) if isinstance(ann, dict) else {}), flagged
+
+    def _problems(self, old: tuple[dict, ...], changed: dict[str, tuple[set[str], list[dict]]]) -> list[dict]:
+        """The base's problems, those of the touched items replaced, in the order the build lists them: dataset by
+        dataset as their trees are made, item by item within one."""
+        groups: dict[str, list[dict]] = {}
+        names = {self.nodes[folder].name for folder in self.order}
+        for problem in old:
+            if problem.get("dataset") not in names:
+                raise _Unsure
+            groups.setdefault(problem["dataset"], []).append(problem)
+        out = []
+        for folder in self.order:
+            name = self.nodes[folder].name
+            group = groups.get(name, [])
+            if name in changed:
+                closure, fresh = changed[name]
+                group = sorted([p for p in group if p["item"] not in closure] + fresh, key=lambda p: p["item"])
+            out += group
+        if len(out) > MAX_PROBLEMS:
+            raise _Unsure  # the manifest keeps the first ones only: which, the full build tells
+        return out
+
+    def _capture(self, manifest_id: bytes, hashed: dict[str, CacheEntry], classes: dict | None,
+                 invalid: tuple = ()) -> Capture:
+        read = getattr(self, "read", [])
+        return Capture(manifest_id=manifest_id, cache=self.cache, settings=self.settings, walked=self.walked,
+                       files_hashed=len(read), bytes_hashed=sum(f.size for f in read), classes=classes,
+                       invalid=invalid, expect=self.expect, partial=True,
+                       entries={f.relpath: hashed[f.relpath] for f in read}, fresh=tuple(f.relpath for f in read),
+                       gone=tuple(self.gone), ids_in_manifest=hasattr(self.store, "stage_sealed"))
+
+
+def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageRef, ...]:
+    """The map `old` with `changes` (key -> value, None to remove) applied, cut into pages where `pages.page_runs`
+    cuts the new keys: pages before the first change, and after the runs realign with the old ones, kept by id. The
+    entries of the pages it makes anew are spliced as the bytes they are, never decoded."""
+    keys = sorted(changes)
+    packed = {k: msgpack.packb(v, use_bin_type=True) for k, v in changes.items() if v is not None}
+    refs, out, pending, at = old.refs, [], [], 0
+    if not refs:
+        pending = [(k, packed[k]) for k in keys if k in packed]
+    for j, ref in enumerate(refs):
+        end = bisect_left(keys, refs[j + 1].first, at) if j + 1 < len(refs) else len(keys)
+        if end == at and not pending:
+            out.append(ref)  # nothing of it changed and the runs start where it starts: the same page
+            continue
+        entries = old.page(j)
+        if end > at:
+            entries = dict(entries)
+            inserted = False
+            for key in keys[at:end]:
+                value = packed.get(key)
+                if value is None:
+                    entries.pop(key, None)
+                else:
+                    inserted = inserted or key not in entries
+                    entries[key] = value
+            if inserted:
+                entries = dict(sorted(entries.items()))
+        at = end
+        pending += entries.items()
+        closed, pending = _cut(pending)
+        out += [_put(run, old.kind, store) for run in closed]
+    if pending:
+        out.append(_put(pending, old.kind, store))  # the end of the map closes the last run
+    return tuple(out)
+
+
+def _cut(entries: list) -> tuple[list[list], list]:
+    """The runs `pages.page_runs` closes within `entries` (a boundary key once PAGE_MIN are in, or PAGE_MAX), and
+    the entries after the last one, whose run the next keys decide."""
+    runs, start = [], 0
+    low, high, boundary = pages.PAGE_MIN, pages.PAGE_MAX, pages._is_boundary
+    for i, entry in enumerate(entries):
+        n = i + 1 - start
+        if n >= high or (n >= low and boundary(entry[0])):
+            runs.append(entries[start : i + 1])
+            start = i + 1
+    return runs, entries[start:]
+
+
+_HEAD = b"\x83" + msgpack.packb("entries")  # a page: a map of three, its entries first (model.Page.encode)
+_PAIR = b"\x92"  # each entry: an array of two, the key and the value
+
+
+def _put(run: list, kind: str, store: ObjectSink) -> PageRef:
+    """Store one page, the very bytes `model.Page.encode` gives for these entries (values as msgpack bytes)."""
+    pack = msgpack.packb
+    parts = [_HEAD, msgpack.Packer().pack_array_header(len(run))]
+    for key, value in run:
+        parts += (_PAIR, pack(key), value)
+    parts.append(pack("kind") + pack(kind) + pack("type") + pack("page"))
+    return PageRef(run[0][0], store.put(b"".join(parts), compress=True), len(run))  # as put_object stores it

@@ -1,0 +1,243 @@
+"""`status` from the change (pvc/core/capture/delta.py): the working tree's manifest built from the paths changed since
+the last commit is exactly what the full build gives, on random edit sequences with statuses in between (whose saved
+stat cache carries the changed paths on); it reads only the pages the change touches; where the change alone cannot
+tell the result (meta.json, a new or removed dataset) the full build runs; and the report is the same either way."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_incremental import OPS, _apply, _items, _latest, _settle, small_pages  # noqa: F401 (a fixture)
+from test_media_projects import KEY, video_project  # noqa: F401 (a fixture)
+
+from pvc.core.capture import capture, delta
+from pvc.core.commit import commit
+from pvc.core.status import status
+from pvc.sample import make_image_project
+from pvc.store.overlay import OverlayStore
+from pvc.store.repository import Repository
+
+# ops whose paths the change alone can place; the others touch meta.json or make or remove a dataset
+PLACEABLE = {"edit_ann", "edit_image", "touch", "add_item", "rename_item", "add_many", "add_extra", "delete_companion"}
+
+
+def _full(repo: Repository):
+    return capture(repo, OverlayStore(repo.store), report_invalid=True, expect=_latest(repo))
+
+
+def _from_change(repo: Repository):
+    return capture(repo, OverlayStore(repo.store), report_invalid=True, expect=_latest(repo), from_change=True)
+
+
+def _full_status(repo: Repository, monkeypatch) -> dict:
+    with monkeypatch.context() as m:
+        m.setattr(delta, "delta_capture", lambda *a, **k: None)
+        return status(repo)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=7),
+       between=st.lists(st.sampled_from(["nothing", "status", "commit"]), min_size=7, max_size=7))
+def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, ops, between):
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_image_project(Path(tmp) / "proj", items=30, datasets=2, seed=seed % 97)
+        repo = Repository.init(root)
+        commit(repo, title="v1")
+        since_commit: list[str] = []
+        for step, (op, then) in enumerate(zip(ops, between)):
+            _apply(op, root, rng, step)
+            since_commit.append(op)
+            repo = Repository(root)
+            full = _full(repo)
+            repo = Repository(root)
+            cap = _from_change(repo)
+            assert cap.manifest_id == full.manifest_id, f"after {ops[: step + 1]} ({between[:step]})"
+            assert cap.invalid == full.invalid
+            if set(since_commit) <= PLACEABLE:
+                assert cap.partial, f"after {since_commit}: the full build ran"
+            if then == "status" or step == len(ops) - 1:
+                repo = Repository(root)
+                assert status(repo) == _full_status(Repository(root), monkeypatch), f"after {ops[: step + 1]}"
+            elif then == "commit":
+                commit(Repository(root), title=f"after {op}")
+                since_commit = []
+
+
+def test_status_from_change_reads_only_the_pages_it_touches(small_pages, tmp_path, monkeypatch):
+    root = make_image_project(tmp_path / "proj", items=80, datasets=3, seed=5)
+    _settle(root)
+    repo = Repository.init(root)
+    commit(repo, title="v1")
+    ann = _items(root)[17]
+    doc = json.loads(ann.read_text())
+    doc["tags"] = [{"name": "checked", "value": None}]
+    ann.write_text(json.dumps(doc))
+    read = []
+    real_page = delta._Map.page
+    monkeypatch.setattr(delta._Map, "page", lambda self, j: read.append((id(self), j)) or real_page(self, j))
+    cap = _from_change(Repository(root))
+    assert cap.partial and cap.files_hashed == 1
+    assert 0 < len(set(read)) <= 6, read  # the item's page, its files' page, a neighbour at most
+    full = _full(Repository(root))
+    assert cap.manifest_id == full.manifest_id
+    assert full.pages_built + full.pages_reused > 40  # pages the version has
+
+
+def test_meta_json_or_a_new_dataset_makes_the_full_build_run(tmp_path):
+    root = make_image_project(tmp_path / "proj", items=20, datasets=2, seed=3)
+    repo = Repository.init(root)
+    commit(repo, title="v1")
+    meta = json.loads((root / "meta.json").read_text())
+    meta["classes"].append({"title": "new", "shape": "rectangle", "color": "#00FF00"})
+    (root / "meta.json").write_text(json.dumps(meta))
+    cap = _from_change(Repository(root))
+    assert not cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    commit(Repository(root), title="v2")
+    _apply("add_dataset", root, random.Random(2), 0)
+    cap = _from_change(Repository(root))
+    assert not cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+
+
+def test_changes_seen_by_a_status_stay_known_to_the_next(tmp_path, monkeypatch):
+    """A status that takes the full way saves the stat cache with the edited file's new hash; the next status still
+    reports the edit, from the paths the cache lists as changed since the commit (the walk finds nothing changed
+    since that status), and reads no file."""
+    root = make_image_project(tmp_path / "proj", items=20, datasets=2, seed=4)
+    _settle(root)
+    repo = Repository.init(root)
+    commit(repo, title="v1")
+    ann = _items(root)[3]
+    doc = json.loads(ann.read_text())
+    doc["objects"] = []
+    ann.write_text(json.dumps(doc))
+    st = ann.stat()
+    os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns - 60 * 10**9))  # not racy: the status may vouch for it
+    first = _full_status(Repository(root), monkeypatch)
+    base = Repository(root).stat_cache().base
+    assert base is not None and base[0] == _latest(repo) and ann.relative_to(root).as_posix() in base[2]
+    cap = _from_change(Repository(root))
+    assert cap.partial and cap.files_hashed == 0
+    again = status(Repository(root))
+    assert again == first == _full_status(Repository(root), monkeypatch)
+    assert [m["item"] for m in again["items"]["modified"]] == [ann.name[: -len(".json")]]
+    commit(Repository(root), title="v2")
+    assert Repository(root).stat_cache().base[2] == []  # a commit: the entries are its files
+
+
+def test_deleted_items_and_a_nested_dataset(tmp_path, monkeypatch):
+    root = make_image_project(tmp_path / "proj", items=40, datasets=2, nested=True, seed=8)
+    repo = Repository.init(root)
+    commit(repo, title="v1")
+    anns = _items(root)
+    nested = [a for a in anns if "/datasets/" in a.as_posix()]
+    assert nested
+    for ann in (anns[2], nested[0]):
+        _apply_delete(ann)
+    cap = _from_change(Repository(root))
+    assert cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    report = status(Repository(root))
+    assert report == _full_status(Repository(root), monkeypatch)
+    assert len(report["items"]["removed"]) == 2
+
+
+def _apply_delete(ann: Path) -> None:
+    ds, name = ann.parent.parent, ann.name[: -len(".json")]
+    for p in (ann, ds / "img" / name, ds / "meta" / f"{name}.json", ds / "img_info" / f"{name}.json"):
+        p.unlink(missing_ok=True)
+
+
+def test_a_legacy_stem_annotation_changes_which_item_claims_it(tmp_path, monkeypatch):
+    """`ann/<stem>.json` goes to the first media file of that stem that has no `ann/<name>.json`: adding or removing
+    one changes other items, and the build from the change finds them."""
+    root = make_image_project(tmp_path / "proj", items=10, datasets=1, nested=False, seed=9)
+    repo = Repository.init(root)
+    ds = next(p for p in root.iterdir() if p.is_dir() and p.name != ".pvc")
+    media = sorted((ds / "img").iterdir())[0]
+    stem = media.name.rsplit(".", 1)[0]
+    (ds / "img" / f"{stem}.bmp").write_bytes(media.read_bytes())  # no annotation of its own
+    commit(repo, title="v1")
+    (ds / "ann" / f"{stem}.json").write_text(json.dumps({"size": {"height": 4, "width": 4}, "tags": [], "objects": []}))
+    cap = _from_change(Repository(root))
+    assert cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    commit(Repository(root), title="v2")
+    (ds / "ann" / f"{media.name}.json").unlink()  # now both media files compete for the stem's annotation
+    cap = _from_change(Repository(root))
+    assert cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    assert status(Repository(root)) == _full_status(Repository(root), monkeypatch)
+
+
+def test_video_project_from_change(video_project, monkeypatch):  # noqa: F811 (the fixture)
+    repo = Repository.init(video_project)
+    commit(repo, title="v1")
+    ann = video_project / "ds0" / "ann" / "clip.mp4.json"
+    doc = json.loads(ann.read_text())
+    doc["frames"].append({"index": 41, "figures": [{"key": "f41", "objectKey": KEY, "geometryType": "rectangle",
+                                                    "geometry": {"points": {"exterior": [[2, 2], [6, 6]],
+                                                                            "interior": []}}}]})
+    ann.write_text(json.dumps(doc))  # a frame past the video's end: a problem the manifest lists
+    cap = _from_change(Repository(video_project))
+    full = _full(Repository(video_project))
+    assert cap.partial and cap.manifest_id == full.manifest_id
+    report = status(Repository(video_project))
+    assert report == _full_status(Repository(video_project), monkeypatch)
+    assert [m["item"] for m in report["items"]["modified"]] == ["clip.mp4"]
+
+
+def test_commit_from_change_classifies_nothing_and_saves_only_the_change(tmp_path, monkeypatch):
+    """A commit after a small change builds from it too: the layout of the whole project is not worked out, the
+    manifest is the full build's, the stat cache keeps its columns and adds the change after them, and the next
+    status is the stat-only clean answer."""
+    import pvc.core.capture as capture_module
+
+    root = make_image_project(tmp_path / "proj", items=30, datasets=2, seed=12)
+    _settle(root)
+    repo = Repository.init(root)
+    commit(repo, title="v1")
+    _apply("edit_ann", root, random.Random(3), 0)
+    _apply("add_item", root, random.Random(4), 1)
+    full = _full(Repository(root)).manifest_id
+    with monkeypatch.context() as m:
+        m.setattr(capture_module, "_layout", lambda *a: (_ for _ in ()).throw(AssertionError("the full build ran")))
+        result = commit(Repository(root), title="v2")
+    assert result.created and bytes.fromhex(result.version.manifest) == full
+    cache = Repository(root).stat_cache()
+    changes = cache._index.get("changes")
+    assert changes and len(changes["entries"]) == result.files_hashed == 3  # the edit, an image and its annotation
+    assert cache.base == (full, cache.base[1], [])
+    assert status(Repository(root))["clean"] is True
+    again = commit(Repository(root), title="same")
+    assert not again.created and again.files_hashed == 0
+
+
+def test_entries_saved_after_the_columns_keep_their_own_racy_cutoff(tmp_path):
+    """An entry saved by `save_changes` is trusted only if its file's mtime is older than the scan that hashed it
+    began, as the columns' entries are; a damaged changes record vouches for nothing."""
+    from pvc.project.scan import FileInfo
+    from pvc.store.statcache import CacheEntry, StatCache, StatKey
+
+    cache_path = tmp_path / "index"
+    a = FileInfo("a", f"{tmp_path}/", 10, 1_000, 1, 1_000, False, False)
+    b = FileInfo("b", f"{tmp_path}/", 20, 2_000, 2, 2_000, False, False)
+    cache = StatCache(cache_path)
+    cache.save({"a": CacheEntry(StatKey(10, 1_000, 1, 1_000), b"\1" * 32, "file", None)}, 5_000)
+    cache = StatCache(cache_path)
+    entry = CacheEntry(StatKey(20, 2_000, 2, 2_000), b"\2" * 32, "file", None)
+    assert cache.save_changes({"b": entry}, [], 2_000, b"\3" * 32, {}, base=None)  # b's mtime is not before it
+    cache = StatCache(cache_path)
+    assert [e is not None for e in cache.get_all([a, b], {"a": "file", "b": "file"})] == [True, False]
+    assert StatCache(cache_path).save_changes({"b": entry}, ["a"], 3_000, b"\3" * 32, {}, base=None)
+    cache = StatCache(cache_path)
+    got = cache.get_all([a, b], {"a": "file", "b": "file"})
+    assert got[0] is None and got[1] is not None and got[1].oid == b"\2" * 32  # a is gone, b is vouched for now
+    assert cache.differences([a, b]) == ([0], [])
+    assert cache.differences([b]) == ([], [])
+    cache._index["changes"]["entries"][0][1] = "not a size"
+    cache._changed = None
+    assert cache.get_all([a, b], {"a": "file", "b": "file"}) == [None, None]
