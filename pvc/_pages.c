@@ -13,6 +13,13 @@
  *     itself, so Python decides whether it changed).
  * entries(kind, data, first, count) -> {key: value bytes} | None
  *     One page's entries.
+ * runs(kind, entries, page_min, page_avg, page_max) -> ([(first key, page bytes, count)], rest)
+ *     For the build from a change (pvc/core/capture/delta.py): `entries`, a list of (key, value bytes) in key
+ *     order, cut where pvc.store.pages cuts a map (after a key whose crc32 is 0 modulo `page_avg` once a page
+ *     holds `page_min` entries, or at `page_max`), each closed run encoded as model.Page.encode encodes it;
+ *     `rest`: where the entries after the last closed run start (their run is decided by the keys after them).
+ * one_page(kind, entries) -> (first key, page bytes, count)
+ *     All of `entries` as one page (the last run of a map, which the map's end closes).
  *
  * Both return None, and the caller decodes the pages in Python instead (which then reports the problem, or
  * accepts what this module was unsure of), for anything that is not what pvc writes: every check that
@@ -672,6 +679,169 @@ static PyObject *entries(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* CRC-32 (IEEE 802.3, reflected, as zlib.crc32), for where a page ends. */
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc32_of(const unsigned char *p, Py_ssize_t n) {
+    uint32_t c = 0xffffffffu;
+    for (Py_ssize_t i = 0; i < n; i++)
+        c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* msgpack's smallest header for a str (fix, 8, 16 or 32 bit) or an array (fix, 16 or 32 bit). */
+static Py_ssize_t str_header(unsigned char *out, Py_ssize_t n) {
+    if (n < 32) { out[0] = (unsigned char)(0xa0 | n); return 1; }
+    if (n < 256) { out[0] = 0xd9; out[1] = (unsigned char)n; return 2; }
+    if (n < 65536) { out[0] = 0xda; out[1] = (unsigned char)(n >> 8); out[2] = (unsigned char)n; return 3; }
+    out[0] = 0xdb;
+    for (int k = 0; k < 4; k++) out[1 + k] = (unsigned char)((uint64_t)n >> (24 - 8 * k));
+    return 5;
+}
+
+static Py_ssize_t array_header(unsigned char *out, Py_ssize_t n) {
+    if (n < 16) { out[0] = (unsigned char)(0x90 | n); return 1; }
+    if (n < 65536) { out[0] = 0xdc; out[1] = (unsigned char)(n >> 8); out[2] = (unsigned char)n; return 3; }
+    out[0] = 0xdd;
+    for (int k = 0; k < 4; k++) out[1 + k] = (unsigned char)((uint64_t)n >> (24 - 8 * k));
+    return 5;
+}
+
+/* One page of entries[lo:hi] (keys as UTF-8, values as msgpack bytes), as (first key, bytes, count). */
+static PyObject *encode_page(PyObject *keys, PyObject *values, Py_ssize_t lo, Py_ssize_t hi, const char *kind) {
+    static const char entries_key[] = "\x83\xa7" "entries";
+    Py_ssize_t kind_len = (Py_ssize_t)strlen(kind);
+    Py_ssize_t size = (Py_ssize_t)sizeof(entries_key) - 1 + 5 + 6 + 5 + kind_len + 5 + 5;
+    for (Py_ssize_t i = lo; i < hi; i++)
+        size += 1 + 5 + PyBytes_GET_SIZE(PyList_GET_ITEM(keys, i)) + PyBytes_GET_SIZE(PyList_GET_ITEM(values, i));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        return NULL;
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out), *start = w;
+    memcpy(w, entries_key, sizeof(entries_key) - 1);
+    w += sizeof(entries_key) - 1;
+    w += array_header(w, hi - lo);
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i), *v = PyList_GET_ITEM(values, i);
+        *w++ = 0x92;
+        w += str_header(w, PyBytes_GET_SIZE(k));
+        memcpy(w, PyBytes_AS_STRING(k), PyBytes_GET_SIZE(k));
+        w += PyBytes_GET_SIZE(k);
+        memcpy(w, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        w += PyBytes_GET_SIZE(v);
+    }
+    *w++ = 0xa4; memcpy(w, "kind", 4); w += 4;
+    w += str_header(w, kind_len);
+    memcpy(w, kind, kind_len);
+    w += kind_len;
+    *w++ = 0xa4; memcpy(w, "type", 4); w += 4;
+    *w++ = 0xa4; memcpy(w, "page", 4); w += 4;
+    if (_PyBytes_Resize(&out, w - start) < 0)
+        return NULL;
+    PyObject *first = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(PyList_GET_ITEM(keys, lo)),
+                                           PyBytes_GET_SIZE(PyList_GET_ITEM(keys, lo)), "strict");
+    if (first == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *run = Py_BuildValue("(NNn)", first, out, hi - lo);
+    return run;
+}
+
+static PyObject *runs(PyObject *self, PyObject *args) {
+    PyObject *kind, *entries;
+    Py_ssize_t page_min, page_avg, page_max;
+    if (!PyArg_ParseTuple(args, "UO!nnn", &kind, &PyList_Type, &entries, &page_min, &page_avg, &page_max))
+        return NULL;
+    const char *kind_text = PyUnicode_AsUTF8(kind);
+    if (kind_text == NULL)
+        return NULL;
+    if (page_avg <= 0 || page_max <= 0) {
+        PyErr_SetString(PyExc_ValueError, "page sizes must be positive");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    PyObject *keys = PyList_New(n), *values = PyList_New(n), *out = PyList_New(0);
+    if (keys == NULL || values == NULL || out == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) { /* the keys as UTF-8 and the values, checked, before anything is cut */
+        PyObject *pair = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))
+            || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "entries: (str, bytes) pairs");
+            goto fail;
+        }
+        PyObject *key = PyUnicode_AsUTF8String(PyTuple_GET_ITEM(pair, 0));
+        if (key == NULL)
+            goto fail;
+        PyList_SET_ITEM(keys, i, key);
+        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+        Py_INCREF(value);
+        PyList_SET_ITEM(values, i, value);
+    }
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t count = i + 1 - start;
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        int closes = count >= page_max;
+        if (!closes && count >= page_min)
+            closes = crc32_of((const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+                     % (uint32_t)page_avg == 0;
+        if (closes) {
+            PyObject *run = encode_page(keys, values, start, i + 1, kind_text);
+            if (run == NULL || PyList_Append(out, run) < 0) {
+                Py_XDECREF(run);
+                goto fail;
+            }
+            Py_DECREF(run);
+            start = i + 1;
+        }
+    }
+    Py_DECREF(keys);
+    Py_DECREF(values);
+    return Py_BuildValue("(Nn)", out, start);
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(values);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* `runs`' encoding of one page holding all of `entries` (the last run of a map, which its end closes). */
+static PyObject *one_page(PyObject *self, PyObject *args) {
+    PyObject *kind, *entries;
+    if (!PyArg_ParseTuple(args, "UO!", &kind, &PyList_Type, &entries))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "a page holds one entry at least");
+        return NULL;
+    }
+    PyObject *cut_args = Py_BuildValue("(OOnnn)", kind, entries, n, (Py_ssize_t)1, n); /* closes at n exactly */
+    if (cut_args == NULL)
+        return NULL;
+    PyObject *cut = runs(self, cut_args);
+    Py_DECREF(cut_args);
+    if (cut == NULL)
+        return NULL;
+    PyObject *pages = PyTuple_GET_ITEM(cut, 0);
+    PyObject *only = PyList_GET_SIZE(pages) == 1 ? PyList_GET_ITEM(pages, 0) : NULL;
+    Py_XINCREF(only);
+    Py_DECREF(cut);
+    if (only == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "one page expected");
+    return only;
+}
+
 static PyMethodDef methods[] = {
     {"changed", changed, METH_VARARGS,
      "changed(kind, a, b) -> [(key, page_a, value_a, page_b, value_b)] | None: the entries whose value bytes "
@@ -679,9 +849,18 @@ static PyMethodDef methods[] = {
     {"entries", entries, METH_VARARGS,
      "entries(kind, data, first, count) -> {key: value bytes} | None: one page's entries; None for anything "
      "unusual."},
+    {"one_page", one_page, METH_VARARGS,
+     "one_page(kind, entries) -> (first key, page bytes, count): all of `entries` as one page, as `runs` encodes."},
+    {"runs", runs, METH_VARARGS,
+     "runs(kind, entries, page_min, page_avg, page_max) -> ([(first key, page bytes, count)], rest): entries "
+     "(key, value bytes) cut into pages as pvc.store.pages cuts a map, each closed run encoded as a page; rest: "
+     "where the entries of the run still open start."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "pvc._pages", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__pages(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__pages(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}

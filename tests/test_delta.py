@@ -16,12 +16,19 @@ from hypothesis import strategies as st
 from test_incremental import OPS, _apply, _items, _latest, _settle, small_pages  # noqa: F401 (a fixture)
 from test_media_projects import KEY, video_project  # noqa: F401 (a fixture)
 
+import msgpack
+import pytest
+
 from pvc.core.capture import capture, delta
 from pvc.core.commit import commit
 from pvc.core.status import status
 from pvc.sample import make_image_project
+from pvc.store import pagediff, pages
+from pvc.store.model import FileValue, ItemEntry, Page
 from pvc.store.overlay import OverlayStore
 from pvc.store.repository import Repository
+
+NATIVE = pagediff.NATIVE_PAGES  # the build from the change needs pvc/_pages.c; without it the full build runs
 
 # ops whose paths the change alone can place; the others touch meta.json or make or remove a dataset
 PLACEABLE = {"edit_ann", "edit_image", "touch", "add_item", "rename_item", "add_many", "add_extra", "delete_companion"}
@@ -60,7 +67,7 @@ def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, op
             cap = _from_change(repo)
             assert cap.manifest_id == full.manifest_id, f"after {ops[: step + 1]} ({between[:step]})"
             assert cap.invalid == full.invalid
-            if set(since_commit) <= PLACEABLE:
+            if set(since_commit) <= PLACEABLE and NATIVE:
                 assert cap.partial, f"after {since_commit}: the full build ran"
             if then == "status" or step == len(ops) - 1:
                 repo = Repository(root)
@@ -70,6 +77,7 @@ def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, op
                 since_commit = []
 
 
+@pytest.mark.skipif(not NATIVE, reason="pvc/_pages.c is not built")
 def test_status_from_change_reads_only_the_pages_it_touches(small_pages, tmp_path, monkeypatch):
     root = make_image_project(tmp_path / "proj", items=80, datasets=3, seed=5)
     _settle(root)
@@ -83,7 +91,7 @@ def test_status_from_change_reads_only_the_pages_it_touches(small_pages, tmp_pat
     real_page = delta._Map.page
     monkeypatch.setattr(delta._Map, "page", lambda self, j: read.append((id(self), j)) or real_page(self, j))
     cap = _from_change(Repository(root))
-    assert cap.partial and cap.files_hashed == 1
+    assert (cap.partial or not NATIVE) and cap.files_hashed == 1
     assert 0 < len(set(read)) <= 6, read  # the item's page, its files' page, a neighbour at most
     full = _full(Repository(root))
     assert cap.manifest_id == full.manifest_id
@@ -123,7 +131,7 @@ def test_changes_seen_by_a_status_stay_known_to_the_next(tmp_path, monkeypatch):
     base = Repository(root).stat_cache().base
     assert base is not None and base[0] == _latest(repo) and ann.relative_to(root).as_posix() in base[2]
     cap = _from_change(Repository(root))
-    assert cap.partial and cap.files_hashed == 0
+    assert (cap.partial or not NATIVE) and cap.files_hashed == 0
     again = status(Repository(root))
     assert again == first == _full_status(Repository(root), monkeypatch)
     assert [m["item"] for m in again["items"]["modified"]] == [ann.name[: -len(".json")]]
@@ -141,7 +149,7 @@ def test_deleted_items_and_a_nested_dataset(tmp_path, monkeypatch):
     for ann in (anns[2], nested[0]):
         _apply_delete(ann)
     cap = _from_change(Repository(root))
-    assert cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    assert (cap.partial or not NATIVE) and cap.manifest_id == _full(Repository(root)).manifest_id
     report = status(Repository(root))
     assert report == _full_status(Repository(root), monkeypatch)
     assert len(report["items"]["removed"]) == 2
@@ -165,11 +173,11 @@ def test_a_legacy_stem_annotation_changes_which_item_claims_it(tmp_path, monkeyp
     commit(repo, title="v1")
     (ds / "ann" / f"{stem}.json").write_text(json.dumps({"size": {"height": 4, "width": 4}, "tags": [], "objects": []}))
     cap = _from_change(Repository(root))
-    assert cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    assert (cap.partial or not NATIVE) and cap.manifest_id == _full(Repository(root)).manifest_id
     commit(Repository(root), title="v2")
     (ds / "ann" / f"{media.name}.json").unlink()  # now both media files compete for the stem's annotation
     cap = _from_change(Repository(root))
-    assert cap.partial and cap.manifest_id == _full(Repository(root)).manifest_id
+    assert (cap.partial or not NATIVE) and cap.manifest_id == _full(Repository(root)).manifest_id
     assert status(Repository(root)) == _full_status(Repository(root), monkeypatch)
 
 
@@ -184,12 +192,13 @@ def test_video_project_from_change(video_project, monkeypatch):  # noqa: F811 (t
     ann.write_text(json.dumps(doc))  # a frame past the video's end: a problem the manifest lists
     cap = _from_change(Repository(video_project))
     full = _full(Repository(video_project))
-    assert cap.partial and cap.manifest_id == full.manifest_id
+    assert (cap.partial or not NATIVE) and cap.manifest_id == full.manifest_id
     report = status(Repository(video_project))
     assert report == _full_status(Repository(video_project), monkeypatch)
     assert [m["item"] for m in report["items"]["modified"]] == ["clip.mp4"]
 
 
+@pytest.mark.skipif(not NATIVE, reason="pvc/_pages.c is not built")
 def test_commit_from_change_classifies_nothing_and_saves_only_the_change(tmp_path, monkeypatch):
     """A commit after a small change builds from it too: the layout of the whole project is not worked out, the
     manifest is the full build's, the stat cache keeps its columns and adds the change after them, and the next
@@ -241,3 +250,26 @@ def test_entries_saved_after_the_columns_keep_their_own_racy_cutoff(tmp_path):
     cache._index["changes"]["entries"][0][1] = "not a size"
     cache._changed = None
     assert cache.get_all([a, b], {"a": "file", "b": "file"}) == [None, None]
+
+
+@pytest.mark.skipif(not NATIVE, reason="pvc/_pages.c is not built")
+@pytest.mark.parametrize("kind", ["files", "items"])
+def test_native_runs_cut_and_encode_pages_as_the_model_does(kind):
+    """`_pages.runs` and `_pages.one_page` give the very pages `pages.page_runs` and `model.Page.encode` give, keys
+    of every length (msgpack's str headers) and outside ASCII included."""
+    from pvc import _pages
+
+    rng = random.Random(7)
+    keys = sorted({"".join(rng.choices("abcxyz_é/.", k=rng.choice([1, 5, 31, 32, 40, 255, 256, 300, 70_000])))
+                   for _ in range(2_500)})
+    if kind == "files":
+        values = [FileValue(bytes([i % 256]) * 32, i * 1000, 0o644) for i in range(len(keys))]
+    else:
+        values = [ItemEntry("image", f"img/{i}.png", None, (), {"width": i}, None, sorted_values=True)
+                  for i in range(len(keys))]
+    entries = [(k, msgpack.packb(v.encode(), use_bin_type=True)) for k, v in zip(keys, values)]
+    closed, rest = _pages.runs(kind, entries, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
+    runs = pages.page_runs(keys)
+    assert len(closed) == len(runs) - 1 and rest == runs[-1][0]
+    for (first, data, count), (lo, hi) in zip(closed + [_pages.one_page(kind, entries[rest:])], runs):
+        assert (first, data, count) == (keys[lo], Page(kind, tuple(zip(keys[lo:hi], values[lo:hi]))).encode(), hi - lo)

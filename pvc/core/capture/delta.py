@@ -428,7 +428,8 @@ class _Delta:
 def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageRef, ...]:
     """The map `old` with `changes` (key -> value, None to remove) applied, cut into pages where `pages.page_runs`
     cuts the new keys: pages before the first change, and after the runs realign with the old ones, kept by id. The
-    entries of the pages it makes anew are spliced as the bytes they are, never decoded."""
+    entries of the pages it makes anew are spliced as the bytes they are, never decoded (pvc/_pages.c `runs` cuts
+    and encodes them as model.Page.encode would)."""
     keys = sorted(changes)
     packed = {k: msgpack.packb(v, use_bin_type=True) for k, v in changes.items() if v is not None}
     refs, out, pending, at = old.refs, [], [], 0
@@ -454,35 +455,10 @@ def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageR
                 entries = dict(sorted(entries.items()))
         at = end
         pending += entries.items()
-        closed, pending = _cut(pending)
-        out += [_put(run, old.kind, store) for run in closed]
-    if pending:
-        out.append(_put(pending, old.kind, store))  # the end of the map closes the last run
+        closed, rest = _pages.runs(old.kind, pending, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
+        out += [PageRef(first, store.put(data, compress=True), count) for first, data, count in closed]
+        pending = pending[rest:]
+    if pending:  # the end of the map closes the last run
+        first, data, count = _pages.one_page(old.kind, pending)
+        out.append(PageRef(first, store.put(data, compress=True), count))  # (compressed as put_object stores it)
     return tuple(out)
-
-
-def _cut(entries: list) -> tuple[list[list], list]:
-    """The runs `pages.page_runs` closes within `entries` (a boundary key once PAGE_MIN are in, or PAGE_MAX), and
-    the entries after the last one, whose run the next keys decide."""
-    runs, start = [], 0
-    low, high, boundary = pages.PAGE_MIN, pages.PAGE_MAX, pages._is_boundary
-    for i, entry in enumerate(entries):
-        n = i + 1 - start
-        if n >= high or (n >= low and boundary(entry[0])):
-            runs.append(entries[start : i + 1])
-            start = i + 1
-    return runs, entries[start:]
-
-
-_HEAD = b"\x83" + msgpack.packb("entries")  # a page: a map of three, its entries first (model.Page.encode)
-_PAIR = b"\x92"  # each entry: an array of two, the key and the value
-
-
-def _put(run: list, kind: str, store: ObjectSink) -> PageRef:
-    """Store one page, the very bytes `model.Page.encode` gives for these entries (values as msgpack bytes)."""
-    pack = msgpack.packb
-    parts = [_HEAD, msgpack.Packer().pack_array_header(len(run))]
-    for key, value in run:
-        parts += (_PAIR, pack(key), value)
-    parts.append(pack("kind") + pack(kind) + pack("type") + pack("page"))
-    return PageRef(run[0][0], store.put(b"".join(parts), compress=True), len(run))  # as put_object stores it
