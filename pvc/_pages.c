@@ -21,7 +21,7 @@
  * one_page(kind, entries) -> (first key, page bytes, count)
  *     All of `entries` as one page (the last run of a map, which the map's end closes).
  *
- * Both return None, and the caller decodes the pages in Python instead (which then reports the problem, or
+ * `changed` and `entries` return None, and the caller decodes the pages in Python instead (which then reports the problem, or
  * accepts what this module was unsure of), for anything that is not what pvc writes: every check that
  * pvc.store.model's `Page.decode` and pvc.store.pages' `_page` make is made here, and a page accepted here
  * is one they accept, with the same entries. Stricter here (None) on what they would accept but pvc never

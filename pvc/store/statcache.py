@@ -147,6 +147,7 @@ class StatCache:
         self._position: dict[str, int] | None = None  # path -> its place in the columns, once a lookup needs it
         self._matched: tuple | None = None  # (files, what _matching found for them): the last answer
         self._changed: tuple[dict[str, tuple], set[str], dict[str, int]] | None = None  # `changes`, read once
+        self._broken = False  # the stats part could not be decoded
         # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
         # which has the store); None: such a body vouches for nothing
         self.file_ids: Callable[[bytes], dict[str, bytes]] | None = None
@@ -202,8 +203,13 @@ class StatCache:
 
     @property
     def base(self) -> tuple[bytes, Any, list[str]] | None:
-        """(committed manifest, its settings, the paths that may differ from it) or None: see the module's text."""
+        """(committed manifest, its settings, the paths that may differ from it) or None: see the module's text. None
+        too when the stats cannot be read: the paths gone since could not be told."""
         record = self._index.get("base")
+        if self._index.get("stats") and self._stats_count is None:
+            self._matching([])
+        if self._broken:
+            return None
         if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], bytes)
                 and len(record[0]) == 32 and isinstance(record[2], list)
                 and all(isinstance(p, str) for p in record[2])):
@@ -274,7 +280,7 @@ class StatCache:
             try:
                 self._columns = _columns(msgpack.unpackb(_unpacked(raw), raw=False))
             except Exception:
-                self._stats_count = 0
+                self._stats_count, self._broken = 0, True
                 return found, [], 0
         paths, sizes, mtimes, inodes, ctimes = self._columns
         if 8 * len(files) < len(paths):  # a few files asked of many: each looked up
@@ -379,6 +385,17 @@ class StatCache:
         """The manifest whose files map gives the ids the body leaves out: the last commit that saved it."""
         return self._index.get("ids_from") or self._index.get("manifest")
 
+    def vouched_entries(self, files: list) -> dict[str, CacheEntry]:
+        """{path: entry} of each of `files` the cache vouches for, with the role it recorded (for a save of every
+        entry after a build that looked up only the changed files, whose other files kept their roles)."""
+        found, paths, _ = self._matching(files)
+        wanted = {k: i for i, k in enumerate(found) if k is not None}
+        out = {}
+        for i, oid, role, raw in sorted(self._results(wanted, paths)):
+            if isinstance(oid, bytes) and len(oid) == 32:
+                out[files[i].relpath] = CacheEntry.of(files[i], oid, role, raw)
+        return out
+
     def get(self, relpath: str, key: StatKey, role: str) -> CacheEntry | None:
         """The entry of `relpath` if its stat `key` and `role` are what the cache vouches for (the rule of `get_all`)."""
         probe = SimpleNamespace(relpath=relpath, size=key.size, mtime_ns=key.mtime_ns, ino=key.ino, ctime_ns=key.ctime_ns)
@@ -428,6 +445,12 @@ class StatCache:
         if self._derived is None:
             self._results({}, [])
         return self._derived.get(key)
+
+    def derived_map(self) -> dict[bytes, Any]:
+        """The whole derived map, as read."""
+        if self._derived is None:
+            self._results({}, [])
+        return dict(self._derived or {})
 
     def release(self) -> None:
         """Let go of the entries' bytes as read from the file (~190 bytes a file) once a capture has looked its files
@@ -479,6 +502,7 @@ class StatCache:
         atomic_write(self.path, parts)
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
         self._columns = self._position = self._matched = self._changed = None
+        self._broken = False
 
     def save_changes(self, entries: dict[str, CacheEntry], gone: list[str], scan_started: int, manifest: bytes,
                      settings: Any, *, base: tuple[bytes, Any, list[str]] | None, ids_in_manifest: bool = False,
@@ -506,13 +530,15 @@ class StatCache:
         ids_from = manifest if ids_in_manifest else self._ids_source  # what the ids left out come from
         body = {"base": list(base) if base is not None else None, "scan_started": doc["scan_started"],
                 "manifest": manifest, "settings": settings, "stats": doc["stats"], "results": doc["results"],
-                "pages": doc.get("pages") or {}, "ids_from": ids_from,
+                "pages": {}, "ids_from": ids_from,  # (a page record vouches for its files under the columns'
+                # cutoff, which an entry saved here no longer shares: the records go, the next full build makes new)
                 "changes": {"entries": [[p, *e] for p, e in merged.items()], "gone": sorted(dropped)}}
         recorded = tree is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
         atomic_write(self.path, [head, msgpack.packb(body, use_bin_type=True)])
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
         self._columns = self._position = self._matched = self._changed = None
+        self._broken = False
         if recorded:
             self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes or {}
         return True

@@ -72,11 +72,17 @@ class Capture:
         """Remember the hashes (call with the repository lock held), and the digest of this scan's stat
         records when none of them is racy, so that the next scan of an untouched tree reads nothing."""
         if self.partial:  # built from the change: what it read and what is gone are saved after the rest
-            if (self.fresh or self.gone) and self.walked.scan_started is not None:
-                self.cache.save_changes(self.entries, list(self.gone), self.walked.scan_started, self.manifest_id,
-                                        self.settings, base=self._base(), ids_in_manifest=self.ids_in_manifest,
-                                        tree=self._tree_digest() if self.ids_in_manifest and self.walked.settled
-                                        else None, classes=self.classes)
+            if (self.fresh or self.gone or self.ids_in_manifest) and self.walked.scan_started is not None:
+                base, started = self._base(), self.walked.scan_started
+                tree = self._tree_digest() if self.ids_in_manifest and self.walked.settled else None
+                if not self.cache.save_changes(self.entries, list(self.gone), started, self.manifest_id,
+                                               self.settings, base=base, ids_in_manifest=self.ids_in_manifest,
+                                               tree=tree, classes=self.classes):
+                    # too many entries after the columns already: every entry saved anew, the unchanged ones with
+                    # the roles they had (a change the build from the change handles keeps every other file's)
+                    entries = self.cache.vouched_entries(self.walked.files) | self.entries
+                    self.cache.save(entries, started, self.cache.derived_map(), self.manifest_id, self.settings,
+                                    ids_in_manifest=self.ids_in_manifest, tree=tree, classes=self.classes, base=base)
             return
         if self.unchanged:  # proven by the entries, or by the tree record
             if self.record_tree and self.classes is not None:

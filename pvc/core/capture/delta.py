@@ -215,8 +215,9 @@ class _Delta:
         names: set[str] = set()
         for rel in changes:
             head, _, tail = rel.partition("/")
-            if head in self.other_media or head == "datasets":
-                raise _Unsure  # another type's media folder (a warning), or a dataset nested anew
+            if head in self.other_media or head == "datasets" or rel == "annotation.json":
+                raise _Unsure  # another type's media folder (a warning), a dataset nested anew, or a point-cloud
+                # episode's annotation (which tells layout._media_types the type of a dataset's pointcloud/)
             if not tail or "/" in tail:
                 continue  # an extra: the files map only
             if head == self.media_dir and suffix(tail) in self.suffixes:
@@ -225,7 +226,7 @@ class _Delta:
                 names.add(tail[: -len(".json")])
             else:
                 for dir_name, end in self.companions.items():
-                    if head == dir_name and tail.endswith(end) and len(tail) > len(end):
+                    if head == dir_name and tail.endswith(end):
                         names.add(tail[: -len(end)])
         # whether the folder is a dataset, and of which type, stays as it was; a dataset without media files (whose
         # annotations may be what tells the project's type) is left to the full build
@@ -433,8 +434,11 @@ def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageR
     keys = sorted(changes)
     packed = {k: msgpack.packb(v, use_bin_type=True) for k, v in changes.items() if v is not None}
     refs, out, pending, at = old.refs, [], [], 0
-    if not refs:
+    if not refs:  # a map made from nothing: cut like any other
         pending = [(k, packed[k]) for k in keys if k in packed]
+        closed, rest = _pages.runs(old.kind, pending, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
+        out += [PageRef(first, store.put(data, compress=True), count) for first, data, count in closed]
+        pending = pending[rest:]
     for j, ref in enumerate(refs):
         end = bisect_left(keys, refs[j + 1].first, at) if j + 1 < len(refs) else len(keys)
         if end == at and not pending:
