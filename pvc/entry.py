@@ -2,7 +2,8 @@
 
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
-imported: loading them costs more than the walk; so are `pvc --version`, `pvc log` and `pvc tag --list` (from
+imported: loading them costs more than the walk; so is `pvc status --json` on a changed project (the report of
+pvc/core/status.py, printed as JSON: only the text form needs the CLI's renderer); so are `pvc --version`, `pvc log` and `pvc tag --list` (from
 the refs alone), `pvc show` (the refs, the manifest and its trees) and `pvc diff A B --stat` / `--json` (the
 diff of two versions, pvc/core/diff.py), printed by pvc/render.py, which the CLI prints them with too. The global options before the command
 (`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
@@ -147,9 +148,12 @@ def _answer_untouched(args: list[str]) -> int | None:
     if args[0] == "diff":
         return _answer_diff(project, options)
     if args[0] == "status":
-        from pvc.core.fastpath import clean_status
+        from pvc.core.fastpath import clean_status, working_status
 
         report = clean_status(project)
+        if report is None and "json" in options:
+            report = working_status(project)  # the whole report; only its text needs the CLI's renderer
+            return None if report is None else _say(report, "")
         if report is None:
             return None
         doc, line = report, f"nothing to commit: working tree matches v{report['from']}"  # as render_changes

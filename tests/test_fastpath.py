@@ -481,3 +481,28 @@ def test_answered_show_and_tags_print_what_the_full_commands_print(history, caps
 def test_show_and_tag_forms_the_entry_point_leaves_to_the_cli(history, monkeypatch, args):
     monkeypatch.chdir(history)  # version 2 is deleted: the CLI says so
     assert entry._answer_untouched(args) is None
+
+
+@pytest.mark.parametrize("change", ["edit", "remove", "bad config"])
+def test_status_json_of_a_changed_project_is_answered_as_the_cli_answers_it(committed, capsys, monkeypatch, change):
+    """`pvc status --json` with changes: the report of the same status function, printed without the CLI; what
+    the CLI must explain (here a malformed `.pvc/config`) goes to the CLI."""
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    if change == "edit":
+        ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    elif change == "remove":
+        ann.unlink()
+    else:
+        ann.unlink()
+        (committed / ".pvc" / "config").write_text("{not json")
+    monkeypatch.chdir(committed)
+    answered = entry._answer_untouched(["status", "--json"])
+    fast = capsys.readouterr().out
+    if change == "bad config":
+        assert answered is None and fast == ""
+        return
+    assert answered == 0
+    assert full_cli.main(["status", "--json"]) == 0
+    assert fast == capsys.readouterr().out
+    assert json.loads(fast)["clean"] is False
+    assert entry._answer_untouched(["status"]) is None  # the text form: the CLI's renderer

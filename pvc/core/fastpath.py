@@ -119,6 +119,14 @@ def clean_status(start: str) -> dict | None:
     return clean_report(latest.number, "working", cache.classes)
 
 
+def working_status(start: str) -> dict | None:
+    """The `status` report of a changed project (pvc/core/status.py, the same function the CLI calls); None on any
+    problem, which the full command then meets and explains."""
+    from pvc.core.status import status
+
+    return _answered(start, status)
+
+
 def unchanged_commit(start: str) -> CommitResult | None:
     """What `pvc commit` returns when the project is provably the latest version, decided under the lock
     like every commit (nothing else is written); None in every other case, and then the full commit runs."""
