@@ -32,7 +32,7 @@ from pvc.store.atomic import atomic_write
 from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.packed import PackedStore, Published
 from pvc.store.refs import VersionRecord
-from pvc.store.remote.medium import Medium
+from pvc.store.remote.medium import Buffer, Medium
 
 __all__ = ["RemoteStore", "REMOTE_FORMAT", "TransferStats"]
 
@@ -113,10 +113,11 @@ class RemoteStore(PackedStore):
         """The size of a pack on the remote, as listed (0 if it is not listed)."""
         return self.packs.get(f"{pack.hex()}.pack", 0)
 
-    def read_pack(self, pack: bytes) -> bytes:
-        """A whole pack, checked against its name (its blake3): CorruptObject if it does not match."""
+    def read_pack(self, pack: bytes) -> Buffer:
+        """A whole pack, checked against its name (its blake3): CorruptObject if it does not match. A read-only
+        buffer, not necessarily a bytes (the download's own, not copied)."""
         name = f"packs/{pack.hex()}.pack"
-        data = self.medium.get(name)
+        data = self.medium.get_buffer(name)
         self.stats.add(received=len(data))
         if blake3.blake3(data, max_threads=blake3.blake3.AUTO).digest() != pack:
             raise CorruptObject(f"{self.url}/{name}: does not hash to its name (damaged on the remote); nothing of "
