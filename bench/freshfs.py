@@ -1,0 +1,70 @@
+"""Restores and clones timed on a fresh ext4 file system each time, tools alternated.
+
+Why: the harness deletes one repetition's tree before the next one writes its own, and ext4's inode allocator
+skips inodes deleted in the last 60 s (300 s while their table block is dirty; `recently_deleted` in
+fs/ext4/ialloc.c), so after tens of thousands of deletes each new file costs a search. perf on a 20k clone right
+after such deletes: `recently_deleted` 8.8% of the samples, `find_get_block_common` 10.2%, `find_inode_bit` 2.7%.
+Which tool pays how much depends on when it runs after the deletes, so restore ratios from the harness can say
+more about the deletes than about the tools (docs/performance.md).
+
+Here each command writes into a new file system (a loop device over a new image file: nothing was ever deleted
+on it), and the commands alternate. Needs root (mkfs, mount). Usage:
+
+    python bench/freshfs.py REPS 'NAME:COMMAND' ...     # COMMAND writes into {out}
+
+e.g. python bench/freshfs.py 5 'pvc:pvc -C proj restore 1 --to {out}' 'restic:restic -r repo restore latest --target {out}'
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+IMAGE = os.environ.get("FRESHFS_IMAGE", "/tmp/pvc-bench-fresh.img")
+MOUNT = os.environ.get("FRESHFS_MOUNT", "/mnt/pvc-bench-fresh")
+SIZE = os.environ.get("FRESHFS_SIZE", "6G")
+
+
+def fresh() -> None:
+    subprocess.run(["umount", MOUNT], stderr=subprocess.DEVNULL)
+    if os.path.exists(IMAGE):
+        os.unlink(IMAGE)
+    os.makedirs(MOUNT, exist_ok=True)
+    subprocess.run(["truncate", "-s", SIZE, IMAGE], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", IMAGE], check=True)
+    subprocess.run(["mount", "-o", "loop", IMAGE, MOUNT], check=True)
+    subprocess.run(["sync"], check=True)
+
+
+def main(argv: list[str]) -> int:
+    reps, tools = int(argv[0]), [arg.split(":", 1) for arg in argv[1:]]
+    times: dict[str, list[float]] = {name: [] for name, _ in tools}
+    try:
+        for rep in range(reps):
+            for name, command in (tools if rep % 2 == 0 else tools[::-1]):
+                fresh()
+                out = f"{MOUNT}/out"
+                start = time.perf_counter()
+                done = subprocess.run(command.format(out=out), shell=True, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+                elapsed = time.perf_counter() - start
+                if done.returncode != 0:
+                    print(f"{name} failed: {done.stderr.decode(errors='replace')[-500:]}", file=sys.stderr)
+                    return 1
+                files = sum(len(names) for _, _, names in os.walk(out))
+                times[name].append(elapsed)
+                print(f"rep {rep} {name}: {elapsed:.2f} s, {files} files", flush=True)
+    finally:
+        subprocess.run(["umount", MOUNT], stderr=subprocess.DEVNULL)
+        if os.path.exists(IMAGE):
+            os.unlink(IMAGE)
+    for name, ts in times.items():
+        print(f"{name}: median {statistics.median(ts):.2f} s (min {min(ts):.2f}, max {max(ts):.2f}) over {len(ts)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
