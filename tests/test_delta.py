@@ -13,7 +13,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_incremental import OPS, _apply, _items, _latest, _settle, small_pages  # noqa: F401 (a fixture)
+from test_incremental import (OPS, _apply, _committed_then_edited, _items, _latest, _settle, _tag_checked,  # noqa: F401
+                              small_pages)
 from test_media_projects import KEY, video_project  # noqa: F401 (a fixture)
 
 import msgpack
@@ -79,14 +80,7 @@ def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, op
 
 @pytest.mark.skipif(not NATIVE, reason="pvc/_pages.c is not built")
 def test_status_from_change_reads_only_the_pages_it_touches(small_pages, tmp_path, monkeypatch):
-    root = make_image_project(tmp_path / "proj", items=80, datasets=3, seed=5)
-    _settle(root)
-    repo = Repository.init(root)
-    commit(repo, title="v1")
-    ann = _items(root)[17]
-    doc = json.loads(ann.read_text())
-    doc["tags"] = [{"name": "checked", "value": None}]
-    ann.write_text(json.dumps(doc))
+    root, _ = _committed_then_edited(tmp_path, items=80, datasets=3, seed=5, index=17, edit=_tag_checked)
     read = []
     real_page = delta._Map.page
     monkeypatch.setattr(delta._Map, "page", lambda self, j: read.append((id(self), j)) or real_page(self, j))
@@ -117,14 +111,9 @@ def test_changes_seen_by_a_status_stay_known_to_the_next(tmp_path, monkeypatch):
     """A status that takes the full way saves the stat cache with the edited file's new hash; the next status still
     reports the edit, from the paths the cache lists as changed since the commit (the walk finds nothing changed
     since that status), and reads no file."""
-    root = make_image_project(tmp_path / "proj", items=20, datasets=2, seed=4)
-    _settle(root)
-    repo = Repository.init(root)
-    commit(repo, title="v1")
-    ann = _items(root)[3]
-    doc = json.loads(ann.read_text())
-    doc["objects"] = []
-    ann.write_text(json.dumps(doc))
+    root, ann = _committed_then_edited(tmp_path, items=20, datasets=2, seed=4, index=3,
+                                       edit=lambda doc: doc.update(objects=[]))
+    repo = Repository(root)
     st = ann.stat()
     os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns - 60 * 10**9))  # not racy: the status may vouch for it
     first = _full_status(Repository(root), monkeypatch)

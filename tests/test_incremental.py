@@ -183,17 +183,26 @@ def test_incremental_build_equals_full_build(small_pages, monkeypatch, seed, ops
         assert reused > 0 or all(op in ("edit_meta", "remove_dataset") for op in ops)
 
 
+def _committed_then_edited(tmp_path: Path, *, items: int, datasets: int, seed: int, index: int, edit) -> tuple[Path, Path]:
+    """A settled sample project, committed, then the annotation of its item `index` changed by `edit(doc)`."""
+    root = make_image_project(tmp_path / "proj", items=items, datasets=datasets, seed=seed)
+    _settle(root)
+    commit(Repository.init(root), title="v1")
+    ann = _items(root)[index]
+    doc = json.loads(ann.read_text())
+    edit(doc)
+    ann.write_text(json.dumps(doc))
+    return root, ann
+
+
+def _tag_checked(doc: dict) -> None:
+    doc["tags"] = [{"name": "checked", "value": None}]
+
+
 def test_one_edit_builds_one_page(small_pages, tmp_path):
     """One annotation edited: the page of the dataset's files map and the page of its items map that hold it are
     built, every other page of every map is taken by id."""
-    root = make_image_project(tmp_path / "proj", items=60, datasets=3, seed=5)
-    _settle(root)
-    repo = Repository.init(root)
-    commit(repo, title="v1")
-    ann = _items(root)[17]
-    doc = json.loads(ann.read_text())
-    doc["tags"] = [{"name": "checked", "value": None}]
-    ann.write_text(json.dumps(doc))
+    root, _ = _committed_then_edited(tmp_path, items=60, datasets=3, seed=5, index=17, edit=_tag_checked)
     repo = Repository(root)
     cap = capture(repo, OverlayStore(repo.store), expect=_latest(repo))
     assert cap.files_hashed == 1
