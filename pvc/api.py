@@ -164,7 +164,8 @@ class Project:
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
                                   source=ra.number, target=rb.number, dataset=dataset, item=item)
         ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.latest()) else None
-        working, cap = working_snapshot(self._repo, ra.manifest if ra else None)  # untouched since `ra`: nothing read
+        working, cap = working_snapshot(self._repo, ra.manifest if ra else None,  # untouched since `ra`: nothing read
+                                        from_change=True)  # (built from the change when `ra` is the stat cache's base)
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
                               dataset=dataset, item=item, invalid=cap.invalid)

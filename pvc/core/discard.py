@@ -43,7 +43,7 @@ def discard(repo: Repository, *, apply: bool = False, lock_timeout: float = 60.0
     if latest is None:
         raise UsageError("nothing to discard to: no versions yet (run `pvc commit`)")
     if not apply:
-        working, cap = working_snapshot(repo, latest.manifest)
+        working, cap = working_snapshot(repo, latest.manifest, from_change=True)
         base = Snapshot(repo.store, bytes.fromhex(latest.manifest))
         report = diff_snapshots(base, working, source=latest.number, target="working", invalid=cap.invalid)
         restore, remove = _plan(base, working)

@@ -16,8 +16,9 @@ def working_snapshot(repo: Repository, expect: str | None = None, *, from_change
     """The working tree as a snapshot whose new objects live in memory; the store is not written.
     `expect`: the manifest of the version it is compared with; a tree nobody touched since is known to be
     that manifest without reading a file. A file a commit would refuse does not stop it: it is captured as
-    `--allow-invalid` would store it and listed in `Capture.invalid`, to be reported with the rest. `from_change`:
-    built from the paths changed since the version, where the stat cache can tell them (capture/delta.py)."""
+    `--allow-invalid` would store it and listed in `Capture.invalid`, to be reported with the rest. `from_change`
+    (status, diff, the preview of discard): built from the paths changed since the version, where it is the stat
+    cache's base and the change alone can tell the manifest (capture/delta.py)."""
     overlay = OverlayStore(repo.store)
     cap = capture(repo, overlay, report_invalid=True, expect=bytes.fromhex(expect) if expect else None,
                   from_change=from_change)
