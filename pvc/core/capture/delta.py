@@ -1,5 +1,5 @@
 """Capture from the change: the working tree's manifest built from the paths that changed since a committed version,
-not from every file of the project (`status` and `commit`).
+not from every file of the project (`status`, `commit`, `diff` against the working tree, the preview of `discard`).
 
 The stat cache keeps a base (pvc/store/statcache.py): the manifest of the last commit, and the paths that may differ
 from it. Every other path the walk finds with the stat the cache vouches for is that version's file. So the
@@ -16,10 +16,10 @@ candidates are the files the cache does not vouch for, the ones gone, and those 
 - and, when it is saved, the stat cache keeps its columns and adds what was read and what is gone after them
   (`StatCache.save_changes`).
 
-The result is the manifest a full build gives (tests/test_incremental.py checks it on random edit sequences). Where
-that cannot be told safely from the change alone (meta.json or a root file, a new or vanishing dataset or media
-folder, another type's media folder, a volume project, more problems than a manifest lists, a large change) the
-capture falls back to the full build (`None` here).
+The result is the manifest a full build gives (tests/test_delta.py checks it on random edit sequences). Where that
+cannot be told safely from the change alone (meta.json or a root file, a new or vanishing dataset or media folder, a
+dataset without media, another type's media folder or a point-cloud episode's annotation, a volume project, more
+problems than a manifest lists, a large change) the capture falls back to the full build (`None` here).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import msgpack
 from pvc.core.capture import Capture
 from pvc.core.capture.build import MAX_PROBLEMS
 from pvc.core.capture.describe import ItemDescriber
-from pvc.core.capture.hash import ObjectSink, _in_threads, invalid_reason
+from pvc.core.capture.hash import ObjectSink, hash_files, invalid_reason
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.project.layout import (ANN_ROLE, COMPANION_FILES, ITEM_KIND, MEDIA_DIRS, MEDIA_SUFFIXES, Dataset, Item,
                                 dataset_items, suffix)
@@ -41,7 +41,7 @@ from pvc.project.scan import FileInfo
 from pvc.store import pages
 from pvc.store.pagediff import _pages
 from pvc.store.model import ChildRef, ItemEntry, Manifest, PageRef, Tree
-from pvc.store.statcache import CacheEntry, StatCache, raw_is_invalid
+from pvc.store.statcache import CacheEntry, StatCache
 
 __all__ = ["delta_capture"]
 
@@ -137,14 +137,15 @@ class _Delta:
                  keep_invalid: bool, dirty: list[str]) -> None:
         self.repo, self.store, self.cache, self.settings, self.walked = repo, store, cache, settings, walked
         self.expect, self.keep_invalid, self.dirty = expect, keep_invalid, dirty
+        self.read: list[FileInfo] = []  # the files this capture read
+        self.gone: list[str] = []  # the cached paths the walk did not find
 
     def run(self) -> Capture:
         files: list[FileInfo] = self.walked.files
-        changed, gone = self.cache.differences(files)
-        self.gone = gone
+        changed, self.gone = self.cache.differences(files)
         by_path = {f.relpath: f for f in files}
         candidates: dict[str, FileInfo | None] = {files[i].relpath: files[i] for i in changed}
-        for path in (*gone, *self.dirty):
+        for path in (*self.gone, *self.dirty):
             candidates[path] = by_path.get(path)
         if len(candidates) > len(files) // 4 + 200:
             raise _Unsure  # a change that large costs the full build about as much
@@ -301,23 +302,10 @@ class _Delta:
                     ids[path] = value[0]
         wanted = [self.by_path[p] for p in roles]
         file_ids, self.cache.file_ids = self.cache.file_ids, lambda manifest: ids if manifest == self.expect else {}
-        try:
-            found = self.cache.get_all(wanted, roles)
+        try:  # the full build's hashing stage, on these files alone
+            hashed, self.read = hash_files(self.cache, self.store, wanted, roles, self.keep_invalid, None)
         finally:
             self.cache.file_ids = file_ids
-        hashed: dict[str, CacheEntry] = {}
-        todo = []
-        adopt = getattr(self.store, "adopt", None)
-        for f, cached in zip(wanted, found):
-            if (cached is None or not (self.store.has(cached.oid) or (adopt and adopt(cached.oid, f.path, f.size)))
-                    or (not self.keep_invalid and raw_is_invalid(cached.raw))):  # (a commit refuses it again)
-                todo.append((f, roles[f.relpath]))
-            else:
-                hashed[f.relpath] = cached
-        self.read = [f for f, _ in todo]
-        results = _in_threads(self.store, todo, self.keep_invalid, None, sum(f.size for f in self.read))
-        for (f, role), result in zip(todo, results):
-            hashed[f.relpath] = CacheEntry.of(f, result.oid, role, result.raw)
         return hashed
 
     # -- the new objects --------------------------------------------------------------------------------------
@@ -418,7 +406,7 @@ class _Delta:
 
     def _capture(self, manifest_id: bytes, hashed: dict[str, CacheEntry], classes: dict | None,
                  invalid: tuple = ()) -> Capture:
-        read = getattr(self, "read", [])
+        read = self.read
         return Capture(manifest_id=manifest_id, cache=self.cache, settings=self.settings, walked=self.walked,
                        files_hashed=len(read), bytes_hashed=sum(f.size for f in read), classes=classes,
                        invalid=invalid, expect=self.expect, partial=True,
@@ -433,12 +421,15 @@ def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageR
     and encodes them as model.Page.encode would)."""
     keys = sorted(changes)
     packed = {k: msgpack.packb(v, use_bin_type=True) for k, v in changes.items() if v is not None}
-    refs, out, pending, at = old.refs, [], [], 0
-    if not refs:  # a map made from nothing: cut like any other
-        pending = [(k, packed[k]) for k in keys if k in packed]
+    refs, out, at = old.refs, [], 0
+
+    def cut(pending: list) -> list:
+        """Store the runs `pending` closes; return the entries of the run still open."""
         closed, rest = _pages.runs(old.kind, pending, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
-        out += [PageRef(first, store.put(data, compress=True), count) for first, data, count in closed]
-        pending = pending[rest:]
+        out.extend(_stored(page, store) for page in closed)
+        return pending[rest:]
+
+    pending = [] if refs else cut([(k, packed[k]) for k in keys if k in packed])  # a map made from nothing
     for j, ref in enumerate(refs):
         end = bisect_left(keys, refs[j + 1].first, at) if j + 1 < len(refs) else len(keys)
         if end == at and not pending:
@@ -458,11 +449,13 @@ def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageR
             if inserted:
                 entries = dict(sorted(entries.items()))
         at = end
-        pending += entries.items()
-        closed, rest = _pages.runs(old.kind, pending, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
-        out += [PageRef(first, store.put(data, compress=True), count) for first, data, count in closed]
-        pending = pending[rest:]
+        pending = cut(pending + list(entries.items()))
     if pending:  # the end of the map closes the last run
-        first, data, count = _pages.one_page(old.kind, pending)
-        out.append(PageRef(first, store.put(data, compress=True), count))  # (compressed as put_object stores it)
+        out.append(_stored(_pages.one_page(old.kind, pending), store))
     return tuple(out)
+
+
+def _stored(page: tuple[str, bytes, int], store: ObjectSink) -> PageRef:
+    """A page as `_pages` encodes it, stored as put_object stores a structured object (compressed)."""
+    first, data, count = page
+    return PageRef(first, store.put(data, compress=True), count)
