@@ -500,9 +500,7 @@ class StatCache:
                  pack("results"), _bin_header(len(results)), results, pack("pages"),
                  pack((pages or {}) if manifest is not None else {})]
         atomic_write(self.path, parts)
-        self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
-        self._columns = self._position = self._matched = self._changed = None
-        self._broken = False
+        self._forget()
 
     def save_changes(self, entries: dict[str, CacheEntry], gone: list[str], scan_started: int, manifest: bytes,
                      settings: Any, *, base: tuple[bytes, Any, list[str]] | None, ids_in_manifest: bool = False,
@@ -536,18 +534,21 @@ class StatCache:
         recorded = tree is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
         atomic_write(self.path, [head, msgpack.packb(body, use_bin_type=True)])
-        self._doc, self._derived, self._served, self._stats_count = None, None, 0, None  # read again if asked
-        self._columns = self._position = self._matched = self._changed = None
-        self._broken = False
+        self._forget()
         if recorded:
             self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes or {}
         return True
 
+    def _forget(self) -> None:
+        """Drop what was read or worked out from the file: the next question reads it again."""
+        self._doc, self._derived, self._served, self._stats_count = None, None, 0, None
+        self._columns = self._position = self._matched = self._changed = None
+        self._broken = False
+
     def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
         """Record that a settled scan whose stat records have digest `tree` saw the project `manifest`;
         the entries stay as they are on disk (call with the repository lock held)."""
-        self._doc, self._derived, self._stats_count, self._columns = None, None, None, None  # as on disk now
-        self._position = self._matched = self._changed = None
+        self._forget()  # the entries as they are on disk now
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both
