@@ -34,19 +34,19 @@ MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_cl
 VIDEO_SUFFIXES = frozenset(".avi .mp4 .3gp .flv .webm .wmv .mov .mkv".split())
 VOLUME_FILE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".npy")
 VOLUME_SUFFIXES = frozenset(".nrrd .dcm .nii .gz .npy".split())
-_ANN_ROLE = ANN_ROLE = {"images": "ann", "videos": "video_ann", "volumes": "volume_ann"}
+ANN_ROLE = {"images": "ann", "videos": "video_ann", "volumes": "volume_ann"}
 # An item's companions, by the SDK's folder names: `<folder>/<item name><suffix>` per project type, and
 # for volumes every file under `<folder>/<item name>/`.
 COMPANION_FILES = {"images": {"meta": ".json", "img_info": ".json", "seg": ".png"},
                    "videos": {"video_info": ".json", "metadata": ".meta.json", "custom_data": ".json"}}
 COMPANION_FOLDERS = ("mask", "interpolation")
-_ITEM_KIND = ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
+ITEM_KIND = {"images": "image", "videos": "video", "volumes": "volume"}
 # Which project type a media folder stands for, in the order that breaks a tie.
 _TYPE_OF_MEDIA_DIR = {"img": "images", "video": "videos", "volume": "volumes", "pointcloud": "point_clouds",
                       "meshes": "meshes"}
 _EPISODE_ANNOTATION = "annotation.json"  # a point-cloud episode dataset's one annotation
 Sniff = Callable[[str], "str | None"]  # relpath of an annotation -> the project type its shape shows, or None
-_SUFFIXES = MEDIA_SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
+MEDIA_SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +218,7 @@ def _generic(tree: _Dir, roles: _Roles) -> Layout:
     for name in sorted(tree.dirs):
         ds = Dataset(name=name, dir=name, files=sorted(tree.dirs[name].walk()))
         for rel in ds.files:
-            kind = "image" if _suffix(rel) in IMAGE_SUFFIXES else "file"
+            kind = "image" if suffix(rel) in IMAGE_SUFFIXES else "file"
             ds.items.append(Item(name=rel, kind=kind, media=(rel,), ann=None))
             roles[f"{name}/{rel}"] = kind
         datasets.append(ds)
@@ -277,14 +277,14 @@ def _dataset(node: _Dir, name: str, rel_dir: str, project_type: str, roles: dict
 
 
 def _assign_roles(ds: Dataset, project_type: str, roles: dict[str, str]) -> None:
-    kind = _ITEM_KIND.get(project_type, "file")
+    kind = ITEM_KIND.get(project_type, "file")
     for item in ds.items:
         series = project_type == "volumes" and (len(item.media) > 1 or (item.media and _is_dicom_name(item.media[0])))
         media_role = "dicom" if series else kind
         for rel in item.media:
             roles[f"{ds.dir}/{rel}"] = media_role
         if item.ann:
-            roles[f"{ds.dir}/{item.ann}"] = _ANN_ROLE.get(project_type, "file")
+            roles[f"{ds.dir}/{item.ann}"] = ANN_ROLE.get(project_type, "file")
 
 
 def add_dicom_series(ds: Dataset, series_of: dict[str, str]) -> None:
@@ -322,7 +322,7 @@ def _items(file_list: list[str], node: _Dir, project_type: str) -> tuple[list[It
     media_dir = MEDIA_DIRS[project_type]
     media_node = node.dirs.get(media_dir, _Dir())
     ann_files = set(node.dirs["ann"].files) if "ann" in node.dirs else set()
-    kind = _ITEM_KIND.get(project_type, "file")
+    kind = ITEM_KIND.get(project_type, "file")
     media, loose = _media_of(media_node, media_dir, project_type)
     items, claimed = [], set()
     for name, paths in sorted(media.items()):
@@ -341,8 +341,8 @@ def _items(file_list: list[str], node: _Dir, project_type: str) -> tuple[list[It
 def _media_of(media_node: _Dir, media_dir: str, project_type: str) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """Item name -> its media files (relative to the dataset), and loose DICOM files of a volume project."""
     if project_type != "volumes":
-        suffixes = _SUFFIXES.get(project_type)
-        return {n: (f"{media_dir}/{n}",) for n in media_node.files if suffixes is None or _suffix(n) in suffixes}, []
+        suffixes = MEDIA_SUFFIXES.get(project_type)
+        return {n: (f"{media_dir}/{n}",) for n in media_node.files if suffixes is None or suffix(n) in suffixes}, []
     media = {n: (f"{media_dir}/{n}",) for n in media_node.files if n.lower().endswith(VOLUME_FILE_SUFFIXES)}
     loose = sorted(f"{media_dir}/{n}" for n in media_node.files if _is_dicom_name(n))
     for folder, sub in media_node.dirs.items():  # a folder of slices is one DICOM series
@@ -377,9 +377,5 @@ def _companions(name: str, files: set[str] | dict[str, str], project_type: str) 
 
 def suffix(name: str) -> str:
     """The lower-cased suffix that decides what a file in a media folder is ("" for none)."""
-    return _suffix(name)
-
-
-def _suffix(name: str) -> str:
     dot = name.rfind(".")
     return name[dot:].lower() if dot > 0 else ""
