@@ -395,3 +395,25 @@ def test_many_changes_are_saved_whole_once_too_many_for_after_the_columns(tmp_pa
         assert cap.partial or not NATIVE
         read.append(cap.files_hashed)
     assert read == [1_050, 0]
+
+
+def test_a_stat_cache_written_before_the_base_existed_is_read_and_builds_in_full(tmp_path, monkeypatch):
+    """The previous pvc wrote format-6 caches without `base`, `changes` and `ids_from`: such a file still vouches
+    for its entries (nothing is read again), has no base, and the next capture is the full build; the next commit
+    writes the base."""
+    root = make_image_project(tmp_path / "proj", items=20, datasets=2, seed=21)
+    _settle(root)
+    commit(Repository.init(root), title="v1")
+    index = root / ".pvc" / "index"
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(index.read_bytes())
+    head, doc = unpacker.unpack(), unpacker.unpack()
+    assert head["format"] == 6 and doc.pop("base") is not None
+    index.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
+    _apply("edit_ann", root, random.Random(5), 0)
+    assert Repository(root).stat_cache().base is None
+    cap = _from_change(Repository(root))
+    assert not cap.partial and cap.files_hashed == 1  # every other file vouched for by the old cache
+    assert cap.manifest_id == _full(Repository(root)).manifest_id
+    commit(Repository(root), title="v2")
+    assert Repository(root).stat_cache().base[0] == _latest(Repository(root))
