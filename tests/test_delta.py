@@ -214,6 +214,21 @@ def test_commit_from_change_classifies_nothing_and_saves_only_the_change(tmp_pat
     assert not again.created and again.files_hashed == 0
 
 
+def test_a_commit_of_what_a_status_saw_moves_the_base(tmp_path):
+    """A status saves what it hashed; a commit right after hashes nothing and the cache already holds its entries, but
+    its base must still move to the new version, or every later status and commit would run the full build."""
+    root = make_image_project(tmp_path / "proj", items=20, datasets=2, seed=1)
+    commit(Repository.init(root), title="v1")
+    _apply("remove_dataset", root, random.Random(0), 0)  # a change only the full build handles
+    status(Repository(root))
+    result = commit(Repository(root), title="v2")
+    assert result.created and result.files_hashed == 0
+    assert Repository(root).stat_cache().base[0] == bytes.fromhex(result.version.manifest)
+    _apply("edit_ann", root, random.Random(1), 1)
+    cap = _from_change(Repository(root))
+    assert (cap.partial or not NATIVE) and cap.manifest_id == _full(Repository(root)).manifest_id
+
+
 def test_entries_saved_after_the_columns_keep_their_own_racy_cutoff(tmp_path):
     """An entry saved by `save_changes` is trusted only if its file's mtime is older than the scan that hashed it
     began, as the columns' entries are; a damaged changes record vouches for nothing."""

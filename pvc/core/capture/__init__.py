@@ -89,8 +89,9 @@ class Capture:
                 self.cache.save_tree(self._tree_digest(), self.manifest_id, self.settings, self.classes)
             return
         if (self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings)
-                and self.pages.keys() == self.cache.pages.keys()):
-            return  # every entry came from the cache, which already says all this (a 10 MB write spared)
+                and self.pages.keys() == self.cache.pages.keys() and self.cache.base == self._base()):
+            return  # every entry came from the cache, which already says all this (a 10 MB write spared); (a commit
+            # of what a status saw hashes nothing, and still moves the base to its version)
         if self.walked.scan_started is None:
             return  # no racy cutoff for these entries: the store could not be written when the scan began
         if self.invalid:  # these files make a commit fail, not this manifest: keep the hashes, vouch for nothing
