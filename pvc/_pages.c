@@ -20,6 +20,11 @@
  *     `rest`: where the entries after the last closed run start (their run is decided by the keys after them).
  * one_page(kind, entries) -> (first key, page bytes, count)
  *     All of `entries` as one page (the last run of a map, which the map's end closes).
+ * objects(data, start, count) -> offsets | None
+ *     For the stat cache (pvc/store/statcache.py), which slices a few of its entries' infos out of one long
+ *     msgpack array: where each of `count` msgpack objects read one after another from `start` begins, and where
+ *     the last ends (count + 1 unsigned 64-bit integers, in the machine's order); None where one of them is not what
+ *     msgpack.unpackb(raw=False, strict_map_key=False) decodes, or the bytes end first.
  *
  * `changed` and `entries` return None, and the caller decodes the pages in Python instead (which then reports the problem, or
  * accepts what this module was unsure of), for anything that is not what pvc writes: every check that
@@ -842,6 +847,34 @@ static PyObject *one_page(PyObject *self, PyObject *args) {
     return only;
 }
 
+static PyObject *objects(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t from, count;
+    if (!PyArg_ParseTuple(args, "y*nn", &buf, &from, &count))
+        return NULL;
+    PyObject *out = NULL;
+    if (from < 0 || count < 0 || from > buf.len || count > buf.len - from) { /* every object takes a byte at least */
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(uint64_t));
+    if (out == NULL)
+        goto done;
+    char *at = PyBytes_AS_STRING(out);
+    reader_t r = {buf.buf, buf.len, from, 0};
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        uint64_t here = (uint64_t)r.at;
+        memcpy(at + i * (Py_ssize_t)sizeof(uint64_t), &here, sizeof(here));
+        if (i < count && skip(&r, 0)) {
+            Py_SETREF(out, Py_NewRef(Py_None));
+            break;
+        }
+    }
+done:
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"changed", changed, METH_VARARGS,
      "changed(kind, a, b) -> [(key, page_a, value_a, page_b, value_b)] | None: the entries whose value bytes "
@@ -849,6 +882,9 @@ static PyMethodDef methods[] = {
     {"entries", entries, METH_VARARGS,
      "entries(kind, data, first, count) -> {key: value bytes} | None: one page's entries; None for anything "
      "unusual."},
+    {"objects", objects, METH_VARARGS,
+     "objects(data, start, count) -> offsets | None: where each of `count` msgpack objects read one after another "
+     "from `start` begins, and where the last ends (count + 1 native uint64); None for anything unusual."},
     {"one_page", one_page, METH_VARARGS,
      "one_page(kind, entries) -> (first key, page bytes, count): all of `entries` as one page, as `runs` encodes."},
     {"runs", runs, METH_VARARGS,

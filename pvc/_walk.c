@@ -394,10 +394,184 @@ out:
     return result;
 }
 
+/* The stat records of walk() read back: names(records) -> (names, at, newest) | None, every path as a str in order,
+ * `at` the offset in `records` of each file's four integers (uint64 little-endian, one a file), and the newest mtime
+ * (INT64_MIN for none); None when a name is not UTF-8 (the Python scan then reports it). */
+static uint64_t get_u64(const char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | (unsigned char)p[i];
+    return v;
+}
+
+static PyObject *names(PyObject *self, PyObject *args) {
+    Py_buffer rec;
+    if (!PyArg_ParseTuple(args, "y*", &rec)) return NULL;
+    PyObject *list = NULL, *at = NULL, *result = NULL;
+    const char *data = rec.buf;
+    size_t total = (size_t)rec.len, count = 0;
+    for (size_t p = 0; p < total; count++) { /* count the records, checking their shape */
+        const char *nul = memchr(data + p, 0, total - p);
+        if (!nul || (size_t)(nul - data) + 1 + 32 > total) {
+            PyErr_SetString(PyExc_ValueError, "records: truncated");
+            goto out;
+        }
+        p = (size_t)(nul - data) + 1 + 32;
+    }
+    list = PyList_New((Py_ssize_t)count);
+    at = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(count * 8));
+    if (!list || !at) goto out;
+    char *offsets = PyBytes_AS_STRING(at);
+    int64_t newest = INT64_MIN;
+    size_t p = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *path = data + p;
+        size_t len = strlen(path);
+        p += len + 1;
+        PyObject *name = PyUnicode_DecodeUTF8(path, (Py_ssize_t)len, NULL);
+        if (!name) {
+            PyErr_Clear();
+            result = Py_NewRef(Py_None);
+            goto out;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, name);
+        put_u64(offsets + 8 * i, (uint64_t)p);
+        int64_t mtime = (int64_t)get_u64(data + p + 8);
+        if (mtime > newest) newest = mtime;
+        p += 32;
+    }
+    result = Py_BuildValue("(OOL)", list, at, (long long)newest);
+out:
+    Py_XDECREF(list);
+    Py_XDECREF(at);
+    PyBuffer_Release(&rec);
+    return result;
+}
+
+/* compare(records, at, paths, sizes, mtimes, inodes, ctimes, cutoff) -> (changed, gone) | None: the walk's records
+ * (with `at` from names()) against the stat cache's columns (pvc/store/statcache.py), merged in path order: the
+ * positions of the walked files the columns do not vouch for (absent, another stat, or modified at or after `cutoff`),
+ * and the positions in the columns of the paths the walk did not find. None when the columns are not strictly sorted
+ * by path, not of one length, or hold a path that is no str or a stat that is no 64-bit integer: the caller then
+ * compares in Python. */
+static int column_i64(PyObject *list, Py_ssize_t k, int64_t *out) {
+    PyObject *v = PyList_GET_ITEM(list, k);
+    if (!PyLong_Check(v)) return -1;
+    long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = (int64_t)x;
+    return 0;
+}
+
+static int column_u64(PyObject *list, Py_ssize_t k, uint64_t *out) { /* sizes and inodes: unsigned in a stat */
+    PyObject *v = PyList_GET_ITEM(list, k);
+    if (!PyLong_Check(v)) return -1;
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    *out = (uint64_t)x;
+    return 0;
+}
+
+static int append_index(PyObject *list, Py_ssize_t i) {
+    PyObject *n = PyLong_FromSsize_t(i);
+    if (!n) return -1;
+    int r = PyList_Append(list, n);
+    Py_DECREF(n);
+    return r;
+}
+
+static const char *column_path(PyObject *paths, Py_ssize_t k, const char *prev, Py_ssize_t prev_len, Py_ssize_t *len) {
+    PyObject *v = PyList_GET_ITEM(paths, k);
+    const char *path = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, len) : NULL;
+    if (path && prev) { /* strictly after the one before, in the walk's (byte) order */
+        size_t n = (size_t)(prev_len < *len ? prev_len : *len);
+        int c = memcmp(prev, path, n);
+        if (c > 0 || (c == 0 && prev_len >= *len)) return NULL;
+    }
+    return path;
+}
+
+static PyObject *compare(PyObject *self, PyObject *args) {
+    Py_buffer rec, at;
+    PyObject *paths, *sizes, *mtimes, *inodes, *ctimes;
+    long long cutoff;
+    if (!PyArg_ParseTuple(args, "y*y*O!O!O!O!O!L", &rec, &at, &PyList_Type, &paths, &PyList_Type, &sizes,
+                          &PyList_Type, &mtimes, &PyList_Type, &inodes, &PyList_Type, &ctimes, &cutoff))
+        return NULL;
+    PyObject *changed = PyList_New(0), *gone = PyList_New(0), *result = NULL;
+    Py_ssize_t m = PyList_GET_SIZE(paths), k = 0, prev_len = 0;
+    const char *data = rec.buf, *prev = NULL;
+    size_t count = (size_t)at.len / 8, start = 0;
+    if (!changed || !gone) goto out;
+    if (PyList_GET_SIZE(sizes) != m || PyList_GET_SIZE(mtimes) != m || PyList_GET_SIZE(inodes) != m ||
+        PyList_GET_SIZE(ctimes) != m)
+        goto unsure;
+    for (size_t i = 0; i < count; i++) {
+        size_t stat_at = (size_t)get_u64((const char *)at.buf + 8 * i);
+        if (stat_at < start + 1 || stat_at + 32 > (size_t)rec.len) {
+            PyErr_SetString(PyExc_ValueError, "records: offsets do not match");
+            goto out;
+        }
+        const char *path = data + start, *stats = data + stat_at;
+        size_t len = stat_at - 1 - start;
+        start = stat_at + 32;
+        int matched = 0;
+        while (k < m) { /* the columns' paths before this one are gone; an equal one is compared */
+            Py_ssize_t clen;
+            const char *cpath = column_path(paths, k, prev, prev_len, &clen);
+            if (!cpath) goto unsure;
+            size_t n = len < (size_t)clen ? len : (size_t)clen;
+            int c = memcmp(cpath, path, n);
+            if (c == 0) c = ((size_t)clen > len) - ((size_t)clen < len);
+            if (c > 0) break; /* the next cached path comes after this one: this one is not cached */
+            prev = cpath;
+            prev_len = clen;
+            k++;
+            if (c < 0) {
+                if (append_index(gone, k - 1)) goto out;
+                continue;
+            }
+            uint64_t size, ino;
+            int64_t mtime, ctime, now = (int64_t)get_u64(stats + 8);
+            if (column_u64(sizes, k - 1, &size) || column_i64(mtimes, k - 1, &mtime) ||
+                column_u64(inodes, k - 1, &ino) || column_i64(ctimes, k - 1, &ctime))
+                goto unsure;
+            matched = now < cutoff && size == get_u64(stats) && mtime == now && ino == get_u64(stats + 16) &&
+                      ctime == (int64_t)get_u64(stats + 24);
+            break;
+        }
+        if (!matched && append_index(changed, (Py_ssize_t)i)) goto out;
+    }
+    for (; k < m; k++) {
+        Py_ssize_t clen;
+        const char *cpath = column_path(paths, k, prev, prev_len, &clen);
+        if (!cpath) goto unsure;
+        prev = cpath;
+        prev_len = clen;
+        if (append_index(gone, k)) goto out;
+    }
+    result = PyTuple_Pack(2, changed, gone);
+    goto out;
+unsure:
+    PyErr_Clear();
+    result = Py_NewRef(Py_None);
+out:
+    Py_XDECREF(changed);
+    Py_XDECREF(gone);
+    PyBuffer_Release(&rec);
+    PyBuffer_Release(&at);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(root, skip_at_root, patterns) -> (records, flags) | None: the sorted stat records of every file "
      "under root, and one byte per file: 1 if any execute bit is set, 2 if reached through a symlink."},
+    {"names", names, METH_VARARGS,
+     "names(records) -> (names, at, newest) | None: the walked paths as str, where each file's integers start, and "
+     "the newest mtime (see the comment above the function)."},
+    {"compare", compare, METH_VARARGS,
+     "compare(records, at, paths, sizes, mtimes, inodes, ctimes, cutoff) -> (changed, gone) | None: the walk's "
+     "records merged with the stat cache's columns (see the comment above the function)."},
     {NULL, NULL, 0, NULL},
 };
 

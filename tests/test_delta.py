@@ -23,6 +23,7 @@ import pytest
 from pvc.core.capture import capture, delta
 from pvc.core.commit import commit
 from pvc.core.status import status
+from pvc.project.walk import RECORD
 from pvc.sample import make_image_project
 from pvc.store import pagediff, pages
 from pvc.store.model import FileValue, ItemEntry, Manifest, Page
@@ -334,13 +335,27 @@ def test_a_racy_file_hashed_again_is_not_taken_from_an_old_page(tmp_path, monkey
         _write(root, f"ds/ann/a{k}.png.json", _ann(1))
     racy = "ds/ann/a2.png.json"
     tick = time.time_ns() + 1_500_000_000  # after the commit's scan began, before the later scans begin
-    real = walk.files_from_walk, walk.scan
+    real = walk.native_walk, walk.scan
 
     def pinned(files):
         return [dataclasses.replace(f, mtime_ns=tick, ctime_ns=tick, ino=4242) if f.relpath == racy else f
                 for f in files]
 
-    monkeypatch.setattr(walk, "files_from_walk", lambda *a, **k: pinned(real[0](*a, **k)))
+    def pinned_records(walked):  # the same stat, in the C walk's records
+        if walked is None:
+            return None
+        records, flags = walked
+        out, at = bytearray(), 0
+        while at < len(records):
+            end = records.index(b"\0", at) + 1
+            stats = records[end : end + RECORD.size]
+            if records[at : end - 1].decode() == racy:
+                stats = RECORD.pack(RECORD.unpack(stats)[0], tick, 4242, tick)
+            out += records[at:end] + stats
+            at = end + RECORD.size
+        return bytes(out), flags
+
+    monkeypatch.setattr(walk, "native_walk", lambda *a, **k: pinned_records(real[0](*a, **k)))
     monkeypatch.setattr(walk, "scan", lambda *a, **k: pinned(real[1](*a, **k)))
     _write(root, racy, _ann(1, "dog"))
     commit(Repository.init(root), title="v1")

@@ -229,8 +229,8 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     assert found == list(entries.values())
     assert [found[k].info for k in range(4)] == list(infos.values())
     assert isinstance(found[0].raw, bytes) and cache.derived(b"\3" * 32) == {"series": "1.2.3"}
-    assert cache.unchanged(files, {"s": 1}) and cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1})
-    assert not cache.unchanged(files[1:], {"s": 1}) and cache.pages == pages
+    assert cache.differences(files) == ([], []) and cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1})
+    assert cache.differences(files[1:]) == ([], [files[0].relpath]) and cache.pages == pages
     assert StatCache(tmp_path / "absent").derived(b"\3" * 32) is None
     cache.release()  # what a capture does once it has its entries: the file's bytes go, what was learnt stays
     assert cache.holds(dict(zip(entries, found)), b"\6" * 32, {"s": 1}) and cache.pages == pages

@@ -17,10 +17,10 @@ the walk's (pvc/core/capture/delta.py) instead of the whole project.
 
 from __future__ import annotations
 
-import io
 import os
-from itertools import accumulate
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -28,30 +28,18 @@ from typing import Any, Callable
 import msgpack
 
 from pvc.store.atomic import atomic_write
+from pvc.store.clock import fs_clock
+
+try:  # built from pvc/_walk.c and pvc/_pages.c at install; without them the stats are compared and the results
+    # read in Python (slower, same results)
+    from pvc import _pages, _walk
+except ImportError:  # pragma: no cover - depends on the install
+    _pages = _walk = None
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock", "pack_info", "unpack_info", "raw_is_invalid"]
 
 CACHE_FORMAT = 6  # 6: stats and results compressed, by column, in one order of paths (written once), the ids left
 # to the manifest when it is in the store; 5: every info canonical (keys sorted at every depth), as capture computes it
-
-
-def fs_clock(directory: Path) -> int | None:
-    """The file system's current time (the mtime a file created now gets), in ns; None where no file can be
-    made (a read-only store, a full disk): the scan then has no racy cutoff, and nothing of it is saved."""
-    import tempfile  # here: the stat-only status path never needs it
-
-    try:
-        fd, name = tempfile.mkstemp(dir=directory, prefix=f"clock-{os.getpid()}-")
-    except OSError:
-        return None
-    try:
-        return os.fstat(fd).st_mtime_ns
-    finally:
-        os.close(fd)
-        try:
-            os.unlink(name)
-        except FileNotFoundError:  # a committer cleaning tmp/ got there first
-            pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +194,8 @@ class StatCache:
         """(committed manifest, its settings, the paths that may differ from it) or None: see the module's text. None
         too when the stats cannot be read: the paths gone since could not be told."""
         record = self._index.get("base")
-        if self._index.get("stats") and self._stats_count is None:
-            self._matching([])
+        if self._index.get("stats"):
+            self._decoded()
         if self._broken:
             return None
         if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], bytes)
@@ -250,6 +238,52 @@ class StatCache:
         walked = {f.relpath for f in files} if count != len(files) or None in found else None
         return [i for i, k in enumerate(found) if k is None], self.gone(walked) if walked is not None else []
 
+    def walk_differences(self, walked: Any) -> tuple[list[int], list[str]]:
+        """`differences(walked.files)` of a walk (pvc/core/capture/walk.py): from the C walk's records, compared with
+        the columns in pvc/_walk.c where it has them, making no object a file."""
+        found = self._native_differences(walked) if walked.records is not None and _walk is not None else None
+        return found if found is not None else self.differences(walked.files)
+
+    def _native_differences(self, walked: Any) -> tuple[list[int], list[str]] | None:
+        """None where the columns cannot be merged with the walk (empty, damaged, not in path order)."""
+        raw = self._index["stats"]
+        if not raw or not self._decoded():
+            return None
+        paths, sizes, mtimes, inodes, ctimes = self._columns
+        got = _walk.compare(walked.records, walked.at, paths, sizes, mtimes, inodes, ctimes, self._cutoff)
+        if got is None:
+            return None
+        changed, missing = got
+        changes, dropped, _ = self._changes
+        count = len(paths)
+        if not changes and not dropped:
+            self._stats_count = count
+            return changed, [paths[k] for k in missing]
+        marked = set(changed)  # the entries saved since the columns take their paths' places
+        for rel in dropped.union(changes):
+            at = bisect_left(paths, rel)
+            count -= at < len(paths) and paths[at] == rel
+            i = walked.index(rel)
+            if i is None:
+                continue
+            e, f = changes.get(rel), walked.file(i)
+            if e is not None and f.mtime_ns < e[7] and (f.size, f.mtime_ns, f.ino, f.ctime_ns) == e[:4]:
+                marked.discard(i)
+            else:
+                marked.add(i)
+        self._stats_count = count + len(changes)
+        gone = [p for k in missing if (p := paths[k]) not in dropped and p not in changes]
+        return sorted(marked), gone + [p for p in changes if walked.index(p) is None]
+
+    def _decoded(self) -> bool:
+        """Decode the stats part once (False: damaged, and then it matches nothing)."""
+        if self._columns is None and not self._broken:
+            try:
+                self._columns = _columns(msgpack.unpackb(_unpacked(self._index["stats"]), raw=False))
+            except Exception:
+                self._stats_count, self._broken = 0, True
+        return self._columns is not None
+
     def gone(self, walked: dict) -> list[str]:
         """The cached paths not in `walked` (paths as keys), after a lookup (`get_all`) read the stats."""
         paths = self._columns[0] if self._columns is not None else []
@@ -276,12 +310,8 @@ class StatCache:
             if self._stats_count is None:
                 self._stats_count = 0
             return found, [], self._stats_count
-        if self._columns is None:  # decoded once
-            try:
-                self._columns = _columns(msgpack.unpackb(_unpacked(raw), raw=False))
-            except Exception:
-                self._stats_count, self._broken = 0, True
-                return found, [], 0
+        if not self._decoded():
+            return found, [], 0
         paths, sizes, mtimes, inodes, ctimes = self._columns
         if 8 * len(files) < len(paths):  # a few files asked of many: each looked up
             if self._position is None:
@@ -344,29 +374,28 @@ class StatCache:
         derived, roles, infos, ids = None, None, None, None
         try:
             data = _unpacked(raw)
-            unpacker = msgpack.Unpacker(io.BytesIO(data), raw=False, strict_map_key=False, max_buffer_size=len(data))
-            for _ in range(unpacker.read_map_header()):
-                part = unpacker.unpack()
-                if part == "derived":
-                    derived = {bytes(k): v for k, v in unpacker.unpack().items()}
-                elif part == "roles":
-                    roles = unpacker.unpack()
-                elif part == "ids":
-                    ids = unpacker.unpack()
-                elif part == "infos":
-                    infos = {}
-                    for k in range(unpacker.read_array_header()):
-                        start = unpacker.tell()
-                        unpacker.skip()
-                        if k in wanted:
-                            infos[k] = data[start:unpacker.tell()]
-                else:
-                    unpacker.skip()
-            if unpacker.tell() != len(data):
+            count, at = _container_head(data, 0, 0x80, 0xDE)
+            spans = _spans(data, at, 2 * count)  # the parts' names and values, one after the other
+            if spans[-1] != len(data):
                 raise ValueError("trailing bytes")
+            for j in range(0, 2 * count, 2):
+                part = msgpack.unpackb(data[spans[j] : spans[j + 1]], raw=False)
+                value = data[spans[j + 1] : spans[j + 2]]
+                if part == "derived":
+                    derived = {bytes(k): v for k, v in _unpack(value).items()}
+                elif part == "roles":
+                    roles = _unpack(value)
+                elif part == "ids":
+                    ids = _unpack(value)
+                elif part == "infos":  # each info sliced out as its bytes, the wanted ones only
+                    n, start = _container_head(data, spans[j + 1], 0x90, 0xDC)
+                    bounds = _spans(data, start, n)
+                    if bounds[-1] != spans[j + 2]:
+                        raise ValueError("infos: not one array")
+                    infos = {k: data[bounds[k] : bounds[k + 1]] for k in wanted if k < n}
             if roles is None or infos is None or (paths and len(roles) != len(paths)):
                 raise ValueError("results: not one entry per path")
-            if ids is not None and len(ids) != 32 * len(paths):
+            if ids is not None and (len(ids) % 32 or (paths and len(ids) != 32 * len(paths))):
                 raise ValueError("results: not one id per path")
             of_manifest = self.file_ids(self._ids_source) if ids is None and self.file_ids and wanted else {}
             for k, i in wanted.items():
@@ -430,15 +459,6 @@ class StatCache:
         if self._stats_count is None:
             self._matching([])
         return len(entries) == self._stats_count == self._served
-
-    def unchanged(self, files: list, settings: Any) -> bool:
-        """True when the project is exactly the files these entries describe, none touched since:
-        then it is the manifest recorded with them, and nothing needs reading. `files` have
-        relpath, size, mtime_ns, ino and ctime_ns."""
-        if self.manifest is None or settings != self.settings:
-            return False
-        found, _, count = self._matching(files)
-        return count == len(files) and all(k is not None for k in found)
 
     def derived(self, key: bytes) -> Any:
         """What was computed from a set of objects (e.g. a DICOM series' metadata), keyed by their ids."""
@@ -592,12 +612,44 @@ def _packed(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=9).compress(data)
 
 
+def _container_head(data: bytes, at: int, fix: int, wide: int) -> tuple[int, int]:
+    """The length of the map (`fix` 0x80, `wide` 0xDE) or array (0x90, 0xDC) whose msgpack header starts at `at`, and
+    where its elements start."""
+    first = data[at]
+    if fix <= first <= fix + 0x0F:
+        return first & 0x0F, at + 1
+    if first == wide:
+        return int.from_bytes(data[at + 1 : at + 3], "big"), at + 3
+    if first == wide + 1:
+        return int.from_bytes(data[at + 1 : at + 5], "big"), at + 5
+    raise ValueError("not the container expected")
+
+
+def _spans(data: bytes, start: int, count: int) -> list[int]:
+    """Where each of `count` msgpack objects read one after another from `start` begins, and where the last ends
+    (pvc/_pages.c walks the bytes; without it, or where it is unsure, msgpack's Unpacker skips them one by one)."""
+    found = _pages.objects(data, start, count) if _pages is not None else None
+    if found is not None:
+        return memoryview(found).cast("Q").tolist()
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1))
+    unpacker.feed(memoryview(data)[start:])
+    out = [start]
+    for _ in range(count):
+        unpacker.skip()
+        out.append(start + unpacker.tell())
+    return out
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
 def _columns(columns: Any) -> tuple[list, list, list, list, list]:
     """The stored columns: paths, then size, mtime_ns, inode (stored as differences from the previous path's, given
     back whole), ctime_ns."""
     if not isinstance(columns, list) or len(columns) != 5 or any(len(c) != len(columns[0]) for c in columns):
         raise ValueError("stats: not five columns of one length")
-    if not all(isinstance(p, str) for p in columns[0]) or not all(type(v) is int for c in columns[1:] for v in c):
+    if not set(map(type, columns[0])) <= {str} or not all(set(map(type, c)) <= {int} for c in columns[1:]):
         raise ValueError("stats: a path that is no string or a stat that is no integer")
     paths, sizes, mtimes, steps, ctimes = columns
     return paths, sizes, mtimes, list(accumulate(steps)), ctimes  # the inodes themselves
@@ -606,6 +658,9 @@ def _columns(columns: Any) -> tuple[list, list, list, list, list]:
 def _unpacked(data: bytes) -> bytes:
     import zstandard
 
+    size = zstandard.frame_content_size(data)  # what the frame claims (-1: it does not say)
+    if 0 <= size <= 64 * len(data) + (1 << 20):
+        return zstandard.ZstdDecompressor().decompress(data)  # into one buffer of that size, at once
     return zstandard.ZstdDecompressor().decompressobj().decompress(data)  # grows as it goes, whatever the frame claims
 
 

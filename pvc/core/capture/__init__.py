@@ -133,10 +133,10 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     cache.file_ids = lambda manifest: manifest_file_ids(store, manifest)
     settings = capture_settings(repo, allow_invalid)
     walked = walk_project(repo, cache, expect, settings)
-    if walked.files is None:
+    if walked.untouched:
         return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True)
-    files = walked.files
-    if expect is not None and cache.manifest == expect and cache.unchanged(files, settings):
+    if (expect is not None and cache.manifest == expect and cache.settings == settings
+            and cache.walk_differences(walked) == ([], [])):  # (compared from the walk's records, in C)
         # the tree record was missing or stale: write it (if the C walk ran here, it will next time) so the
         # next scan stops at the walk
         record = walked.digest is not None and not cache.may_vouch_for(expect, settings)
@@ -150,6 +150,7 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
         partial = delta_capture(repo, store, cache, settings, walked, expect, keep_invalid)
         if partial is not None:
             return partial
+    files = walked.files
     by_path = {f.relpath: f for f in files}
     meta_summary = read_project_meta(by_path.get("meta.json"), keep_invalid)
     layout = _layout(by_path, meta_summary)

@@ -125,6 +125,31 @@ class _Map:
         return found
 
 
+class _ByPath:
+    """The walk's files by path, each `FileInfo` made when it is asked for (the few the change involves)."""
+
+    def __init__(self, walked) -> None:
+        self.walked, self.made = walked, {}
+
+    def get(self, path: str) -> FileInfo | None:
+        f = self.made.get(path)
+        if f is None:
+            i = self.walked.index(path)
+            if i is None:
+                return None
+            f = self.made[path] = self.walked.file(i)
+        return f
+
+    def __getitem__(self, path: str) -> FileInfo:
+        f = self.get(path)
+        if f is None:
+            raise KeyError(path)
+        return f
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.made or self.walked.index(path) is not None
+
+
 class _Node:
     __slots__ = ("name", "folder", "oid", "tree")
 
@@ -141,13 +166,13 @@ class _Delta:
         self.gone: list[str] = []  # the cached paths the walk did not find
 
     def run(self) -> Capture:
-        files: list[FileInfo] = self.walked.files
-        changed, self.gone = self.cache.differences(files)
-        by_path = {f.relpath: f for f in files}
-        candidates: dict[str, FileInfo | None] = {files[i].relpath: files[i] for i in changed}
+        walked = self.walked
+        changed, self.gone = self.cache.walk_differences(walked)
+        by_path = _ByPath(walked)
+        candidates: dict[str, FileInfo | None] = {walked.paths[i]: by_path[walked.paths[i]] for i in changed}
         for path in (*self.gone, *self.dirty):
             candidates[path] = by_path.get(path)
-        if len(candidates) > len(files) // 4 + 200:
+        if len(candidates) > len(walked.paths) // 4 + 200:
             raise _Unsure  # a change that large costs the full build about as much
         if not candidates:
             return self._capture(self.expect, {}, {})
@@ -160,7 +185,7 @@ class _Delta:
         self.kind, self.ann_role = ITEM_KIND[ptype], ANN_ROLE[ptype]
         self.suffixes, self.companions = MEDIA_SUFFIXES[ptype], COMPANION_FILES.get(ptype, {})
         self.other_media = set(MEDIA_DIRS.values()) - {self.media_dir}
-        self.by_path, self.walked_paths = by_path, sorted(by_path)
+        self.by_path, self.walked_paths = by_path, walked.paths
 
         root = self.store.get_object(manifest.root, Tree)
         self.nodes: dict[str, _Node] = {}

@@ -1,0 +1,138 @@
+"""The walk compared with the stat cache in C (pvc/_walk.c `names` and `compare`), the results' infos sliced out in C
+(pvc/_pages.c `objects`): each against the Python code it stands in for."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pvc.core.capture.walk import Walked, walk_project
+from pvc.errors import BadInput
+from pvc.project import walk as walk_module
+from pvc.project.scan import FileInfo, Ignore, scan
+from pvc.project.walk import RECORD, NATIVE_WALK, stat_records
+from pvc.store import statcache
+from pvc.store.repository import Repository
+from pvc.store.statcache import CacheEntry, StatCache, StatKey
+
+pytestmark = pytest.mark.skipif(not NATIVE_WALK, reason="pvc/_walk.c is not built")
+
+
+def _walked(files: list[FileInfo], started: int | None = 10**12) -> Walked:
+    """A walk of `files` as the C walk gives it: records and flags."""
+    from pvc import _walk
+
+    records = stat_records(files)
+    flags = bytes(f.executable | (f.symlink << 1) for f in sorted(files, key=lambda f: f.relpath))
+    return Walked(started, native=(records, flags, _walk.names(records)), prefix="/p/")
+
+
+def test_names_give_the_scans_paths_stats_and_newest_mtime(project):
+    from pvc import _walk
+
+    (project / "train" / "img" / "ünï ☃.png").write_bytes(b"x")
+    (project / "run.sh").write_text("#!/bin/sh\n")
+    (project / "run.sh").chmod(0o755)
+    files = scan(project, Ignore([]))
+    records, flags = walk_module.native_walk(project, Ignore([]))
+    names, at, newest = _walk.names(records)
+    assert names == [f.relpath for f in files]
+    offsets = memoryview(at).cast("Q")
+    assert [RECORD.unpack_from(records, offsets[i]) for i in range(len(files))] == [
+        (f.size, f.mtime_ns, f.ino, f.ctime_ns) for f in files]
+    assert newest == max(f.mtime_ns for f in files)
+    walked = Walked(1, native=(records, flags, (names, at, newest)), prefix=f"{project}/")
+    assert walked.files == files and walked.file(3) == files[3] and walked.index(files[5].relpath) == 5
+    assert walked.index("no/such/file") is None
+    with pytest.raises(ValueError):
+        _walk.names(records[:-1])  # a record cut short
+
+
+def test_a_name_that_is_not_utf8_leaves_the_walk_to_the_python_scan(project):
+    from pvc import _walk
+
+    with open(os.path.join(os.fsencode(project), b"train", b"x\xff.txt"), "wb") as f:
+        f.write(b"x")
+    records, _ = walk_module.native_walk(project, Ignore([]))
+    assert _walk.names(records) is None
+    repo = Repository.init(project)
+    with pytest.raises(BadInput, match="x\\\\xff.txt: file name is not valid UTF-8"):
+        walk_project(repo, repo.stat_cache(), None, {})  # the scan says what, and where
+
+
+STAT = st.integers(min_value=0, max_value=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=st.lists(st.sampled_from(["a", "b", "c/d", "c/e", "é", "☃/x", "z", "a b", "a.json", "ab"]),
+                      unique=True, max_size=10),
+       cached=st.lists(st.tuples(st.sampled_from(["a", "b", "c/d", "é", "q", "☃/x", "ab", "a!"]), STAT, STAT),
+                       max_size=8),
+       later=st.lists(st.tuples(st.sampled_from(["a", "b", "c/e", "é", "q", "z"]), STAT, st.booleans()), max_size=4),
+       gone=st.lists(st.sampled_from(["a", "b", "c/d", "é", "q", "ab"]), max_size=3),
+       shuffled=st.booleans())
+def test_the_c_comparison_is_the_python_one(tmp_path_factory, names, cached, later, gone, shuffled):
+    """Random walks against random caches (columns in path order or not, entries saved after them, paths dropped,
+    racy entries): `walk_differences` (C) answers what `differences` (Python) answers."""
+    folder = tmp_path_factory.mktemp("c")
+    files = [FileInfo(n, "/p/", 10 + k % 2, 1_000 + k % 3, 50 + k % 2, 1_000 + k % 3, False) for k, n in
+             enumerate(sorted(names))]
+    entries = {}
+    for path, size, when in cached:
+        entries[path] = CacheEntry(StatKey(10 + size % 2, 1_000 + when, 50 + size % 2, 1_000 + when), b"\1" * 32,
+                                   "file", None)
+    if shuffled:
+        entries = dict(reversed(list(entries.items())))
+    cache_path = folder / "index"
+    StatCache(cache_path).save(entries, 1_002)  # an entry of mtime 1_002 is racy under this cutoff
+    if later or gone:
+        changes = {path: CacheEntry(StatKey(10 + size % 2, 1_000 + size % 3, 50 + size % 2, 1_000 + size % 3),
+                                    b"\2" * 32, "file", None) for path, size, _ in later}
+        StatCache(cache_path).save_changes(changes, gone, 1_001 if any(r for *_, r in later) else 2_000,
+                                           b"\3" * 32, {}, base=None)
+    walked = _walked(files)
+    assert StatCache(cache_path).walk_differences(walked) == StatCache(cache_path).differences(walked.files)
+
+
+def test_columns_out_of_order_or_of_other_types_are_compared_in_python(tmp_path, monkeypatch):
+    from pvc import _walk
+
+    files = [FileInfo(n, "/p/", 1, 5, 2**64 - 1, 5, False) for n in ("a", "b")]
+    walked = _walked(files)
+    stat = StatKey(1, 5, 2**64 - 1, 5)  # an inode above 2**63 is still compared in C
+    StatCache(tmp_path / "sorted").save({p: CacheEntry(stat, b"\1" * 32, "file", None) for p in "ab"}, 10)
+    cache = StatCache(tmp_path / "sorted")
+    assert cache._native_differences(walked) == ([], []) == cache.differences(files)
+    StatCache(tmp_path / "reversed").save({p: CacheEntry(stat, b"\1" * 32, "file", None) for p in "ba"}, 10)
+    cache = StatCache(tmp_path / "reversed")
+    assert cache._native_differences(walked) is None and cache.walk_differences(walked) == ([], [])
+    assert _walk.compare(walked.records, walked.at, ["a", 7], [1, 1], [5, 5], [1, 1], [5, 5], 10) is None
+    assert _walk.compare(walked.records, walked.at, ["a", "b"], [1, "1"], [5, 5], [1, 1], [5, 5], 10) is None
+    assert _walk.compare(walked.records, walked.at, ["a"], [1, 1], [5], [1], [5], 10) is None  # columns of two lengths
+
+
+def test_infos_sliced_in_c_are_the_unpackers(tmp_path, monkeypatch):
+    """The results part read with pvc/_pages.c's `objects` and with msgpack's Unpacker gives the same entries; a
+    part cut short vouches for nothing either way."""
+    from pvc import _pages
+
+    rng = random.Random(5)
+    infos = [None, {"w": 3, "h": 4}, [1, 2.5, "x"], {"objects": {"a": 1}, "t": [True, None]}, "é", 2**40, b"\0"]
+    files = [FileInfo(f"f{k:03d}", "/p/", k, 1, k, 1, False) for k in range(60)]
+    entries = {f.relpath: CacheEntry(StatKey(f.size, 1, f.ino, 1), bytes([k]) * 32, "ann", rng.choice(infos))
+               for k, f in enumerate(files)}
+    StatCache(tmp_path / "index").save(entries, 10, {b"\5" * 32: {"series": "1"}})
+    roles = {f.relpath: "ann" for f in files}
+    native = StatCache(tmp_path / "index").get_all(files, roles)
+    assert native == list(entries.values())
+    monkeypatch.setattr(statcache, "_pages", None)
+    assert StatCache(tmp_path / "index").get_all(files, roles) == native
+    assert StatCache(tmp_path / "index").derived(b"\5" * 32) == {"series": "1"}
+    data = msgpack.packb([1, "a", {"x": [1, 2]}, b"zz"])
+    assert list(memoryview(_pages.objects(data, 1, 4)).cast("Q")) == [1, 2, 4, 10, len(data)]
+    assert _pages.objects(data, 1, 5) is None and _pages.objects(data[:-1], 1, 4) is None
