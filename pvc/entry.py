@@ -148,14 +148,14 @@ def _answer_untouched(args: list[str]) -> int | None:
     if args[0] == "diff":
         return _answer_diff(project, options)
     if args[0] == "status":
-        from pvc.core.fastpath import clean_status, working_status
+        from pvc.core.fastpath import clean_status
 
-        report = clean_status(project)
-        if report is None and "json" in options:
-            report = working_status(project)  # the whole report; only its text needs the CLI's renderer
-            return None if report is None else _say(report, "")
+        # with --json, a changed project's whole report too, from the same walk: only its text needs the CLI's renderer
+        report = clean_status(project, changed="json" in options)
         if report is None:
             return None
+        if "json" in options:
+            return _say(report, "")
         doc, line = report, f"nothing to commit: working tree matches v{report['from']}"  # as render_changes
     else:
         try:

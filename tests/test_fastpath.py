@@ -329,7 +329,7 @@ def test_closed_stdout_ends_quietly_like_the_cli(committed):
 
 
 def test_interrupt_on_the_entry_points_path(committed, monkeypatch, capsys):
-    def interrupted(_start):
+    def interrupted(_start, **_options):
         raise KeyboardInterrupt
 
     monkeypatch.chdir(committed)

@@ -1,8 +1,10 @@
 """The walk compared with the stat cache in C (pvc/_walk.c `names` and `compare`), the results' infos sliced out in C
-(pvc/_pages.c `objects`): each against the Python code it stands in for."""
+(pvc/_pages.c `objects`), and `pvc status --json` on a changed project taking over the walk of its clean check: each
+against the Python code it stands in for."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -11,6 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pvc.core.capture.walk as capture_walk
+from pvc import cli as full_cli
+from pvc import entry
+from pvc.core import fastpath
 from pvc.core.capture.walk import Walked, walk_project
 from pvc.errors import BadInput
 from pvc.project import walk as walk_module
@@ -21,6 +27,12 @@ from pvc.store.repository import Repository
 from pvc.store.statcache import CacheEntry, StatCache, StatKey
 
 pytestmark = pytest.mark.skipif(not NATIVE_WALK, reason="pvc/_walk.c is not built")
+
+
+@pytest.fixture
+def committed(initialised, cli):
+    assert cli("commit", "-m", "v1", cwd=initialised).code == 0
+    return initialised
 
 
 def _walked(files: list[FileInfo], started: int | None = 10**12) -> Walked:
@@ -136,3 +148,30 @@ def test_infos_sliced_in_c_are_the_unpackers(tmp_path, monkeypatch):
     data = msgpack.packb([1, "a", {"x": [1, 2]}, b"zz"])
     assert list(memoryview(_pages.objects(data, 1, 4)).cast("Q")) == [1, 2, 4, 10, len(data)]
     assert _pages.objects(data, 1, 5) is None and _pages.objects(data[:-1], 1, 4) is None
+
+
+def test_status_json_of_a_changed_project_walks_once(committed, cli, capsys, monkeypatch):
+    """The entry point's clean check walks the tree; the report of the changed project takes that walk over (with
+    the clock read before it), and says what the full command says."""
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    (committed / "train" / "new.txt").write_text("new")
+    expected = cli("status", "--json", cwd=committed).json()
+    walks = []
+    real = walk_module.native_walk
+    monkeypatch.setattr(fastpath, "native_walk", lambda *a: walks.append(a) or real(*a))
+    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: pytest.fail("the capture walked again"))
+    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected and len(walks) == 1
+    assert expected["clean"] is False and expected["files"]["added"]
+
+
+def test_a_prior_walk_of_another_project_is_not_taken(committed, tmp_path):
+    from pvc.core.fastpath import PriorWalk
+
+    repo = Repository(committed)
+    other = PriorWalk(str(tmp_path), 1, b"", b"")
+    walked = walk_project(repo, repo.stat_cache(), None, {}, other)
+    assert walked.paths and walked.paths == [f.relpath for f in scan(committed, Ignore([]))]

@@ -14,15 +14,17 @@ itself imports nothing heavy.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pvc.errors import PvcError
 from pvc.project.walk import Ignore, followed_symlinks, native_walk, tree_digest
+from pvc.store.clock import fs_clock
 from pvc.store.formats import MANIFEST_FORMAT
-from pvc.store.location import find_project_root
+from pvc.store.location import STORE_DIR, find_project_root
 
 if TYPE_CHECKING:
     from pvc.core.report import CommitResult
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
     from pvc.store.repository import Repository
     from pvc.store.statcache import StatCache
 
-__all__ = ["MANIFEST_FORMAT", "capture_settings", "untouched", "clean_status", "unchanged_commit"]
+__all__ = ["MANIFEST_FORMAT", "PriorWalk", "capture_settings", "untouched", "clean_status", "working_status",
+           "unchanged_commit"]
 
 
 
@@ -48,11 +51,14 @@ def untouched(cache: StatCache, expect: bytes, settings: dict[str, Any], records
 
 
 class _Walk(threading.Thread):
-    """The C walk of `root`, in the background; `records()` waits for it (None: it declined or failed)."""
+    """The C walk of `root`, in the background; `records()` waits for it (None: it declined or failed).
+    `scan_started`: the file system's clock read just before it began (the racy cutoff of a capture that takes the
+    walk over, `PriorWalk`), or None."""
 
-    def __init__(self, root: str, ignore: Ignore) -> None:
+    def __init__(self, root: str, ignore: Ignore, *, clock: bool = False) -> None:
         super().__init__(daemon=True)
         self._args, self._walked = (root, ignore), None
+        self.scan_started = fs_clock(os.path.join(root, STORE_DIR, "tmp")) if clock else None
 
     def run(self) -> None:
         try:
@@ -68,18 +74,37 @@ class _Walk(threading.Thread):
         self.join()
         return 0 if self._walked is None else followed_symlinks(self._walked[1])
 
+    def prior(self) -> PriorWalk | None:
+        """This walk, for a capture of the same project to take over instead of walking again."""
+        self.join()
+        if self._walked is None or self.scan_started is None:
+            return None
+        return PriorWalk(self._args[0], self.scan_started, *self._walked)
 
-def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatCache, int] | None:
+
+class PriorWalk(NamedTuple):
+    """A C walk already taken of the project at `root`, and the clock read just before it (pvc/core/capture/walk.py
+    takes it over: `pvc status`, whose clean check walked the tree already, walks it once)."""
+
+    root: str
+    scan_started: int
+    records: bytes
+    flags: bytes
+
+
+def _untouched_latest(start: str, *, writer: bool,
+                      keep: list[PriorWalk] | None = None) -> tuple[VersionRecord, StatCache, int] | None:
     """The latest version, the stat cache and the symlinks the walk followed, when the project is provably that
-    version; else None.
+    version; else None, and the walk is appended to `keep` (if given) for the capture that follows.
 
     `writer` (commit): decided under the writers' lock, as the full commit decides, and only if the lock is free
-    at once; otherwise None, and the full command waits for it up to --lock-timeout and says who holds it."""
+    at once; otherwise None, and the full command waits for it up to --lock-timeout and says who holds it. (Its walk
+    is never kept: it was taken before the lock, and a commit walks under the lock.)"""
     root = find_project_root(start)
     if root is None:
         return None
     try:
-        walk = _Walk(root, Ignore.load(root))
+        walk = _Walk(root, Ignore.load(root), clock=keep is not None and not writer)
     except PvcError:  # unreadable .pvcignore
         return None
     walk.start()
@@ -90,11 +115,14 @@ def _untouched_latest(start: str, *, writer: bool) -> tuple[VersionRecord, StatC
 
         repo = Repository(Path(root))
         with repo.lock(timeout=0) if writer else nullcontext():
-            return _provably_latest(repo, walk)
+            found = _provably_latest(repo, walk)
     except (PvcError, OSError, ValueError):  # Locked among them
-        return None
+        found = None
     finally:
         walk.join()
+    if found is None and keep is not None and not writer and (prior := walk.prior()) is not None:
+        keep.append(prior)
+    return found
 
 
 def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache, int] | None:
@@ -107,24 +135,26 @@ def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, Stat
     return latest, cache, walk.followed_symlinks()
 
 
-def clean_status(start: str) -> dict | None:
+def clean_status(start: str, *, changed: bool = False) -> dict | None:
     """The `status` report when the project is provably the latest version; None in every other case
-    (changes, no version yet, no C walk, anything odd), and then the full status runs and explains."""
-    found = _untouched_latest(start, writer=False)
+    (changes, no version yet, no C walk, anything odd), and then the full status runs and explains.
+    `changed`: in every other case, the report of the changed project (`working_status`) from the same walk."""
+    keep: list[PriorWalk] | None = [] if changed else None
+    found = _untouched_latest(start, writer=False, keep=keep)
     if found is None:
-        return None
+        return working_status(start, keep[0] if keep else None) if changed else None
     from pvc.core.report import clean_report
 
     latest, cache, _ = found
     return clean_report(latest.number, "working", cache.classes)
 
 
-def working_status(start: str) -> dict | None:
-    """The `status` report of a changed project (pvc/core/status.py, the same function the CLI calls); None on any
-    problem, which the full command then meets and explains."""
+def working_status(start: str, walk: PriorWalk | None = None) -> dict | None:
+    """The `status` report of a changed project (pvc/core/status.py, the same function the CLI calls), taking over
+    `walk` where it is of this project; None on any problem, which the full command then meets and explains."""
     from pvc.core.status import status
 
-    return _answered(start, status)
+    return _answered(start, lambda repo: status(repo, walk=walk))
 
 
 def unchanged_commit(start: str) -> CommitResult | None:

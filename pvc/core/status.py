@@ -5,6 +5,7 @@ from __future__ import annotations
 from pvc.core.capture import Capture, capture
 from pvc.core.diff import diff_snapshots, empty_manifest
 from pvc.core.snapshot import Snapshot
+from pvc.core.fastpath import PriorWalk
 from pvc.errors import Locked
 from pvc.store.overlay import OverlayStore
 from pvc.store.repository import Repository
@@ -12,16 +13,18 @@ from pvc.store.repository import Repository
 __all__ = ["status", "working_snapshot", "version_snapshot"]
 
 
-def working_snapshot(repo: Repository, expect: str | None = None, *, from_change: bool = False) -> tuple[Snapshot, Capture]:
+def working_snapshot(repo: Repository, expect: str | None = None, *, from_change: bool = False,
+                     walk: PriorWalk | None = None) -> tuple[Snapshot, Capture]:
     """The working tree as a snapshot whose new objects live in memory; the store is not written.
     `expect`: the manifest of the version it is compared with; a tree nobody touched since is known to be
     that manifest without reading a file. A file a commit would refuse does not stop it: it is captured as
     `--allow-invalid` would store it and listed in `Capture.invalid`, to be reported with the rest. `from_change`
     (status, diff, the preview of discard): built from the paths changed since the version, where it is the stat
-    cache's base and the change alone can tell the manifest (capture/delta.py)."""
+    cache's base and the change alone can tell the manifest (capture/delta.py). `walk`: a walk of the project already
+    taken (pvc/core/fastpath.py), used instead of walking again."""
     overlay = OverlayStore(repo.store)
     cap = capture(repo, overlay, report_invalid=True, expect=bytes.fromhex(expect) if expect else None,
-                  from_change=from_change)
+                  from_change=from_change, walk=walk)
     _remember_hashes(repo, cap)
     return Snapshot(overlay, cap.manifest_id), cap
 
@@ -43,10 +46,10 @@ def _remember_hashes(repo: Repository, cap: Capture) -> None:
         pass
 
 
-def status(repo: Repository) -> dict:
-    """What `pvc commit` would record now, relative to the latest version."""
+def status(repo: Repository, *, walk: PriorWalk | None = None) -> dict:
+    """What `pvc commit` would record now, relative to the latest version (`walk`: as `working_snapshot` takes it)."""
     latest = repo.latest()
-    working, cap = working_snapshot(repo, latest.manifest if latest else None, from_change=True)
+    working, cap = working_snapshot(repo, latest.manifest if latest else None, from_change=True, walk=walk)
     base = version_snapshot(repo, latest.manifest if latest else None, working)
     return diff_snapshots(base, working, source=latest.number if latest else None, target="working",
                           invalid=cap.invalid)

@@ -18,7 +18,7 @@ from pvc.core.capture.build import PageReuse, build_manifest
 from pvc.core.capture.describe import ItemDescriber, read_project_meta, series_uid, sniff_annotation
 from pvc.core.capture.hash import ObjectSink, hash_files, invalid_reason
 from pvc.core.capture.walk import Walked, walk_project
-from pvc.core.fastpath import capture_settings
+from pvc.core.fastpath import PriorWalk, capture_settings
 from pvc.core.tuning import fewer_collections
 from pvc.project.layout import Layout, add_dicom_series, classify
 from pvc.project.scan import FileInfo
@@ -119,7 +119,7 @@ class Capture:
 
 @fewer_collections
 def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False, report_invalid: bool = False,
-            progress=None, expect: bytes | None = None, from_change: bool = False) -> Capture:
+            progress=None, expect: bytes | None = None, from_change: bool = False, walk: PriorWalk | None = None) -> Capture:
     """Scan the project, hash what the stat cache cannot vouch for, and build its manifest in `store`.
 
     `expect` (the latest version's manifest) enables the fast path: when every file's stat is what the
@@ -128,11 +128,12 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     is captured as `--allow-invalid` would store it and listed in `Capture.invalid`, instead of stopping the scan.
     `from_change` (status, commit): when the stat cache's base is `expect`, build from the changed paths alone (delta.py),
     the same manifest in time that follows the change; else, or where that cannot be told safely, the full build.
+    `walk`: a walk of this project already taken, with the clock read before it (pvc/core/fastpath.py), taken over.
     """
     cache = repo.stat_cache()
     cache.file_ids = lambda manifest: manifest_file_ids(store, manifest)
     settings = capture_settings(repo, allow_invalid)
-    walked = walk_project(repo, cache, expect, settings)
+    walked = walk_project(repo, cache, expect, settings, walk)
     if walked.untouched:
         return Capture(manifest_id=expect, cache=cache, settings=settings, walked=walked, unchanged=True)
     if (expect is not None and cache.manifest == expect and cache.settings == settings

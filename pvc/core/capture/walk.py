@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from pvc.core.fastpath import untouched
+from pvc.core.fastpath import PriorWalk, untouched
 from pvc.project.scan import FileInfo, Ignore, scan
 from pvc.project.walk import RECORD, _walk, followed_symlinks, native_walk, tree_digest
 from pvc.store.repository import Repository
@@ -76,12 +76,17 @@ class Walked:
         return all(f.mtime_ns < self.scan_started for f in self.files or [])
 
 
-def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, settings: dict) -> Walked:
-    """Walk the project; stop after the stat records when they prove the project is still `expect`."""
+def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, settings: dict,
+                 prior: PriorWalk | None = None) -> Walked:
+    """Walk the project (or take over `prior`, a C walk of it already taken); stop after the stat records when they
+    prove the project is still `expect`."""
     root = repo.project_root
     ignore = Ignore.load(root)
-    scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
-    walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
+    if prior is not None and prior.root == str(root):
+        scan_started, walked = prior.scan_started, (prior.records, prior.flags)
+    else:
+        scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
+        walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
     if expect is not None and untouched(cache, expect, settings, walked[0] if walked else None):
         return Walked(scan_started, followed=followed_symlinks(walked[1]), untouched=True)
     listed = _walk.names(walked[0]) if walked else None  # None: a name that is not UTF-8, which the scan reports
