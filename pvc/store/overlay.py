@@ -45,7 +45,7 @@ class OverlayStore(ObjectAccess):
             return obj
         return super().get_object(oid, cls)
 
-    def put(self, data: bytes, *, compress: bool | None = None) -> bytes:
+    def put(self, data: bytes, *, compress: bool | None = None, quick: bool = False) -> bytes:
         oid = objects.hash_bytes(data)
         self._objects.setdefault(oid, bytes(data))
         return oid
