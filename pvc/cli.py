@@ -616,24 +616,32 @@ def main(argv: list[str] | None = None) -> int:
         if code == 130:  # typer turns Ctrl-C into 130 instead of raising
             return _fail("interrupted", 130, "Interrupted", args)
         return code if isinstance(code, int) else 0
-    except PvcError as exc:
-        return _fail(str(exc), exc.exit_code, type(exc).__name__, args)
     except typer.Exit as exc:
         return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:
         return _fail("interrupted", 130, "Interrupted", args)
     except typer.TyperException as exc:  # typer's own usage errors: unknown option, missing argument
         message = exc.format_message()
         return _fail(message, 1, "UsageError", args) if message else 0  # empty: `pvc` alone, help shown
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"{where}{exc.strerror or exc}", 1, "OSError", args)
-    except Exception as exc:  # a bug: one line, the traceback only when asked for
-        if os.environ.get("PVC_DEBUG") == "1":
-            traceback.print_exc()
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (set PVC_DEBUG=1 for the traceback)", 1, "InternalError", args)
+    except (PvcError, KeyboardInterrupt, Exception) as exc:
+        return failed(exc, args)
     finally:
         os.chdir(start)  # `-C` changed it for this command only (a caller in the same process keeps its own)
+
+
+def failed(exc: BaseException, args: list[str]) -> int:
+    """Say what `exc` (raised by a command given `args`) means, in one line, and return the exit code (pvc/entry.py
+    says the errors of the commands it answers with this too)."""
+    if isinstance(exc, PvcError):
+        return _fail(str(exc), exc.exit_code, type(exc).__name__, args)
+    if isinstance(exc, KeyboardInterrupt):
+        return _fail("interrupted", 130, "Interrupted", args)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", 1, "OSError", args)
+    if os.environ.get("PVC_DEBUG") == "1":  # a bug: one line, the traceback only when asked for
+        traceback.print_exception(exc)
+    return _fail(f"internal error: {type(exc).__name__}: {exc} (set PVC_DEBUG=1 for the traceback)", 1, "InternalError", args)
 
 
 def _fail(message: str, code: int, kind: str, args: list[str]) -> int:

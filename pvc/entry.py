@@ -2,8 +2,9 @@
 
 `pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
 the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
-imported: loading them costs more than the walk; so is `pvc status --json` on a changed project (the report of
-pvc/core/status.py, printed as JSON: only the text form needs the CLI's renderer); so are `pvc --version`, `pvc log` and `pvc tag --list` (from
+imported: loading them costs more than the walk; so are `pvc status --json` and `pvc commit --json` on a changed
+project (the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the lock the check took, both
+from the check's walk and printed as JSON: only their text needs the CLI's renderer); so are `pvc --version`, `pvc log` and `pvc tag --list` (from
 the refs alone), `pvc show` (the refs, the manifest and its trees) and `pvc diff A B --stat` / `--json` (the
 diff of two versions, pvc/core/diff.py), printed by pvc/render.py, which the CLI prints them with too. The global options before the command
 (`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
@@ -45,12 +46,10 @@ def _main(args: list[str]) -> tuple[int, bool]:
         answered = _answer_untouched(args)
     except BrokenPipeError:  # stdout closed early (`| head`): exit 1 quietly, as click does for the CLI
         return 1, True
-    except (KeyboardInterrupt, OSError) as exc:  # said as the CLI says it
-        from pvc.cli import _fail
+    except (KeyboardInterrupt, Exception) as exc:  # said as the CLI says it (a commit's own errors among them)
+        from pvc.cli import failed
 
-        if isinstance(exc, KeyboardInterrupt):
-            return _fail("interrupted", 130, "Interrupted", args), True
-        return _fail(exc.strerror or str(exc), 1, "OSError", args), True
+        return failed(exc, args), True
     if answered is not None:
         return answered, True
     from pvc.cli import main as cli_main
@@ -164,10 +163,15 @@ def _answer_untouched(args: list[str]) -> int | None:
             return None  # the CLI's usage error
         from pvc.core.fastpath import unchanged_commit
 
-        result = unchanged_commit(project)
+        # with --json, a changed project's commit too, under the same lock and from the same walk
+        result = unchanged_commit(project, changed="json" in options, title=options.get("message", ""),
+                                  description=options.get("description"),
+                                  author=options.get("author") or os.environ.get("PVC_AUTHOR"))
         if result is None:
             return None
-        doc, line = result.to_json(), "\n".join([result.unchanged_line(), *result.notes()])
+        if "json" in options:
+            return _say(result.to_json(), "")
+        doc, line = None, "\n".join([result.unchanged_line(), *result.notes()])
     return _say(doc if "json" in options else None, line)
 
 

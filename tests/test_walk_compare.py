@@ -1,6 +1,6 @@
 """The walk compared with the stat cache in C (pvc/_walk.c `names` and `compare`), the results' infos sliced out in C
-(pvc/_pages.c `objects`), and `pvc status --json` on a changed project taking over the walk of its clean check: each
-against the Python code it stands in for."""
+(pvc/_pages.c `objects`), and `pvc status --json` / `pvc commit --json` on a changed project taking over the walk of
+the entry point's check: each against the Python code or the command it stands in for."""
 
 from __future__ import annotations
 
@@ -175,3 +175,93 @@ def test_a_prior_walk_of_another_project_is_not_taken(committed, tmp_path):
     other = PriorWalk(str(tmp_path), 1, b"", b"")
     walked = walk_project(repo, repo.stat_cache(), None, {}, other)
     assert walked.paths and walked.paths == [f.relpath for f in scan(committed, Ignore([]))]
+
+
+def _settled_lock(root) -> None:
+    """Wait until the file system's clock has moved past the lock file's last change (a commit just let go of it):
+    the entry point takes a walk over only when the lock file is older than the clock it read before walking."""
+    import time
+
+    from pvc.store.clock import fs_clock
+
+    lock = root / ".pvc" / "lock"
+    while fs_clock(root / ".pvc" / "tmp") <= lock.stat().st_ctime_ns:
+        time.sleep(0.002)
+
+
+def _edited(root) -> None:
+    ann = sorted(root.glob("train/ann/*.json"))[0]
+    ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    (root / "train" / "new.txt").write_text("new")
+
+
+def test_commit_json_of_a_changed_project_walks_once_under_one_lock(committed, cli, capsys, monkeypatch, tmp_path):
+    """`pvc commit --json` on a changed project: committed from the entry point's walk, under the lock it took for its
+    check, without the CLI; the version is the one the full command makes."""
+    import shutil
+
+    _edited(committed)
+    twin = tmp_path / "twin"
+    shutil.copytree(committed, twin, symlinks=True)
+    expected = cli("commit", "-m", "v2", "--json", cwd=twin).json()
+    _settled_lock(committed)
+    walks = []
+    real = walk_module.native_walk
+    monkeypatch.setattr(fastpath, "native_walk", lambda *a: walks.append(a) or real(*a))
+    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: pytest.fail("the commit walked again"))
+    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(["commit", "-m", "v2", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["created"] is True and got["manifest"] == expected["manifest"] and len(walks) == 1
+    assert got["files_hashed"] == 2 and Repository(committed).versions()[-1].title == "v2"  # the edit, the new file
+    assert entry._answer_untouched(["status", "--json"]) == 0 and json.loads(capsys.readouterr().out)["clean"]
+
+
+def test_a_writer_between_the_walk_and_the_lock_makes_the_commit_walk_again(committed, capsys, monkeypatch):
+    """A writer that takes and lets go of the lock while the entry point walks (a discard may have changed the files
+    the walk saw) changes the lock file: the commit then walks again, under its lock."""
+    _edited(committed)
+    _settled_lock(committed)
+    real_lock = Repository.lock
+
+    def lock_after_a_writer(self, timeout=60.0):
+        if timeout == 0:  # the entry point's: another writer gets there first, and is done
+            with real_lock(self, timeout=5):
+                pass
+        return real_lock(self, timeout)
+
+    walks = []
+    real = capture_walk.native_walk
+    monkeypatch.setattr(Repository, "lock", lock_after_a_writer)
+    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: walks.append(a) or real(*a))
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(["commit", "-m", "v2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] is True and len(walks) == 1
+
+
+def test_an_error_of_a_commit_answered_by_the_entry_point_is_said_as_the_cli_says_it(committed, capsys, monkeypatch,
+                                                                                       tmp_path):
+    import shutil
+
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    ann.write_text("{ not json")
+    twin = tmp_path / "twin"
+    shutil.copytree(committed, twin, symlinks=True)
+    monkeypatch.chdir(twin)
+    code = full_cli.main(["commit", "-m", "v2", "--json"])
+    full = capsys.readouterr()
+    monkeypatch.chdir(committed)
+    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
+    assert entry.main(["commit", "-m", "v2", "--json"]) == code != 0
+    fast = capsys.readouterr()
+    assert (fast.out, fast.err) == (full.out.replace(str(twin), str(committed)), full.err.replace(str(twin), str(committed)))
+    assert json.loads(fast.out)["error"]["type"] == "BadInput" and len(Repository(committed).versions()) == 1
+
+
+def test_a_taken_lock_leaves_the_commit_to_the_cli(committed, monkeypatch):
+    _edited(committed)
+    monkeypatch.chdir(committed)
+    with Repository(committed).lock(timeout=5):
+        assert entry._answer_untouched(["commit", "-m", "v2", "--json"]) is None
+    assert len(Repository(committed).versions()) == 1

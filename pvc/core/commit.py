@@ -14,13 +14,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from pvc.core.capture import capture
+from pvc.core.fastpath import PriorWalk
 from pvc.core.report import CommitResult
 from pvc.store.model import Manifest
 from pvc.store.objects import hex_id
 from pvc.store.refs import VersionRecord, record_id
 from pvc.store.repository import Repository
 
-__all__ = ["CommitResult", "commit", "Progress"]
+__all__ = ["CommitResult", "commit", "commit_locked", "Progress"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -46,20 +47,31 @@ def commit(
     """Version the project directory; the lock is held from the scan to the refs write (and, in a restored
     project, the locks of the stores whose objects it shares: no gc there may drop what this commit relies on)."""
     with repo.lock_with_sources(lock_timeout):
-        repo.clean_tmp()
-        store = repo.reopen_store()
-        try:
-            return _commit_locked(repo, store, title, description, author, allow_invalid, progress)
-        except BaseException:
-            store.abort()
-            raise
+        return commit_locked(repo, title=title, description=description, author=author, allow_invalid=allow_invalid,
+                             progress=progress)
 
 
-def _commit_locked(repo, store, title, description, author, allow_invalid, progress) -> CommitResult:
+def commit_locked(repo: Repository, *, title: str = "", description: str | dict | None = None,
+                  author: str | None = None, allow_invalid: bool = False, progress: Progress | None = None,
+                  walk: PriorWalk | None = None) -> CommitResult:
+    """`commit`, for a caller that holds the locks `commit` takes. `walk`: a walk of the project taken while this
+    caller held them (pvc/core/fastpath.py: the entry point's check for an untouched project), used instead of
+    walking again."""
+    repo.clean_tmp()
+    store = repo.reopen_store()
+    try:
+        return _commit_locked(repo, store, title, description, author, allow_invalid, progress, walk)
+    except BaseException:
+        store.abort()
+        raise
+
+
+def _commit_locked(repo, store, title, description, author, allow_invalid, progress, walk) -> CommitResult:
     versions = repo.versions()
     latest = repo.latest()  # deleted versions are not compared with, nor parents
     expect = bytes.fromhex(latest.manifest) if latest else None
-    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect, from_change=True)
+    snap = capture(repo, store, allow_invalid=allow_invalid, progress=progress, expect=expect, from_change=True,
+                   walk=walk)
     manifest_id = snap.manifest_id
     if latest and latest.manifest == hex_id(manifest_id):
         repo.prepare_publish(store)

@@ -9,7 +9,8 @@ times faster than the Python one.
 pvc/entry.py; the commit's answer is given under the writers' lock, as every commit's is, and only when that lock
 is free at once. They start the C walk in a thread (the walk runs without the GIL) and only then import the
 store's modules and read the refs and the tree record, so that importing and walking overlap. This module
-itself imports nothing heavy.
+itself imports nothing heavy. With `--json`, a changed project's status and commit go on from the same walk
+(`PriorWalk`): the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the same lock.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pvc.errors import PvcError
@@ -92,19 +93,15 @@ class PriorWalk(NamedTuple):
     flags: bytes
 
 
-def _untouched_latest(start: str, *, writer: bool,
-                      keep: list[PriorWalk] | None = None) -> tuple[VersionRecord, StatCache, int] | None:
+def _untouched_latest(start: str, keep: list[PriorWalk] | None = None) -> tuple[VersionRecord, StatCache, int] | None:
     """The latest version, the stat cache and the symlinks the walk followed, when the project is provably that
-    version; else None, and the walk is appended to `keep` (if given) for the capture that follows.
-
-    `writer` (commit): decided under the writers' lock, as the full commit decides, and only if the lock is free
-    at once; otherwise None, and the full command waits for it up to --lock-timeout and says who holds it. (Its walk
-    is never kept: it was taken before the lock, and a commit walks under the lock.)"""
+    version; else None, and the walk is appended to `keep` (if given) for the capture that follows (status: a
+    reader, which takes no lock)."""
     root = find_project_root(start)
     if root is None:
         return None
     try:
-        walk = _Walk(root, Ignore.load(root), clock=keep is not None and not writer)
+        walk = _Walk(root, Ignore.load(root), clock=keep is not None)
     except PvcError:  # unreadable .pvcignore
         return None
     walk.start()
@@ -113,14 +110,12 @@ def _untouched_latest(start: str, *, writer: bool,
 
         from pvc.store.repository import Repository
 
-        repo = Repository(Path(root))
-        with repo.lock(timeout=0) if writer else nullcontext():
-            found = _provably_latest(repo, walk)
-    except (PvcError, OSError, ValueError):  # Locked among them
+        found = _provably_latest(Repository(Path(root)), walk)
+    except (PvcError, OSError, ValueError):
         found = None
     finally:
         walk.join()
-    if found is None and keep is not None and not writer and (prior := walk.prior()) is not None:
+    if found is None and keep is not None and (prior := walk.prior()) is not None:
         keep.append(prior)
     return found
 
@@ -140,7 +135,7 @@ def clean_status(start: str, *, changed: bool = False) -> dict | None:
     (changes, no version yet, no C walk, anything odd), and then the full status runs and explains.
     `changed`: in every other case, the report of the changed project (`working_status`) from the same walk."""
     keep: list[PriorWalk] | None = [] if changed else None
-    found = _untouched_latest(start, writer=False, keep=keep)
+    found = _untouched_latest(start, keep)
     if found is None:
         return working_status(start, keep[0] if keep else None) if changed else None
     from pvc.core.report import clean_report
@@ -157,15 +152,61 @@ def working_status(start: str, walk: PriorWalk | None = None) -> dict | None:
     return _answered(start, lambda repo: status(repo, walk=walk))
 
 
-def unchanged_commit(start: str) -> CommitResult | None:
+def unchanged_commit(start: str, *, changed: bool = False, **options: Any) -> CommitResult | None:
     """What `pvc commit` returns when the project is provably the latest version, decided under the lock
-    like every commit (nothing else is written); None in every other case, and then the full commit runs."""
-    found = _untouched_latest(start, writer=True)
-    if found is None:
-        return None
-    from pvc.core.report import CommitResult
+    like every commit (nothing else is written); None in every other case, and then the full commit runs.
 
-    return CommitResult(found[0], False, 0, 0, followed_symlinks=found[2])
+    `changed`: also the commit of a changed project (`options` as `commit.commit_locked` takes them), made under the
+    same lock, and its sources' taken at once (`Repository.lock_with_sources`), from the same walk when no writer
+    took the lock since before that walk began (`_undisturbed`), else from a walk of its own. None still when the
+    lock is taken or anything is odd before the commit begins (the full command then waits, or says what); an error
+    of the commit itself is raised, and the entry point says it as the CLI says it."""
+    root = find_project_root(start)
+    if root is None:
+        return None
+    try:
+        before = os.stat(os.path.join(root, STORE_DIR, "lock")) if changed else None  # before the clock and the walk
+    except OSError:
+        before = None
+    try:
+        walk = _Walk(root, Ignore.load(root), clock=changed)
+    except PvcError:  # unreadable .pvcignore
+        return None
+    walk.start()
+    with ExitStack() as held:
+        try:
+            from pathlib import Path
+
+            from pvc.store.repository import Repository
+
+            repo = Repository(Path(root))
+            lock = held.enter_context(repo.lock(timeout=0))
+            found = _provably_latest(repo, walk)
+            if found is None and changed:
+                held.enter_context(repo.source_locks(timeout=0))  # (after its own: so without waiting)
+        except (PvcError, OSError, ValueError):  # Locked among them
+            return None
+        finally:
+            walk.join()
+        from pvc.core.report import CommitResult
+
+        if found is not None:
+            return CommitResult(found[0], False, 0, 0, followed_symlinks=found[2])
+        if not changed:
+            return None
+        from pvc.core.commit import commit_locked
+
+        prior = walk.prior() if _undisturbed(before, lock.seen, walk.scan_started) else None
+        return commit_locked(repo, walk=prior, **options)
+
+
+def _undisturbed(before: os.stat_result | None, seen: os.stat_result | None, scan_started: int | None) -> bool:
+    """No writer took the project's lock between `before` (the lock file, stat'ed before the clock `scan_started` was
+    read and the walk began) and `seen` (the file as this process found it on taking the lock): every writer writes
+    it as it takes the lock and as it lets go, and a write after the clock was read gives it a later ctime than one
+    older than the clock. A writer that took and let go of the lock in the clock's own tick ended before the walk."""
+    return (before is not None and seen is not None and scan_started is not None and before.st_ctime_ns < scan_started
+            and (before.st_ino, before.st_size, before.st_ctime_ns) == (seen.st_ino, seen.st_size, seen.st_ctime_ns))
 
 
 def _answered(start: str, answer: Callable[[Repository], Any]) -> Any:

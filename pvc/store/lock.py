@@ -38,6 +38,8 @@ class RepoLock:
         self.shared = shared
         self._fd: int | None = None
         self.previous: dict | None = None
+        self.seen: os.stat_result | None = None  # the lock file as the last holder left it, read once the flock is
+        # taken and before this holder writes to it (every writer writes it when it takes the lock and when it lets go)
 
     def __enter__(self) -> RepoLock:
         fd = self._open()
@@ -55,6 +57,7 @@ class RepoLock:
                     raise Locked(f"repository is locked by {holder} (waited {self.timeout:g} s; see --lock-timeout)") from None
                 time.sleep(self.poll)
         self._fd = fd
+        self.seen = os.fstat(fd)
         if not self.shared:
             self._record_holder()
         return self

@@ -231,6 +231,15 @@ class Repository:
         discard), so that no gc runs there meanwhile; a gc there takes only its own lock. Always taken in this
         order (sources before the projects restored from them), so two writers never wait for each other. A
         source on a read-only file system, or one this user may not write, cannot be locked and is skipped."""
+        with ExitStack() as locks:
+            locks.enter_context(self.source_locks(timeout))
+            locks.enter_context(self.lock(timeout))
+            yield
+
+    @contextmanager
+    def source_locks(self, timeout: float = 60.0) -> Iterator[None]:
+        """The locks of the stores this one reads objects from, as `lock_with_sources` takes them (without its own).
+        A caller that holds its own lock already takes them with `timeout` 0: it must not wait in the wrong order."""
         from pvc.store.lock import RepoLock
 
         with ExitStack() as locks:
@@ -244,8 +253,8 @@ class Repository:
                 except OSError as exc:
                     if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                         raise
-            locks.enter_context(self.lock(timeout))
             yield
+
     def read_lock(self, timeout: float = 60.0) -> RepoLock:
         """The readers' lock: shared, writes nothing; keeps writers (gc above all) out while it is held."""
         from pvc.store.lock import RepoLock
