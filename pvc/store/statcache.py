@@ -133,6 +133,7 @@ class StatCache:
         self._stats_count: int | None = None  # stat entries the file holds, once counted
         self._columns: tuple | None = None  # the stats part decoded (paths, sizes, mtimes, inodes, ctimes)
         self._position: dict[str, int] | None = None  # path -> its place in the columns, once a lookup needs it
+        self._in_order = False  # the columns' paths are in path order (pvc/_walk.c's comparison found them so)
         self._matched: tuple | None = None  # (files, what _matching found for them): the last answer
         self._changed: tuple[dict[str, tuple], set[str], dict[str, int]] | None = None  # `changes`, read once
         self._broken = False  # the stats part could not be decoded
@@ -254,6 +255,7 @@ class StatCache:
         if got is None:
             return None
         changed, missing = got
+        self._in_order = True
         changes, dropped, _ = self._changes
         count = len(paths)
         if not changes and not dropped:
@@ -261,8 +263,7 @@ class StatCache:
             return changed, [paths[k] for k in missing]
         marked = set(changed)  # the entries saved since the columns take their paths' places
         for rel in dropped.union(changes):
-            at = bisect_left(paths, rel)
-            count -= at < len(paths) and paths[at] == rel
+            count -= self._place(rel) is not None
             i = walked.index(rel)
             if i is None:
                 continue
@@ -314,9 +315,7 @@ class StatCache:
             return found, [], 0
         paths, sizes, mtimes, inodes, ctimes = self._columns
         if 8 * len(files) < len(paths):  # a few files asked of many: each looked up
-            if self._position is None:
-                self._position = {rel: k for k, rel in enumerate(paths)}
-            pairs = ((i, self._position.get(f.relpath)) for i, f in enumerate(files))
+            pairs = ((i, self._place(f.relpath)) for i, f in enumerate(files))
         else:
             at = {f.relpath: i for i, f in enumerate(files)}
             pairs = ((at.get(rel), k) for k, rel in enumerate(paths))
@@ -329,10 +328,7 @@ class StatCache:
         count = len(paths)
         changes, dropped, order = self._changes
         if changes or dropped:  # the entries saved since the columns take their paths' places
-            if self._position is None:
-                self._position = {rel: k for k, rel in enumerate(paths)}
-            position = self._position
-            count -= sum(1 for p in dropped.union(changes) if p in position)
+            count -= sum(1 for p in dropped.union(changes) if self._place(p) is not None)
             count += len(changes)
             for i, f in enumerate(files):
                 rel = f.relpath
@@ -347,6 +343,17 @@ class StatCache:
         result = (found, paths, count)
         self._matched = (files, result)
         return result
+
+    def _place(self, path: str) -> int | None:
+        """The position of `path` in the columns, or None: by bisection where the C comparison found them in path
+        order (no map of every path to make), else from a map made once."""
+        paths = self._columns[0]
+        if self._in_order:
+            k = bisect_left(paths, path)
+            return k if k < len(paths) and paths[k] == path else None
+        if self._position is None:
+            self._position = {rel: k for k, rel in enumerate(paths)}
+        return self._position.get(path)
 
     def _results(self, wanted: dict[int, int], paths: list[str]) -> list[tuple[int, bytes, str, bytes]]:
         """(index of the file, blob id, role, info bytes) of the entries at the positions `wanted` names (position
@@ -483,6 +490,7 @@ class StatCache:
                 self._results({}, [])
             self._doc = self._doc | {"stats": b"", "results": b""}
             self._columns = self._position = self._matched = None
+            self._in_order = False
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
@@ -563,6 +571,7 @@ class StatCache:
         """Drop what was read or worked out from the file: the next question reads it again."""
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None
         self._columns = self._position = self._matched = self._changed = None
+        self._in_order = False
         self._broken = False
 
     def save_tree(self, tree: bytes, manifest: bytes, settings: Any, classes: dict[str, int]) -> None:
