@@ -6,7 +6,8 @@
  * integers, of the file a symlink points to), and one byte of flags per file: 1 if any execute bit is set,
  * 2 if it was reached through a symlink. pvc/project/walk.py makes the same
  * records from a Python scan (`stat_records`), so two scans of an untouched tree give equal digests, and
- * pvc/project/scan.py turns these back into the scan's files (`files_from_walk`).
+ * pvc/project/scan.py turns these back into the scan's files (`files_from_walk`; pvc/core/capture/walk.py one file at a
+ * time, from names() below).
  *
  * It returns None, and the caller falls back to the Python scan (which then reports the problem), for
  * anything that scan treats specially: a symlink to a folder, a broken link, a FIFO, socket or device,
@@ -395,8 +396,9 @@ out:
 }
 
 /* The stat records of walk() read back: names(records) -> (names, at, newest) | None, every path as a str in order,
- * `at` the offset in `records` of each file's four integers (uint64 little-endian, one a file), and the newest mtime
- * (INT64_MIN for none); None when a name is not UTF-8 (the Python scan then reports it). */
+ * `at` the offset in `records` of each file's four integers (one uint64 a file, in the machine's byte order, as
+ * memoryview.cast("Q") reads them), and the newest mtime (INT64_MIN for none); None when a name is not UTF-8 (the
+ * Python scan then reports it). */
 static uint64_t get_u64(const char *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | (unsigned char)p[i];
@@ -434,7 +436,8 @@ static PyObject *names(PyObject *self, PyObject *args) {
             goto out;
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, name);
-        put_u64(offsets + 8 * i, (uint64_t)p);
+        uint64_t here = (uint64_t)p;
+        memcpy(offsets + 8 * i, &here, sizeof(here));
         int64_t mtime = (int64_t)get_u64(data + p + 8);
         if (mtime > newest) newest = mtime;
         p += 32;
@@ -506,8 +509,10 @@ static PyObject *compare(PyObject *self, PyObject *args) {
         PyList_GET_SIZE(ctimes) != m)
         goto unsure;
     for (size_t i = 0; i < count; i++) {
-        size_t stat_at = (size_t)get_u64((const char *)at.buf + 8 * i);
-        if (stat_at < start + 1 || stat_at + 32 > (size_t)rec.len) {
+        uint64_t here;
+        memcpy(&here, (const char *)at.buf + 8 * i, sizeof(here));
+        size_t stat_at = (size_t)here;
+        if ((size_t)rec.len < 32 || stat_at > (size_t)rec.len - 32 || stat_at < start + 1 || data[stat_at - 1] != 0) {
             PyErr_SetString(PyExc_ValueError, "records: offsets do not match");
             goto out;
         }
@@ -540,6 +545,10 @@ static PyObject *compare(PyObject *self, PyObject *args) {
             break;
         }
         if (!matched && append_index(changed, (Py_ssize_t)i)) goto out;
+    }
+    if (start != (size_t)rec.len) {
+        PyErr_SetString(PyExc_ValueError, "records: offsets do not match");
+        goto out;
     }
     for (; k < m; k++) {
         Py_ssize_t clen;

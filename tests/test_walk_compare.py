@@ -265,3 +265,55 @@ def test_a_taken_lock_leaves_the_commit_to_the_cli(committed, monkeypatch):
     with Repository(committed).lock(timeout=5):
         assert entry._answer_untouched(["commit", "-m", "v2", "--json"]) is None
     assert len(Repository(committed).versions()) == 1
+
+
+def test_inodes_of_2_63_and_more_are_saved_and_read_back(tmp_path):
+    """The inodes column is kept as differences; two neighbours far apart (2**64 - 1, then 1) make a difference that
+    no 64-bit integer holds: it is wrapped, and read back as the inodes themselves."""
+    inodes = [2**64 - 1, 1, 2**63, 5]
+    files = [FileInfo(f"f{k}", "/p/", 1, 5, ino, 5, False) for k, ino in enumerate(inodes)]
+    entries = {f.relpath: CacheEntry(StatKey(1, 5, f.ino, 5), b"\1" * 32, "file", None) for f in files}
+    StatCache(tmp_path / "index").save(entries, 10)
+    cache = StatCache(tmp_path / "index")
+    assert cache.differences(files) == ([], []) and cache.walk_differences(_walked(files)) == ([], [])
+    assert cache.get_all(files, {f.relpath: "file" for f in files}) == list(entries.values())
+
+
+def test_a_cutoff_no_clock_gives_is_compared_in_python(tmp_path):
+    files = [FileInfo("a", "/p/", 1, 5, 2, 5, False)]
+    StatCache(tmp_path / "index").save({"a": CacheEntry(StatKey(1, 5, 2, 5), b"\1" * 32, "file", None)}, 2**64 - 5)
+    cache = StatCache(tmp_path / "index")
+    assert cache._native_differences(_walked(files)) is None
+    assert cache.walk_differences(_walked(files)) == cache.differences(files) == ([], [])
+
+
+def test_offsets_that_do_not_match_the_records_are_refused():
+    import struct
+
+    from pvc import _walk
+
+    files = [FileInfo(n, "/p/", 1, 5, 2, 5, False) for n in ("a", "bb")]
+    walked = _walked(files)
+    for at in (struct.pack("=Q", 2**64 - 16), struct.pack("=Q", 2), struct.pack("=Q", 2)[:8] + struct.pack("=Q", 1),
+               bytes(walked.at)[:8]):  # beyond the end, inside a path, out of order, records left over
+        with pytest.raises(ValueError):
+            _walk.compare(walked.records, at, [], [], [], [], [], 10)
+
+
+def test_a_writer_killed_holding_the_lock_makes_the_commit_walk_again(committed, capsys, monkeypatch):
+    """A writer killed while holding the lock (the kernel lets the flock go) leaves its record in the lock file: it
+    may have changed files the walk saw, so the walk is not taken over."""
+    _edited(committed)
+    (committed / ".pvc" / "lock").write_text('{"pid": 1, "host": "elsewhere", "since": "2026-01-01T00:00:00+00:00"}')
+    _settled_lock(committed)
+    walks = []
+    real = capture_walk.native_walk
+    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: walks.append(a) or real(*a))
+    monkeypatch.chdir(committed)
+    assert entry._answer_untouched(["commit", "-m", "v2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] is True and len(walks) == 1
+    _edited(committed)
+    _settled_lock(committed)  # the commit emptied the file as it let go: the next one takes its walk over
+    walks.clear()
+    assert entry._answer_untouched(["commit", "-m", "v3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] is True and walks == []

@@ -54,9 +54,9 @@ def commit(
 def commit_locked(repo: Repository, *, title: str = "", description: str | dict | None = None,
                   author: str | None = None, allow_invalid: bool = False, progress: Progress | None = None,
                   walk: PriorWalk | None = None) -> CommitResult:
-    """`commit`, for a caller that holds the locks `commit` takes. `walk`: a walk of the project taken while this
-    caller held them (pvc/core/fastpath.py: the entry point's check for an untouched project), used instead of
-    walking again."""
+    """`commit`, for a caller that holds the locks `commit` takes. `walk`: a walk of the project this caller began
+    before it took them, used instead of walking again only because no other writer held the lock since before it
+    began (pvc/core/fastpath.py, `_undisturbed`: the entry point's check for an untouched project)."""
     repo.clean_tmp()
     store = repo.reopen_store()
     try:

@@ -180,6 +180,7 @@ def unchanged_commit(start: str, *, changed: bool = False, **options: Any) -> Co
             from pvc.store.repository import Repository
 
             repo = Repository(Path(root))
+            held.callback(repo.close)  # (after the locks are let go: an exit stack unwinds in reverse)
             lock = held.enter_context(repo.lock(timeout=0))
             found = _provably_latest(repo, walk)
             if found is None and changed:
@@ -201,11 +202,14 @@ def unchanged_commit(start: str, *, changed: bool = False, **options: Any) -> Co
 
 
 def _undisturbed(before: os.stat_result | None, seen: os.stat_result | None, scan_started: int | None) -> bool:
-    """No writer took the project's lock between `before` (the lock file, stat'ed before the clock `scan_started` was
-    read and the walk began) and `seen` (the file as this process found it on taking the lock): every writer writes
-    it as it takes the lock and as it lets go, and a write after the clock was read gives it a later ctime than one
-    older than the clock. A writer that took and let go of the lock in the clock's own tick ended before the walk."""
-    return (before is not None and seen is not None and scan_started is not None and before.st_ctime_ns < scan_started
+    """No writer held the project's lock between `before` (the lock file, stat'ed before the clock `scan_started` was
+    read and the walk began) and `seen` (the file as this process found it on taking the lock). A writer writes its
+    record into the file as it takes the lock, and empties it as it lets go; one killed while holding it leaves the
+    record. So: the file was empty (no writer held it, or a killed one's record was left: then the walk is not
+    taken over), and still is, with the same ctime, older than the clock: a write after the clock was read gives a
+    later ctime, and a writer that took and let go of the lock within the clock's own tick ended before the walk."""
+    return (before is not None and seen is not None and scan_started is not None and before.st_size == 0
+            and before.st_ctime_ns < scan_started
             and (before.st_ino, before.st_size, before.st_ctime_ns) == (seen.st_ino, seen.st_size, seen.st_ctime_ns))
 
 

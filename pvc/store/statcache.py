@@ -30,11 +30,14 @@ import msgpack
 from pvc.store.atomic import atomic_write
 from pvc.store.clock import fs_clock
 
-try:  # built from pvc/_walk.c and pvc/_pages.c at install; without them the stats are compared and the results
-    # read in Python (slower, same results)
-    from pvc import _pages, _walk
+try:  # built from pvc/_walk.c at install; without it the stats are compared in Python (slower, same results)
+    from pvc import _walk
 except ImportError:  # pragma: no cover - depends on the install
-    _pages = _walk = None
+    _walk = None
+try:  # pvc/_pages.c; without it the results are read in Python
+    from pvc import _pages
+except ImportError:  # pragma: no cover - depends on the install
+    _pages = None
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock", "pack_info", "unpack_info", "raw_is_invalid"]
 
@@ -248,8 +251,8 @@ class StatCache:
     def _native_differences(self, walked: Any) -> tuple[list[int], list[str]] | None:
         """None where the columns cannot be merged with the walk (empty, damaged, not in path order)."""
         raw = self._index["stats"]
-        if not raw or not self._decoded():
-            return None
+        if not raw or not self._decoded() or not -(1 << 63) <= self._cutoff < 1 << 63:
+            return None  # (a cutoff no 64-bit clock gives: a damaged file, which the Python comparison reads as it is)
         paths, sizes, mtimes, inodes, ctimes = self._columns
         got = _walk.compare(walked.records, walked.at, paths, sizes, mtimes, inodes, ctimes, self._cutoff)
         if got is None:
@@ -507,9 +510,10 @@ class StatCache:
         pack = msgpack.Packer(use_bin_type=True).pack
         values = entries.values()
         inodes = [e.ino for e in values]  # as differences: files of one folder, made one after another, are near
-        stats = _packed(msgpack.packb([list(entries), [e.size for e in values], [e.mtime_ns for e in values],
-                                       inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])],
+        steps = inodes[:1] + [_wrapped(b - a) for a, b in zip(inodes, inodes[1:])]
+        stats = _packed(msgpack.packb([list(entries), [e.size for e in values], [e.mtime_ns for e in values], steps,
                                        [e.ctime_ns for e in values]], use_bin_type=True))
+        del steps
         del inodes
         with_ids = not (ids_in_manifest and manifest is not None)
         results = bytearray(pack_map_header(4 if with_ids else 3))
@@ -661,7 +665,16 @@ def _columns(columns: Any) -> tuple[list, list, list, list, list]:
     if not set(map(type, columns[0])) <= {str} or not all(set(map(type, c)) <= {int} for c in columns[1:]):
         raise ValueError("stats: a path that is no string or a stat that is no integer")
     paths, sizes, mtimes, steps, ctimes = columns
-    return paths, sizes, mtimes, list(accumulate(steps)), ctimes  # the inodes themselves
+    inodes = list(accumulate(steps))  # the inodes themselves
+    if inodes and (min(inodes) < 0 or max(inodes) >= 1 << 64):
+        inodes = [n % (1 << 64) for n in inodes]  # a step `_wrapped` wrapped (inodes of 2**63 and more)
+    return paths, sizes, mtimes, inodes, ctimes
+
+
+def _wrapped(step: int) -> int:
+    """The difference of two inodes (each below 2**64) as a 64-bit signed integer, which msgpack encodes: equal to it
+    modulo 2**64, so the sum of the steps modulo 2**64 is the inode (`_columns`)."""
+    return step if -(1 << 63) <= step < 1 << 63 else (step + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
 def _unpacked(data: bytes) -> bytes:
