@@ -153,16 +153,9 @@ def test_infos_sliced_in_c_are_the_unpackers(tmp_path, monkeypatch):
 def test_status_json_of_a_changed_project_walks_once(committed, cli, capsys, monkeypatch):
     """The entry point's clean check walks the tree; the report of the changed project takes that walk over (with
     the clock read before it), and says what the full command says."""
-    ann = sorted(committed.glob("train/ann/*.json"))[0]
-    ann.write_text(ann.read_text().replace("{", "{ ", 1))
-    (committed / "train" / "new.txt").write_text("new")
+    _edited(committed)
     expected = cli("status", "--json", cwd=committed).json()
-    walks = []
-    real = walk_module.native_walk
-    monkeypatch.setattr(fastpath, "native_walk", lambda *a: walks.append(a) or real(*a))
-    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: pytest.fail("the capture walked again"))
-    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
-    monkeypatch.chdir(committed)
+    walks = _walking_once(committed, monkeypatch)
     assert entry._answer_untouched(["status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == expected and len(walks) == 1
     assert expected["clean"] is False and expected["files"]["added"]
@@ -189,6 +182,18 @@ def _settled_lock(root) -> None:
         time.sleep(0.002)
 
 
+def _walking_once(root, monkeypatch) -> list:
+    """From `root`: the walks the entry point's check takes (appended to the list returned); a walk by the capture,
+    or the full command line, fails the test."""
+    walks: list = []
+    real = walk_module.native_walk
+    monkeypatch.setattr(fastpath, "native_walk", lambda *a: walks.append(a) or real(*a))
+    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: pytest.fail("the capture walked again"))
+    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
+    monkeypatch.chdir(root)
+    return walks
+
+
 def _edited(root) -> None:
     ann = sorted(root.glob("train/ann/*.json"))[0]
     ann.write_text(ann.read_text().replace("{", "{ ", 1))
@@ -205,12 +210,7 @@ def test_commit_json_of_a_changed_project_walks_once_under_one_lock(committed, c
     shutil.copytree(committed, twin, symlinks=True)
     expected = cli("commit", "-m", "v2", "--json", cwd=twin).json()
     _settled_lock(committed)
-    walks = []
-    real = walk_module.native_walk
-    monkeypatch.setattr(fastpath, "native_walk", lambda *a: walks.append(a) or real(*a))
-    monkeypatch.setattr(capture_walk, "native_walk", lambda *a: pytest.fail("the commit walked again"))
-    monkeypatch.setattr(full_cli, "main", lambda argv: pytest.fail("the full command line ran"))
-    monkeypatch.chdir(committed)
+    walks = _walking_once(committed, monkeypatch)
     assert entry._answer_untouched(["commit", "-m", "v2", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["created"] is True and got["manifest"] == expected["manifest"] and len(walks) == 1
