@@ -66,11 +66,29 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
     if train is not None and todo:
         train([(f.path, f.size) for f, _ in todo])
     total_bytes = sum(f.size for f, _ in todo)
-    results = (_in_processes if _worth_processes(store, todo, total_bytes) else _in_threads)(
-        store, todo, allow_invalid, progress, total_bytes)
+    runner = (_in_processes if _worth_processes(store, todo, total_bytes)
+              else _in_threads if total_bytes >= _THREAD_BYTES else _in_caller)
+    results = runner(store, todo, allow_invalid, progress, total_bytes)
     for (f, role), result in zip(todo, results):
         entries[f.relpath] = CacheEntry.of(f, result.oid, role, result.raw)
     return entries, [f for f, _ in todo]
+
+
+# Fewer bytes than this (a small change: a few hundred annotations and images), and the files are read in the calling
+# thread: their per-file Python work holds the GIL, and a pool's threads only contend for it (measured on the 20k
+# bench projects' 1% change, 600 files of 2.3 and 9.4 MB: a commit took 0.41-0.45 s with the pool, 0.32-0.38 s
+# without it). More, and reading and hashing (which release the GIL) overlap in a pool.
+_THREAD_BYTES = 16 << 20
+
+
+def _in_caller(store: ObjectSink, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
+    results, done = [], 0
+    for f, role in todo:
+        results.append(_hash_one(store, f, role, allow_invalid))
+        done += f.size
+        if progress:
+            progress("hashing", done, total_bytes)
+    return results
 
 
 def _in_threads(store: ObjectSink, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
