@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # typer's own usage errors: unknown option, missing argument
         message = exc.format_message()
         return _fail(message, 1, "UsageError", args) if message else 0  # empty: `pvc` alone, help shown
-    except (PvcError, KeyboardInterrupt, Exception) as exc:
+    except (KeyboardInterrupt, Exception) as exc:  # PvcError among them: `failed` says each as it should be said
         return failed(exc, args)
     finally:
         os.chdir(start)  # `-C` changed it for this command only (a caller in the same process keeps its own)

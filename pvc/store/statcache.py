@@ -138,6 +138,7 @@ class StatCache:
         self._position: dict[str, int] | None = None  # path -> its place in the columns, once a lookup needs it
         self._in_order = False  # the columns' paths are in path order (pvc/_walk.c's comparison found them so)
         self._matched: tuple | None = None  # (files, what _matching found for them): the last answer
+        self._compared: tuple | None = None  # (walk, what walk_differences found for it): the last answer
         self._changed: tuple[dict[str, tuple], set[str], dict[str, int]] | None = None  # `changes`, read once
         self._broken = False  # the stats part could not be decoded
         # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
@@ -244,9 +245,15 @@ class StatCache:
 
     def walk_differences(self, walked: Any) -> tuple[list[int], list[str]]:
         """`differences(walked.files)` of a walk (pvc/core/capture/walk.py): from the C walk's records, compared with
-        the columns in pvc/_walk.c where it has them, making no object a file."""
+        the columns in pvc/_walk.c where it has them, making no object a file. The answer for one walk is kept: a
+        capture asks whether nothing changed, and then the build from the change asks what did."""
+        if self._compared is not None and self._compared[0] is walked:
+            return self._compared[1]
         found = self._native_differences(walked) if walked.records is not None and _walk is not None else None
-        return found if found is not None else self.differences(walked.files)
+        if found is None:
+            found = self.differences(walked.files)
+        self._compared = (walked, found)
+        return found
 
     def _native_differences(self, walked: Any) -> tuple[list[int], list[str]] | None:
         """None where the columns cannot be merged with the walk (empty, damaged, not in path order)."""
@@ -259,23 +266,20 @@ class StatCache:
             return None
         changed, missing = got
         self._in_order = True
+        self._stats_count = self._count()
         changes, dropped, _ = self._changes
-        count = len(paths)
         if not changes and not dropped:
-            self._stats_count = count
             return changed, [paths[k] for k in missing]
         marked = set(changed)  # the entries saved since the columns take their paths' places
         for rel in dropped.union(changes):
-            count -= self._place(rel) is not None
             i = walked.index(rel)
             if i is None:
                 continue
-            e, f = changes.get(rel), walked.file(i)
-            if e is not None and f.mtime_ns < e[7] and (f.size, f.mtime_ns, f.ino, f.ctime_ns) == e[:4]:
+            e = changes.get(rel)
+            if e is not None and _later_vouches(e, walked.file(i)):
                 marked.discard(i)
             else:
                 marked.add(i)
-        self._stats_count = count + len(changes)
         gone = [p for k in missing if (p := paths[k]) not in dropped and p not in changes]
         return sorted(marked), gone + [p for p in changes if walked.index(p) is None]
 
@@ -328,24 +332,25 @@ class StatCache:
                 if (f.mtime_ns < cutoff and f.size == sizes[k] and f.mtime_ns == mtimes[k] and f.ino == inodes[k]
                         and f.ctime_ns == ctimes[k]):
                     found[i] = k
-        count = len(paths)
         changes, dropped, order = self._changes
         if changes or dropped:  # the entries saved since the columns take their paths' places
-            count -= sum(1 for p in dropped.union(changes) if self._place(p) is not None)
-            count += len(changes)
             for i, f in enumerate(files):
                 rel = f.relpath
                 e = changes.get(rel)
                 if e is not None:
-                    size, mtime, ino, ctime, cut = e[0], e[1], e[2], e[3], e[7]
-                    ok = f.mtime_ns < cut and f.size == size and f.mtime_ns == mtime and f.ino == ino and f.ctime_ns == ctime
-                    found[i] = len(paths) + order[rel] if ok else None
+                    found[i] = len(paths) + order[rel] if _later_vouches(e, f) else None
                 elif rel in dropped:
                     found[i] = None
-        self._stats_count = count
+        count = self._stats_count = self._count()
         result = (found, paths, count)
         self._matched = (files, result)
         return result
+
+    def _count(self) -> int:
+        """How many entries the cache holds: the columns', those saved after them taking their paths' places."""
+        changes, dropped, _ = self._changes
+        return (len(self._columns[0]) + len(changes)
+                - sum(1 for p in dropped.union(changes) if self._place(p) is not None))
 
     def _place(self, path: str) -> int | None:
         """The position of `path` in the columns, or None: by bisection where the C comparison found them in path
@@ -492,7 +497,7 @@ class StatCache:
             if self._derived is None:
                 self._results({}, [])
             self._doc = self._doc | {"stats": b"", "results": b""}
-            self._columns = self._position = self._matched = None
+            self._columns = self._position = self._matched = self._compared = None
             self._in_order = False
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
@@ -574,7 +579,7 @@ class StatCache:
     def _forget(self) -> None:
         """Drop what was read or worked out from the file: the next question reads it again."""
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None
-        self._columns = self._position = self._matched = self._changed = None
+        self._columns = self._position = self._matched = self._changed = self._compared = None
         self._in_order = False
         self._broken = False
 
@@ -623,6 +628,12 @@ def _packed(data: bytes) -> bytes:
     import zstandard
 
     return zstandard.ZstdCompressor(level=9).compress(data)
+
+
+def _later_vouches(entry: tuple, f: Any) -> bool:
+    """Whether an entry saved after the columns (`_changes`: size, mtime, inode, ctime, ..., its own cutoff) vouches for
+    file `f`: the same stat, modified before the scan that saved it began."""
+    return f.mtime_ns < entry[7] and (f.size, f.mtime_ns, f.ino, f.ctime_ns) == entry[:4]
 
 
 def _container_head(data: bytes, at: int, fix: int, wide: int) -> tuple[int, int]:

@@ -131,6 +131,12 @@ class _ByPath:
     def __init__(self, walked) -> None:
         self.walked, self.made = walked, {}
 
+    def at(self, i: int) -> FileInfo:
+        """The walk's `i`-th file (its position known: no search)."""
+        f = self.walked.file(i)
+        self.made[f.relpath] = f
+        return f
+
     def get(self, path: str) -> FileInfo | None:
         f = self.made.get(path)
         if f is None:
@@ -169,7 +175,7 @@ class _Delta:
         walked = self.walked
         changed, self.gone = self.cache.walk_differences(walked)
         by_path = _ByPath(walked)
-        candidates: dict[str, FileInfo | None] = {walked.paths[i]: by_path[walked.paths[i]] for i in changed}
+        candidates: dict[str, FileInfo | None] = {walked.paths[i]: by_path.at(i) for i in changed}
         for path in (*self.gone, *self.dirty):
             candidates[path] = by_path.get(path)
         if len(candidates) > len(walked.paths) // 4 + 200:
