@@ -578,12 +578,12 @@ class PackedStore(ObjectAccess):
         fsynced here (unless `defer_sync`); `flush` publishes it, `abort` deletes it."""
         import tempfile
 
+        from pvc.store.uncached import write_uncached
+
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="pack-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o644)  # like the packs PackWriter writes
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_uncached(fd, data)  # a copy kept cold: around the page cache where the file system allows
             if self._sync_staged:
                 os.fsync(fd)
         except BaseException:
