@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -26,7 +27,7 @@ from pvc.errors import CorruptObject
 from pvc.store.atomic import atomic_write
 from pvc.store.local.packs import Location
 
-__all__ = ["IDX_MAGIC", "PackIndex", "write_index"]
+__all__ = ["IDX_MAGIC", "PackIndex", "merge_indexes", "write_index"]
 
 IDX_MAGIC = b"PVCIDX\x00\x01"
 _HEAD = struct.Struct("<8sIQ")
@@ -66,6 +67,34 @@ def write_index(packs_dir: Path, entries) -> Path:
         fanout[oid[0]] += 1
         rows += _ENTRY.pack(oid, n, codec, off, slen, rlen)
     del keys
+    return _write_rows(packs_dir, packs, rows, fanout)
+
+
+def merge_indexes(packs_dir: Path, indexes: list[PackIndex]) -> Path:
+    """Write one index holding the entries of every index of `indexes` (a remote's many small index files, merged
+    in its local cache); return its path. The same entries as `write_index` over their locations would give,
+    moved as 64-byte rows (only each row's pack number is rewritten) instead of decoded and encoded one by one."""
+    packs = sorted({pack for idx in indexes for pack in idx.packs})
+    number = {pack: struct.pack("<I", i) for i, pack in enumerate(packs)}
+    rows: list[bytes] = []
+    for idx in indexes:
+        renumber = {struct.pack("<I", i): number[pack] for i, pack in enumerate(idx.packs)}
+        raw = idx.raw_entries()
+        for at in range(0, len(raw), _ENTRY.size):
+            new = renumber.get(raw[at + 32 : at + 36])
+            if new is None:
+                raise CorruptObject(f"index {idx.path.name}: an entry names a pack the file does not list")
+            rows.append(raw[at : at + 32] + new + raw[at + 36 : at + _ENTRY.size])
+    rows.sort()
+    body = b"".join(row for row, last in zip(rows, [None, *rows]) if row != last)  # the same entry twice: once
+    fanout = [0] * 256
+    for first, n in Counter(body[:: _ENTRY.size]).items():
+        fanout[first] = n
+    return _write_rows(packs_dir, packs, body, fanout)
+
+
+def _write_rows(packs_dir: Path, packs: list[bytes], rows: bytes | bytearray, fanout: list[int]) -> Path:
+    """Write an index file of `packs` and the sorted entry `rows`, `fanout` the count per first id byte."""
     count = sum(fanout)
     for i in range(1, 256):
         fanout[i] += fanout[i - 1]
@@ -141,6 +170,10 @@ class PackIndex:
         for i in range(self.count):
             at = self._entries + i * _ENTRY.size
             yield bytes(self._mm[at : at + 32]), self._location(at)
+
+    def raw_entries(self) -> bytes:
+        """The entry table as it is in the file: `count` rows of 64 bytes, sorted by id."""
+        return bytes(self._mm[self._entries : self._entries + self.count * _ENTRY.size])
 
     def ids_with_codec(self, codec: int) -> list[bytes]:
         """The ids of the entries of one codec (e.g. the dictionaries), found without decoding every entry."""

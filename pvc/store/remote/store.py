@@ -29,7 +29,7 @@ import blake3
 
 from pvc.errors import CorruptObject, ObjectMissing, RemoteError
 from pvc.store.atomic import atomic_write
-from pvc.store.local.packindex import PackIndex, write_index
+from pvc.store.local.packindex import PackIndex, merge_indexes, write_index
 from pvc.store.packed import PackedStore, Published
 from pvc.store.refs import VersionRecord
 from pvc.store.remote.medium import Buffer, Medium
@@ -174,14 +174,16 @@ class RemoteStore(PackedStore):
     def _merge(self, names: list[str]) -> None:
         old = self._merged_names()
         previous = json.loads((self.idx_dir / "merged.json").read_text())["index"] if old else None
-        entries = []
         sources = [previous] if previous else []
         sources += [n for n in names if n not in old]
-        for source in sources:
-            idx = PackIndex(self.idx_dir / source)
-            entries += [(oid, loc.pack, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in idx]
-            idx.close()
-        merged = write_index(self.idx_dir, entries)
+        opened: list[PackIndex] = []
+        try:
+            for source in sources:
+                opened.append(PackIndex(self.idx_dir / source))
+            merged = merge_indexes(self.idx_dir, opened)
+        finally:
+            for idx in opened:
+                idx.close()
         atomic_write(self.idx_dir / "merged.json", json.dumps({"index": merged.name, "covers": names}).encode())
         for source in sources:
             if source != merged.name:
