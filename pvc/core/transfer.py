@@ -163,13 +163,14 @@ def _plan_whole(src, dst, oids: list[bytes]) -> tuple[list[bytes], list[tuple[by
     """The objects of `oids` that `dst` lacks, chunks included, and the packs of `src` that hold (nearly) only
     such objects: [(pack, [(id, location)])]. The zstd dictionaries of `src` always go along (records of the
     objects name them; docs/format.md, "Dictionaries")."""
-    wanted = [oid for oid in dict.fromkeys([*oids, *src.dictionary_ids()]) if not dst.has(oid)]
-    for oid in [oid for oid in wanted if (info := src.info(oid)) is not None and info.chunked]:
-        wanted += [cid for cid, _ in src.chunk_list(oid) if not dst.has(cid)]
-    wanted = list(dict.fromkeys(wanted))
+    located = {oid: src.locate(oid) for oid in dict.fromkeys([*oids, *src.dictionary_ids()]) if not dst.has(oid)}
+    for oid in [oid for oid, loc in located.items() if loc is not None and src.info_at(loc).chunked]:
+        for cid, _ in src.chunk_list(oid):
+            if cid not in located and not dst.has(cid):
+                located[cid] = src.locate(cid)
+    wanted = list(located)
     by_pack: dict[bytes, list] = {}
-    for oid in wanted:
-        loc = src.locate(oid)
+    for oid, loc in located.items():
         if loc is not None:
             by_pack.setdefault(loc.pack, []).append((oid, loc))
     whole = [(pack, sorted(records, key=lambda r: r[1].offset)) for pack, records in by_pack.items()

@@ -143,8 +143,11 @@ class PackedStore(ObjectAccess):
 
     def info(self, oid: bytes) -> ObjectInfo | None:
         loc = self.locate(oid)
-        if loc is None:
-            return None
+        return None if loc is None else self.info_at(loc)
+
+    @staticmethod
+    def info_at(loc: Location) -> ObjectInfo:
+        """What `info` says of the object at `loc` (a caller that located it already saves the second lookup)."""
         return ObjectInfo(loc.raw_len, loc.codec == Codec.CHUNKED, loc.stored_len)
 
     def get(self, oid: bytes, *, verify: bool = True) -> bytes:
