@@ -425,3 +425,39 @@ def test_a_restore_from_a_remote_reads_a_datasets_pages_together_not_one_request
     assert result.code == 0, result.err
     assert pages > 3 * len(trees) and len(alone) < pages // 2  # a few objects read alone, not every page
     assert tree_bytes(tmp_path / "out") == tree_bytes(project)
+
+
+def test_chunked_files_travel_whole_through_push_clone_pull_and_restore(tmp_path, cli, remote):
+    """Files at or above the chunk threshold are stored as chunk lists: a clone (its whole packs and the records
+    fetched one by one), a pull and a restore from the remote bring every chunk along, byte for byte."""
+    import os
+
+    project = make_image_project(tmp_path / "proj", items=8, datasets=2, seed=5, noise=True)
+    dataset = next(p.parent for p in sorted(project.rglob("img")) if p.is_dir())
+    (project / "docs" / "weights.bin").write_bytes(os.urandom(700 << 10))  # a project-level file
+    (dataset / "calibration.bin").write_bytes(os.urandom(900 << 10))  # a dataset's own file
+    assert cli("init", project).code == 0
+    config = project / ".pvc" / "config"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"chunk_threshold": 256 << 10}))
+    assert cli("commit", "-m", "v1", "-C", project).code == 0
+    assert remote.add(cli, project).code == 0
+    assert cli("push", "-C", project).code == 0
+
+    cloned = cli("clone", remote.url, tmp_path / "copy", *remote.options, "--json")
+    assert cloned.code == 0, cloned.err
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+    assert cli("verify", "-C", tmp_path / "copy").code == 0
+    from pvc.store.repository import Repository
+
+    clone_store = Repository(tmp_path / "copy").store
+    assert sum(1 for oid in clone_store.iter_ids() if clone_store.info(oid).chunked) == 2  # the two big files
+
+    (tmp_path / "empty").mkdir()
+    assert cli("init", tmp_path / "empty").code == 0
+    assert remote.add(cli, tmp_path / "empty").code == 0
+    assert cli("pull", "-C", tmp_path / "empty").code == 0
+    assert cli("verify", "-C", tmp_path / "empty").code == 0
+    assert cli("restore", "1", "--to", tmp_path / "r1", "-C", tmp_path / "empty").code == 0
+    assert tree_bytes(tmp_path / "r1") == tree_bytes(project)
+    assert cli("restore", "1", "--to", tmp_path / "r2", "--remote", "origin", "-C", tmp_path / "empty").code == 0
+    assert tree_bytes(tmp_path / "r2") == tree_bytes(project)
