@@ -434,11 +434,11 @@ def test_chunked_files_travel_whole_through_push_clone_pull_and_restore(tmp_path
 
     project = make_image_project(tmp_path / "proj", items=8, datasets=2, seed=5, noise=True)
     dataset = next(p.parent for p in sorted(project.rglob("img")) if p.is_dir())
-    (project / "docs" / "weights.bin").write_bytes(os.urandom(700 << 10))  # a project-level file
-    (dataset / "calibration.bin").write_bytes(os.urandom(900 << 10))  # a dataset's own file
+    (project / "docs" / "weights.bin").write_bytes(os.urandom(6 << 20))  # a project-level file, several chunks
+    (dataset / "calibration.bin").write_bytes(os.urandom(5 << 20))  # a dataset's own file
     assert cli("init", project).code == 0
     config = project / ".pvc" / "config"
-    config.write_text(json.dumps(json.loads(config.read_text()) | {"chunk_threshold": 256 << 10}))
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"chunk_threshold": 1 << 20}))
     assert cli("commit", "-m", "v1", "-C", project).code == 0
     assert remote.add(cli, project).code == 0
     assert cli("push", "-C", project).code == 0
