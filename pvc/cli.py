@@ -93,13 +93,7 @@ def commit(
     if json_out:
         emit_json(result.to_json())
         return
-    if result.created:
-        stats = result.version.stats
-        out.print(f"Created version {result.number} ({result.manifest[:12]}): {stats.get('items', 0)} items, "
-                  f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
-                  f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
-    else:
-        out.print(result.unchanged_line())
+    out.print(result.created_line() if result.created else result.unchanged_line())
     for note in result.notes():
         out.print(note)
     for warning in result.warnings:

@@ -1,14 +1,15 @@
 """The `pvc` command's entry point.
 
-`pvc status` and `pvc commit` on a project nobody touched since its latest version are answered here, from
-the stat cache's tree record and the C walk (pvc/core/fastpath.py), before typer, rich and the store are
-imported: loading them costs more than the walk; so are `pvc status --json` and `pvc commit --json` on a changed
-project (the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the lock the check took, both
-from the check's walk and printed as JSON: only their text needs the CLI's renderer); so are `pvc --version`, `pvc log` and `pvc tag --list` (from
-the refs alone), `pvc show` (the refs, the manifest and its trees) and `pvc diff A B --stat` / `--json` (the
-diff of two versions, pvc/core/diff.py), printed by pvc/render.py, which the CLI prints them with too. The global options before the command
-(`-C DIR`, as git has it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and
-every status or commit with something to report or anything unusual, goes to the full command line in
+`pvc status` and `pvc commit` are answered here, before typer and the CLI are imported: on a project nobody
+touched since its latest version from the stat cache's tree record and the C walk alone (pvc/core/fastpath.py);
+on a changed project with the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the lock the
+check took, both from the check's walk. Their text is printed as the CLI prints it: plain where rich would print
+plain text (pvc/render.py), else by the CLI's own renderer and progress bar (pvc/output.py, rich without typer).
+So are `pvc --version`, `pvc log` and `pvc tag --list` (from the refs alone), `pvc show` (the refs, the manifest
+and its trees) and `pvc diff A B --stat` / `--json` (the diff of two versions, pvc/core/diff.py), printed by
+pvc/render.py, which the CLI prints them with too. The global options before the command (`-C DIR`, as git has
+it, and `--version`) are read here the way pvc/cli.py reads them. Everything else, and every status or commit with
+anything unusual (a taken lock, a damaged store, an option the CLI must check), goes to the full command line in
 pvc/cli.py, which gives the same answer, only later.
 """
 
@@ -147,32 +148,70 @@ def _answer_untouched(args: list[str]) -> int | None:
     if args[0] == "diff":
         return _answer_diff(project, options)
     if args[0] == "status":
-        from pvc.core.fastpath import clean_status
+        return _answer_status(project, "json" in options)
+    try:
+        float(options.get("lock_timeout", "0"))
+    except ValueError:
+        return None  # the CLI's usage error
+    return _answer_commit(project, options)
 
-        # with --json, a changed project's whole report too, from the same walk: only its text needs the CLI's renderer
-        report = clean_status(project, changed="json" in options)
-        if report is None:
-            return None
-        if "json" in options:
-            return _say(report, "")
-        doc, line = report, f"nothing to commit: working tree matches v{report['from']}"  # as render_changes
-    else:
-        try:
-            float(options.get("lock_timeout", "0"))
-        except ValueError:
-            return None  # the CLI's usage error
-        from pvc.core.fastpath import unchanged_commit
 
-        # with --json, a changed project's commit too, under the same lock and from the same walk
-        result = unchanged_commit(project, changed="json" in options, title=options.get("message", ""),
+def _answer_status(project: str, as_json: bool) -> int | None:
+    """`pvc status` from the check's walk (pvc/core/fastpath.py: the stat-only answer of an untouched project, else
+    the report of pvc/core/status.py, the function the CLI calls), printed as the CLI prints it: JSON, plain text
+    where rich would print plain text (pvc/render.py), else by the CLI's own renderer (rich, without typer)."""
+    from pvc.core.fastpath import clean_status
+
+    report = clean_status(project, changed=True)
+    if report is None:
+        return None
+    if as_json:
+        return _say(report, "")
+    from pvc.render import changes_text
+
+    text = changes_text(report)
+    if text is not None:
+        return _say(None, text)
+    from pvc.output import render_changes
+
+    render_changes(report)
+    return 0
+
+
+def _answer_commit(project: str, options: dict[str, str]) -> int | None:
+    """`pvc commit` under the lock the check takes, from its walk (pvc/core/fastpath.py), printed as the CLI prints
+    it; on a terminal with the CLI's progress bar (rich, without typer)."""
+    from contextlib import nullcontext
+
+    from pvc.core.fastpath import unchanged_commit
+    from pvc.render import plain_console
+
+    as_json = "json" in options
+    bar = nullcontext()
+    if not as_json and not plain_console(os.environ, sys.stderr):  # where the CLI draws a bar
+        from pvc.output import progress_bar
+
+        bar = progress_bar(True, "commit")
+    with bar as progress:
+        result = unchanged_commit(project, changed=True, title=options.get("message", ""),
                                   description=options.get("description"),
-                                  author=options.get("author") or os.environ.get("PVC_AUTHOR"))
-        if result is None:
-            return None
-        if "json" in options:
-            return _say(result.to_json(), "")
-        doc, line = None, "\n".join([result.unchanged_line(), *result.notes()])
-    return _say(doc if "json" in options else None, line)
+                                  author=options.get("author") or os.environ.get("PVC_AUTHOR"), progress=progress)
+    if result is None:
+        return None
+    if as_json:
+        return _say(result.to_json(), "")
+    lines = [result.created_line() if result.created else result.unchanged_line(), *result.notes()]
+    from pvc.render import plain_line
+
+    if not result.warnings and plain_console(os.environ, sys.stdout) and all(plain_line(line) for line in lines):
+        return _say(None, "\n".join(lines))
+    from pvc.output import err, out
+
+    for line in lines:
+        out.print(line)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}")
+    return 0
 
 
 def _answer_log(project: str, options: dict[str, str]) -> int | None:

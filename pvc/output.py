@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from pvc.render import CLASS_HEADER, changed_classes, changes_headline, emit_json, human_bytes, print_columns
+from pvc.render import CLASS_HEADER, change_lines, changed_classes, changes_headline, emit_json, human_bytes, print_columns
 
 __all__ = ["out", "err", "emit_json", "progress_bar", "human_bytes", "render_changes", "print_columns"]
 
@@ -47,26 +47,9 @@ def render_changes(report: dict, *, stat: bool = False) -> None:
     out.print(changes_headline(report))
     if report["clean"]:
         return
-    items, ds, files = report["items"], report["datasets"], report["files"]
     if not stat:
-        for name in ds["added"]:
-            out.print(f"  dataset added    {name}")
-        for name in ds["removed"]:
-            out.print(f"  dataset removed  {name}")
-        for i in items["added"]:
-            out.print(f"  + {i['dataset']}/{i['item']}")
-        for i in items["removed"]:
-            out.print(f"  - {i['dataset']}/{i['item']}")
-        for i in items["modified"]:
-            objects = i.get("objects")
-            counts = f"  objects +{objects['added']} -{objects['removed']} ~{objects['changed']}" if objects else ""
-            out.print(f"  ~ {i['dataset']}/{i['item']}  ({', '.join(i['changed'])}){counts}")
-        for kind, mark in (("added", "+"), ("removed", "-"), ("modified", "~")):
-            for path in files[kind]:
-                out.print(f"  {mark} {path}")
-        for key, values in report["meta"].items():
-            if values:
-                out.print(f"  meta.json {key.replace('_', ' ')}: {', '.join(values)}")
+        for line in change_lines(report):
+            out.print(line)
     changed = changed_classes(report)
     if changed:
         table = Table(*CLASS_HEADER, box=None)

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 __all__ = ["emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
-           "CLASS_HEADER", "changes_headline", "changed_classes", "stat_text"]
+           "CLASS_HEADER", "changes_headline", "changed_classes", "change_lines", "changes_text", "plain_console", "plain_line", "stat_text"]
 
 
 def emit_json(doc: Any) -> None:
@@ -147,21 +147,30 @@ def changed_classes(report: dict) -> list[tuple[str, str, str]]:
 # or twice in a row (where rich could wrap)
 _PLAIN_CELL = re.compile(r"[!-9;-~](?: ?[!-9;-~])*")
 _DIGITS = re.compile(r"[0-9]+")
+_EMOJI_LIKE = re.compile(r":\S*:")
 
 
 def stat_text(report: dict, environ: Any = os.environ, stream: Any = None) -> str | None:
-    """What `pvc diff --stat` prints (pvc.output.render_changes(report, stat=True), which draws the class table with
-    rich) when it is plain text and rich's table is a plain table; None when rich would print something else:
-    styles (stdout is a terminal, or FORCE_COLOR / TTY_COMPATIBLE say so), a table wider than its console,
-    cells it would change, problems to print on stderr. Then the caller has rich print it."""
-    if report["problems"] or not _plain_console(environ, sys.stdout if stream is None else stream):
+    """What `pvc diff --stat` prints (`changes_text` with `stat`)."""
+    return changes_text(report, stat=True, environ=environ, stream=stream)
+
+
+def changes_text(report: dict, *, stat: bool = False, environ: Any = os.environ, stream: Any = None) -> str | None:
+    """What `pvc status` and `pvc diff` print of a report (pvc.output.render_changes, which prints each line and
+    draws the class table with rich) when rich would print it as plain text; None when rich would print something
+    else: styles (stdout is a terminal, or FORCE_COLOR / TTY_COMPATIBLE say so), a line rich would change (`:name:`
+    emoji codes, tabs, control characters), a table wider than its console or with cells it would change, problems
+    to print on stderr. Then the caller has rich print it."""
+    if report["problems"] or not plain_console(environ, sys.stdout if stream is None else stream):
         return None
-    headline = changes_headline(report)
-    if headline.count(":") > 1:  # never between versions: rich could take `:...:` for an emoji
+    lines = [changes_headline(report)]
+    if not report["clean"] and not stat:
+        lines += change_lines(report)
+    if not all(plain_line(line) for line in lines):
         return None
     rows = changed_classes(report) if not report["clean"] else []
     if not rows:
-        return headline
+        return "\n".join(lines)
     table = [CLASS_HEADER, *rows]
     if not all(_PLAIN_CELL.fullmatch(cell) for row in table for cell in row):
         return None
@@ -169,11 +178,36 @@ def stat_text(report: dict, environ: Any = os.environ, stream: Any = None) -> st
     width = _console_width(environ)
     if width is None or sum(w + 2 for w in widths) > width:
         return None  # rich would shrink and wrap the table
-    lines = ["".join(f" {cell.ljust(w)} " for cell, w in zip(row, widths)) for row in table]
-    return "\n".join([headline, *lines])
+    lines += ["".join(f" {cell.ljust(w)} " for cell, w in zip(row, widths)) for row in table]
+    return "\n".join(lines)
 
 
-def _plain_console(environ: Any, stream: Any) -> bool:
+def change_lines(report: dict) -> list[str]:
+    """The lines pvc.output.render_changes prints between the headline and the class table."""
+    items, ds, files = report["items"], report["datasets"], report["files"]
+    lines = [f"  dataset added    {name}" for name in ds["added"]]
+    lines += [f"  dataset removed  {name}" for name in ds["removed"]]
+    lines += [f"  + {i['dataset']}/{i['item']}" for i in items["added"]]
+    lines += [f"  - {i['dataset']}/{i['item']}" for i in items["removed"]]
+    for i in items["modified"]:
+        objects = i.get("objects")
+        counts = f"  objects +{objects['added']} -{objects['removed']} ~{objects['changed']}" if objects else ""
+        lines.append(f"  ~ {i['dataset']}/{i['item']}  ({', '.join(i['changed'])}){counts}")
+    for kind, mark in (("added", "+"), ("removed", "-"), ("modified", "~")):
+        lines += [f"  {mark} {path}" for path in files[kind]]
+    lines += [f"  meta.json {key.replace('_', ' ')}: {', '.join(values)}" for key, values in report["meta"].items()
+              if values]
+    return lines
+
+
+def plain_line(line: str) -> bool:
+    """Whether rich prints `line` (markup and highlighting off, pvc.output) as it is: printable characters only (no
+    tab, which it expands, no control character, which it strips), and no two `:` with only non-spaces between
+    (where it looks for its `:name:` emoji codes)."""
+    return line.isprintable() and _EMOJI_LIKE.search(line) is None
+
+
+def plain_console(environ: Any, stream: Any) -> bool:
     """Whether rich's console (pvc.output.out) writes to `stream` without styles: rich.console.Console.is_terminal."""
     compatible = environ.get("TTY_COMPATIBLE", "")
     if compatible in ("0", "1"):

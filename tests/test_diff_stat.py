@@ -270,6 +270,44 @@ def test_stat_text_is_rich_s_table_or_none(width, monkeypatch):
             assert text is not None, name
 
 
+LINE_NAMES = ["img_001.jpg", "a:b.jpg", "a: b: c.png", ":smile:.jpg", "x:y:z.jpg", "tab\there.jpg", "bell\x07.jpg",
+              "esc\x1b[31m.jpg", "cr\rx.jpg", "[bold]x[/bold].jpg", "naïve 汉字.jpg", "  spaced  .jpg", "100%.jpg",
+              "zero\u200bwidth.jpg", "nbsp\u00a0.jpg", "line\u2028sep.jpg"]
+
+
+@pytest.mark.parametrize("name", LINE_NAMES)
+def test_changes_text_is_what_rich_prints_or_none(name, monkeypatch):
+    """render.changes_text (what `pvc status` and `pvc diff` print, lines and table) against rich itself, line by
+    line as pvc.output.render_changes prints them, for names rich would leave alone and names it would change."""
+    from rich.console import Console
+    from rich.table import Table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    for variable in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(variable, raising=False)
+    item = {"dataset": "ds0", "item": name}
+    report = {"from": 1, "to": "working", "clean": False, "problems": [],
+              "datasets": {"added": [f"new {name}"], "removed": []},
+              "items": {"added": [item], "removed": [item],
+                        "modified": [item | {"changed": ["annotation"], "objects": {"added": 1, "removed": 0, "changed": 2}}]},
+              "files": {"added": [f"docs/{name}"], "removed": [], "modified": []},
+              "meta": {"classes_added": [name], "tags_added": []},
+              "classes": {"car": {"before": 3, "after": 4}}}
+    buf = io.StringIO()
+    console = Console(file=buf, soft_wrap=True, highlight=False, markup=False)
+    console.print(render.changes_headline(report))
+    for line in render.change_lines(report):
+        console.print(line)
+    table = Table(*render.CLASS_HEADER, box=None)
+    for row in render.changed_classes(report):
+        table.add_row(*row)
+    console.print(table)
+    text = render.changes_text(report, stream=io.StringIO())
+    assert text is None or text + "\n" == buf.getvalue(), name
+    if name in ("img_001.jpg", "a:b.jpg", "naïve 汉字.jpg", "[bold]x[/bold].jpg", "  spaced  .jpg", "100%.jpg"):
+        assert text is not None, name  # plain: the entry point prints it without rich
+
+
 def test_a_plain_answer_only_when_rich_would_print_plain_text():
     report = {"from": 1, "to": 2, "clean": True, "problems": [], "classes": {}}
     assert render.stat_text(report, environ={}, stream=io.StringIO()) == "no differences between v1 and v2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,11 @@ def test_answered_status_prints_what_the_full_status_prints(committed, capsys, m
         assert json.loads(fast)["classes"]  # the objects-per-class table is there, not empty
 
 
+def stat_only(folder: Path) -> bool:
+    """Whether `pvc status` of `folder` is answered from the stat cache's tree record and the walk alone."""
+    return fastpath.clean_status(str(folder)) is not None
+
+
 def test_project_option_and_other_directories(committed, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert entry._answer_untouched(["status", "-C", str(committed)]) == 0
@@ -160,7 +166,7 @@ def test_project_option_and_other_directories(committed, tmp_path, capsys, monke
 
 
 @pytest.mark.parametrize("change", ["touch", "edit", "add", "remove", "config"])
-def test_any_change_sends_status_to_the_full_path(committed, cli, change, monkeypatch):
+def test_any_change_leaves_the_stat_only_answer(committed, cli, change, monkeypatch, capsys):
     ann = sorted(committed.glob("train/ann/*.json"))[0]
     if change == "touch":
         os.utime(ann, ns=(1, 1))
@@ -174,9 +180,14 @@ def test_any_change_sends_status_to_the_full_path(committed, cli, change, monkey
         config = committed / ".pvc" / "config"
         config.write_text(json.dumps({**json.loads(config.read_text()), "chunk_threshold": 1 << 20}))
     monkeypatch.chdir(committed)
-    assert entry._answer_untouched(["status"]) is None
+    assert not stat_only(committed)
     clean = cli("status", "--json").json()["clean"]
     assert clean is (change in ("touch", "config"))  # mtime alone, or a setting: content is the same
+    capsys.readouterr()
+    assert entry._answer_untouched(["status"]) == 0  # the text too, from the report the CLI makes
+    fast = capsys.readouterr().out
+    assert full_cli.main(["status"]) == 0
+    assert capsys.readouterr().out == fast and fast.startswith("nothing to commit" if clean else "v1 -> working tree")
 
 
 def test_ignored_files_do_not_leave_the_stat_only_path(initialised, cli, monkeypatch):
@@ -199,10 +210,10 @@ def test_racy_scan_records_no_tree(initialised, cli, monkeypatch):
     monkeypatch.undo()
     assert StatCache(initialised / ".pvc" / "index").tree is None
     monkeypatch.chdir(initialised)
-    assert entry._answer_untouched(["status"]) is None
-    assert cli("status").code == 0  # the full path: re-hashes README, then records the tree
+    assert not stat_only(initialised)
+    assert cli("status").code == 0  # re-hashes README, then records the tree
     assert StatCache(initialised / ".pvc" / "index").tree is not None
-    assert entry._answer_untouched(["status"]) == 0
+    assert stat_only(initialised)
 
 
 def test_without_the_c_walk_everything_still_works(committed, cli, monkeypatch):
@@ -218,9 +229,9 @@ def test_lost_index_rewrites_the_tree_record(committed, cli, monkeypatch):
     """A cache from an older pvc (or a deleted one) is rebuilt, tree record included, by the next status."""
     (committed / ".pvc" / "index").unlink()
     monkeypatch.chdir(committed)
-    assert entry._answer_untouched(["status"]) is None
+    assert not stat_only(committed)
     assert cli("status").code == 0
-    assert entry._answer_untouched(["status"]) == 0
+    assert stat_only(committed)
 
 
 def test_damaged_tree_record_is_ignored(committed, cli, monkeypatch):
@@ -229,7 +240,7 @@ def test_damaged_tree_record_is_ignored(committed, cli, monkeypatch):
     data[5:25] = b"\xff" * 20  # inside the head
     index.write_bytes(bytes(data))
     monkeypatch.chdir(committed)
-    assert entry._answer_untouched(["status"]) is None
+    assert not stat_only(committed)
     assert cli("status", "--json").json()["clean"] is True
 
 
@@ -299,13 +310,46 @@ def test_commit_options_the_entry_point_leaves_to_the_cli(committed, monkeypatch
     assert entry._answer_untouched(args) is None
 
 
-def test_changed_project_commits_through_the_cli_but_with_json(committed, cli, monkeypatch):
-    """The text a commit prints is the CLI's renderer's (rich); with --json the entry point commits itself
-    (tests/test_walk_compare.py checks it against the CLI's)."""
-    (committed / "README.md").write_text("changed")
-    monkeypatch.chdir(committed)
-    assert entry._answer_untouched(["commit"]) is None
-    assert cli("commit", "--json").json()["created"] is True
+@pytest.mark.parametrize("env", [{}, {"FORCE_COLOR": "1"}])
+def test_a_changed_project_s_commit_prints_what_the_full_commit_prints(committed, tmp_path, monkeypatch, env):
+    """Committed by the entry point (from its check's walk, under its lock) or by the full CLI, two copies of one
+    changed project say the same, plain or (FORCE_COLOR: rich would style) through rich."""
+    copies = []
+    for side in ("fast", "full"):
+        copy = tmp_path / side
+        shutil.copytree(committed, copy, symlinks=True)
+        (copy / "README.md").write_text("changed")
+        (copy / "train" / "ann" / "extra.txt").write_text("a note")
+        copies.append(copy)
+    args = ["commit", "-m", "two"]
+    fast = _pvc(args, copies[0], env, full=False)
+    full = _pvc(args, copies[1], env, full=True)
+    assert (fast.returncode, fast.stdout) == (full.returncode, full.stdout)
+    assert fast.returncode == 0 and fast.stdout.startswith("Created version 2 (")
+    if env:  # where the CLI draws its progress bar (its rate and times differ run to run), the entry point does
+        assert "commit: hashing" in fast.stderr and "commit: hashing" in full.stderr
+    else:
+        assert fast.stderr == full.stderr == ""
+
+
+@pytest.mark.parametrize("env", [{}, {"FORCE_COLOR": "1"}, {"COLUMNS": "20"}])
+def test_a_changed_project_s_status_prints_what_the_full_status_prints(committed, env):
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    for path in sorted(committed.glob("train/img/*"))[:1]:
+        path.unlink()
+    (committed / "notes: draft: 1.txt").write_text("a name rich would read as an emoji code")
+    fast, full = _pvc(["status"], committed, env, full=False), _pvc(["status"], committed, env, full=True)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr)
+    assert fast.returncode == 0 and fast.stdout.startswith("v1 -> working tree") and "notes: draft: 1.txt" in fast.stdout
+
+
+def _pvc(args: list[str], cwd: Path, env: dict, *, full: bool) -> subprocess.CompletedProcess:
+    """`pvc ARGS` in a process of its own: the console script's code (entry.run), or the full CLI alone."""
+    code = "import sys; from pvc.cli import main; sys.exit(main(sys.argv[1:]))" if full else \
+        "import sys; from pvc.entry import run; run()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
 
 
 def test_status_that_learned_nothing_does_not_rewrite_the_cache(committed, cli):
@@ -507,4 +551,7 @@ def test_status_json_of_a_changed_project_is_answered_as_the_cli_answers_it(comm
     assert full_cli.main(["status", "--json"]) == 0
     assert fast == capsys.readouterr().out
     assert json.loads(fast)["clean"] is False
-    assert entry._answer_untouched(["status"]) is None  # the text form: the CLI's renderer
+    assert entry._answer_untouched(["status"]) == 0  # the text form too
+    fast = capsys.readouterr().out
+    assert full_cli.main(["status"]) == 0
+    assert capsys.readouterr().out == fast
