@@ -1,19 +1,16 @@
 /* pvc._files: the file creation loop of `restore` and `clone` in C.
  *
- * write_files(dirfd, files, writeback=False) creates every file of `files`, a sequence of (path, data, mode, chmod) — `path` bytes
+ * write_files(dirfd, files) creates every file of `files`, a sequence of (path, data, mode, chmod) — `path` bytes
  * relative to the folder open as `dirfd`, `data` any contiguous buffer, `mode` the file's permission bits, `chmod`
  * true where the process's umask would strip some of them (so the mode is set again after creation) — each one
  * exclusively (O_CREAT | O_EXCL | O_NOFOLLOW: a file already there, or a symbolic link, is an error), written whole
  * and closed. It returns None when every file was written, else (position, errno) of the first one that failed;
- * files before it stay written, files after it are not touched (the caller removes its staging folder). With
- * `writeback`, each file's writing out is started at once (sync_file_range, SYNC_FILE_RANGE_WRITE, which does not
- * wait), for a caller that syncs the folder at the end: the disk then works while the next files are made.
+ * files before it stay written, files after it are not touched (the caller removes its staging folder).
  *
  * What it saves over the same loop in Python (pvc/core/writefiles.py, used where this is not built): the loop runs
  * without the GIL, so restore's worker threads create files on every core at once instead of taking turns with the
  * interpreter lock around each of the four system calls of every file.
  */
-#define _GNU_SOURCE /* sync_file_range */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -31,7 +28,7 @@ typedef struct {
 } job_t;
 
 /* 0 on success, else errno */
-static int write_one(int dirfd, const job_t *job, int writeback) {
+static int write_one(int dirfd, const job_t *job) {
     int fd = openat(dirfd, job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, job->mode);
     if (fd < 0)
         return errno;
@@ -55,21 +52,15 @@ static int write_one(int dirfd, const job_t *job, int writeback) {
     }
     if (!err && job->chmod && fchmod(fd, job->mode) != 0)
         err = errno;
-#ifdef SYNC_FILE_RANGE_WRITE
-    if (!err && writeback && job->data.len)
-        sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* start writing it out now; a hint, failure is harmless */
-#else
-    (void)writeback;
-#endif
     if (close(fd) != 0 && !err && errno != EINTR)
         err = errno;
     return err;
 }
 
 static PyObject *write_files(PyObject *self, PyObject *args) {
-    int dirfd, writeback = 0;
+    int dirfd;
     PyObject *given;
-    if (!PyArg_ParseTuple(args, "iO|p", &dirfd, &given, &writeback))
+    if (!PyArg_ParseTuple(args, "iO", &dirfd, &given))
         return NULL;
     PyObject *files = PySequence_Tuple(given); /* our own copy: the caller may not change it under us */
     if (files == NULL)
@@ -104,7 +95,7 @@ static PyObject *write_files(PyObject *self, PyObject *args) {
     int err = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++) {
-        if ((err = write_one(dirfd, &jobs[i], writeback)) != 0) {
+        if ((err = write_one(dirfd, &jobs[i])) != 0) {
             failed = i;
             break;
         }
@@ -121,8 +112,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"write_files", write_files, METH_VARARGS,
-     "write_files(dirfd, [(path, data, mode, chmod), ...], writeback=False) -> None | (position, errno): create "
-     "each file exclusively under dirfd, write it whole (and start writing it out), close it; without the GIL."},
+     "write_files(dirfd, [(path, data, mode, chmod), ...]) -> None | (position, errno): create "
+     "each file exclusively under dirfd, write it whole, close it; without the GIL."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -146,7 +146,7 @@ class EarlyFiles:
     def __init__(self, files: list[FileEntry], folder: Path):
         self._targets = _by_object(files)
         make_dirs(folder, [e.path for e in files])
-        self._writer = FileWriter(folder, writeback=True)
+        self._writer = FileWriter(folder)
         self._lock = threading.Lock()
         self.written: set[bytes] = set()  # the objects whose files are all written
 
@@ -281,7 +281,7 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
     parts, chunked = _parts(store, targets, failed)  # object to read -> [(the file's object, offset in it)]
     open_fds = {e.path: _create(staging / e.path, os.O_RDWR) for oid in chunked for e in targets[oid]}  # large files only
     total, done = sum(e.size for e in plan), [0]
-    writer = FileWriter(staging, writeback=True)  # the folder is synced before the rename
+    writer = FileWriter(staging)  # the folder is synced before the rename
 
     def write(records: list) -> None:
         batch: list[tuple[str, bytes, int]] = []  # the whole files of this run of records, created in one call
