@@ -26,7 +26,7 @@ from pvc.commands.common import open_project as _open
 from pvc.commands.common import read_description as _read_description
 from pvc.errors import PvcError, UsageError
 from pvc.output import emit_json, err, human_bytes, out, print_columns, progress_bar, render_changes
-from pvc.render import log_text, selection_text, show_json, show_text
+from pvc.render import created_line, log_text, selection_text, show_json, show_text
 
 app = typer.Typer(
     name="pvc",
@@ -93,7 +93,7 @@ def commit(
     if json_out:
         emit_json(result.to_json())
         return
-    out.print(result.created_line() if result.created else result.unchanged_line())
+    out.print(created_line(result) if result.created else result.unchanged_line())
     for note in result.notes():
         out.print(note)
     for warning in result.warnings:

@@ -200,8 +200,9 @@ def _answer_commit(project: str, options: dict[str, str]) -> int | None:
         return None
     if as_json:
         return _say(result.to_json(), "")
-    lines = [result.created_line() if result.created else result.unchanged_line(), *result.notes()]
-    from pvc.render import plain_line
+    from pvc.render import created_line, plain_line
+
+    lines = [created_line(result) if result.created else result.unchanged_line(), *result.notes()]
 
     if not result.warnings and plain_console(os.environ, sys.stdout) and all(plain_line(line) for line in lines):
         return _say(None, "\n".join(lines))

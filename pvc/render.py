@@ -9,7 +9,7 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
+__all__ = ["created_line", "emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
            "CLASS_HEADER", "changes_headline", "changed_classes", "change_lines", "changes_text", "plain_console", "plain_line", "stat_text"]
 
 
@@ -39,6 +39,14 @@ def human_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"
+
+
+def created_line(result: Any) -> str:
+    """What `pvc commit` says of the version it created (`result`: a pvc.core.report.CommitResult)."""
+    stats = result.version.stats
+    return (f"Created version {result.number} ({result.manifest[:12]}): {stats.get('items', 0)} items, "
+            f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
+            f"hashed {result.files_hashed} files ({human_bytes(result.bytes_hashed)})")
 
 
 def log_text(entries: list, filtered: bool) -> str:

@@ -33,15 +33,6 @@ class CommitResult:
                 "files_hashed": self.files_hashed, "bytes_hashed": self.bytes_hashed, "warnings": list(self.warnings),
                 "followed_symlinks": self.followed_symlinks}
 
-    def created_line(self) -> str:
-        """What `pvc commit` says of the version it created."""
-        from pvc.render import human_bytes
-
-        stats = self.version.stats
-        return (f"Created version {self.number} ({self.manifest[:12]}): {stats.get('items', 0)} items, "
-                f"{stats.get('files', 0)} files, {human_bytes(stats.get('bytes'))}; "
-                f"hashed {self.files_hashed} files ({human_bytes(self.bytes_hashed)})")
-
     def unchanged_line(self) -> str:
         """What `pvc commit` says when the project is the latest version."""
         return f"Nothing changed: version {self.number} ({self.manifest[:12]}) is the latest"
