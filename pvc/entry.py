@@ -167,10 +167,10 @@ def _answer_status(project: str, as_json: bool) -> int | None:
         return None
     if as_json:
         return _say(report, "")
-    from pvc.render import changes_text
+    from pvc.render import changes_text, encodable
 
     text = changes_text(report)
-    if text is not None:
+    if text is not None and encodable(text):
         return _say(None, text)
     from pvc.output import render_changes
 
@@ -200,11 +200,12 @@ def _answer_commit(project: str, options: dict[str, str]) -> int | None:
         return None
     if as_json:
         return _say(result.to_json(), "")
-    from pvc.render import created_line, plain_line
+    from pvc.render import created_line, encodable, plain_line
 
     lines = [created_line(result) if result.created else result.unchanged_line(), *result.notes()]
 
-    if not result.warnings and plain_console(os.environ, sys.stdout) and all(plain_line(line) for line in lines):
+    if (not result.warnings and plain_console(os.environ, sys.stdout) and all(plain_line(line) for line in lines)
+            and encodable("\n".join(lines))):
         return _say(None, "\n".join(lines))
     from pvc.output import err, out
 
@@ -292,11 +293,10 @@ def _answer_diff(project: str, options: dict[str, str]) -> int | None:
 
 def _say(doc: object, line: str) -> int:
     """Print `doc` as pvc.output.emit_json writes it, or else `line`; 0."""
-    if doc is not None:
-        import json
+    from pvc.render import emit_json, write_out
 
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+    if doc is not None:
+        emit_json(doc)
     else:
-        sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+        write_out(line + "\n")
     return 0

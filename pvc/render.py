@@ -3,20 +3,50 @@ no typer, so a command the entry point answers prints exactly what the CLI print
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import sys
 from typing import Any
 
-__all__ = ["created_line", "emit_json", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
+__all__ = ["created_line", "emit_json", "encodable", "write_out", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
            "CLASS_HEADER", "changes_headline", "changed_classes", "change_lines", "changes_text", "plain_console", "plain_line", "stat_text"]
 
 
 def emit_json(doc: Any) -> None:
     """Write one JSON document to stdout, bypassing rich so nothing is wrapped or styled."""
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+    write_out(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def write_out(text: str) -> None:
+    """Write `text` to stdout whole, or raise: a pipe its reader closed gives BrokenPipeError. (A buffered write
+    larger than the pipe can return having written part of it, without an error, when the reader goes away.)"""
+    stream = sys.stdout
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # a text stream of its own (a test's capture)
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()
+    view = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+    while view:
+        written = raw.write(view)
+        if not written:
+            raise BrokenPipeError(errno.EPIPE, "standard output took nothing")
+        view = view[written:]
+    raw.flush()
+
+
+def encodable(text: str, stream: Any = None) -> bool:
+    """Whether `stream` (stdout) can encode `text`; where it cannot, rich prints what it can and a hint, which the
+    caller leaves to it."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict")
+    except (UnicodeError, LookupError):
+        return False
+    return True
 
 
 def columns(header: list[str], rows: list[list[str]]) -> str:

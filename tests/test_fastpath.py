@@ -332,16 +332,41 @@ def test_a_changed_project_s_commit_prints_what_the_full_commit_prints(committed
         assert fast.stderr == full.stderr == ""
 
 
-@pytest.mark.parametrize("env", [{}, {"FORCE_COLOR": "1"}, {"COLUMNS": "20"}])
+@pytest.mark.parametrize("env", [{}, {"FORCE_COLOR": "1"}, {"COLUMNS": "20"}, {"PYTHONIOENCODING": "ascii"}])
 def test_a_changed_project_s_status_prints_what_the_full_status_prints(committed, env):
+    """Plain, styled, narrow, and on a stdout that cannot encode a name (rich prints what it can, then the
+    error and its hint: the entry point leaves such text to it)."""
     ann = sorted(committed.glob("train/ann/*.json"))[0]
     ann.write_text(ann.read_text().replace("{", "{ ", 1))
     for path in sorted(committed.glob("train/img/*"))[:1]:
         path.unlink()
     (committed / "notes: draft: 1.txt").write_text("a name rich would read as an emoji code")
+    (committed / "naïve.txt").write_text("a name ASCII cannot encode")
     fast, full = _pvc(["status"], committed, env, full=False), _pvc(["status"], committed, env, full=True)
     assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr)
-    assert fast.returncode == 0 and fast.stdout.startswith("v1 -> working tree") and "notes: draft: 1.txt" in fast.stdout
+    assert fast.stdout.startswith("v1 -> working tree")
+    if "PYTHONIOENCODING" in env:
+        assert fast.returncode == 1 and "UnicodeEncodeError" in fast.stderr
+    else:
+        assert fast.returncode == 0 and "notes: draft: 1.txt" in fast.stdout and "naïve.txt" in fast.stdout
+
+
+def test_a_reader_that_goes_away_mid_output_ends_the_status_with_exit_1(committed):
+    """More text than a pipe holds, and the reader closes after one byte: the write that found the pipe gone
+    fails (exit 1, nothing on stderr) as it does for the CLI, not a partial write taken for the whole."""
+    folder = committed / "train" / "many"
+    folder.mkdir()
+    for i in range(2500):
+        (folder / f"a-rather-long-file-name-so-that-the-listing-outgrows-a-pipe-{i:05d}.txt").write_text("x")
+    for full in (False, True):
+        code = "import sys; from pvc.cli import main; sys.exit(main(sys.argv[1:]))" if full else \
+            "import sys; from pvc.entry import run; run()"
+        with subprocess.Popen([sys.executable, "-c", code, "status"], cwd=committed, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            assert proc.stdout.read(1) == b"v"
+            proc.stdout.close()
+            err = proc.stderr.read()
+            assert (proc.wait(timeout=120), err) == (1, b""), full
 
 
 def _pvc(args: list[str], cwd: Path, env: dict, *, full: bool) -> subprocess.CompletedProcess:

@@ -60,7 +60,7 @@ def _direct(fd: int, view: memoryview) -> int:
                     break
                 raise
             done += wrote
-            if wrote % _ALIGN:  # a short write off the alignment: O_DIRECT cannot go on from there
+            if not wrote or wrote % _ALIGN:  # nothing taken, or a short write off the alignment: the rest buffered
                 break
     finally:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags)
