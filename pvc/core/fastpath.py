@@ -9,8 +9,8 @@ times faster than the Python one.
 pvc/entry.py; the commit's answer is given under the writers' lock, as every commit's is, and only when that lock
 is free at once. They start the C walk in a thread (the walk runs without the GIL) and only then import the
 store's modules and read the refs and the tree record, so that importing and walking overlap. This module
-itself imports nothing heavy. With `--json`, a changed project's status and commit go on from the same walk
-(`PriorWalk`): the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the same lock.
+itself imports nothing heavy. A changed project's status and commit go on from the same walk (`PriorWalk`):
+the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the same lock.
 """
 
 from __future__ import annotations
