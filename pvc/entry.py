@@ -165,17 +165,7 @@ def _answer_status(project: str, as_json: bool) -> int | None:
     report = clean_status(project, changed=True)
     if report is None:
         return None
-    if as_json:
-        return _say(report, "")
-    from pvc.render import changes_text, encodable
-
-    text = changes_text(report)
-    if text is not None and encodable(text):
-        return _say(None, text)
-    from pvc.output import render_changes
-
-    render_changes(report)
-    return 0
+    return _say(report, "") if as_json else _print_changes(report)
 
 
 def _answer_commit(project: str, options: dict[str, str]) -> int | None:
@@ -200,13 +190,12 @@ def _answer_commit(project: str, options: dict[str, str]) -> int | None:
         return None
     if as_json:
         return _say(result.to_json(), "")
-    from pvc.render import created_line, encodable, plain_line
+    from pvc.render import created_line, plain_text
 
     lines = [created_line(result) if result.created else result.unchanged_line(), *result.notes()]
-
-    if (not result.warnings and plain_console(os.environ, sys.stdout) and all(plain_line(line) for line in lines)
-            and encodable("\n".join(lines))):
-        return _say(None, "\n".join(lines))
+    text = None if result.warnings else plain_text(lines)
+    if text is not None:
+        return _say(None, text)
     from pvc.output import err, out
 
     for line in lines:
@@ -278,15 +267,19 @@ def _answer_diff(project: str, options: dict[str, str]) -> int | None:
     report = quick_diff(project, options["first"], options["second"], details="json" in options)
     if report is None:
         return None
-    if "json" in options:
-        return _say(report, "")
-    from pvc.render import stat_text
+    return _say(report, "") if "json" in options else _print_changes(report, stat=True)
 
-    text = stat_text(report)
+
+def _print_changes(report: dict, *, stat: bool = False) -> int:
+    """Print a status or diff report's text as pvc.output.render_changes prints it: plain where rich would print
+    plain text (pvc/render.py), else by render_changes itself; 0."""
+    from pvc.render import changes_text
+
+    text = changes_text(report, stat=stat)
     if text is None:
         from pvc.output import render_changes
 
-        render_changes(report, stat=True)
+        render_changes(report, stat=stat)
         return 0
     return _say(None, text)
 

@@ -10,8 +10,9 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["created_line", "emit_json", "encodable", "write_out", "print_columns", "human_bytes", "log_text", "show_text", "show_json", "tags_text", "selection_text",
-           "CLASS_HEADER", "changes_headline", "changed_classes", "change_lines", "changes_text", "plain_console", "plain_line", "stat_text"]
+__all__ = ["created_line", "emit_json", "write_out", "print_columns", "human_bytes", "log_text", "show_text",
+           "show_json", "tags_text", "selection_text", "CLASS_HEADER", "changes_headline", "changed_classes",
+           "change_lines", "changes_text", "plain_console", "plain_line", "plain_text", "stat_text"]
 
 
 def emit_json(doc: Any) -> None:
@@ -38,10 +39,8 @@ def write_out(text: str) -> None:
     raw.flush()
 
 
-def encodable(text: str, stream: Any = None) -> bool:
-    """Whether `stream` (stdout) can encode `text`; where it cannot, rich prints what it can and a hint, which the
-    caller leaves to it."""
-    stream = sys.stdout if stream is None else stream
+def _encodable(text: str, stream: Any) -> bool:
+    """Whether `stream` can encode `text`; where it cannot, rich prints what it can and a hint."""
     try:
         text.encode(getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict")
     except (UnicodeError, LookupError):
@@ -199,16 +198,14 @@ def changes_text(report: dict, *, stat: bool = False, environ: Any = os.environ,
     else: styles (stdout is a terminal, or FORCE_COLOR / TTY_COMPATIBLE say so), a line rich would change (`:name:`
     emoji codes, tabs, control characters), a table wider than its console or with cells it would change, problems
     to print on stderr. Then the caller has rich print it."""
-    if report["problems"] or not plain_console(environ, sys.stdout if stream is None else stream):
+    if report["problems"]:
         return None
     lines = [changes_headline(report)]
     if not report["clean"] and not stat:
         lines += change_lines(report)
-    if not all(plain_line(line) for line in lines):
-        return None
     rows = changed_classes(report) if not report["clean"] else []
     if not rows:
-        return "\n".join(lines)
+        return plain_text(lines, environ, stream)
     table = [CLASS_HEADER, *rows]
     if not all(_PLAIN_CELL.fullmatch(cell) for row in table for cell in row):
         return None
@@ -217,7 +214,17 @@ def changes_text(report: dict, *, stat: bool = False, environ: Any = os.environ,
     if width is None or sum(w + 2 for w in widths) > width:
         return None  # rich would shrink and wrap the table
     lines += ["".join(f" {cell.ljust(w)} " for cell, w in zip(row, widths)) for row in table]
-    return "\n".join(lines)
+    return plain_text(lines, environ, stream)
+
+
+def plain_text(lines: list[str], environ: Any = os.environ, stream: Any = None) -> str | None:
+    """`lines` joined, as pvc.output's console prints them one by one to `stream` (stdout), when it prints them as
+    they are: no styles there (`plain_console`), every line `plain_line`, every character one the stream can
+    encode; else None, and the caller has rich print them."""
+    stream = sys.stdout if stream is None else stream
+    text = "\n".join(lines)
+    plain = plain_console(environ, stream) and all(plain_line(line) for line in lines) and _encodable(text, stream)
+    return text if plain else None
 
 
 def change_lines(report: dict) -> list[str]:
