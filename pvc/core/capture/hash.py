@@ -4,7 +4,6 @@ else by reading it (in a thread pool; the hashing and the header parsers release
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -93,6 +92,8 @@ def _in_caller(store: ObjectSink, todo: list, allow_invalid: bool, progress, tot
 
 def _in_threads(store: ObjectSink, todo: list, allow_invalid: bool, progress, total_bytes: int) -> list[Hashed]:
     """Hash and describe the files in a thread pool (reads and hashing release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor  # ~5 ms to import (logging): a small change never needs it
+
     results, done = [], 0
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         for (f, _), result in zip(todo, pool.map(lambda t: _hash_one(store, t[0], t[1], allow_invalid), todo)):
