@@ -453,27 +453,9 @@ out:
 /* compare(records, at, paths, sizes, mtimes, inodes, ctimes, cutoff) -> (changed, gone) | None: the walk's records
  * (with `at` from names()) against the stat cache's columns (pvc/store/statcache.py), merged in path order: the
  * positions of the walked files the columns do not vouch for (absent, another stat, or modified at or after `cutoff`),
- * and the positions in the columns of the paths the walk did not find. None when the columns are not strictly sorted
- * by path, not of one length, or hold a path that is no str or a stat that is no 64-bit integer: the caller then
- * compares in Python. */
-static int column_i64(PyObject *list, Py_ssize_t k, int64_t *out) {
-    PyObject *v = PyList_GET_ITEM(list, k);
-    if (!PyLong_Check(v)) return -1;
-    long long x = PyLong_AsLongLong(v);
-    if (x == -1 && PyErr_Occurred()) return -1;
-    *out = (int64_t)x;
-    return 0;
-}
-
-static int column_u64(PyObject *list, Py_ssize_t k, uint64_t *out) { /* sizes and inodes: unsigned in a stat */
-    PyObject *v = PyList_GET_ITEM(list, k);
-    if (!PyLong_Check(v)) return -1;
-    unsigned long long x = PyLong_AsUnsignedLongLong(v);
-    if (x == (unsigned long long)-1 && PyErr_Occurred()) return -1;
-    *out = (uint64_t)x;
-    return 0;
-}
-
+ * and the positions in the columns of the paths the walk did not find. `paths` is the columns' paths as one
+ * NUL-separated UTF-8 string, the other four buffers of 64-bit integers in the machine's order, one a path. None when
+ * the paths are not strictly sorted or the columns not of one length: the caller then compares in Python. */
 static int append_index(PyObject *list, Py_ssize_t i) {
     PyObject *n = PyLong_FromSsize_t(i);
     if (!n) return -1;
@@ -482,11 +464,15 @@ static int append_index(PyObject *list, Py_ssize_t i) {
     return r;
 }
 
-static const char *column_path(PyObject *paths, Py_ssize_t k, const char *prev, Py_ssize_t prev_len, Py_ssize_t *len) {
-    PyObject *v = PyList_GET_ITEM(paths, k);
-    const char *path = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, len) : NULL;
-    if (path && prev) { /* strictly after the one before, in the walk's (byte) order */
-        size_t n = (size_t)(prev_len < *len ? prev_len : *len);
+/* The next column path from *pos (its length in *len), or NULL when it does not come strictly after `prev`. */
+static const char *next_path(const char *blob, size_t blob_len, size_t *pos, const char *prev, size_t prev_len,
+                             size_t *len) {
+    const char *path = blob + *pos;
+    const char *end = memchr(path, 0, blob_len - *pos);
+    *len = end ? (size_t)(end - path) : blob_len - *pos;
+    *pos += *len + 1;
+    if (prev) { /* strictly after the one before, in the walk's (byte) order */
+        size_t n = prev_len < *len ? prev_len : *len;
         int c = memcmp(prev, path, n);
         if (c > 0 || (c == 0 && prev_len >= *len)) return NULL;
     }
@@ -494,19 +480,22 @@ static const char *column_path(PyObject *paths, Py_ssize_t k, const char *prev, 
 }
 
 static PyObject *compare(PyObject *self, PyObject *args) {
-    Py_buffer rec, at;
-    PyObject *paths, *sizes, *mtimes, *inodes, *ctimes;
+    Py_buffer rec, at, paths, sizes, mtimes, inodes, ctimes;
     long long cutoff;
-    if (!PyArg_ParseTuple(args, "y*y*O!O!O!O!O!L", &rec, &at, &PyList_Type, &paths, &PyList_Type, &sizes,
-                          &PyList_Type, &mtimes, &PyList_Type, &inodes, &PyList_Type, &ctimes, &cutoff))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*L", &rec, &at, &paths, &sizes, &mtimes, &inodes, &ctimes, &cutoff))
         return NULL;
     PyObject *changed = PyList_New(0), *gone = PyList_New(0), *result = NULL;
-    Py_ssize_t m = PyList_GET_SIZE(paths), k = 0, prev_len = 0;
-    const char *data = rec.buf, *prev = NULL;
+    const char *blob = paths.buf, *data = rec.buf, *prev = NULL;
+    size_t blob_len = (size_t)paths.len, m = 0, k = 0, pos = 0, prev_len = 0;
     size_t count = (size_t)at.len / 8, start = 0;
     if (!changed || !gone) goto out;
-    if (PyList_GET_SIZE(sizes) != m || PyList_GET_SIZE(mtimes) != m || PyList_GET_SIZE(inodes) != m ||
-        PyList_GET_SIZE(ctimes) != m)
+    if (blob_len) {
+        m = 1;
+        for (const char *c = memchr(blob, 0, blob_len); c; c = memchr(c + 1, 0, blob_len - (size_t)(c + 1 - blob)))
+            m++;
+    }
+    if ((size_t)sizes.len != 8 * m || (size_t)mtimes.len != 8 * m || (size_t)inodes.len != 8 * m ||
+        (size_t)ctimes.len != 8 * m)
         goto unsure;
     for (size_t i = 0; i < count; i++) {
         uint64_t here;
@@ -521,25 +510,29 @@ static PyObject *compare(PyObject *self, PyObject *args) {
         start = stat_at + 32;
         int matched = 0;
         while (k < m) { /* the columns' paths before this one are gone; an equal one is compared */
-            Py_ssize_t clen;
-            const char *cpath = column_path(paths, k, prev, prev_len, &clen);
+            size_t clen, was = pos;
+            const char *cpath = next_path(blob, blob_len, &pos, prev, prev_len, &clen);
             if (!cpath) goto unsure;
-            size_t n = len < (size_t)clen ? len : (size_t)clen;
+            size_t n = len < clen ? len : clen;
             int c = memcmp(cpath, path, n);
-            if (c == 0) c = ((size_t)clen > len) - ((size_t)clen < len);
-            if (c > 0) break; /* the next cached path comes after this one: this one is not cached */
+            if (c == 0) c = (clen > len) - (clen < len);
+            if (c > 0) { /* the next cached path comes after this one: this one is not cached */
+                pos = was;
+                break;
+            }
             prev = cpath;
             prev_len = clen;
             k++;
             if (c < 0) {
-                if (append_index(gone, k - 1)) goto out;
+                if (append_index(gone, (Py_ssize_t)(k - 1))) goto out;
                 continue;
             }
             uint64_t size, ino;
             int64_t mtime, ctime, now = (int64_t)get_u64(stats + 8);
-            if (column_u64(sizes, k - 1, &size) || column_i64(mtimes, k - 1, &mtime) ||
-                column_u64(inodes, k - 1, &ino) || column_i64(ctimes, k - 1, &ctime))
-                goto unsure;
+            memcpy(&size, (const char *)sizes.buf + 8 * (k - 1), 8);
+            memcpy(&mtime, (const char *)mtimes.buf + 8 * (k - 1), 8);
+            memcpy(&ino, (const char *)inodes.buf + 8 * (k - 1), 8);
+            memcpy(&ctime, (const char *)ctimes.buf + 8 * (k - 1), 8);
             matched = now < cutoff && size == get_u64(stats) && mtime == now && ino == get_u64(stats + 16) &&
                       ctime == (int64_t)get_u64(stats + 24);
             break;
@@ -551,12 +544,12 @@ static PyObject *compare(PyObject *self, PyObject *args) {
         goto out;
     }
     for (; k < m; k++) {
-        Py_ssize_t clen;
-        const char *cpath = column_path(paths, k, prev, prev_len, &clen);
+        size_t clen;
+        const char *cpath = next_path(blob, blob_len, &pos, prev, prev_len, &clen);
         if (!cpath) goto unsure;
         prev = cpath;
         prev_len = clen;
-        if (append_index(gone, k)) goto out;
+        if (append_index(gone, (Py_ssize_t)k)) goto out;
     }
     result = PyTuple_Pack(2, changed, gone);
     goto out;
@@ -568,6 +561,11 @@ out:
     Py_XDECREF(gone);
     PyBuffer_Release(&rec);
     PyBuffer_Release(&at);
+    PyBuffer_Release(&paths);
+    PyBuffer_Release(&sizes);
+    PyBuffer_Release(&mtimes);
+    PyBuffer_Release(&inodes);
+    PyBuffer_Release(&ctimes);
     return result;
 }
 

@@ -5,6 +5,7 @@ tell the result (meta.json, a new or removed dataset) the full build runs; and t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -428,9 +429,13 @@ def test_many_changes_are_saved_whole_once_too_many_for_after_the_columns(tmp_pa
 
 
 def test_a_stat_cache_written_before_the_base_existed_is_read_and_builds_in_full(tmp_path, monkeypatch):
-    """The previous pvc wrote format-6 caches without `base`, `changes` and `ids_from`: such a file still vouches
-    for its entries (nothing is read again), has no base, and the next capture is the full build; the next commit
-    writes the base."""
+    """Earlier pvc wrote format-6 caches (the stats as msgpack integers, the inodes as differences), at first without
+    `base`, `changes` and `ids_from`: such a file still vouches for its entries (nothing is read again), has no base,
+    and the next capture is the full build; the next commit writes the base, in format 7."""
+    import zstandard
+
+    from pvc.store import statcache
+
     root = make_image_project(tmp_path / "proj", items=20, datasets=2, seed=21)
     _settle(root)
     commit(Repository.init(root), title="v1")
@@ -438,8 +443,13 @@ def test_a_stat_cache_written_before_the_base_existed_is_read_and_builds_in_full
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
     unpacker.feed(index.read_bytes())
     head, doc = unpacker.unpack(), unpacker.unpack()
-    assert head["format"] == 6 and doc.pop("base") is not None
-    index.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
+    assert head["format"] == 7 and doc.pop("base") is not None
+    blob, sizes, mtimes, inodes, ctimes = statcache._columns(zstandard.ZstdDecompressor().decompress(doc["stats"]))
+    inodes = list(inodes)
+    steps = inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])]
+    doc["stats"] = zstandard.ZstdCompressor().compress(msgpack.packb(
+        [blob.decode().split("\0"), list(sizes), list(mtimes), steps, list(ctimes)]))
+    index.write_bytes(msgpack.packb(head | {"format": 6}, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
     _apply("edit_ann", root, random.Random(5), 0)
     assert Repository(root).stat_cache().base is None
     cap = _from_change(Repository(root))
@@ -447,3 +457,4 @@ def test_a_stat_cache_written_before_the_base_existed_is_read_and_builds_in_full
     assert cap.manifest_id == _full(Repository(root)).manifest_id
     commit(Repository(root), title="v2")
     assert Repository(root).stat_cache().base[0] == _latest(Repository(root))
+    assert msgpack.Unpacker(io.BytesIO(index.read_bytes()), raw=False).unpack()["format"] == 7

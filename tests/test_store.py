@@ -194,6 +194,45 @@ def test_stat_cache_trusts_only_unchanged_old_entries(tmp_path):
     assert StatCache(path).get("a", old, "file") is None
 
 
+def test_a_format_6_stat_cache_is_read_and_saved_again_as_format_7(tmp_path):
+    """A cache the previous pvc wrote (format 6: the stats as msgpack integers, inodes as differences, one of them
+    past 2**63 kept modulo 2**64) vouches for its entries as it did; what is saved beside its entries (a status's
+    changes, a tree record) is written in format 7 and still vouches for them."""
+    path = tmp_path / "index"
+    keys = {"a.json": StatKey(3, 1_000, 2**64 - 5, 1_001), "b/c.jpg": StatKey(70_000, 2_000, 9, 2_002),
+            "é.txt": StatKey(0, -5, 11, 7)}
+    inodes = [k.ino for k in keys.values()]
+    steps = inodes[:1] + [(b - a + 2**63) % 2**64 - 2**63 for a, b in zip(inodes, inodes[1:])]
+    stats = [list(keys), [k.size for k in keys.values()], [k.mtime_ns for k in keys.values()], steps,
+             [k.ctime_ns for k in keys.values()]]
+    results = {"derived": {}, "roles": ["ann", "image", "file"], "infos": [{"objects": {}}, None, None],
+               "ids": b"".join(bytes([n]) * 32 for n in range(3))}
+    zstd = zstandard.ZstdCompressor().compress
+    head = {"format": 6, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {}}
+    doc = {"base": [b"\6" * 32, {"s": 1}, []], "scan_started": 10_000, "manifest": b"\6" * 32, "settings": {"s": 1},
+           "stats": zstd(msgpack.packb(stats)), "results": zstd(msgpack.packb(results, use_bin_type=True)), "pages": {}}
+    path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
+    files = [SimpleNamespace(relpath=p, size=k.size, mtime_ns=k.mtime_ns, ino=k.ino, ctime_ns=k.ctime_ns)
+             for p, k in keys.items()]
+    roles = dict(zip(keys, results["roles"]))
+
+    def vouched(cache: StatCache) -> list:
+        return [e and (e.oid, e.role, e.info) for e in cache.get_all(files, roles)]
+
+    expected = [(bytes([n]) * 32, role, info) for n, (role, info) in enumerate(zip(results["roles"], results["infos"]))]
+    cache = StatCache(path)
+    assert cache.may_vouch_for(b"\6" * 32, {"s": 1}) and vouched(cache) == expected
+    assert cache.differences(files) == ([], []) and cache.base == (b"\6" * 32, {"s": 1}, [])
+    new = CacheEntry(StatKey(4, 3_000, 12, 3_000), b"\5" * 32, "file", None)
+    assert cache.save_changes({"d.txt": new}, ["é.txt"], 20_000, b"\4" * 32, {"s": 1}, base=None)
+    assert msgpack.Unpacker(io.BytesIO(path.read_bytes()), raw=False).unpack()["format"] == 7
+    assert vouched(StatCache(path))[:2] == expected[:2] and vouched(StatCache(path))[2] is None
+    path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
+    StatCache(path).save_tree(b"\3" * 32, b"\6" * 32, {"s": 1}, {})
+    cache = StatCache(path)
+    assert cache.vouches_for(b"\6" * 32, {"s": 1}, b"\3" * 32) and vouched(cache) == expected
+
+
 def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_as_bytes(tmp_path):
     """The cache is written entry by entry, infos spliced in as the bytes they are kept as: the file is exactly
     what msgpack gives for the whole document (the format other versions of pvc read), and lookups hand back each
@@ -211,12 +250,16 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     StatCache(path).save(entries, started, derived, b"\6" * 32, {"s": 1}, tree=b"\7" * 32, classes={"car": 2},
                          pages=pages)
     keys = [e.key for e in entries.values()]
-    inodes = [k.ino for k in keys]
-    stats = [list(entries), [k.size for k in keys], [k.mtime_ns for k in keys],
-             inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])], [k.ctime_ns for k in keys]]
+
+    def shuffled(values: list[int], signed: bool) -> bytes:  # byte i of every value, for i = 0 (lowest) to 7
+        return bytes(v.to_bytes(8, "little", signed=signed)[i] for i in range(8) for v in values)
+
+    stats = ["\0".join(entries).encode(), shuffled([k.size for k in keys], False),
+             shuffled([k.mtime_ns for k in keys], True), shuffled([k.ino for k in keys], False),
+             shuffled([k.ctime_ns for k in keys], True)]
     results = {"derived": derived, "roles": [e.role for e in entries.values()],
                "infos": [e.info for e in entries.values()], "ids": b"".join(e.oid for e in entries.values())}
-    head = {"format": 6, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
+    head = {"format": 7, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
     zstd = zstandard.ZstdCompressor(level=9).compress
     results_raw = msgpack.packb(results, use_bin_type=True)
     doc = {"base": None, "scan_started": started, "manifest": b"\6" * 32, "settings": {"s": 1},

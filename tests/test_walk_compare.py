@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from array import array
 
 import msgpack
 import pytest
@@ -123,9 +124,17 @@ def test_columns_out_of_order_or_of_other_types_are_compared_in_python(tmp_path,
     StatCache(tmp_path / "reversed").save({p: CacheEntry(stat, b"\1" * 32, "file", None) for p in "ba"}, 10)
     cache = StatCache(tmp_path / "reversed")
     assert cache._native_differences(walked) is None and cache.walk_differences(walked) == ([], [])
-    assert _walk.compare(walked.records, walked.at, ["a", 7], [1, 1], [5, 5], [1, 1], [5, 5], 10) is None
-    assert _walk.compare(walked.records, walked.at, ["a", "b"], [1, "1"], [5, 5], [1, 1], [5, 5], 10) is None
-    assert _walk.compare(walked.records, walked.at, ["a"], [1, 1], [5], [1], [5], 10) is None  # columns of two lengths
+    col = lambda *values: array("q", values)  # noqa: E731
+    ino = lambda n: array("Q", [2**64 - 1] * n)  # noqa: E731
+    assert _walk.compare(walked.records, walked.at, b"a\0b", col(1, 1), col(5, 5), ino(2), col(5, 5), 10) == ([], [])
+    assert _walk.compare(walked.records, walked.at, b"a\0b", col(1, 2), col(5, 5), ino(2), col(5, 5), 10) == ([1], [])
+    assert _walk.compare(walked.records, walked.at, b"a\0c", col(1, 1), col(5, 5), ino(2), col(5, 5), 10) == ([1], [1])
+    assert _walk.compare(walked.records, walked.at, b"b\0a", col(1, 1), col(5, 5), ino(2), col(5, 5), 10) is None
+    assert _walk.compare(walked.records, walked.at, b"a\0a", col(1, 1), col(5, 5), ino(2), col(5, 5), 10) is None
+    assert _walk.compare(walked.records, walked.at, b"a", col(1, 1), col(5), ino(1), col(5), 10) is None  # two lengths
+    assert _walk.compare(walked.records, walked.at, b"a\0b", col(1, 1), col(5, 5), ino(2), col(5), 10) is None
+    assert _walk.compare(walked.records, walked.at, b"a\0b\0", col(1, 1, 1), col(5, 5, 5), ino(3), col(5, 5, 5),
+                         10) is None  # an empty path last: not after the one before
 
 
 def test_infos_sliced_in_c_are_the_unpackers(tmp_path, monkeypatch):
@@ -297,7 +306,7 @@ def test_offsets_that_do_not_match_the_records_are_refused():
     for at in (struct.pack("=Q", 2**64 - 16), struct.pack("=Q", 2), struct.pack("=Q", 2)[:8] + struct.pack("=Q", 1),
                bytes(walked.at)[:8]):  # beyond the end, inside a path, out of order, records left over
         with pytest.raises(ValueError):
-            _walk.compare(walked.records, at, [], [], [], [], [], 10)
+            _walk.compare(walked.records, at, b"", b"", b"", b"", b"", 10)
 
 
 def test_a_writer_killed_holding_the_lock_makes_the_commit_walk_again(committed, capsys, monkeypatch):

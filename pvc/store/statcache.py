@@ -18,6 +18,8 @@ the walk's (pvc/core/capture/delta.py) instead of the whole project.
 from __future__ import annotations
 
 import os
+import sys
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
@@ -41,8 +43,11 @@ except ImportError:  # pragma: no cover - depends on the install
 
 __all__ = ["StatKey", "CacheEntry", "StatCache", "fs_clock", "pack_info", "unpack_info", "raw_is_invalid"]
 
-CACHE_FORMAT = 6  # 6: stats and results compressed, by column, in one order of paths (written once), the ids left
-# to the manifest when it is in the store; 5: every info canonical (keys sorted at every depth), as capture computes it
+CACHE_FORMAT = 7  # 7: the stats as fixed-width columns (the paths one string, each stat 64-bit, byte-shuffled), read
+# without making a Python object a file; 6: stats and results compressed, by column, in one order of paths (written
+# once), the ids left to the manifest when it is in the store (still read: its stats are turned into columns as they
+# are decoded, and the next save writes format 7); 5: every info canonical, as capture computes it
+_READ_FORMATS = (6, CACHE_FORMAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +139,16 @@ class StatCache:
         self._derived: dict[bytes, Any] | None = None
         self._served = 0  # entries the last get_all vouched for
         self._stats_count: int | None = None  # stat entries the file holds, once counted
-        self._columns: tuple | None = None  # the stats part decoded (paths, sizes, mtimes, inodes, ctimes)
+        self._columns: tuple | None = None  # the stats part decoded: (paths as one NUL-separated UTF-8 string, and
+        # the sizes, mtimes, inodes, ctimes as arrays of 64-bit integers), no object a file
+        self._path_list: list[str] | None = None  # the paths as a list, made when a lookup by path needs it
         self._position: dict[str, int] | None = None  # path -> its place in the columns, once a lookup needs it
         self._in_order = False  # the columns' paths are in path order (pvc/_walk.c's comparison found them so)
         self._matched: tuple | None = None  # (files, what _matching found for them): the last answer
         self._compared: tuple | None = None  # (walk, what walk_differences found for it): the last answer
         self._changed: tuple[dict[str, tuple], set[str], dict[str, int]] | None = None  # `changes`, read once
         self._broken = False  # the stats part could not be decoded
+        self._format = CACHE_FORMAT  # the body's, once read
         # manifest id -> {path: blob id} of its files, for a body that leaves the ids to its manifest (set by capture,
         # which has the store); None: such a body vouches for nothing
         self.file_ids: Callable[[bytes], dict[str, bytes]] | None = None
@@ -151,7 +159,7 @@ class StatCache:
         try:
             with open(path, "rb") as f:
                 head = msgpack.Unpacker(f, raw=False, read_size=16384).unpack()
-            if head.get("format") == CACHE_FORMAT and head.get("tree") is not None:
+            if head.get("format") in _READ_FORMATS and head.get("tree") is not None:
                 self.tree, self.tree_manifest = bytes(head["tree"]), bytes(head["manifest"])
                 self.tree_settings, self.classes = head["settings"], dict(head["classes"])
         except Exception:  # missing or damaged: start empty, the next save rewrites it
@@ -166,8 +174,9 @@ class StatCache:
                     unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=max(size, 1 << 20),
                                                 read_size=1 << 20)
                     head, doc = unpacker.unpack(), unpacker.unpack()
-                if head.get("format") != CACHE_FORMAT:
+                if head.get("format") not in _READ_FORMATS:
                     raise ValueError("older format")
+                self._format = head["format"]
                 int(doc["scan_started"])
                 if not isinstance(doc["stats"], bytes) or not isinstance(doc["results"], bytes):
                     raise ValueError("stats and results are bin")
@@ -260,14 +269,14 @@ class StatCache:
         raw = self._index["stats"]
         if not raw or not self._decoded() or not -(1 << 63) <= self._cutoff < 1 << 63:
             return None  # (a cutoff no 64-bit clock gives: a damaged file, which the Python comparison reads as it is)
-        paths, sizes, mtimes, inodes, ctimes = self._columns
-        got = _walk.compare(walked.records, walked.at, paths, sizes, mtimes, inodes, ctimes, self._cutoff)
+        got = _walk.compare(walked.records, walked.at, *self._columns, self._cutoff)
         if got is None:
             return None
         changed, missing = got
         self._in_order = True
         self._stats_count = self._count()
         changes, dropped, _ = self._changes
+        paths = self._paths if missing else []
         if not changes and not dropped:
             return changed, [paths[k] for k in missing]
         marked = set(changed)  # the entries saved since the columns take their paths' places
@@ -287,14 +296,23 @@ class StatCache:
         """Decode the stats part once (False: damaged, and then it matches nothing)."""
         if self._columns is None and not self._broken:
             try:
-                self._columns = _columns(msgpack.unpackb(_unpacked(self._index["stats"]), raw=False))
+                raw = _unpacked(self._index["stats"])
+                self._columns = _columns(raw) if self._format == CACHE_FORMAT else _columns_6(raw)
             except Exception:
                 self._stats_count, self._broken = 0, True
         return self._columns is not None
 
+    @property
+    def _paths(self) -> list[str]:
+        """The columns' paths as a list (after `_decoded`), made once."""
+        if self._path_list is None:
+            blob = self._columns[0]
+            self._path_list = blob.decode("utf-8").split("\0") if blob else []
+        return self._path_list
+
     def gone(self, walked: dict) -> list[str]:
         """The cached paths not in `walked` (paths as keys), after a lookup (`get_all`) read the stats."""
-        paths = self._columns[0] if self._columns is not None else []
+        paths = self._paths if self._columns is not None else []
         changes, dropped, _ = self._changes
         if not changes and not dropped:
             return [p for p in paths if p not in walked]
@@ -320,7 +338,8 @@ class StatCache:
             return found, [], self._stats_count
         if not self._decoded():
             return found, [], 0
-        paths, sizes, mtimes, inodes, ctimes = self._columns
+        _, sizes, mtimes, inodes, ctimes = self._columns
+        paths = self._paths
         if 8 * len(files) < len(paths):  # a few files asked of many: each looked up
             pairs = ((i, self._place(f.relpath)) for i, f in enumerate(files))
         else:
@@ -349,13 +368,13 @@ class StatCache:
     def _count(self) -> int:
         """How many entries the cache holds: the columns', those saved after them taking their paths' places."""
         changes, dropped, _ = self._changes
-        return (len(self._columns[0]) + len(changes)
+        return (len(self._columns[1]) + len(changes)
                 - sum(1 for p in dropped.union(changes) if self._place(p) is not None))
 
     def _place(self, path: str) -> int | None:
         """The position of `path` in the columns, or None: by bisection where the C comparison found them in path
         order (no map of every path to make), else from a map made once."""
-        paths = self._columns[0]
+        paths = self._paths
         if self._in_order:
             k = bisect_left(paths, path)
             return k if k < len(paths) and paths[k] == path else None
@@ -497,7 +516,7 @@ class StatCache:
             if self._derived is None:
                 self._results({}, [])
             self._doc = self._doc | {"stats": b"", "results": b""}
-            self._columns = self._position = self._matched = self._compared = None
+            self._columns = self._path_list = self._position = self._matched = self._compared = None
             self._in_order = False
 
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
@@ -514,12 +533,8 @@ class StatCache:
         by part: no map of every entry, no decoded copy of the infos."""
         pack = msgpack.Packer(use_bin_type=True).pack
         values = entries.values()
-        inodes = [e.ino for e in values]  # as differences: files of one folder, made one after another, are near
-        steps = inodes[:1] + [_wrapped(b - a) for a, b in zip(inodes, inodes[1:])]
-        stats = _packed(msgpack.packb([list(entries), [e.size for e in values], [e.mtime_ns for e in values], steps,
-                                       [e.ctime_ns for e in values]], use_bin_type=True))
-        del steps
-        del inodes
+        stats = _packed(_stats_part(list(entries), [e.size for e in values], [e.mtime_ns for e in values],
+                                    [e.ino for e in values], [e.ctime_ns for e in values]))
         with_ids = not (ids_in_manifest and manifest is not None)
         results = bytearray(pack_map_header(4 if with_ids else 3))
         results += pack("derived") + pack(derived or {}) + pack("roles") + pack([e.role for e in values])
@@ -564,7 +579,7 @@ class StatCache:
             return False
         ids_from = manifest if ids_in_manifest else self._ids_source  # what the ids left out come from
         body = {"base": list(base) if base is not None else None, "scan_started": doc["scan_started"],
-                "manifest": manifest, "settings": settings, "stats": doc["stats"], "results": doc["results"],
+                "manifest": manifest, "settings": settings, "stats": self._current_stats(), "results": doc["results"],
                 "pages": {}, "ids_from": ids_from,  # (a page record vouches for its files under the columns'
                 # cutoff, which an entry saved here no longer shares: the records go, the next full build makes new)
                 "changes": {"entries": [[p, *e] for p, e in merged.items()], "gone": sorted(dropped)}}
@@ -576,10 +591,20 @@ class StatCache:
             self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes or {}
         return True
 
+    def _current_stats(self) -> bytes:
+        """The stats part as this format writes it (a format 6 body's converted; damaged: none, which vouches for
+        nothing)."""
+        if self._format == CACHE_FORMAT or not self._index.get("stats"):
+            return self._index["stats"]
+        if not self._decoded():
+            return b""
+        blob, *columns = self._columns
+        return _packed(msgpack.packb([blob, *map(_shuffled, columns)], use_bin_type=True))
+
     def _forget(self) -> None:
         """Drop what was read or worked out from the file: the next question reads it again."""
         self._doc, self._derived, self._served, self._stats_count = None, None, 0, None
-        self._columns = self._position = self._matched = self._changed = self._compared = None
+        self._columns = self._path_list = self._position = self._matched = self._changed = self._compared = None
         self._in_order = False
         self._broken = False
 
@@ -590,6 +615,7 @@ class StatCache:
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both
+        doc = doc | {"stats": self._current_stats()}
         atomic_write(self.path, self._head(tree, manifest, settings, classes) + msgpack.packb(doc, use_bin_type=True))
         self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes
 
@@ -668,24 +694,70 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _columns(columns: Any) -> tuple[list, list, list, list, list]:
-    """The stored columns: paths, then size, mtime_ns, inode (stored as differences from the previous path's, given
-    back whole), ctime_ns."""
+def _stats_part(paths: list[str], sizes: list[int], mtimes: list[int], inodes: list[int], ctimes: list[int]) -> bytes:
+    """The stats part before compression: the msgpack array [paths, sizes, mtimes_ns, inodes, ctimes_ns], the paths
+    one NUL-separated UTF-8 string, each other column its 64-bit little-endian integers byte-shuffled (docs/format.md).
+    A value outside its type (a time past 2262, a stat no file system gives) is kept modulo 2**64: it then matches no
+    file's stat in Python and the same one in C, which reads the stat records as 64-bit integers."""
+    columns = [_column(values, code) for values, code in zip((sizes, mtimes, inodes, ctimes), _CODES)]
+    return msgpack.packb(["\0".join(paths).encode("utf-8"), *columns], use_bin_type=True)
+
+
+_CODES = ("Q", "q", "Q", "q")  # size, mtime_ns, inode, ctime_ns
+
+
+def _columns_6(data: bytes) -> tuple[bytes, array, array, array, array]:
+    """Format 6's stats part (msgpack arrays: paths, sizes, mtimes, inodes as differences, ctimes) as `_columns`
+    gives format 7's."""
+    columns = msgpack.unpackb(data, raw=False)
     if not isinstance(columns, list) or len(columns) != 5 or any(len(c) != len(columns[0]) for c in columns):
         raise ValueError("stats: not five columns of one length")
-    if not set(map(type, columns[0])) <= {str} or not all(set(map(type, c)) <= {int} for c in columns[1:]):
-        raise ValueError("stats: a path that is no string or a stat that is no integer")
     paths, sizes, mtimes, steps, ctimes = columns
-    inodes = list(accumulate(steps))  # the inodes themselves
-    if inodes and (min(inodes) < 0 or max(inodes) >= 1 << 64):
-        inodes = [n % (1 << 64) for n in inodes]  # a step `_wrapped` wrapped (inodes of 2**63 and more)
-    return paths, sizes, mtimes, inodes, ctimes
+    if not set(map(type, paths)) <= {str} or any("\0" in p for p in paths):
+        raise ValueError("stats: a path that is no string")
+    inodes = [n % (1 << 64) for n in accumulate(steps)]
+    return ("\0".join(paths).encode("utf-8"),
+            *(array(code, [v % (1 << 64) for v in values]) if code == "Q" else array(code, values)
+              for values, code in zip((sizes, mtimes, inodes, ctimes), _CODES)))
 
 
-def _wrapped(step: int) -> int:
-    """The difference of two inodes (each below 2**64) as a 64-bit signed integer, which msgpack encodes: equal to it
-    modulo 2**64, so the sum of the steps modulo 2**64 is the inode (`_columns`)."""
-    return step if -(1 << 63) <= step < 1 << 63 else (step + (1 << 63)) % (1 << 64) - (1 << 63)
+def _column(values: list[int], code: str) -> bytes:
+    try:
+        column = array(code, values)
+    except OverflowError:
+        column = array("Q", [v % (1 << 64) for v in values])
+    return _shuffled(column)
+
+
+def _shuffled(column: array) -> bytes:
+    if sys.byteorder == "big":
+        column = array(column.typecode, column)
+        column.byteswap()
+    data = column.tobytes()  # byte-shuffled: the high bytes of neighbours are alike, and zstd finds them in a row
+    return b"".join(data[i::8] for i in range(8))
+
+
+def _columns(data: bytes) -> tuple[bytes, array, array, array, array]:
+    """The stats part read back: (paths as one NUL-separated UTF-8 string, sizes, mtimes, inodes, ctimes as arrays of
+    64-bit integers). ValueError when it is not five columns of one length."""
+    columns = msgpack.unpackb(data, raw=False)
+    if not isinstance(columns, list) or len(columns) != 5 or not all(isinstance(c, bytes) for c in columns):
+        raise ValueError("stats: not five columns")
+    blob = columns[0]
+    blob.decode("utf-8")  # (checked here: the paths are made from it when a lookup needs them)
+    count = blob.count(b"\0") + 1 if blob else 0
+    out = [blob]
+    for shuffled, code in zip(columns[1:], _CODES):
+        if len(shuffled) != 8 * count:
+            raise ValueError("stats: columns of other lengths")
+        plain = bytearray(8 * count)
+        for i in range(8):
+            plain[i::8] = shuffled[i * count : (i + 1) * count]
+        column = array(code, plain)
+        if sys.byteorder == "big":
+            column.byteswap()
+        out.append(column)
+    return tuple(out)
 
 
 def _unpacked(data: bytes) -> bytes:
