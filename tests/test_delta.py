@@ -10,6 +10,7 @@ import json
 import os
 import random
 import tempfile
+from itertools import accumulate
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -449,6 +450,13 @@ def test_a_stat_cache_written_before_the_base_existed_is_read_and_builds_in_full
     steps = inodes[:1] + [b - a for a, b in zip(inodes, inodes[1:])]
     doc["stats"] = zstandard.ZstdCompressor().compress(msgpack.packb(
         [blob.decode().split("\0"), list(sizes), list(mtimes), steps, list(ctimes)]))
+    results = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(doc["results"]), raw=False, strict_map_key=False)
+    ends = [0, *accumulate(statcache._unshuffled(results["lengths"], "I"))]
+    role_of = statcache._unshuffled(results["role_of"], "H")
+    doc["results"] = zstandard.ZstdCompressor().compress(msgpack.packb(  # format 6: roles and infos as arrays
+        {"derived": results["derived"], "roles": [results["roles"][n] for n in role_of],
+         "infos": [msgpack.unpackb(results["infos"][a:b], raw=False) for a, b in zip(ends, ends[1:])]},
+        use_bin_type=True))
     index.write_bytes(msgpack.packb(head | {"format": 6}, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
     _apply("edit_ann", root, random.Random(5), 0)
     assert Repository(root).stat_cache().base is None

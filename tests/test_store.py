@@ -251,14 +251,17 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
                          pages=pages)
     keys = [e.key for e in entries.values()]
 
-    def shuffled(values: list[int], signed: bool) -> bytes:  # byte i of every value, for i = 0 (lowest) to 7
-        return bytes(v.to_bytes(8, "little", signed=signed)[i] for i in range(8) for v in values)
+    def shuffled(values: list[int], signed: bool = False, width: int = 8) -> bytes:  # byte i of every value, i = 0..7
+        return bytes(v.to_bytes(width, "little", signed=signed)[i] for i in range(width) for v in values)
 
-    stats = ["\0".join(entries).encode(), shuffled([k.size for k in keys], False),
-             shuffled([k.mtime_ns for k in keys], True), shuffled([k.ino for k in keys], False),
+    stats = ["\0".join(entries).encode(), shuffled([k.size for k in keys]),
+             shuffled([k.mtime_ns for k in keys], True), shuffled([k.ino for k in keys]),
              shuffled([k.ctime_ns for k in keys], True)]
-    results = {"derived": derived, "roles": [e.role for e in entries.values()],
-               "infos": [e.info for e in entries.values()], "ids": b"".join(e.oid for e in entries.values())}
+    packed_infos = [msgpack.packb(e.info, use_bin_type=True) for e in entries.values()]
+    results = {"derived": derived, "roles": ["ann", "file"],
+               "role_of": shuffled([0] * 4 + [1] * 70_000, width=2), "infos": b"".join(packed_infos),
+               "lengths": shuffled([len(i) for i in packed_infos], width=4),
+               "ids": b"".join(e.oid for e in entries.values())}
     head = {"format": 7, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {"car": 2}}
     zstd = zstandard.ZstdCompressor(level=9).compress
     results_raw = msgpack.packb(results, use_bin_type=True)

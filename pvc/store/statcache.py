@@ -405,30 +405,10 @@ class StatCache:
                 self._derived = {}
             return later_found
         found: list[tuple[int, bytes, str, bytes]] = later_found
-        derived, roles, infos, ids = None, None, None, None
         try:
             data = _unpacked(raw)
-            count, at = _container_head(data, 0, 0x80, 0xDE)
-            spans = _spans(data, at, 2 * count)  # the parts' names and values, one after the other
-            if spans[-1] != len(data):
-                raise ValueError("trailing bytes")
-            for j in range(0, 2 * count, 2):
-                part = msgpack.unpackb(data[spans[j] : spans[j + 1]], raw=False)
-                value = data[spans[j + 1] : spans[j + 2]]
-                if part == "derived":
-                    derived = {bytes(k): v for k, v in _unpack(value).items()}
-                elif part == "roles":
-                    roles = _unpack(value)
-                elif part == "ids":
-                    ids = _unpack(value)
-                elif part == "infos":  # each info sliced out as its bytes, the wanted ones only
-                    n, start = _container_head(data, spans[j + 1], 0x90, 0xDC)
-                    bounds = _spans(data, start, n)
-                    if bounds[-1] != spans[j + 2]:
-                        raise ValueError("infos: not one array")
-                    infos = {k: data[bounds[k] : bounds[k + 1]] for k in wanted if k < n}
-            if roles is None or infos is None or (paths and len(roles) != len(paths)):
-                raise ValueError("results: not one entry per path")
+            parts = _results_7 if self._format == CACHE_FORMAT else _results_6
+            derived, roles, infos, ids = parts(data, wanted, len(paths))
             if ids is not None and (len(ids) % 32 or (paths and len(ids) != 32 * len(paths))):
                 raise ValueError("results: not one id per path")
             of_manifest = self.file_ids(self._ids_source) if ids is None and self.file_ids and wanted else {}
@@ -536,14 +516,8 @@ class StatCache:
         stats = _packed(_stats_part(list(entries), [e.size for e in values], [e.mtime_ns for e in values],
                                     [e.ino for e in values], [e.ctime_ns for e in values]))
         with_ids = not (ids_in_manifest and manifest is not None)
-        results = bytearray(pack_map_header(4 if with_ids else 3))
-        results += pack("derived") + pack(derived or {}) + pack("roles") + pack([e.role for e in values])
-        results += pack("infos") + _array_header(len(entries))
-        for e in values:
-            results += e.raw
-        if with_ids:
-            results += pack("ids") + pack(b"".join(e.oid for e in values))
-        results = _packed(bytes(results))
+        results = _packed(_results_part(derived or {}, [e.role for e in values], [e.raw for e in values],
+                                        b"".join(e.oid for e in values) if with_ids else None))
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
         parts = [head, pack_map_header(7), pack("base"), pack(list(base) if base is not None else None),
@@ -579,7 +553,8 @@ class StatCache:
             return False
         ids_from = manifest if ids_in_manifest else self._ids_source  # what the ids left out come from
         body = {"base": list(base) if base is not None else None, "scan_started": doc["scan_started"],
-                "manifest": manifest, "settings": settings, "stats": self._current_stats(), "results": doc["results"],
+                "manifest": manifest, "settings": settings, "stats": self._current_stats(),
+                "results": self._current_results(),
                 "pages": {}, "ids_from": ids_from,  # (a page record vouches for its files under the columns'
                 # cutoff, which an entry saved here no longer shares: the records go, the next full build makes new)
                 "changes": {"entries": [[p, *e] for p, e in merged.items()], "gone": sorted(dropped)}}
@@ -594,12 +569,25 @@ class StatCache:
     def _current_stats(self) -> bytes:
         """The stats part as this format writes it (a format 6 body's converted; damaged: none, which vouches for
         nothing)."""
-        if self._format == CACHE_FORMAT or not self._index.get("stats"):
-            return self._index["stats"]
+        raw = self._index["stats"]  # (read first: it sets the body's format)
+        if self._format == CACHE_FORMAT or not raw:
+            return raw
         if not self._decoded():
             return b""
         blob, *columns = self._columns
         return _packed(msgpack.packb([blob, *map(_shuffled, columns)], use_bin_type=True))
+
+    def _current_results(self) -> bytes:
+        """The results part as this format writes it (a format 6 body's converted; damaged: none)."""
+        raw = self._index["results"]  # (read first: it sets the body's format)
+        if self._format == CACHE_FORMAT or not raw:
+            return raw
+        try:
+            derived, roles, infos, ids = _results_6(_unpacked(raw), None, 0)  # every entry, its info's bytes as they are
+            return _packed(_results_part(derived, [roles[k] for k in range(len(infos))],
+                                         [infos[k] for k in range(len(infos))], ids))
+        except Exception:
+            return b""
 
     def _forget(self) -> None:
         """Drop what was read or worked out from the file: the next question reads it again."""
@@ -615,7 +603,7 @@ class StatCache:
         doc = self._index
         if not doc.get("stats") and not doc.get("results"):
             return  # no entries to keep beside it: the next full scan records both
-        doc = doc | {"stats": self._current_stats()}
+        doc = doc | {"stats": self._current_stats(), "results": self._current_results()}
         atomic_write(self.path, self._head(tree, manifest, settings, classes) + msgpack.packb(doc, use_bin_type=True))
         self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes
 
@@ -639,10 +627,6 @@ def _length_header(n: int, fix: int | None, one: int | None, two: int, four: int
 
 def pack_map_header(n: int) -> bytes:
     return _length_header(n, 0x80, None, 0xDE, 0xDF)
-
-
-def _array_header(n: int) -> bytes:
-    return _length_header(n, 0x90, None, 0xDC, 0xDD)
 
 
 def _bin_header(n: int) -> bytes:
@@ -680,7 +664,7 @@ def _spans(data: bytes, start: int, count: int) -> list[int]:
     (pvc/_pages.c walks the bytes; without it, or where it is unsure, msgpack's Unpacker skips them one by one)."""
     found = _pages.objects(data, start, count) if _pages is not None else None
     if found is not None:
-        return memoryview(found).cast("Q").tolist()
+        return memoryview(found).cast("Q")  # read by index: no list of every position made
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1))
     unpacker.feed(memoryview(data)[start:])
     out = [start]
@@ -688,6 +672,69 @@ def _spans(data: bytes, start: int, count: int) -> list[int]:
         unpacker.skip()
         out.append(start + unpacker.tell())
     return out
+
+
+def _results_part(derived: dict, roles: list[str], infos: list[bytes], ids: bytes | None) -> bytes:
+    """The results part before compression (docs/format.md): the roles as numbers into their table, the infos as one
+    string and the column of their lengths, the ids (32 bytes a path) unless they are left to the manifest."""
+    table = sorted(set(roles))
+    number = {role: n for n, role in enumerate(table)}
+    part = {"derived": derived, "roles": table, "role_of": _shuffled(array("H", [number[r] for r in roles])),
+            "infos": b"".join(infos), "lengths": _shuffled(array("I", map(len, infos)))}
+    if ids is not None:
+        part["ids"] = ids
+    return msgpack.packb(part, use_bin_type=True)
+
+
+def _results_7(data: bytes, wanted: dict[int, int], count: int) -> tuple[dict, dict, dict, bytes | None]:
+    """The results part (format 7): the derived map, {position: role} and {position: info bytes} of the `wanted`
+    positions, and the ids (None where left to the manifest); `count` paths (0: not known, not checked). Each info is
+    sliced out of one string where the sums of the lengths before it say: nothing is walked, nothing decoded."""
+    doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    table, infos = doc["roles"], doc["infos"]
+    role_of, ends = _unshuffled(doc["role_of"], "H"), array("Q", accumulate(_unshuffled(doc["lengths"], "I")))
+    if not isinstance(table, list) or not isinstance(infos, bytes) or len(role_of) != len(ends):
+        raise ValueError("results: not one entry per path")
+    if (count and len(ends) != count) or (ends and ends[-1] != len(infos)):
+        raise ValueError("results: not one entry per path")
+    found = {}
+    for k in wanted:
+        if k < len(ends):
+            start = ends[k - 1] if k else 0
+            if start >= ends[k]:
+                raise ValueError("results: an info of no bytes")
+            found[k] = infos[start : ends[k]]
+    roles = {k: table[role_of[k]] for k in found}
+    ids = doc.get("ids")
+    return {bytes(k): v for k, v in doc["derived"].items()}, roles, found, ids
+
+
+def _results_6(data: bytes, wanted: dict[int, int] | None, count: int) -> tuple[dict, dict, dict, bytes | None]:
+    """The results part as format 6 wrote it (a map of msgpack arrays: each info walked to, in C where it can be), read
+    into what `_results_7` gives (`wanted` None: every entry)."""
+    derived, roles, infos, ids = None, None, None, None
+    parts, at = _container_head(data, 0, 0x80, 0xDE)
+    spans = _spans(data, at, 2 * parts)  # the parts' names and values, one after the other
+    if spans[-1] != len(data):
+        raise ValueError("trailing bytes")
+    for j in range(0, 2 * parts, 2):
+        part = msgpack.unpackb(data[spans[j] : spans[j + 1]], raw=False)
+        value = data[spans[j + 1] : spans[j + 2]]
+        if part == "derived":
+            derived = {bytes(k): v for k, v in _unpack(value).items()}
+        elif part == "roles":
+            roles = _unpack(value)
+        elif part == "ids":
+            ids = _unpack(value)
+        elif part == "infos":  # each info sliced out as its bytes, the wanted ones only
+            n, start = _container_head(data, spans[j + 1], 0x90, 0xDC)
+            bounds = _spans(data, start, n)
+            if bounds[-1] != spans[j + 2]:
+                raise ValueError("infos: not one array")
+            infos = {k: data[bounds[k] : bounds[k + 1]] for k in (range(n) if wanted is None else wanted) if k < n}
+    if roles is None or infos is None or (count and len(roles) != count):
+        raise ValueError("results: not one entry per path")
+    return derived or {}, {k: roles[k] for k in infos}, infos, ids
 
 
 def _unpack(data: bytes) -> Any:
@@ -730,11 +777,29 @@ def _column(values: list[int], code: str) -> bytes:
 
 
 def _shuffled(column: array) -> bytes:
+    """The integers of `column` little-endian and byte-shuffled: first the lowest byte of each, then the next byte of
+    each, and so on (the high bytes of neighbours are alike, and zstd finds them in a row)."""
     if sys.byteorder == "big":
         column = array(column.typecode, column)
         column.byteswap()
-    data = column.tobytes()  # byte-shuffled: the high bytes of neighbours are alike, and zstd finds them in a row
-    return b"".join(data[i::8] for i in range(8))
+    data, width = column.tobytes(), column.itemsize
+    return b"".join(data[i::width] for i in range(width))
+
+
+def _unshuffled(data: bytes, code: str) -> array:
+    """`_shuffled`'s column read back (ValueError: not a whole number of integers)."""
+    column = array(code)
+    width = column.itemsize
+    count, rest = divmod(len(data), width)
+    if rest:
+        raise ValueError("a column of another length")
+    plain = bytearray(len(data))
+    for i in range(width):
+        plain[i::width] = data[i * count : (i + 1) * count]
+    column.frombytes(plain)
+    if sys.byteorder == "big":
+        column.byteswap()
+    return column
 
 
 def _columns(data: bytes) -> tuple[bytes, array, array, array, array]:
@@ -750,13 +815,7 @@ def _columns(data: bytes) -> tuple[bytes, array, array, array, array]:
     for shuffled, code in zip(columns[1:], _CODES):
         if len(shuffled) != 8 * count:
             raise ValueError("stats: columns of other lengths")
-        plain = bytearray(8 * count)
-        for i in range(8):
-            plain[i::8] = shuffled[i * count : (i + 1) * count]
-        column = array(code, plain)
-        if sys.byteorder == "big":
-            column.byteswap()
-        out.append(column)
+        out.append(_unshuffled(shuffled, code))
     return tuple(out)
 
 
