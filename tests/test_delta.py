@@ -24,7 +24,9 @@ import pytest
 
 from pvc.core.capture import capture, delta
 from pvc.core.commit import commit
-from pvc.core.status import status
+from pvc.core import diff as diff_module
+from pvc.core.diff import diff_snapshots
+from pvc.core.status import status, version_snapshot, working_snapshot
 from pvc.project.walk import RECORD
 from pvc.sample import make_image_project
 from pvc.store import pagediff, pages
@@ -52,6 +54,16 @@ def _full_status(repo: Repository, monkeypatch) -> dict:
         return status(repo)
 
 
+def _known_diff_is_the_compared_one(repo: Repository) -> None:
+    """The working tree's diff from what the build from the change says changed (Capture.changes) is the diff that
+    compares the pages."""
+    working, cap = working_snapshot(repo, repo.latest().manifest, from_change=True)
+    base = version_snapshot(repo, repo.latest().manifest, working)
+    told = diff_snapshots(base, working, source=1, target="working", known=cap.changes)
+    assert told == diff_snapshots(base, working, source=1, target="working")
+    assert cap.partial or not cap.changes
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=7),
        between=st.lists(st.sampled_from(["nothing", "status", "commit"]), min_size=7, max_size=7))
@@ -74,6 +86,7 @@ def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, op
             if set(since_commit) <= PLACEABLE and NATIVE:
                 assert cap.partial, f"after {since_commit}: the full build ran"
             if then == "status" or step == len(ops) - 1:
+                _known_diff_is_the_compared_one(Repository(root))
                 repo = Repository(root)
                 assert status(repo) == _full_status(Repository(root), monkeypatch), f"after {ops[: step + 1]}"
             elif then == "commit":
@@ -129,6 +142,34 @@ def test_changes_seen_by_a_status_stay_known_to_the_next(tmp_path, monkeypatch):
     assert [m["item"] for m in again["items"]["modified"]] == [ann.name[: -len(".json")]]
     commit(Repository(root), title="v2")
     assert Repository(root).stat_cache().base[2] == []  # a commit: the entries are its files
+
+
+@pytest.mark.skipif(not NATIVE, reason="pvc/_pages.c is not built")
+def test_status_reads_the_difference_from_the_change_without_comparing_pages(tmp_path, monkeypatch):
+    """A status built from the change reports from what that build changed (Capture.changes): an edited annotation,
+    an added item, a deleted one and a file outside any item, in two datasets, each with its old and new value; no
+    page is compared, and the report is the full build's."""
+    root = make_image_project(tmp_path / "proj", items=40, datasets=2, nested=True, seed=12)
+    commit(Repository.init(root), title="v1")
+    anns = _items(root)
+    _apply("edit_ann", root, random.Random(3), 0)
+    _apply_delete(anns[5])
+    _apply("add_item", root, random.Random(4), 1)
+    (anns[-1].parent.parent / "notes.txt").write_text("new")
+    expected = _full_status(Repository(root), monkeypatch)
+    repo = Repository(root)
+    real = diff_module.changed_entries
+
+    def same_pages_only(root_a, root_b, *rest):  # (the root's files map: the same pages on both sides)
+        assert root_a == root_b, "pages compared"
+        return real(root_a, root_b, *rest)
+
+    with monkeypatch.context() as m:
+        m.setattr(diff_module, "changed_entries", same_pages_only)
+        report = status(repo)
+    assert report == expected and not report["clean"]
+    assert report["items"]["added"] and report["items"]["removed"] and report["items"]["modified"]
+    assert any(p.endswith("notes.txt") for p in report["files"]["added"])
 
 
 def test_deleted_items_and_a_nested_dataset(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 Datasets whose tree ids are equal are skipped whole; inside a changed dataset only the pages that
 differ are read (`pages.changed_entries`), and an item is looked up by name in the one page that
-can hold it, so the cost follows the size of the change, not of the project.
+can hold it, so the cost follows the size of the change, not of the project. A working tree built from
+the change (`status`) tells what it changed (`known`), and then not even those pages are compared.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
 from pvc.store.model import ItemEntry, Manifest, Tree
-from pvc.store.pagediff import changed_entries, lookup, page_sources
+from pvc.store.pagediff import changed_entries, known_changes, lookup, page_sources
 from pvc.store.pages import iter_entries
 
 __all__ = ["diff_snapshots", "empty_manifest"]
@@ -47,11 +48,13 @@ class _Report:
 
 
 def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, dataset: str | None = None,
-                   item: str | None = None, invalid: tuple[tuple[str, str], ...] = (), details: bool = True) -> dict:
+                   item: str | None = None, invalid: tuple[tuple[str, str], ...] = (), details: bool = True,
+                   known: dict | None = None) -> dict:
     """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output); `invalid`:
     the working tree's files a commit would refuse (path, reason), reported as `problems`. Without `details`
     the modified items have no semantic annotation diff (`objects`, `annotation`): what `diff --stat` prints
-    needs none, and the annotations are still read (the same reads, the same errors), only not parsed."""
+    needs none, and the annotations are still read (the same reads, the same errors), only not parsed. `known`: `b`
+    was built from `a` and these changes alone (Capture.changes), read instead of comparing the datasets' pages."""
     report = _Report()
     meta = no_meta_changes()
     if dataset is None and item is None:
@@ -71,7 +74,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
         elif name not in ds_a:
             report.datasets_added.append(name)
         if ds_a.get(name) is None or ds_b.get(name) is None or ds_a[name].oid != ds_b[name].oid:
-            _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item, details)
+            _dataset_diff(report, a, b, ds_a.get(name), ds_b.get(name), item, details, known)
     return change_report(source, target, clean=a.manifest_id == b.manifest_id, datasets_added=report.datasets_added,
                          datasets_removed=report.datasets_removed, items_added=report.added, items_removed=report.removed,
                          items_modified=report.modified, files=report.files, classes_before=a.manifest.classes,
@@ -86,13 +89,18 @@ def _file_changes(report: _Report, prefix: str, changes: dict) -> None:
 
 
 def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | None, db: DatasetView | None,
-                  only_item: str | None, details: bool = True) -> None:
+                  only_item: str | None, details: bool = True, known: dict | None = None) -> None:
     empty = Tree("", (), (), ())
     ta, tb = (da.tree if da else empty), (db.tree if db else empty)
     name = (db or da).name
     get_a, get_b = page_sources(a, b)  # two versions: only the entries whose bytes differ are decoded
-    files = changed_entries(ta.files, tb.files, get_a, get_b, "files")
-    items = changed_entries(ta.items, tb.items, get_a, get_b, "items")
+    told = known.get(da.dir) if known and da and db and da.dir == db.dir else None
+    if told is not None:  # b is a with these changes: nothing else to compare
+        files = known_changes(ta.files, tb.files, get_a, get_b, "files", told["files"])
+        items = known_changes(ta.items, tb.items, get_a, get_b, "items", told["items"])
+    else:
+        files = changed_entries(ta.files, tb.files, get_a, get_b, "files")
+        items = changed_entries(ta.items, tb.items, get_a, get_b, "items")
     candidates = set(items)
     for rel in files:
         candidates.update(_owner_candidates(rel))

@@ -51,5 +51,6 @@ def status(repo: Repository, *, walk: PriorWalk | None = None) -> dict:
     latest = repo.latest()
     working, cap = working_snapshot(repo, latest.manifest if latest else None, from_change=True, walk=walk)
     base = version_snapshot(repo, latest.manifest if latest else None, working)
+    known = cap.changes if latest and cap.partial and cap.expect == bytes.fromhex(latest.manifest) else None
     return diff_snapshots(base, working, source=latest.number if latest else None, target="working",
-                          invalid=cap.invalid)
+                          invalid=cap.invalid, known=known)

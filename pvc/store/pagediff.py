@@ -35,7 +35,7 @@ try:  # built from pvc/_pages.c at install; without it pages.py compares the map
 except ImportError:  # pragma: no cover - depends on the install
     _pages = None
 
-__all__ = ["NATIVE_PAGES", "PageSource", "page_sources", "changed_entries", "lookup"]
+__all__ = ["NATIVE_PAGES", "PageSource", "page_sources", "changed_entries", "known_changes", "lookup"]
 
 NATIVE_PAGES = _pages is not None
 
@@ -93,6 +93,45 @@ def changed_entries(root_a: tuple[PageRef, ...], root_b: tuple[PageRef, ...], ge
     found = _changed(root_a, root_b, get_a, get_b, kind) \
         if isinstance(get_a, PageSource) and isinstance(get_b, PageSource) else None
     return pages.changed_entries(root_a, root_b, get_a, get_b, kind) if found is None else found
+
+
+def known_changes(root_a: tuple[PageRef, ...], root_b: tuple[PageRef, ...], get_a: pages.GetPage,
+                  get_b: pages.GetPage, kind: str, changes: dict[str, tuple[bytes | None, bytes | None]]
+                  ) -> dict[str, tuple[Any, Any]]:
+    """What `changed_entries` returns, when the map `root_b` is known to be `root_a` with `changes` (key -> (its value
+    in `root_a`, its value in `root_b`), each as the msgpack bytes a page holds, None where absent) and nothing else
+    different: a map built from the change (pvc/core/capture/delta.py) says so. Only those values are decoded, and
+    remembered for `lookup` as `changed_entries` remembers what it decodes; no page is read."""
+    if not (isinstance(get_a, PageSource) and isinstance(get_b, PageSource)):
+        return changed_entries(root_a, root_b, get_a, get_b, kind)
+    try:
+        learn_a, learn_b = _knower(root_a, get_a, kind), _knower(root_b, get_b, kind)
+        out = {}
+        for key in sorted(changes):
+            data_a, data_b = changes[key]
+            old, new = learn_a(key, data_a), learn_b(key, data_b)
+            if old != new:
+                out[key] = (old, new)
+        return out
+    except Exception:  # not expected of values a page held; changed_entries reads the pages and says what it says
+        return changed_entries(root_a, root_b, get_a, get_b, kind)
+
+
+def _knower(root: tuple[PageRef, ...], source: PageSource, kind: str):
+    """`learn(key, value bytes)`: the value decoded (None for no bytes), remembered in `source.known` under the page
+    that can hold the key (as `_learner` remembers: `lookup` then answers it without reading the page)."""
+    firsts = [ref.first for ref in root]
+
+    def learn(key: str, data: bytes | None) -> Any:
+        value = None if data is None else _decode(kind, data)
+        at = bisect_right(firsts, key)
+        if at:
+            source.known[_slot(root[at - 1], kind, key)] = value
+        elif value is not None:
+            raise ValueError("a key before the map's first page")
+        return value
+
+    return learn
 
 
 def _changed(root_a: tuple[PageRef, ...], root_b: tuple[PageRef, ...], get_a: PageSource, get_b: PageSource,

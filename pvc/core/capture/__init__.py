@@ -59,6 +59,10 @@ class Capture:
     fresh: tuple[str, ...] = ()  # the paths hashed by this capture
     gone: tuple[str, ...] = ()  # the paths the stat cache held and the walk did not find
     partial: bool = False  # built from the change alone (delta.py): the entries of the other files were not looked up
+    # built from the change: what differs from `expect` in each dataset it touched, by folder: {"files": {path: (old,
+    # new)}, "items": {name: (old, new)}}, each value as the msgpack bytes its page holds, None where absent; every
+    # other entry of `expect` is unchanged (pagediff.known_changes reads the difference from it, no page compared)
+    changes: dict[str, dict[str, dict[str, tuple[bytes | None, bytes | None]]]] = field(default_factory=dict)
 
     @property
     def files(self) -> list[FileInfo]:

@@ -94,11 +94,13 @@ class _Map:
 
     def get(self, key: str) -> Any | None:
         """The value of `key`, decoded, or None."""
-        j = self._at(key)
-        if j < 0:
-            return None
-        value = self.page(j).get(key)
+        value = self.raw(key)
         return None if value is None else msgpack.unpackb(value, raw=False)
+
+    def raw(self, key: str) -> bytes | None:
+        """The value of `key` as the msgpack bytes its page holds, or None."""
+        j = self._at(key)
+        return None if j < 0 else self.page(j).get(key)
 
     def has_prefix(self, prefix: str) -> bool:
         j = max(self._at(prefix), 0)
@@ -347,6 +349,7 @@ class _Delta:
         describer = ItemDescriber(self.by_path, hashed, self.cache, self.keep_invalid,
                                   self.repo.config.get("dicom_tags"))
         item_refs, file_refs, new_problems = {}, {}, {}
+        known: dict[str, dict[str, dict[str, tuple[bytes | None, bytes | None]]]] = {}  # what changed, as bytes
         for folder, plan in plans.items():
             node = self.nodes[folder]
             ds = Dataset(name=node.name, dir=folder)
@@ -375,8 +378,11 @@ class _Delta:
                     file_changes[rel] = [h.oid, f.size, 0o755 if f.executable else 0o644]
                     stats["files"] += 1
                     stats["bytes"] += f.size
-            item_refs[folder] = _patch(plan["imap"], item_changes, self.store)
-            file_refs[folder] = _patch(plan["fmap"], file_changes, self.store)
+            items_packed, files_packed = _packed(item_changes), _packed(file_changes)
+            item_refs[folder] = _patch(plan["imap"], items_packed, self.store)
+            file_refs[folder] = _patch(plan["fmap"], files_packed, self.store)
+            known[folder] = {"items": {k: (plan["imap"].raw(k), v) for k, v in items_packed.items()},
+                             "files": {k: (plan["fmap"].raw(k), v) for k, v in files_packed.items()}}
             new_problems[node.name] = (plan["closure"], problems)
         if any(n < 0 for n in classes.values()) or stats["files"] < 0 or stats["items"] < 0:
             raise _Unsure
@@ -403,7 +409,7 @@ class _Delta:
         manifest_id = self.store.put_object(Manifest(manifest.project_type, manifest.layout, root_id, stats,
                                                      tuple(problems), manifest.warnings))
         invalid = sorted((path, reason) for path, h in hashed.items() if (reason := invalid_reason(h)) is not None)
-        return self._capture(manifest_id, hashed, stats["classes"], tuple(invalid))
+        return self._capture(manifest_id, hashed, stats["classes"], tuple(invalid), known)
 
     def _item_entry(self, ds: Dataset, item: Item, hashed: dict[str, CacheEntry], describer: ItemDescriber):
         """An item's entry as the full build makes it (build._Build._item_page), its objects per class, its problems."""
@@ -436,22 +442,28 @@ class _Delta:
         return out
 
     def _capture(self, manifest_id: bytes, hashed: dict[str, CacheEntry], classes: dict | None,
-                 invalid: tuple = ()) -> Capture:
+                 invalid: tuple = (), known: dict | None = None) -> Capture:
         read = self.read
         return Capture(manifest_id=manifest_id, cache=self.cache, settings=self.settings, walked=self.walked,
                        files_hashed=len(read), bytes_hashed=sum(f.size for f in read), classes=classes,
                        invalid=invalid, expect=self.expect, partial=True,
                        entries={f.relpath: hashed[f.relpath] for f in read}, fresh=tuple(f.relpath for f in read),
-                       gone=tuple(self.gone), ids_in_manifest=hasattr(self.store, "stage_sealed"))
+                       gone=tuple(self.gone), ids_in_manifest=hasattr(self.store, "stage_sealed"),
+                       changes=known if known is not None else {})
 
 
-def _patch(old: _Map, changes: dict[str, Any], store: ObjectSink) -> tuple[PageRef, ...]:
-    """The map `old` with `changes` (key -> value, None to remove) applied, cut into pages where `pages.page_runs`
+def _packed(changes: dict[str, Any]) -> dict[str, bytes | None]:
+    """Each value of `changes` as the msgpack bytes a page holds (None stays None: a removal)."""
+    return {k: None if v is None else msgpack.packb(v, use_bin_type=True) for k, v in changes.items()}
+
+
+def _patch(old: _Map, changes: dict[str, bytes | None], store: ObjectSink) -> tuple[PageRef, ...]:
+    """The map `old` with `changes` (key -> value as msgpack bytes, None to remove) applied, cut into pages where `pages.page_runs`
     cuts the new keys: pages before the first change, and after the runs realign with the old ones, kept by id. The
     entries of the pages it makes anew are spliced as the bytes they are, never decoded (pvc/_pages.c `runs` cuts
     and encodes them as model.Page.encode would)."""
     keys = sorted(changes)
-    packed = {k: msgpack.packb(v, use_bin_type=True) for k, v in changes.items() if v is not None}
+    packed = {k: v for k, v in changes.items() if v is not None}
     refs, out, at = old.refs, [], 0
 
     def cut(pending: list) -> list:
