@@ -172,6 +172,23 @@ def test_status_reads_the_difference_from_the_change_without_comparing_pages(tmp
     assert any(p.endswith("notes.txt") for p in report["files"]["added"])
 
 
+def test_unreadable_stats_do_not_vouch_that_an_emptied_tree_is_the_version(tmp_path):
+    """Stats that cannot be read tell nothing of which files are gone: a tree emptied of every file is not the last
+    version (with readable stats it is the removal of every file, too)."""
+    root = make_image_project(tmp_path / "proj", items=10, datasets=1, seed=4)
+    _settle(root)
+    commit(Repository.init(root), title="v1")
+    index = root / ".pvc" / "index"
+    head, doc = msgpack.Unpacker(io.BytesIO(index.read_bytes()), raw=False, strict_map_key=False)
+    index.write_bytes(msgpack.packb(head, use_bin_type=True)
+                      + msgpack.packb(doc | {"stats": b"not a zstd frame"}, use_bin_type=True))
+    for path in sorted(root.rglob("*"), reverse=True):
+        if ".pvc" not in path.relative_to(root).parts:
+            path.unlink() if path.is_file() else path.rmdir()
+    report = status(Repository(root))
+    assert not report["clean"] and "meta.json" in report["files"]["removed"]
+
+
 def test_deleted_items_and_a_nested_dataset(tmp_path, monkeypatch):
     root = make_image_project(tmp_path / "proj", items=40, datasets=2, nested=True, seed=8)
     repo = Repository.init(root)

@@ -200,13 +200,13 @@ def test_a_format_6_stat_cache_is_read_and_saved_again_as_format_7(tmp_path):
     changes, a tree record) is written in format 7 and still vouches for them."""
     path = tmp_path / "index"
     keys = {"a.json": StatKey(3, 1_000, 2**64 - 5, 1_001), "b/c.jpg": StatKey(70_000, 2_000, 9, 2_002),
-            "é.txt": StatKey(0, -5, 11, 7)}
+            "é.txt": StatKey(0, -5, 11, 7), "z.txt": StatKey(1, 2**63 + 5, 12, 2**63 + 5)}  # z: dated after 2262
     inodes = [k.ino for k in keys.values()]
     steps = inodes[:1] + [(b - a + 2**63) % 2**64 - 2**63 for a, b in zip(inodes, inodes[1:])]
     stats = [list(keys), [k.size for k in keys.values()], [k.mtime_ns for k in keys.values()], steps,
              [k.ctime_ns for k in keys.values()]]
-    results = {"derived": {}, "roles": ["ann", "image", "file"], "infos": [{"objects": {}}, None, None],
-               "ids": b"".join(bytes([n]) * 32 for n in range(3))}
+    results = {"derived": {}, "roles": ["ann", "image", "file", "file"], "infos": [{"objects": {}}, None, None, None],
+               "ids": b"".join(bytes([n]) * 32 for n in range(4))}
     zstd = zstandard.ZstdCompressor().compress
     head = {"format": 6, "tree": b"\7" * 32, "manifest": b"\6" * 32, "settings": {"s": 1}, "classes": {}}
     doc = {"base": [b"\6" * 32, {"s": 1}, []], "scan_started": 10_000, "manifest": b"\6" * 32, "settings": {"s": 1},
@@ -219,18 +219,49 @@ def test_a_format_6_stat_cache_is_read_and_saved_again_as_format_7(tmp_path):
     def vouched(cache: StatCache) -> list:
         return [e and (e.oid, e.role, e.info) for e in cache.get_all(files, roles)]
 
+    # (a time past 2262 is kept modulo 2**64, as format 7 keeps it: that one file is read again, the others are not)
     expected = [(bytes([n]) * 32, role, info) for n, (role, info) in enumerate(zip(results["roles"], results["infos"]))]
+    expected[3] = None
     cache = StatCache(path)
     assert cache.may_vouch_for(b"\6" * 32, {"s": 1}) and vouched(cache) == expected
-    assert cache.differences(files) == ([], []) and cache.base == (b"\6" * 32, {"s": 1}, [])
+    assert cache.differences(files) == ([3], []) and cache.base == (b"\6" * 32, {"s": 1}, [])
     new = CacheEntry(StatKey(4, 3_000, 12, 3_000), b"\5" * 32, "file", None)
     assert cache.save_changes({"d.txt": new}, ["é.txt"], 20_000, b"\4" * 32, {"s": 1}, base=None)
     assert msgpack.Unpacker(io.BytesIO(path.read_bytes()), raw=False).unpack()["format"] == 7
-    assert vouched(StatCache(path))[:2] == expected[:2] and vouched(StatCache(path))[2] is None
+    assert vouched(StatCache(path)) == [*expected[:2], None, None]
     path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
     StatCache(path).save_tree(b"\3" * 32, b"\6" * 32, {"s": 1}, {})
     cache = StatCache(path)
     assert cache.vouches_for(b"\6" * 32, {"s": 1}, b"\3" * 32) and vouched(cache) == expected
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_infos_cut_where_damaged_lengths_say_vouch_for_nothing(tmp_path, monkeypatch, native):
+    """A results part whose column of lengths was damaged (rotated by one: the same total) would cut every info at
+    another place: no entry is handed on with such bytes, the cache vouches for nothing (with pvc/_pages.c checking
+    each slice, or msgpack without it)."""
+    from array import array
+
+    from pvc.store import statcache
+
+    if not native:
+        monkeypatch.setattr(statcache, "_pages", None)
+    path = tmp_path / "index"
+    infos = [{"objects": {"car": k}, "size": [k, 2 * k]} if k % 3 else None for k in range(40)]
+    entries = {f"f{k:02d}": CacheEntry(StatKey(k, 1_000, k, 1_000), bytes([k]) * 32, "ann", info)
+               for k, info in enumerate(infos)}
+    StatCache(path).save(entries, 10_000)
+    files = [SimpleNamespace(relpath=p, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino, ctime_ns=e.ctime_ns)
+             for p, e in entries.items()]
+    roles = dict.fromkeys(entries, "ann")
+    assert StatCache(path).get_all(files, roles) == list(entries.values())
+    head, doc = msgpack.Unpacker(io.BytesIO(path.read_bytes()), raw=False, strict_map_key=False)
+    results = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(doc["results"]), raw=False, strict_map_key=False)
+    lengths = list(statcache._unshuffled(results["lengths"], "I"))
+    results["lengths"] = statcache._shuffled(array("I", lengths[1:] + lengths[:1]))
+    doc["results"] = zstandard.ZstdCompressor().compress(msgpack.packb(results, use_bin_type=True))
+    path.write_bytes(msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True))
+    assert StatCache(path).get_all(files, roles) == [None] * len(files)
 
 
 def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_as_bytes(tmp_path):

@@ -187,7 +187,10 @@ class StatCache:
 
     @property
     def manifest(self) -> bytes | None:
-        """What these entries (all of them, unchanged) produced."""
+        """What these entries (all of them, unchanged) produced; None when their stats cannot be read, for then
+        nothing tells which files are gone (an emptied tree would match it)."""
+        if self._index.get("stats") and not self._decoded():
+            return None
         return self._index.get("manifest")
 
     @property
@@ -583,7 +586,8 @@ class StatCache:
         if self._format == CACHE_FORMAT or not raw:
             return raw
         try:
-            derived, roles, infos, ids = _results_6(_unpacked(raw), None, 0)  # every entry, its info's bytes as they are
+            count = len(self._columns[1]) if self._index.get("stats") and self._decoded() else 0
+            derived, roles, infos, ids = _results_6(_unpacked(raw), None, count)  # every entry, its info's bytes
             return _packed(_results_part(derived, [roles[k] for k in range(len(infos))],
                                          [infos[k] for k in range(len(infos))], ids))
         except Exception:
@@ -703,10 +707,22 @@ def _results_7(data: bytes, wanted: dict[int, int], count: int) -> tuple[dict, d
             start = ends[k - 1] if k else 0
             if start >= ends[k]:
                 raise ValueError("results: an info of no bytes")
-            found[k] = infos[start : ends[k]]
+            found[k] = info = infos[start : ends[k]]
+            _one_object(info)
     roles = {k: table[role_of[k]] for k in found}
     ids = doc.get("ids")
     return {bytes(k): v for k, v in doc["derived"].items()}, roles, found, ids
+
+
+def _one_object(data: bytes) -> None:
+    """ValueError unless `data` is exactly one msgpack object (an info cut where a damaged column of lengths says would
+    otherwise be handed on as a file's info)."""
+    if _pages is not None:
+        spans = _pages.objects(data, 0, 1)
+        if spans is None or memoryview(spans).cast("Q")[1] != len(data):
+            raise ValueError("results: an info that is not one msgpack object")
+    else:
+        msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 def _results_6(data: bytes, wanted: dict[int, int] | None, count: int) -> tuple[dict, dict, dict, bytes | None]:
@@ -764,16 +780,20 @@ def _columns_6(data: bytes) -> tuple[bytes, array, array, array, array]:
         raise ValueError("stats: a path that is no string")
     inodes = [n % (1 << 64) for n in accumulate(steps)]
     return ("\0".join(paths).encode("utf-8"),
-            *(array(code, [v % (1 << 64) for v in values]) if code == "Q" else array(code, values)
-              for values, code in zip((sizes, mtimes, inodes, ctimes), _CODES)))
+            *(_wrapping_array(code, values) for values, code in zip((sizes, mtimes, inodes, ctimes), _CODES)))
+
+
+def _wrapping_array(code: str, values: list[int]) -> array:
+    """`values` as an array of 64-bit integers, a value outside the type kept modulo 2**64 (as format 7 keeps it)."""
+    try:
+        return array(code, values)
+    except OverflowError:
+        wrapped = [v % (1 << 64) for v in values]
+        return array(code, [v - (1 << 64) if code == "q" and v >= 1 << 63 else v for v in wrapped])
 
 
 def _column(values: list[int], code: str) -> bytes:
-    try:
-        column = array(code, values)
-    except OverflowError:
-        column = array("Q", [v % (1 << 64) for v in values])
-    return _shuffled(column)
+    return _shuffled(_wrapping_array(code, values))
 
 
 def _shuffled(column: array) -> bytes:
