@@ -265,9 +265,10 @@ def test_infos_cut_where_damaged_lengths_say_vouch_for_nothing(tmp_path, monkeyp
 
 
 def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_as_bytes(tmp_path):
-    """The cache is written entry by entry, infos spliced in as the bytes they are kept as: the file is exactly
-    what msgpack gives for the whole document (the format other versions of pvc read), and lookups hand back each
-    entry with its info's bytes, decoded only when asked for; damaged parts vouch for nothing."""
+    """The cache is written by column, infos spliced in as the bytes they are kept as and each part compressed as it
+    is made: the file is what msgpack gives for the whole document, each part's frame holding exactly the msgpack
+    docs/format.md describes (the format other versions of pvc read), and lookups hand back each entry with its
+    info's bytes, decoded only when asked for; damaged parts vouch for nothing."""
     path = tmp_path / "index"
     started = fs_clock(tmp_path)
     infos = {"a.json": {"objects": {"car": 2}, "size": [3, 4], "tags": []}, "b.jpg": {"height": 1.5, "mode": "RGB"},
@@ -298,7 +299,15 @@ def test_stat_cache_file_is_the_documents_msgpack_gives_and_entries_keep_infos_a
     results_raw = msgpack.packb(results, use_bin_type=True)
     doc = {"base": None, "scan_started": started, "manifest": b"\6" * 32, "settings": {"s": 1},
            "stats": zstd(msgpack.packb(stats, use_bin_type=True)), "results": zstd(results_raw), "pages": pages}
-    assert path.read_bytes() == msgpack.packb(head, use_bin_type=True) + msgpack.packb(doc, use_bin_type=True)
+    unpacker = msgpack.Unpacker(io.BytesIO(path.read_bytes()), raw=False, strict_map_key=False)
+    written_head, written = unpacker.unpack(), unpacker.unpack()
+    assert written_head == head and list(written) == list(doc) and next(unpacker, None) is None
+    assert {k: v for k, v in written.items() if k not in ("stats", "results")} == {
+        k: v for k, v in doc.items() if k not in ("stats", "results")}
+    for part in ("stats", "results"):  # each one zstd frame saying its size, of exactly the document's msgpack
+        assert zstandard.frame_content_size(written[part]) == len(zstandard.ZstdDecompressor().decompress(doc[part]))
+        assert zstandard.ZstdDecompressor().decompress(written[part]) == zstandard.ZstdDecompressor().decompress(
+            doc[part])
     cache = StatCache(path)
     files = [SimpleNamespace(relpath=p, size=e.key.size, mtime_ns=e.key.mtime_ns, ino=e.key.ino, ctime_ns=e.key.ctime_ns)
              for p, e in entries.items()]

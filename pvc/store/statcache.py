@@ -516,11 +516,11 @@ class StatCache:
         by part: no map of every entry, no decoded copy of the infos."""
         pack = msgpack.Packer(use_bin_type=True).pack
         values = entries.values()
-        stats = _packed(_stats_part(list(entries), [e.size for e in values], [e.mtime_ns for e in values],
-                                    [e.ino for e in values], [e.ctime_ns for e in values]))
+        stats = _stats_frame(list(entries), [_column([getattr(e, name) for e in values], code)
+                                             for name, code in zip(("size", "mtime_ns", "ino", "ctime_ns"), _CODES)])
         with_ids = not (ids_in_manifest and manifest is not None)
-        results = _packed(_results_part(derived or {}, [e.role for e in values], [e.raw for e in values],
-                                        b"".join(e.oid for e in values) if with_ids else None))
+        results = _results_frame(derived or {}, [e.role for e in values], [e.raw for e in values],
+                                 [e.oid for e in values] if with_ids else None)
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
         parts = [head, pack_map_header(7), pack("base"), pack(list(base) if base is not None else None),
@@ -578,7 +578,7 @@ class StatCache:
         if not self._decoded():
             return b""
         blob, *columns = self._columns
-        return _packed(msgpack.packb([blob, *map(_shuffled, columns)], use_bin_type=True))
+        return _stats_frame(blob.decode("utf-8").split("\0") if blob else [], [_shuffled(c) for c in columns])
 
     def _current_results(self) -> bytes:
         """The results part as this format writes it (a format 6 body's converted; damaged: none)."""
@@ -588,8 +588,9 @@ class StatCache:
         try:
             count = len(self._columns[1]) if self._index.get("stats") and self._decoded() else 0
             derived, roles, infos, ids = _results_6(_unpacked(raw), None, count)  # every entry, its info's bytes
-            return _packed(_results_part(derived, [roles[k] for k in range(len(infos))],
-                                         [infos[k] for k in range(len(infos))], ids))
+            ids = [ids[i : i + 32] for i in range(0, len(ids), 32)] if ids is not None else None
+            return _results_frame(derived, [roles[k] for k in range(len(infos))], [infos[k] for k in range(len(infos))],
+                                  ids)
         except Exception:
             return b""
 
@@ -637,13 +638,6 @@ def _bin_header(n: int) -> bytes:
     return _length_header(n, None, 0xC4, 0xC5, 0xC6)  # with use_bin_type
 
 
-def _packed(data: bytes) -> bytes:
-    """One zstd frame of a body part: paths, stats, roles and infos repeat themselves a lot."""
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=9).compress(data)
-
-
 def _later_vouches(entry: tuple, f: Any) -> bool:
     """Whether an entry saved after the columns (`_changes`: size, mtime, inode, ctime, ..., its own cutoff) vouches for
     file `f`: the same stat, modified before the scan that saved it began."""
@@ -678,17 +672,41 @@ def _spans(data: bytes, start: int, count: int) -> list[int]:
     return out
 
 
-def _results_part(derived: dict, roles: list[str], infos: list[bytes], ids: bytes | None) -> bytes:
-    """The results part before compression (docs/format.md): the roles as numbers into their table, the infos as one
-    string and the column of their lengths, the ids (32 bytes a path) unless they are left to the manifest."""
+def _results_frame(derived: dict, roles: list[str], infos: list[bytes], ids: list[bytes] | None) -> bytes:
+    """The results part, compressed (docs/format.md): the roles as numbers into their table, the infos as one string
+    and the column of their lengths, the ids (32 bytes a path) unless they are left to the manifest. The strings are
+    fed to the compressor a slice of entries at a time: the part is never held whole uncompressed."""
     table = sorted(set(roles))
     number = {role: n for n, role in enumerate(table)}
-    part = {"derived": derived, "roles": table, "role_of": _shuffled(array("H", [number[r] for r in roles])),
-            "infos": b"".join(infos), "lengths": _shuffled(array("I", map(len, infos)))}
+    role_of = _shuffled(array("H", [number[r] for r in roles]))
+    lengths = array("I", map(len, infos))
+    pieces = [pack_map_header(6 if ids is not None else 5), _pack("derived"), _pack(derived), _pack("roles"),
+              _pack(table), _pack("role_of"), _bin_header(len(role_of)), role_of, _pack("infos"),
+              _bin_header(sum(lengths)), *_joined(infos), _pack("lengths")]
+    lengths = _shuffled(lengths)
+    pieces += [_bin_header(len(lengths)), lengths]
     if ids is not None:
-        part["ids"] = ids
-    return msgpack.packb(part, use_bin_type=True)
+        pieces += [_pack("ids"), _bin_header(32 * len(ids)), *_joined(ids)]
+    return _frame(pieces)
 
+
+def _joined(strings: list[bytes], step: int = 4096) -> list[bytes]:
+    """`strings` concatenated `step` at a time (a few hundred KB each, not one string of them all)."""
+    return [b"".join(strings[i : i + step]) for i in range(0, len(strings), step)]
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _frame(pieces: list[bytes]) -> bytes:
+    """One zstd frame (level 9, its size in the header) of the concatenation of `pieces`, compressed piece by piece."""
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=9).compressobj(size=sum(map(len, pieces)))
+    out = [compressor.compress(piece) for piece in pieces]
+    out.append(compressor.flush())
+    return b"".join(out)
 
 def _results_7(data: bytes, wanted: dict[int, int], count: int) -> tuple[dict, dict, dict, bytes | None]:
     """The results part (format 7): the derived map, {position: role} and {position: info bytes} of the `wanted`
@@ -757,13 +775,22 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _stats_part(paths: list[str], sizes: list[int], mtimes: list[int], inodes: list[int], ctimes: list[int]) -> bytes:
-    """The stats part before compression: the msgpack array [paths, sizes, mtimes_ns, inodes, ctimes_ns], the paths
-    one NUL-separated UTF-8 string, each other column its 64-bit little-endian integers byte-shuffled (docs/format.md).
-    A value outside its type (a time past 2262, a stat no file system gives) is kept modulo 2**64: it then matches no
-    file's stat in Python and the same one in C, which reads the stat records as 64-bit integers."""
-    columns = [_column(values, code) for values, code in zip((sizes, mtimes, inodes, ctimes), _CODES)]
-    return msgpack.packb(["\0".join(paths).encode("utf-8"), *columns], use_bin_type=True)
+def _stats_frame(paths: list[str], columns: list[bytes]) -> bytes:
+    """The stats part, compressed: the msgpack array [paths, sizes, mtimes_ns, inodes, ctimes_ns], the paths one
+    NUL-separated UTF-8 string, each other column as `_column` gives it (docs/format.md)."""
+    names = ["\0".join(paths[i : i + 4096]).encode("utf-8") for i in range(0, len(paths), 4096)]
+    names[1:] = [b"\0" + chunk for chunk in names[1:]]
+    pieces = [b"\x95", _bin_header(sum(map(len, names))), *names]
+    for column in columns:
+        pieces += [_bin_header(len(column)), column]
+    return _frame(pieces)
+
+
+def _column(values: list[int], code: str) -> bytes:
+    """One stats column: `values` as 64-bit little-endian integers, byte-shuffled. A value outside its type (a time
+    past 2262, a stat no file system gives) is kept modulo 2**64: it then matches no file's stat in Python and the
+    same one in C, which reads the stat records as 64-bit integers."""
+    return _shuffled(_wrapping_array(code, values))
 
 
 _CODES = ("Q", "q", "Q", "q")  # size, mtime_ns, inode, ctime_ns
@@ -790,10 +817,6 @@ def _wrapping_array(code: str, values: list[int]) -> array:
     except OverflowError:
         wrapped = [v % (1 << 64) for v in values]
         return array(code, [v - (1 << 64) if code == "q" and v >= 1 << 63 else v for v in wrapped])
-
-
-def _column(values: list[int], code: str) -> bytes:
-    return _shuffled(_wrapping_array(code, values))
 
 
 def _shuffled(column: array) -> bytes:
