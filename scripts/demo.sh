@@ -2,7 +2,7 @@
 # make demo: generate a small image project and walk it through init, commit, edit, commit, log, restore, push, clone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-work="$here/demo"
+work="${PVC_DEMO_DIR:-$here/demo}"  # (tests/test_demo.py runs it in a temporary folder)
 rm -rf "$work"
 mkdir -p "$work"
 proj="$work/project"
@@ -31,7 +31,8 @@ run pvc push
 run pvc clone "$work/remote" "$work/clone" --version 1
 step "diff -r --exclude=.pvc project-v1 clone   # a clone on another machine gets the same bytes"
 diff -r --exclude=.pvc "$work/project-v1" "$work/clone" && echo "  identical"
-step "pvc ls 1 --json | head -20"
-pvc ls 1 --json | head -20
+step "pvc ls 1 --json > ls-v1.json; head -20 ls-v1.json   # (piped into head, pvc would exit 1 when head stops reading)"
+pvc ls 1 --json > "$work/ls-v1.json"
+head -20 "$work/ls-v1.json"
 printf '\nDemo finished: project in %s, restored versions in %s and %s, a remote in %s and its clone in %s\n' \
   "$proj" "$work/project-v1" "$work/project-v2" "$work/remote" "$work/clone"
