@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["created_line", "emit_json", "write_out", "print_columns", "human_bytes", "log_text", "show_text",
            "show_json", "tags_text", "selection_text", "CLASS_HEADER", "changes_headline", "changed_classes",
-           "change_lines", "changes_text", "plain_console", "plain_line", "plain_text", "stat_text"]
+           "change_lines", "changes_text", "plain_console", "plain_line", "plain_text"]
 
 
 def emit_json(doc: Any) -> None:
@@ -185,11 +185,6 @@ def changed_classes(report: dict) -> list[tuple[str, str, str]]:
 _PLAIN_CELL = re.compile(r"[!-9;-~](?: ?[!-9;-~])*")
 _DIGITS = re.compile(r"[0-9]+")
 _EMOJI_LIKE = re.compile(r":\S*:")
-
-
-def stat_text(report: dict, environ: Any = os.environ, stream: Any = None) -> str | None:
-    """What `pvc diff --stat` prints (`changes_text` with `stat`)."""
-    return changes_text(report, stat=True, environ=environ, stream=stream)
 
 
 def changes_text(report: dict, *, stat: bool = False, environ: Any = os.environ, stream: Any = None) -> str | None:

@@ -92,7 +92,7 @@ def test_the_report_has_everything_and_the_table_is_drawn_plain(versions, capsys
     assert report["datasets"]["added"] and report["datasets"]["removed"] and report["files"]["added"]
     assert report["meta"]["classes_added"] == ["bus"]
     assert any(i.get("objects") for i in items["modified"])
-    assert render.changed_classes(report) and render.stat_text(report) is not None
+    assert render.changed_classes(report) and render.changes_text(report, stat=True) is not None
 
 
 def test_stat_json_is_the_whole_report_as_today(versions, capsys, monkeypatch):
@@ -246,7 +246,7 @@ CLASS_NAMES = ["car", "Car 2", "a  b", " lead", "trail ", ":smile:", "[bold]x[/b
 
 @pytest.mark.parametrize("width", [200, 80, 40, 25, 12])
 def test_stat_text_is_rich_s_table_or_none(width, monkeypatch):
-    """render.stat_text against rich itself (a console like pvc.output.out, not a terminal, `width` wide)."""
+    """render.changes_text(stat=True) against rich itself (a console like pvc.output.out, not a terminal, `width` wide)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -264,7 +264,7 @@ def test_stat_text_is_rich_s_table_or_none(width, monkeypatch):
         for row in render.changed_classes(report):
             table.add_row(*row)
         console.print(table)
-        text = render.stat_text(report, stream=io.StringIO())
+        text = render.changes_text(report, stat=True, stream=io.StringIO())
         assert text is None or text + "\n" == buf.getvalue(), (name, width)
         if name in ("car", "Car 2", "dash-ed_under.score") and width >= 40:
             assert text is not None, name
@@ -310,17 +310,17 @@ def test_changes_text_is_what_rich_prints_or_none(name, monkeypatch):
 
 def test_a_plain_answer_only_when_rich_would_print_plain_text():
     report = {"from": 1, "to": 2, "clean": True, "problems": [], "classes": {}}
-    assert render.stat_text(report, environ={}, stream=io.StringIO()) == "no differences between v1 and v2"
+    assert render.changes_text(report, stat=True, environ={}, stream=io.StringIO()) == "no differences between v1 and v2"
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
-    assert render.stat_text(report, environ={}, stream=Terminal()) is None
-    assert render.stat_text(report, environ={"FORCE_COLOR": "1"}, stream=io.StringIO()) is None
-    assert render.stat_text(report, environ={"TTY_COMPATIBLE": "0"}, stream=Terminal()) is not None
-    assert render.stat_text(report | {"problems": [{"path": "x", "problem": "y"}]}, environ={},
-                            stream=io.StringIO()) is None
+    assert render.changes_text(report, stat=True, environ={}, stream=Terminal()) is None
+    assert render.changes_text(report, stat=True, environ={"FORCE_COLOR": "1"}, stream=io.StringIO()) is None
+    assert render.changes_text(report, stat=True, environ={"TTY_COMPATIBLE": "0"}, stream=Terminal()) is not None
+    assert render.changes_text(report | {"problems": [{"path": "x", "problem": "y"}]}, stat=True, environ={},
+                               stream=io.StringIO()) is None
 
 
 def test_without_details_the_report_is_the_same_but_for_the_annotation_diffs(versions):
