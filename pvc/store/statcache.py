@@ -514,20 +514,20 @@ class StatCache:
 
         Encoded by column, the infos spliced in as the bytes they are kept as, each part compressed, and written part
         by part: no map of every entry, no decoded copy of the infos."""
-        pack = msgpack.Packer(use_bin_type=True).pack
         values = entries.values()
-        stats = _stats_frame(list(entries), [_column([getattr(e, name) for e in values], code)
-                                             for name, code in zip(("size", "mtime_ns", "ino", "ctime_ns"), _CODES)])
+        columns = [_column([getattr(e, name) for e in values], code)
+                   for name, code in zip(("size", "mtime_ns", "ino", "ctime_ns"), _CODES)]
+        stats = _stats_frame(_path_pieces(list(entries)), columns)
         with_ids = not (ids_in_manifest and manifest is not None)
         results = _results_frame(derived or {}, [e.role for e in values], [e.raw for e in values],
                                  [e.oid for e in values] if with_ids else None)
         recorded = tree is not None and manifest is not None
         head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
-        parts = [head, pack_map_header(7), pack("base"), pack(list(base) if base is not None else None),
-                 pack("scan_started"), pack(scan_started), pack("manifest"), pack(manifest),
-                 pack("settings"), pack(settings), pack("stats"), _bin_header(len(stats)), stats,
-                 pack("results"), _bin_header(len(results)), results, pack("pages"),
-                 pack((pages or {}) if manifest is not None else {})]
+        parts = [head, pack_map_header(7), _pack("base"), _pack(list(base) if base is not None else None),
+                 _pack("scan_started"), _pack(scan_started), _pack("manifest"), _pack(manifest),
+                 _pack("settings"), _pack(settings), _pack("stats"), _bin_header(len(stats)), stats,
+                 _pack("results"), _bin_header(len(results)), results, _pack("pages"),
+                 _pack((pages or {}) if manifest is not None else {})]
         atomic_write(self.path, parts)
         self._forget()
 
@@ -578,7 +578,7 @@ class StatCache:
         if not self._decoded():
             return b""
         blob, *columns = self._columns
-        return _stats_frame(blob.decode("utf-8").split("\0") if blob else [], [_shuffled(c) for c in columns])
+        return _stats_frame([blob], [_shuffled(c) for c in columns])
 
     def _current_results(self) -> bytes:
         """The results part as this format writes it (a format 6 body's converted; damaged: none)."""
@@ -708,6 +708,7 @@ def _frame(pieces: list[bytes]) -> bytes:
     out.append(compressor.flush())
     return b"".join(out)
 
+
 def _results_7(data: bytes, wanted: dict[int, int], count: int) -> tuple[dict, dict, dict, bytes | None]:
     """The results part (format 7): the derived map, {position: role} and {position: info bytes} of the `wanted`
     positions, and the ids (None where left to the manifest); `count` paths (0: not known, not checked). Each info is
@@ -775,11 +776,16 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _stats_frame(paths: list[str], columns: list[bytes]) -> bytes:
-    """The stats part, compressed: the msgpack array [paths, sizes, mtimes_ns, inodes, ctimes_ns], the paths one
-    NUL-separated UTF-8 string, each other column as `_column` gives it (docs/format.md)."""
+def _path_pieces(paths: list[str]) -> list[bytes]:
+    """The paths as one NUL-separated UTF-8 string, in pieces of a few thousand paths (never one copy of them all)."""
     names = ["\0".join(paths[i : i + 4096]).encode("utf-8") for i in range(0, len(paths), 4096)]
     names[1:] = [b"\0" + chunk for chunk in names[1:]]
+    return names
+
+
+def _stats_frame(names: list[bytes], columns: list[bytes]) -> bytes:
+    """The stats part, compressed: the msgpack array [paths, sizes, mtimes_ns, inodes, ctimes_ns], the paths one
+    NUL-separated UTF-8 string (`names`: its pieces), each other column as `_column` gives it (docs/format.md)."""
     pieces = [b"\x95", _bin_header(sum(map(len, names))), *names]
     for column in columns:
         pieces += [_bin_header(len(column)), column]

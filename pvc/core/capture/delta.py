@@ -449,7 +449,7 @@ class _Delta:
                        invalid=invalid, expect=self.expect, partial=True,
                        entries={f.relpath: hashed[f.relpath] for f in read}, fresh=tuple(f.relpath for f in read),
                        gone=tuple(self.gone), ids_in_manifest=hasattr(self.store, "stage_sealed"),
-                       changes=known if known is not None else {})
+                       changes=known or {})
 
 
 def _packed(changes: dict[str, Any]) -> dict[str, bytes | None]:
@@ -458,10 +458,10 @@ def _packed(changes: dict[str, Any]) -> dict[str, bytes | None]:
 
 
 def _patch(old: _Map, changes: dict[str, bytes | None], store: ObjectSink) -> tuple[PageRef, ...]:
-    """The map `old` with `changes` (key -> value as msgpack bytes, None to remove) applied, cut into pages where `pages.page_runs`
-    cuts the new keys: pages before the first change, and after the runs realign with the old ones, kept by id. The
-    entries of the pages it makes anew are spliced as the bytes they are, never decoded (pvc/_pages.c `runs` cuts
-    and encodes them as model.Page.encode would)."""
+    """The map `old` with `changes` (key -> value as msgpack bytes, None to remove) applied, cut into pages where
+    `pages.page_runs` cuts the new keys: pages before the first change, and after the runs realign with the old ones,
+    kept by id. The entries of the pages it makes anew are spliced as the bytes they are, never decoded (pvc/_pages.c
+    `runs` cuts and encodes them as model.Page.encode would)."""
     keys = sorted(changes)
     packed = {k: v for k, v in changes.items() if v is not None}
     refs, out, at = old.refs, [], 0
