@@ -13,20 +13,26 @@
  *     itself, so Python decides whether it changed).
  * entries(kind, data, first, count) -> {key: value bytes} | None
  *     One page's entries.
+ * table(kind, data, first, count, next) -> bytes | None
+ *     For the build from a change (pvc/core/capture/delta.py): one page checked as `entries` checks it, and
+ *     where each entry lies in its bytes (key offset and length, value offset and length: 4 native uint64 an
+ *     entry), no object made an entry; None also when `next`, the first key of the page after it, is not after
+ *     its last. `find`, `key_at` and `prefixed` search a page by its table.
  * runs(kind, entries, page_min, page_avg, page_max) -> ([(first key, page bytes, count)], rest)
- *     For the build from a change (pvc/core/capture/delta.py): `entries`, a list of (key, value bytes) in key
- *     order, cut where pvc.store.pages cuts a map (after a key whose crc32 is 0 modulo `page_avg` once a page
- *     holds `page_min` entries, or at `page_max`), each closed run encoded as model.Page.encode encodes it;
- *     `rest`: where the entries after the last closed run start (their run is decided by the keys after them).
+ *     For the same build: `entries`, in key order, each element a (key, value bytes) pair or a run of a page's
+ *     entries (page bytes, table, lo, hi), spliced as the bytes they are; cut where pvc.store.pages cuts a map
+ *     (after a key whose crc32 is 0 modulo `page_avg` once a page holds `page_min` entries, or at `page_max`),
+ *     each closed run encoded as model.Page.encode encodes it; `rest`: the entries after the last closed run, as
+ *     such elements (their run is decided by the keys after them).
  * one_page(kind, entries) -> (first key, page bytes, count)
- *     All of `entries` as one page (the last run of a map, which the map's end closes).
+ *     All of `entries` (as `runs` takes them) as one page (the last run of a map, which the map's end closes).
  * objects(data, start, count) -> offsets | None
  *     For the stat cache (pvc/store/statcache.py), which slices a few of its entries' infos out of one long
  *     msgpack array: where each of `count` msgpack objects read one after another from `start` begins, and where
  *     the last ends (count + 1 unsigned 64-bit integers, in the machine's order); None where one of them is not what
  *     msgpack.unpackb(raw=False, strict_map_key=False) decodes, or the bytes end first.
  *
- * `changed` and `entries` return None, and the caller decodes the pages in Python instead (which then reports the problem, or
+ * `changed`, `entries` and `table` return None, and the caller decodes the pages in Python instead (which then reports the problem, or
  * accepts what this module was unsure of), for anything that is not what pvc writes: every check that
  * pvc.store.model's `Page.decode` and pvc.store.pages' `_page` make is made here, and a page accepted here
  * is one they accept, with the same entries. Stricter here (None) on what they would accept but pvc never
@@ -684,6 +690,180 @@ static PyObject *entries(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* One page's entries as a table of where they lie in its bytes: 4 native uint64 an entry (key offset, key length,
+ * value offset, value length), each entry checked as `entries` checks it, no object made an entry. None for anything
+ * unusual, for a page of no entries, and when `next` (the first key of the page after it, or None) is not after the
+ * page's last key. */
+static PyObject *table(PyObject *self, PyObject *args) {
+    PyObject *kind, *data, *first, *count, *next;
+    if (!PyArg_ParseTuple(args, "OO!OOO", &kind, &PyBytes_Type, &data, &first, &count, &next))
+        return NULL;
+    int items = kind_of(kind);
+    Py_ssize_t n = PyLong_Check(count) ? PyLong_AsSsize_t(count) : -1;
+    if (n == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    if (items < 0 || n <= 0 || n > PyBytes_GET_SIZE(data) || (next != Py_None && !PyUnicode_Check(next)))
+        Py_RETURN_NONE; /* (every entry takes a few bytes: a count larger than the page is a lie) */
+    Py_ssize_t next_len = 0;
+    const char *next_text = next == Py_None ? NULL : PyUnicode_AsUTF8AndSize(next, &next_len);
+    if (next != Py_None && next_text == NULL)
+        return NULL;
+    PyObject *spec = Py_BuildValue("[(OOO)]", data, first, count);
+    if (spec == NULL)
+        return NULL;
+    cursor_t c;
+    if (start(&c, spec, items) < 0) {
+        Py_DECREF(spec);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 4 * (Py_ssize_t)sizeof(uint64_t));
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t i = 0;
+    int more = out == NULL ? 0 : advance(&c);
+    while (more == 1) {
+        if (take_value(&c) || i >= n) {
+            more = ODD;
+            break;
+        }
+        uint64_t at[4] = {(uint64_t)(c.key - base), (uint64_t)c.key_len, (uint64_t)(c.value - base),
+                          (uint64_t)c.value_len};
+        memcpy(PyBytes_AS_STRING(out) + i * (Py_ssize_t)sizeof(at), at, sizeof(at));
+        i++;
+        more = advance(&c);
+    }
+    int after = i == n && (next_text == NULL
+                           || compare(c.key, c.key_len, (const unsigned char *)next_text, next_len) < 0);
+    Py_DECREF(c.pages);
+    Py_DECREF(spec);
+    if (out == NULL)
+        return NULL;
+    if (more == ODD || !after) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+/* A page's bytes and its `table`, read entry by entry; every offset checked against the bytes (a table that is not
+ * the page's gives a ValueError, never a read outside it). */
+typedef struct {
+    const unsigned char *data;
+    Py_ssize_t size, n;
+    const char *table;
+} view_t;
+
+static int view_of(PyObject *data, PyObject *table, view_t *v) {
+    if (!PyBytes_Check(data) || !PyBytes_Check(table) || PyBytes_GET_SIZE(table) % (4 * sizeof(uint64_t))) {
+        PyErr_SetString(PyExc_TypeError, "a page's bytes and its table (pvc._pages.table)");
+        return -1;
+    }
+    v->data = (const unsigned char *)PyBytes_AS_STRING(data);
+    v->size = PyBytes_GET_SIZE(data);
+    v->table = PyBytes_AS_STRING(table);
+    v->n = PyBytes_GET_SIZE(table) / (Py_ssize_t)(4 * sizeof(uint64_t));
+    return 0;
+}
+
+typedef struct {
+    const unsigned char *key, *value;
+    Py_ssize_t key_len, value_len;
+} span_t;
+
+static int view_entry(const view_t *v, Py_ssize_t i, span_t *e) {
+    uint64_t at[4], size = (uint64_t)v->size;
+    memcpy(at, v->table + i * (Py_ssize_t)sizeof(at), sizeof(at));
+    if (at[0] > size || at[1] > size - at[0] || at[2] > size || at[3] > size - at[2]) {
+        PyErr_SetString(PyExc_ValueError, "a table that is not this page's");
+        return -1;
+    }
+    e->key = v->data + at[0];
+    e->key_len = (Py_ssize_t)at[1];
+    e->value = v->data + at[2];
+    e->value_len = (Py_ssize_t)at[3];
+    return 0;
+}
+
+/* The position of the first entry whose key is not before `key` (n: none); -2 on an error. */
+static Py_ssize_t view_find(const view_t *v, const unsigned char *key, Py_ssize_t key_len) {
+    Py_ssize_t lo = 0, hi = v->n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        span_t e;
+        if (view_entry(v, mid, &e) < 0)
+            return -2;
+        if (compare(e.key, e.key_len, key, key_len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static PyObject *find(PyObject *self, PyObject *args) {
+    PyObject *data, *tab;
+    const char *key;
+    Py_ssize_t key_len;
+    view_t v;
+    if (!PyArg_ParseTuple(args, "OOs#", &data, &tab, &key, &key_len) || view_of(data, tab, &v) < 0)
+        return NULL;
+    Py_ssize_t at = view_find(&v, (const unsigned char *)key, key_len);
+    span_t e;
+    if (at == -2 || (at < v.n && view_entry(&v, at, &e) < 0))
+        return NULL;
+    if (at < v.n && compare(e.key, e.key_len, (const unsigned char *)key, key_len) == 0)
+        return Py_BuildValue("(ny#)", at, (const char *)e.value, e.value_len);
+    return Py_BuildValue("(nO)", at, Py_None);
+}
+
+static PyObject *key_at(PyObject *self, PyObject *args) {
+    PyObject *data, *tab;
+    Py_ssize_t at;
+    view_t v;
+    span_t e;
+    if (!PyArg_ParseTuple(args, "OOn", &data, &tab, &at) || view_of(data, tab, &v) < 0)
+        return NULL;
+    if (at < 0 || at >= v.n)
+        Py_RETURN_NONE;
+    if (view_entry(&v, at, &e) < 0)
+        return NULL;
+    return PyUnicode_DecodeUTF8((const char *)e.key, e.key_len, "strict");
+}
+
+static PyObject *prefixed(PyObject *self, PyObject *args) {
+    PyObject *data, *tab;
+    const char *prefix;
+    Py_ssize_t prefix_len;
+    view_t v;
+    if (!PyArg_ParseTuple(args, "OOs#", &data, &tab, &prefix, &prefix_len) || view_of(data, tab, &v) < 0)
+        return NULL;
+    Py_ssize_t at = view_find(&v, (const unsigned char *)prefix, prefix_len);
+    if (at == -2)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    int ended = 0;
+    for (; out != NULL && at < v.n; at++) {
+        span_t e;
+        if (view_entry(&v, at, &e) < 0) {
+            Py_CLEAR(out);
+            break;
+        }
+        if (e.key_len < prefix_len || memcmp(e.key, prefix, (size_t)prefix_len) != 0) {
+            ended = 1;
+            break;
+        }
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)e.key, e.key_len, "strict");
+        if (key == NULL || PyList_Append(out, key) < 0) {
+            Py_XDECREF(key);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(key);
+    }
+    if (out == NULL)
+        return NULL;
+    return Py_BuildValue("(NO)", out, ended ? Py_True : Py_False);
+}
+
 /* CRC-32 (IEEE 802.3, reflected, as zlib.crc32), for where a page ends. */
 static uint32_t crc_table[256];
 
@@ -721,13 +901,95 @@ static Py_ssize_t array_header(unsigned char *out, Py_ssize_t n) {
     return 5;
 }
 
-/* One page of entries[lo:hi] (keys as UTF-8, values as msgpack bytes), as (first key, bytes, count). */
-static PyObject *encode_page(PyObject *keys, PyObject *values, Py_ssize_t lo, Py_ssize_t hi, const char *kind) {
+/* The entries `runs` and `one_page` take, one after another: each element of their list is a (key, value bytes)
+ * pair, or (page bytes, table, lo, hi), the entries lo..hi of a page read with `table` (spliced as the bytes they
+ * are: no object is made an entry). `src` and `at`: the element an entry comes from, and its place in that page. */
+typedef struct {
+    const unsigned char *key, *value;
+    Py_ssize_t key_len, value_len, src, at;
+} flat_t;
+
+static int slice_of(PyObject *el, view_t *v, Py_ssize_t *lo, Py_ssize_t *hi) {
+    if (view_of(PyTuple_GET_ITEM(el, 0), PyTuple_GET_ITEM(el, 1), v) < 0)
+        return -1;
+    *lo = PyLong_AsSsize_t(PyTuple_GET_ITEM(el, 2));
+    *hi = PyLong_AsSsize_t(PyTuple_GET_ITEM(el, 3));
+    if (PyErr_Occurred())
+        return -1;
+    if (*lo < 0 || *hi > v->n || *lo > *hi) {
+        PyErr_SetString(PyExc_ValueError, "a run of entries outside its page");
+        return -1;
+    }
+    return 0;
+}
+
+static flat_t *flatten(PyObject *list, Py_ssize_t *count) {
+    Py_ssize_t total = 0, size = PyList_GET_SIZE(list);
+    for (int pass = 0; pass < 2; pass++) {
+        flat_t *out = NULL;
+        if (pass) {
+            out = PyMem_Malloc(sizeof(flat_t) * (size_t)(total ? total : 1));
+            if (out == NULL) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+        }
+        Py_ssize_t n = 0;
+        for (Py_ssize_t s = 0; s < size; s++) {
+            PyObject *el = PyList_GET_ITEM(list, s);
+            Py_ssize_t parts = PyTuple_Check(el) ? PyTuple_GET_SIZE(el) : 0;
+            if (parts == 2 && PyUnicode_Check(PyTuple_GET_ITEM(el, 0)) && PyBytes_Check(PyTuple_GET_ITEM(el, 1))) {
+                if (pass) {
+                    flat_t *f = &out[n];
+                    f->key = (const unsigned char *)PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(el, 0), &f->key_len);
+                    if (f->key == NULL) {
+                        PyMem_Free(out);
+                        return NULL;
+                    }
+                    f->value = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(el, 1));
+                    f->value_len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(el, 1));
+                    f->src = s;
+                    f->at = 0;
+                }
+                n++;
+            } else if (parts == 4) {
+                view_t v;
+                Py_ssize_t lo, hi;
+                if (slice_of(el, &v, &lo, &hi) < 0) {
+                    PyMem_Free(out);
+                    return NULL;
+                }
+                for (Py_ssize_t i = lo; pass && i < hi; i++) {
+                    span_t e;
+                    if (view_entry(&v, i, &e) < 0) {
+                        PyMem_Free(out);
+                        return NULL;
+                    }
+                    out[n + i - lo] = (flat_t){e.key, e.value, e.key_len, e.value_len, s, i};
+                }
+                n += hi - lo;
+            } else {
+                PyMem_Free(out);
+                PyErr_SetString(PyExc_TypeError, "entries: (str, bytes) pairs or (page bytes, table, lo, hi) runs");
+                return NULL;
+            }
+        }
+        if (pass) {
+            *count = n;
+            return out;
+        }
+        total = n;
+    }
+    return NULL; /* not reached */
+}
+
+/* One page of entries[lo:hi], as (first key, bytes, count). */
+static PyObject *encode_page(const flat_t *flat, Py_ssize_t lo, Py_ssize_t hi, const char *kind) {
     static const char entries_key[] = "\x83\xa7" "entries";
     Py_ssize_t kind_len = (Py_ssize_t)strlen(kind);
     Py_ssize_t size = (Py_ssize_t)sizeof(entries_key) - 1 + 5 + 6 + 5 + kind_len + 5 + 5;
     for (Py_ssize_t i = lo; i < hi; i++)
-        size += 1 + 5 + PyBytes_GET_SIZE(PyList_GET_ITEM(keys, i)) + PyBytes_GET_SIZE(PyList_GET_ITEM(values, i));
+        size += 1 + 5 + flat[i].key_len + flat[i].value_len;
     PyObject *out = PyBytes_FromStringAndSize(NULL, size);
     if (out == NULL)
         return NULL;
@@ -736,13 +998,12 @@ static PyObject *encode_page(PyObject *keys, PyObject *values, Py_ssize_t lo, Py
     w += sizeof(entries_key) - 1;
     w += array_header(w, hi - lo);
     for (Py_ssize_t i = lo; i < hi; i++) {
-        PyObject *k = PyList_GET_ITEM(keys, i), *v = PyList_GET_ITEM(values, i);
         *w++ = 0x92;
-        w += str_header(w, PyBytes_GET_SIZE(k));
-        memcpy(w, PyBytes_AS_STRING(k), PyBytes_GET_SIZE(k));
-        w += PyBytes_GET_SIZE(k);
-        memcpy(w, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-        w += PyBytes_GET_SIZE(v);
+        w += str_header(w, flat[i].key_len);
+        memcpy(w, flat[i].key, (size_t)flat[i].key_len);
+        w += flat[i].key_len;
+        memcpy(w, flat[i].value, (size_t)flat[i].value_len);
+        w += flat[i].value_len;
     }
     *w++ = 0xa4; memcpy(w, "kind", 4); w += 4;
     w += str_header(w, kind_len);
@@ -752,14 +1013,84 @@ static PyObject *encode_page(PyObject *keys, PyObject *values, Py_ssize_t lo, Py
     *w++ = 0xa4; memcpy(w, "page", 4); w += 4;
     if (_PyBytes_Resize(&out, w - start) < 0)
         return NULL;
-    PyObject *first = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(PyList_GET_ITEM(keys, lo)),
-                                           PyBytes_GET_SIZE(PyList_GET_ITEM(keys, lo)), "strict");
+    PyObject *first = PyUnicode_DecodeUTF8((const char *)flat[lo].key, flat[lo].key_len, "strict");
     if (first == NULL) {
         Py_DECREF(out);
         return NULL;
     }
-    PyObject *run = Py_BuildValue("(NNn)", first, out, hi - lo);
-    return run;
+    return Py_BuildValue("(NNn)", first, out, hi - lo);
+}
+
+/* The elements of `list` that hold entries from `from` on: whole pairs, and the runs of a page cut to what is left. */
+static PyObject *rest_of(PyObject *list, const flat_t *flat, Py_ssize_t from, Py_ssize_t n) {
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = from; out != NULL && i < n;) {
+        PyObject *el = PyList_GET_ITEM(list, flat[i].src), *part;
+        Py_ssize_t j = i + 1;
+        if (PyTuple_GET_SIZE(el) == 2) {
+            part = Py_NewRef(el);
+        } else {
+            while (j < n && flat[j].src == flat[i].src)
+                j++;
+            part = Py_BuildValue("(OOnn)", PyTuple_GET_ITEM(el, 0), PyTuple_GET_ITEM(el, 1), flat[i].at,
+                                 flat[j - 1].at + 1);
+        }
+        if (part == NULL || PyList_Append(out, part) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(part);
+        i = j;
+    }
+    return out;
+}
+
+static PyObject *cut(const char *kind, PyObject *list, Py_ssize_t page_min, Py_ssize_t page_avg, Py_ssize_t page_max,
+                     int whole) {
+    if (page_avg <= 0 || page_max <= 0) {
+        PyErr_SetString(PyExc_ValueError, "page sizes must be positive");
+        return NULL;
+    }
+    Py_ssize_t n = 0;
+    flat_t *flat = flatten(list, &n);
+    if (flat == NULL)
+        return NULL;
+    if (whole) { /* one page of them all: it closes at n exactly */
+        if (n == 0) {
+            PyMem_Free(flat);
+            PyErr_SetString(PyExc_ValueError, "a page holds one entry at least");
+            return NULL;
+        }
+        page_min = page_max = n;
+        page_avg = 1;
+    }
+    PyObject *out = PyList_New(0);
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        Py_ssize_t count = i + 1 - start;
+        int closes = count >= page_max;
+        if (!closes && count >= page_min)
+            closes = crc32_of(flat[i].key, flat[i].key_len) % (uint32_t)page_avg == 0;
+        if (closes) {
+            PyObject *run = encode_page(flat, start, i + 1, kind);
+            if (run == NULL || PyList_Append(out, run) < 0)
+                Py_CLEAR(out);
+            Py_XDECREF(run);
+            start = i + 1;
+        }
+    }
+    PyObject *result = NULL;
+    if (out != NULL && whole) {
+        result = PyList_GET_SIZE(out) == 1 ? Py_NewRef(PyList_GET_ITEM(out, 0)) : NULL;
+        if (result == NULL)
+            PyErr_SetString(PyExc_RuntimeError, "one page expected");
+        Py_DECREF(out);
+    } else if (out != NULL) {
+        PyObject *rest = rest_of(list, flat, start, n);
+        result = rest == NULL ? NULL : Py_BuildValue("(NN)", out, rest);
+        if (rest == NULL)
+            Py_DECREF(out);
+    }
+    PyMem_Free(flat);
+    return result;
 }
 
 static PyObject *runs(PyObject *self, PyObject *args) {
@@ -768,57 +1099,7 @@ static PyObject *runs(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "UO!nnn", &kind, &PyList_Type, &entries, &page_min, &page_avg, &page_max))
         return NULL;
     const char *kind_text = PyUnicode_AsUTF8(kind);
-    if (kind_text == NULL)
-        return NULL;
-    if (page_avg <= 0 || page_max <= 0) {
-        PyErr_SetString(PyExc_ValueError, "page sizes must be positive");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(entries);
-    PyObject *keys = PyList_New(n), *values = PyList_New(n), *out = PyList_New(0);
-    if (keys == NULL || values == NULL || out == NULL)
-        goto fail;
-    for (Py_ssize_t i = 0; i < n; i++) { /* the keys as UTF-8 and the values, checked, before anything is cut */
-        PyObject *pair = PyList_GET_ITEM(entries, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))
-            || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "entries: (str, bytes) pairs");
-            goto fail;
-        }
-        PyObject *key = PyUnicode_AsUTF8String(PyTuple_GET_ITEM(pair, 0));
-        if (key == NULL)
-            goto fail;
-        PyList_SET_ITEM(keys, i, key);
-        PyObject *value = PyTuple_GET_ITEM(pair, 1);
-        Py_INCREF(value);
-        PyList_SET_ITEM(values, i, value);
-    }
-    Py_ssize_t start = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t count = i + 1 - start;
-        PyObject *key = PyList_GET_ITEM(keys, i);
-        int closes = count >= page_max;
-        if (!closes && count >= page_min)
-            closes = crc32_of((const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
-                     % (uint32_t)page_avg == 0;
-        if (closes) {
-            PyObject *run = encode_page(keys, values, start, i + 1, kind_text);
-            if (run == NULL || PyList_Append(out, run) < 0) {
-                Py_XDECREF(run);
-                goto fail;
-            }
-            Py_DECREF(run);
-            start = i + 1;
-        }
-    }
-    Py_DECREF(keys);
-    Py_DECREF(values);
-    return Py_BuildValue("(Nn)", out, start);
-fail:
-    Py_XDECREF(keys);
-    Py_XDECREF(values);
-    Py_XDECREF(out);
-    return NULL;
+    return kind_text == NULL ? NULL : cut(kind_text, entries, page_min, page_avg, page_max, 0);
 }
 
 /* `runs`' encoding of one page holding all of `entries` (the last run of a map, which its end closes). */
@@ -826,25 +1107,8 @@ static PyObject *one_page(PyObject *self, PyObject *args) {
     PyObject *kind, *entries;
     if (!PyArg_ParseTuple(args, "UO!", &kind, &PyList_Type, &entries))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(entries);
-    if (n == 0) {
-        PyErr_SetString(PyExc_ValueError, "a page holds one entry at least");
-        return NULL;
-    }
-    PyObject *cut_args = Py_BuildValue("(OOnnn)", kind, entries, n, (Py_ssize_t)1, n); /* closes at n exactly */
-    if (cut_args == NULL)
-        return NULL;
-    PyObject *cut = runs(self, cut_args);
-    Py_DECREF(cut_args);
-    if (cut == NULL)
-        return NULL;
-    PyObject *pages = PyTuple_GET_ITEM(cut, 0);
-    PyObject *only = PyList_GET_SIZE(pages) == 1 ? PyList_GET_ITEM(pages, 0) : NULL;
-    Py_XINCREF(only);
-    Py_DECREF(cut);
-    if (only == NULL)
-        PyErr_SetString(PyExc_RuntimeError, "one page expected");
-    return only;
+    const char *kind_text = PyUnicode_AsUTF8(kind);
+    return kind_text == NULL ? NULL : cut(kind_text, entries, 0, 1, 1, 1);
 }
 
 static PyObject *objects(PyObject *self, PyObject *args) {
@@ -885,12 +1149,25 @@ static PyMethodDef methods[] = {
     {"objects", objects, METH_VARARGS,
      "objects(data, start, count) -> offsets | None: where each of `count` msgpack objects read one after another "
      "from `start` begins, and where the last ends (count + 1 native uint64); None for anything unusual."},
+    {"find", find, METH_VARARGS,
+     "find(data, table, key) -> (position, value bytes | None): where `key` is or would be in a page read with "
+     "`table`, and its value's bytes when it is there."},
+    {"key_at", key_at, METH_VARARGS,
+     "key_at(data, table, position) -> key | None: the key of a page's entry at `position` (None: no such entry)."},
     {"one_page", one_page, METH_VARARGS,
      "one_page(kind, entries) -> (first key, page bytes, count): all of `entries` as one page, as `runs` encodes."},
+    {"prefixed", prefixed, METH_VARARGS,
+     "prefixed(data, table, prefix) -> ([key], ended): a page's keys that start with `prefix`, in order; ended: a "
+     "key after them does not (False: they run to the page's end)."},
     {"runs", runs, METH_VARARGS,
      "runs(kind, entries, page_min, page_avg, page_max) -> ([(first key, page bytes, count)], rest): entries "
-     "(key, value bytes) cut into pages as pvc.store.pages cuts a map, each closed run encoded as a page; rest: "
-     "where the entries of the run still open start."},
+     "((key, value bytes) pairs, or (page bytes, table, lo, hi) runs of a page's entries) cut into pages as "
+     "pvc.store.pages cuts a map, each closed run encoded as a page; rest: the entries of the run still open, as "
+     "such elements."},
+    {"table", table, METH_VARARGS,
+     "table(kind, data, first, count, next) -> bytes | None: where each entry of one page lies in its bytes "
+     "(4 native uint64 an entry: key offset and length, value offset and length), checked as `entries` checks "
+     "them; None for anything unusual, no entries, or a last key not before `next` (None: no page after it)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -98,8 +98,8 @@ def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, op
 def test_status_from_change_reads_only_the_pages_it_touches(small_pages, tmp_path, monkeypatch):
     root, _ = _committed_then_edited(tmp_path, items=80, datasets=3, seed=5, index=17, edit=_tag_checked)
     read = []
-    real_page = delta._Map.page
-    monkeypatch.setattr(delta._Map, "page", lambda self, j: read.append((id(self), j)) or real_page(self, j))
+    real_table = delta._Map.table
+    monkeypatch.setattr(delta._Map, "table", lambda self, j: read.append((id(self), j)) or real_table(self, j))
     cap = _from_change(Repository(root))
     assert (cap.partial or not NATIVE) and cap.files_hashed == 1
     assert 0 < len(set(read)) <= 6, read  # the item's page, its files' page, a neighbour at most
@@ -335,9 +335,29 @@ def test_native_runs_cut_and_encode_pages_as_the_model_does(kind):
     entries = [(k, msgpack.packb(v.encode(), use_bin_type=True)) for k, v in zip(keys, values)]
     closed, rest = _pages.runs(kind, entries, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
     runs = pages.page_runs(keys)
-    assert len(closed) == len(runs) - 1 and rest == runs[-1][0]
-    for (first, data, count), (lo, hi) in zip(closed + [_pages.one_page(kind, entries[rest:])], runs):
+    assert len(closed) == len(runs) - 1 and rest == entries[runs[-1][0]:]
+    for (first, data, count), (lo, hi) in zip(closed + [_pages.one_page(kind, rest)], runs):
         assert (first, data, count) == (keys[lo], Page(kind, tuple(zip(keys[lo:hi], values[lo:hi]))).encode(), hi - lo)
+    # the same entries given as runs of pages' entries (spliced from their bytes) and pairs, mixed: the same pages
+    pieces, at, spliced = [], 0, 0
+    while at < len(entries):
+        size = rng.choice([1, 7, 40, 300])
+        part = entries[at:at + size]
+        if rng.random() < 0.5:
+            pieces.append(part[0])
+            at += 1
+            continue
+        page = Page(kind, tuple(zip(keys[at:at + size], values[at:at + size]))).encode()
+        table = _pages.table(kind, page, part[0][0], len(part), None)  # (None: a key no files page may hold)
+        lo = rng.randrange(len(part))
+        pieces += part if table is None else [*part[:lo], (page, table, lo, len(part))]
+        spliced += table is not None
+        at += len(part)
+    closed_too, rest_too = _pages.runs(kind, pieces, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
+    assert closed_too == closed
+    assert _pages.one_page(kind, rest_too) == _pages.one_page(kind, rest)
+    assert all(isinstance(piece, tuple) and len(piece) in (2, 4) for piece in rest_too)
+    assert spliced  # runs of pages were spliced, not only pairs
 
 
 def _write(root: Path, rel: str, data: bytes | str) -> None:

@@ -166,6 +166,7 @@ def test_pages_pvc_never_writes_are_left_to_pages_py(entries, extra, first, coun
     value = b"\x93\xc4\x20" + hash_bytes(b"v") + b"\x01\x01"
     data = _page_bytes("files", [(k, value if v is None else v) for k, v in entries], extra=extra)
     assert _pages.entries("files", data, first, count) is None
+    assert _pages.table("files", data, first, count, None) is None
     assert _pages.changed("files", [(data, first, count)], []) is None
     root_a, root_b = _ref(store, data, first, count), ()
     with pytest.raises(CorruptObject) as old:
@@ -239,6 +240,10 @@ def test_a_crafted_page_is_refused_or_read_as_page_decode_reads_it(data, kind):
         cls = FileValue if kind == "files" else ItemEntry
         assert [(k, cls.decode(msgpack.unpackb(v, raw=False, strict_map_key=False), k)) for k, v in table.items()] \
             == list(expected.entries)
+    spans = _pages.table(kind, raw, first, count, None)  # the same checks, read as where each entry lies
+    assert (spans is None) == (table is None or not table)
+    if spans is not None:
+        assert _spans(raw, spans) == list(table.items())
     rows = _pages.changed(kind, [(raw, first, count)], [(Page(kind, tuple(entries)).encode(), "img/0.jpg", 3)])
     if rows is not None:
         assert isinstance(expected, Page), expected
@@ -266,3 +271,51 @@ def test_working_tree_snapshots_are_read_from_their_bytes_too():
     oid = overlay.put_object(page)
     assert oid not in overlay._typed and mixed[1].raw(oid) == page.encode()
     assert overlay.get_object(oid, Page) == page
+
+
+def _spans(data: bytes, table: bytes) -> list[tuple[str, bytes]]:
+    """The (key, value bytes) a page's table (`_pages.table`) says lie where in `data`."""
+    at = memoryview(table).cast("Q")
+    return [(data[at[i]:at[i] + at[i + 1]].decode(), data[at[i + 2]:at[i + 2] + at[i + 3]]) for i in range(0, len(at), 4)]
+
+
+@pytest.mark.parametrize("kind", ["files", "items"])
+def test_a_page_table_finds_what_the_page_holds(kind):
+    """`_pages.table` and the lookups on it (`find`, `key_at`, `prefixed`) answer as the page's entries do."""
+    keys = [f"img/{i:04d}.jpg" for i in range(0, 600, 3)] + [f"img/{i:04d}.png" for i in range(1, 90, 7)] + ["z/é"]
+    keys.sort()
+    if kind == "files":
+        values = [FileValue(hash_bytes(k.encode()), i, 0o644) for i, k in enumerate(keys)]
+    else:
+        values = [ItemEntry("image", k, None, (), {"width": i}, None, sorted_values=True) for i, k in enumerate(keys)]
+    data = Page(kind, tuple(zip(keys, values))).encode()
+    entries = _pages.entries(kind, data, keys[0], len(keys))
+    table = _pages.table(kind, data, keys[0], len(keys), None)
+    assert _spans(data, table) == list(entries.items())
+    for probe in [*keys, "", "img/", "img/0001.jpg", "img/0599.jpg~", "zz", "a"]:
+        place = sum(1 for k in keys if k < probe)
+        assert _pages.find(data, table, probe) == (place, entries.get(probe))
+        assert _pages.key_at(data, table, place) == (keys[place] if place < len(keys) else None)
+    for prefix in ["img/", "img/00", "img/0003", "img/0088.", "z", "q", ""]:
+        found, ended = _pages.prefixed(data, table, prefix)
+        assert found == [k for k in keys if k.startswith(prefix)]
+        assert ended == any(k > prefix and not k.startswith(prefix) for k in keys)
+    # the next page's first key must come after this page's last
+    assert _pages.table(kind, data, keys[0], len(keys), "zz") == table
+    assert _pages.table(kind, data, keys[0], len(keys), keys[-1]) is None
+    assert _pages.table(kind, data, keys[0], len(keys) + 1, None) is None
+
+
+def test_a_table_that_is_not_the_page_s_is_refused_not_read_past():
+    data = Page("files", (("a", FileValue(hash_bytes(b"a"), 1, 0o644)),)).encode()
+    table = _pages.table("files", data, "a", 1, None)
+    wild = memoryview(bytearray(table)).cast("Q")
+    wild[2] = len(data) + 10**6  # a value past the page's end
+    with pytest.raises(ValueError):
+        _pages.find(data, bytes(wild), "a")
+    with pytest.raises(ValueError):
+        _pages.runs("files", [(data, bytes(wild), 0, 1)], 32, 256, 2048)
+    with pytest.raises(ValueError):
+        _pages.runs("files", [(data, table, 0, 2)], 32, 256, 2048)  # more entries than the table holds
+    with pytest.raises(TypeError):
+        _pages.find(data, table[:-1], "a")

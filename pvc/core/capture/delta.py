@@ -10,8 +10,9 @@ candidates are the files the cache does not vouch for, the ones gone, and those 
   that could claim one of those annotations: the closure below), so the items come out as the whole project's
   classification would give them;
 - their entries, from the stat cache or by reading them;
-- the pages of the base version that hold them, decoded, patched and cut again where the keys say (`pages.page_runs`'
-  rule); a page before the first change, or after the runs realign with the base's, is taken by reference;
+- the pages of the base version that hold them, read as tables of where each entry lies in their bytes, patched and
+  cut again where the keys say (`pages.page_runs`' rule), the entries spliced as the bytes they are (pvc/_pages.c); a
+  page before the first change, or after the runs realign with the base's, is taken by reference;
 - the trees above them, and the manifest, whose counts, objects per class and problems are the base's adjusted;
 - and, when it is saved, the stat cache keeps its columns and adds what was read and what is gone after them
   (`StatCache.save_changes`).
@@ -67,27 +68,27 @@ def delta_capture(repo, store: ObjectSink, cache: StatCache, settings: dict, wal
 
 
 class _Map:
-    """One paged map of the base version (a dataset's files or items), its pages read as they are asked for, each
-    entry's value kept as its msgpack bytes (pvc/_pages.c checks them as it splits the page)."""
+    """One paged map of the base version (a dataset's files or items), its pages read as they are asked for. A page is
+    kept as its bytes and a table of where each entry lies in them (pvc/_pages.c checks every entry as it makes the
+    table); lookups search the table, and a patched page is spliced from the bytes: no object is made an entry."""
 
     def __init__(self, store: ObjectSink, refs: tuple[PageRef, ...], kind: str) -> None:
         self.store, self.refs, self.kind = store, refs, kind
         self.firsts = [ref.first for ref in refs]
-        self._pages: dict[int, dict[str, bytes]] = {}
-        self._keys: dict[int, list[str]] = {}
+        self._tables: dict[int, tuple[bytes, bytes]] = {}
 
-    def page(self, j: int) -> dict[str, bytes]:
-        entries = self._pages.get(j)
-        if entries is None:
+    def table(self, j: int) -> tuple[bytes, bytes]:
+        """Page `j`'s bytes and table (`_pages.table`)."""
+        found = self._tables.get(j)
+        if found is None:
             ref = self.refs[j]
-            entries = _pages.entries(self.kind, self.store.get(ref.oid), ref.first, ref.count)
-            if not entries:
+            data = self.store.get(ref.oid)
+            table = _pages.table(self.kind, data, ref.first, ref.count,
+                                 self.firsts[j + 1] if j + 1 < len(self.refs) else None)
+            if not table:
                 raise _Unsure  # anything unusual: the full build reads it and says what is wrong
-            keys = list(entries)
-            if j + 1 < len(self.refs) and keys[-1] >= self.refs[j + 1].first:
-                raise _Unsure
-            self._pages[j], self._keys[j] = entries, keys
-        return entries
+            found = self._tables[j] = (data, table)
+        return found
 
     def _at(self, key: str) -> int:
         return bisect_right(self.firsts, key) - 1  # the one page that can hold `key`; -1: before them all
@@ -100,7 +101,7 @@ class _Map:
     def raw(self, key: str) -> bytes | None:
         """The value of `key` as the msgpack bytes its page holds, or None."""
         j = self._at(key)
-        return None if j < 0 else self.page(j).get(key)
+        return None if j < 0 else _pages.find(*self.table(j), key)[1]
 
     def has_prefix(self, prefix: str) -> bool:
         j = max(self._at(prefix), 0)
@@ -108,22 +109,20 @@ class _Map:
             return False
         if self.firsts[j].startswith(prefix) or (j + 1 < len(self.refs) and self.firsts[j + 1].startswith(prefix)):
             return True
-        self.page(j)  # a key at or after `prefix` that is not in page j is the first of page j + 1
-        keys = self._keys[j]
-        i = bisect_left(keys, prefix)
-        return i < len(keys) and keys[i].startswith(prefix)
+        # a key at or after `prefix` that is not in page j is the first of page j + 1
+        data, table = self.table(j)
+        key = _pages.key_at(data, table, _pages.find(data, table, prefix)[0])
+        return key is not None and key.startswith(prefix)
 
     def with_prefix(self, prefix: str) -> list[str]:
         found = []
         for j in range(max(self._at(prefix), 0), len(self.refs)):
             if self.firsts[j] >= prefix + _LAST:
                 break
-            self.page(j)
-            keys = self._keys[j]
-            for i in range(bisect_left(keys, prefix), len(keys)):
-                if not keys[i].startswith(prefix):
-                    return found
-                found.append(keys[i])
+            keys, ended = _pages.prefixed(*self.table(j), prefix)
+            found += keys
+            if ended:
+                break
         return found
 
 
@@ -460,8 +459,8 @@ def _packed(changes: dict[str, Any]) -> dict[str, bytes | None]:
 def _patch(old: _Map, changes: dict[str, bytes | None], store: ObjectSink) -> tuple[PageRef, ...]:
     """The map `old` with `changes` (key -> value as msgpack bytes, None to remove) applied, cut into pages where
     `pages.page_runs` cuts the new keys: pages before the first change, and after the runs realign with the old ones,
-    kept by id. The entries of the pages it makes anew are spliced as the bytes they are, never decoded (pvc/_pages.c
-    `runs` cuts and encodes them as model.Page.encode would)."""
+    kept by id. The pages it makes anew are spliced from the old pages' bytes and the changed values, never decoded
+    (pvc/_pages.c `runs` cuts and encodes them as model.Page.encode would)."""
     keys = sorted(changes)
     packed = {k: v for k, v in changes.items() if v is not None}
     refs, out, at = old.refs, [], 0
@@ -470,7 +469,7 @@ def _patch(old: _Map, changes: dict[str, bytes | None], store: ObjectSink) -> tu
         """Store the runs `pending` closes; return the entries of the run still open."""
         closed, rest = _pages.runs(old.kind, pending, pages.PAGE_MIN, pages.PAGE_AVG, pages.PAGE_MAX)
         out.extend(_stored(page, store) for page in closed)
-        return pending[rest:]
+        return rest
 
     pending = [] if refs else cut([(k, packed[k]) for k in keys if k in packed])  # a map made from nothing
     for j, ref in enumerate(refs):
@@ -478,21 +477,19 @@ def _patch(old: _Map, changes: dict[str, bytes | None], store: ObjectSink) -> tu
         if end == at and not pending:
             out.append(ref)  # nothing of it changed and the runs start where it starts: the same page
             continue
-        entries = old.page(j)
-        if end > at:
-            entries = dict(entries)
-            inserted = False
-            for key in keys[at:end]:
-                value = packed.get(key)
-                if value is None:
-                    entries.pop(key, None)
-                else:
-                    inserted = inserted or key not in entries
-                    entries[key] = value
-            if inserted:
-                entries = dict(sorted(entries.items()))
+        data, table = old.table(j)
+        spliced, kept = [], 0  # the page's entries before `kept` are placed
+        for key in keys[at:end]:  # (in order: each lands at or after the one before)
+            place, value = _pages.find(data, table, key)
+            if place > kept:
+                spliced.append((data, table, kept, place))
+            kept = place if value is None else place + 1  # an entry replaced or removed: the old one is left out
+            if key in packed:
+                spliced.append((key, packed[key]))
+        if kept < ref.count:
+            spliced.append((data, table, kept, ref.count))
         at = end
-        pending = cut(pending + list(entries.items()))
+        pending = cut(pending + spliced)
     if pending:  # the end of the map closes the last run
         out.append(_stored(_pages.one_page(old.kind, pending), store))
     return tuple(out)
