@@ -93,10 +93,11 @@ class PriorWalk(NamedTuple):
     flags: bytes
 
 
-def _untouched_latest(start: str, keep: list[PriorWalk] | None = None) -> tuple[VersionRecord, StatCache, int] | None:
+def _untouched_latest(start: str, keep: list[PriorWalk] | None = None,
+                      then: tuple[str, ...] = ()) -> tuple[VersionRecord, StatCache, int] | None:
     """The latest version, the stat cache and the symlinks the walk followed, when the project is provably that
     version; else None, and the walk is appended to `keep` (if given) for the capture that follows (status: a
-    reader, which takes no lock)."""
+    reader, which takes no lock). `then`: the modules the answer of a changed project imports (`_while_walking`)."""
     root = find_project_root(start)
     if root is None:
         return None
@@ -110,7 +111,7 @@ def _untouched_latest(start: str, keep: list[PriorWalk] | None = None) -> tuple[
 
         from pvc.store.repository import Repository
 
-        found = _provably_latest(Repository(Path(root)), walk)
+        found = _provably_latest(Repository(Path(root)), walk, then)
     except (PvcError, OSError, ValueError):
         found = None
     finally:
@@ -120,14 +121,30 @@ def _untouched_latest(start: str, keep: list[PriorWalk] | None = None) -> tuple[
     return found
 
 
-def _provably_latest(repo: Repository, walk: _Walk) -> tuple[VersionRecord, StatCache, int] | None:
+def _provably_latest(repo: Repository, walk: _Walk, then: tuple[str, ...] = ()) -> tuple[VersionRecord, StatCache, int] | None:
     latest = repo.latest()  # deleted versions are not compared with
     if latest is None:
         return None
     cache = repo.stat_cache()
+    _while_walking(walk, then)
     if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
         return None
     return latest, cache, walk.followed_symlinks()
+
+
+def _while_walking(walk: _Walk, modules: tuple[str, ...]) -> None:
+    """Import `modules`, one after another, for as long as the walk runs: what the answer of a changed project needs
+    is then imported in time spent waiting for the walk, not after it, and an untouched project's answer, which
+    needs none of it, never waits for an import the walk did not outlast."""
+    for name in modules:
+        if not walk.is_alive():
+            return
+        __import__(name)
+
+
+_STORE_MODULES = ("pvc.store.local.packstore", "pvc.store.lock")  # (the store opens its packs lazily)
+_STATUS_MODULES = (*_STORE_MODULES, "pvc.core.capture", "pvc.core.capture.delta", "pvc.core.diff", "pvc.core.status")
+_COMMIT_MODULES = (*_STORE_MODULES, "pvc.core.capture", "pvc.core.capture.delta", "pvc.core.commit")
 
 
 def clean_status(start: str, *, changed: bool = False) -> dict | None:
@@ -135,7 +152,7 @@ def clean_status(start: str, *, changed: bool = False) -> dict | None:
     (changes, no version yet, no C walk, anything odd), and then the full status runs and explains.
     `changed`: in every other case, the report of the changed project (`working_status`) from the same walk."""
     keep: list[PriorWalk] | None = [] if changed else None
-    found = _untouched_latest(start, keep)
+    found = _untouched_latest(start, keep, _STATUS_MODULES if changed else ())
     if found is None:
         return working_status(start, keep[0] if keep else None) if changed else None
     from pvc.core.report import clean_report
@@ -182,7 +199,7 @@ def unchanged_commit(start: str, *, changed: bool = False, **options: Any) -> Co
             repo = Repository(Path(root))
             held.callback(repo.close)  # (after the locks are let go: an exit stack unwinds in reverse)
             lock = held.enter_context(repo.lock(timeout=0))
-            found = _provably_latest(repo, walk)
+            found = _provably_latest(repo, walk, _COMMIT_MODULES if changed else ())
             if found is None and changed:
                 held.enter_context(repo.source_locks(timeout=0))  # (after its own: so without waiting)
         except (PvcError, OSError, ValueError):  # Locked among them

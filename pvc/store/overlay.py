@@ -69,7 +69,7 @@ class OverlayStore(ObjectAccess):
         self._files.setdefault(oid, (path, size))
         return oid
 
-    def adopt(self, oid: bytes, path: Path, size: int) -> bool:
+    def adopt(self, oid: bytes, path: str | Path, size: int) -> bool:
         """Take `path` as where object `oid` is, on the word of the stat cache (nothing is read now; a read checks
         the content against the id then)."""
         self._files.setdefault(oid, (path, size))
@@ -91,7 +91,8 @@ class OverlayStore(ObjectAccess):
             return self._objects[oid]
         if oid in self._files:
             path = self._files[oid][0]
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
             if verify and objects.hash_bytes(data) != oid:
                 raise CorruptObject(f"{path}: changed while pvc was reading it")
             return data
@@ -134,4 +135,4 @@ class OverlayStore(ObjectAccess):
     def file_of(self, oid: bytes) -> Path | None:
         """The working-tree file an id was read from, if it came from there."""
         entry = self._files.get(oid)
-        return entry[0] if entry else None
+        return Path(entry[0]) if entry else None

@@ -53,7 +53,7 @@ def hash_files(cache: StatCache, store: ObjectSink, files: list[FileInfo], roles
     todo: list[tuple[FileInfo, str]] = []
     has, adopt = store.has, getattr(store, "adopt", None)
     for f, cached in zip(files, cache.get_all(files, roles)):
-        if (cached is None or not (has(cached.oid) or (adopt is not None and adopt(cached.oid, f.path, f.size)))
+        if (cached is None or not (has(cached.oid) or (adopt is not None and adopt(cached.oid, f.abspath, f.size)))
                 or (not allow_invalid and raw_is_invalid(cached.raw))):
             # not vouched for; object lost from the store (stored again from the file; an overlay takes the file,
             # which the stat cache vouches for, as where that object is); or kept with --allow-invalid before and
