@@ -580,3 +580,23 @@ def test_status_json_of_a_changed_project_is_answered_as_the_cli_answers_it(comm
     fast = capsys.readouterr().out
     assert full_cli.main(["status"]) == 0
     assert capsys.readouterr().out == fast
+
+
+def test_a_changed_tree_s_modules_are_imported_only_while_the_walk_runs(monkeypatch):
+    """fastpath._while_walking imports the answer's modules in the time the clean check waits for the walk; once the
+    walk has ended it imports nothing more (an untouched project's answer needs none of them)."""
+    class Walk:
+        def __init__(self, alive: int) -> None:
+            self.alive = alive
+
+        def is_alive(self) -> bool:
+            self.alive -= 1
+            return self.alive >= 0
+
+    imported = []
+    monkeypatch.setattr("builtins.__import__", lambda name, *a, **k: imported.append(name))
+    fastpath._while_walking(Walk(0), ("pvc.no_such_module",))
+    fastpath._while_walking(Walk(2), ("first", "second", "third"))
+    monkeypatch.undo()
+    assert imported == ["first", "second"]
+    assert fastpath._STATUS_MODULES[-1] == "pvc.core.status" and "pvc.core.commit" in fastpath._COMMIT_MODULES

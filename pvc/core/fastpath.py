@@ -126,7 +126,9 @@ def _provably_latest(repo: Repository, walk: _Walk, then: tuple[str, ...] = ()) 
     if latest is None:
         return None
     cache = repo.stat_cache()
-    _while_walking(walk, then)
+    files = latest.stats.get("files")
+    if isinstance(files, int) and files >= _LONG_WALK:
+        _while_walking(walk, then)
     if not untouched(cache, bytes.fromhex(latest.manifest), capture_settings(repo, False), walk.records()):
         return None
     return latest, cache, walk.followed_symlinks()
@@ -134,14 +136,16 @@ def _provably_latest(repo: Repository, walk: _Walk, then: tuple[str, ...] = ()) 
 
 def _while_walking(walk: _Walk, modules: tuple[str, ...]) -> None:
     """Import `modules`, one after another, for as long as the walk runs: what the answer of a changed project needs
-    is then imported in time spent waiting for the walk, not after it, and an untouched project's answer, which
-    needs none of it, never waits for an import the walk did not outlast."""
+    is then imported in time spent waiting for the walk, not after it; an untouched project's answer, which needs
+    none of it, waits at most for the one import under way when the walk ends."""
     for name in modules:
         if not walk.is_alive():
             return
         __import__(name)
 
 
+_LONG_WALK = 5000  # files: a walk of fewer ends before an import would (and a small project's answer imports
+# nothing it does not need)
 _STORE_MODULES = ("pvc.store.local.packstore", "pvc.store.lock")  # (the store opens its packs lazily)
 _STATUS_MODULES = (*_STORE_MODULES, "pvc.core.capture", "pvc.core.capture.delta", "pvc.core.diff", "pvc.core.status")
 _COMMIT_MODULES = (*_STORE_MODULES, "pvc.core.capture", "pvc.core.capture.delta", "pvc.core.commit")
