@@ -600,3 +600,15 @@ def test_a_changed_tree_s_modules_are_imported_only_while_the_walk_runs(monkeypa
     monkeypatch.undo()
     assert imported == ["first", "second"]
     assert fastpath._STATUS_MODULES[-1] == "pvc.core.status" and "pvc.core.commit" in fastpath._COMMIT_MODULES
+
+
+def test_what_is_imported_before_the_walk_starts_stays_small():
+    """The entry point starts the C walk after importing pvc.entry, pvc.core.tuning and pvc.core.fastpath alone: none
+    of them may import typing, threading or functools (~3 ms each on the critical path of every status and commit;
+    they are imported during the walk instead)."""
+    code = ("import sys; before = set(sys.modules); import pvc.entry, pvc.core.tuning, pvc.core.fastpath; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    added = set(done.stdout.split())
+    assert done.returncode == 0 and "pvc.core.fastpath" in added
+    assert not {"typing", "threading", "functools", "pathlib", "dataclasses"} & added, added

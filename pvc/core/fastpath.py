@@ -15,11 +15,8 @@ the report of pvc/core/status.py, and the commit of pvc/core/commit.py under the
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
-from collections.abc import Callable
-from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pvc.errors import PvcError
 from pvc.project.walk import Ignore, followed_symlinks, native_walk, tree_digest
@@ -27,7 +24,11 @@ from pvc.store.clock import fs_clock
 from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.location import STORE_DIR, find_project_root
 
+TYPE_CHECKING = False  # (not typing's: this module is imported before the walk starts, and typing costs ~3 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from pvc.core.report import CommitResult
     from pvc.store.refs import VersionRecord
     from pvc.store.repository import Repository
@@ -51,21 +52,39 @@ def untouched(cache: StatCache, expect: bytes, settings: dict[str, Any], records
             and cache.vouches_for(expect, settings, tree_digest(records)))
 
 
-class _Walk(threading.Thread):
+class _Walk:
     """The C walk of `root`, in the background; `records()` waits for it (None: it declined or failed).
     `scan_started`: the file system's clock read just before it began (the racy cutoff of a capture that takes the
-    walk over, `PriorWalk`), or None."""
+    walk over, `PriorWalk`), or None. A thread of `_thread`'s, held by a lock until it ends (`threading` imports
+    functools and collections, ~3 ms, which this module is imported too early to pay: they are imported during the
+    walk instead)."""
 
     def __init__(self, root: str, ignore: Ignore, *, clock: bool = False) -> None:
-        super().__init__(daemon=True)
         self._args, self._walked = (root, ignore), None
         self.scan_started = fs_clock(os.path.join(root, STORE_DIR, "tmp")) if clock else None
+        self._running = _thread.allocate_lock()
 
-    def run(self) -> None:
+    def start(self) -> None:
+        self._running.acquire()
+        try:
+            _thread.start_new_thread(self._run, ())
+        except RuntimeError:  # no thread to be had: walk here
+            self._run()
+
+    def _run(self) -> None:
         try:
             self._walked = native_walk(*self._args)
         except Exception:  # the full status will meet the same problem and report it
             self._walked = None
+        finally:
+            self._running.release()
+
+    def join(self) -> None:
+        with self._running:
+            pass
+
+    def is_alive(self) -> bool:
+        return self._running.locked()
 
     def records(self) -> bytes | None:
         self.join()
@@ -83,14 +102,14 @@ class _Walk(threading.Thread):
         return PriorWalk(self._args[0], self.scan_started, *self._walked)
 
 
-class PriorWalk(NamedTuple):
+class PriorWalk:
     """A C walk already taken of the project at `root`, and the clock read just before it (pvc/core/capture/walk.py
     takes it over: `pvc status`, whose clean check walked the tree already, walks it once)."""
 
-    root: str
-    scan_started: int
-    records: bytes
-    flags: bytes
+    __slots__ = ("root", "scan_started", "records", "flags")
+
+    def __init__(self, root: str, scan_started: int, records: bytes, flags: bytes) -> None:
+        self.root, self.scan_started, self.records, self.flags = root, scan_started, records, flags
 
 
 def _untouched_latest(start: str, keep: list[PriorWalk] | None = None,
@@ -193,6 +212,8 @@ def unchanged_commit(start: str, *, changed: bool = False, **options: Any) -> Co
     except PvcError:  # unreadable .pvcignore
         return None
     walk.start()
+    from contextlib import ExitStack  # (after the walk has started)
+
     with ExitStack() as held:
         try:
             from pathlib import Path

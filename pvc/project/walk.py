@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING
 
 from pvc.errors import BadInput
+
+TYPE_CHECKING = False  # (not typing's: imported before the C walk starts; pvc/core/fastpath.py)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
