@@ -647,6 +647,15 @@ static PyObject *changed(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* A cursor on one page (`entries`, `table`); the list it reads, which the caller releases with the cursor's pages,
+ * or NULL with an exception set. */
+static PyObject *page_cursor(cursor_t *c, PyObject *data, PyObject *first, PyObject *count, int items) {
+    PyObject *spec = Py_BuildValue("[(OOO)]", data, first, count);
+    if (spec != NULL && start(c, spec, items) < 0)
+        Py_CLEAR(spec);
+    return spec;
+}
+
 static PyObject *entries(PyObject *self, PyObject *args) {
     PyObject *kind, *data, *first, *count;
     if (!PyArg_ParseTuple(args, "OOOO", &kind, &data, &first, &count))
@@ -654,14 +663,10 @@ static PyObject *entries(PyObject *self, PyObject *args) {
     int items = kind_of(kind);
     if (items < 0)
         Py_RETURN_NONE;
-    PyObject *spec = Py_BuildValue("[(OOO)]", data, first, count);
+    cursor_t c;
+    PyObject *spec = page_cursor(&c, data, first, count, items);
     if (spec == NULL)
         return NULL;
-    cursor_t c;
-    if (start(&c, spec, items) < 0) {
-        Py_DECREF(spec);
-        return NULL;
-    }
     PyObject *out = PyDict_New();
     int more = out == NULL ? 0 : advance(&c), failed = out == NULL;
     while (!failed && more == 1) {
@@ -708,14 +713,10 @@ static PyObject *table(PyObject *self, PyObject *args) {
     const char *next_text = next == Py_None ? NULL : PyUnicode_AsUTF8AndSize(next, &next_len);
     if (next != Py_None && next_text == NULL)
         return NULL;
-    PyObject *spec = Py_BuildValue("[(OOO)]", data, first, count);
+    cursor_t c;
+    PyObject *spec = page_cursor(&c, data, first, count, items);
     if (spec == NULL)
         return NULL;
-    cursor_t c;
-    if (start(&c, spec, items) < 0) {
-        Py_DECREF(spec);
-        return NULL;
-    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * 4 * (Py_ssize_t)sizeof(uint64_t));
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t i = 0;
@@ -799,16 +800,22 @@ static Py_ssize_t view_find(const view_t *v, const unsigned char *key, Py_ssize_
     return lo;
 }
 
-static PyObject *find(PyObject *self, PyObject *args) {
+/* The arguments (data, table, key) of `find` and `prefixed`, and where `key` is or would be; -1 on an error. */
+static Py_ssize_t searched(PyObject *args, view_t *v, const char **key, Py_ssize_t *key_len) {
     PyObject *data, *tab;
+    if (!PyArg_ParseTuple(args, "OOs#", &data, &tab, key, key_len) || view_of(data, tab, v) < 0)
+        return -1;
+    Py_ssize_t at = view_find(v, (const unsigned char *)*key, *key_len);
+    return at == -2 ? -1 : at;
+}
+
+static PyObject *find(PyObject *self, PyObject *args) {
     const char *key;
     Py_ssize_t key_len;
     view_t v;
-    if (!PyArg_ParseTuple(args, "OOs#", &data, &tab, &key, &key_len) || view_of(data, tab, &v) < 0)
-        return NULL;
-    Py_ssize_t at = view_find(&v, (const unsigned char *)key, key_len);
     span_t e;
-    if (at == -2 || (at < v.n && view_entry(&v, at, &e) < 0))
+    Py_ssize_t at = searched(args, &v, &key, &key_len);
+    if (at < 0 || (at < v.n && view_entry(&v, at, &e) < 0))
         return NULL;
     if (at < v.n && compare(e.key, e.key_len, (const unsigned char *)key, key_len) == 0)
         return Py_BuildValue("(ny#)", at, (const char *)e.value, e.value_len);
@@ -830,14 +837,11 @@ static PyObject *key_at(PyObject *self, PyObject *args) {
 }
 
 static PyObject *prefixed(PyObject *self, PyObject *args) {
-    PyObject *data, *tab;
     const char *prefix;
     Py_ssize_t prefix_len;
     view_t v;
-    if (!PyArg_ParseTuple(args, "OOs#", &data, &tab, &prefix, &prefix_len) || view_of(data, tab, &v) < 0)
-        return NULL;
-    Py_ssize_t at = view_find(&v, (const unsigned char *)prefix, prefix_len);
-    if (at == -2)
+    Py_ssize_t at = searched(args, &v, &prefix, &prefix_len);
+    if (at < 0)
         return NULL;
     PyObject *out = PyList_New(0);
     int ended = 0;
