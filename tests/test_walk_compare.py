@@ -174,7 +174,7 @@ def test_a_prior_walk_of_another_project_is_not_taken(committed, tmp_path):
     from pvc.core.fastpath import PriorWalk
 
     repo = Repository(committed)
-    other = PriorWalk(str(tmp_path), 1, b"", b"")
+    other = PriorWalk(str(tmp_path), 1, b"", b"", bytes(32))
     walked = walk_project(repo, repo.stat_cache(), None, {}, other)
     assert walked.paths and walked.paths == [f.relpath for f in scan(committed, Ignore([]))]
 

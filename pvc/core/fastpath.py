@@ -45,11 +45,10 @@ def capture_settings(repo: Repository, allow_invalid: bool) -> dict[str, Any]:
             "allow_invalid": allow_invalid, "format": MANIFEST_FORMAT}
 
 
-def untouched(cache: StatCache, expect: bytes, settings: dict[str, Any], records: bytes | None) -> bool:
-    """True when the C walk's `records` prove the project is still `expect`; False means "scan in Python
-    and see" (also when the walk declined: `records` None)."""
-    return (records is not None and cache.may_vouch_for(expect, settings)
-            and cache.vouches_for(expect, settings, tree_digest(records)))
+def untouched(cache: StatCache, expect: bytes, settings: dict[str, Any], digest: bytes | None) -> bool:
+    """True when a C walk whose stat records have `digest` (`tree_digest`) proves the project is still `expect`;
+    False means "scan in Python and see" (also when no C walk ran, or it declined: `digest` None)."""
+    return digest is not None and cache.vouches_for(expect, settings, digest)
 
 
 class _Walk:
@@ -60,7 +59,7 @@ class _Walk:
     walk instead)."""
 
     def __init__(self, root: str, ignore: Ignore, *, clock: bool = False) -> None:
-        self._args, self._walked = (root, ignore), None
+        self._args, self._walked, self._digest = (root, ignore), None, None
         self.scan_started = fs_clock(os.path.join(root, STORE_DIR, "tmp")) if clock else None
         self._running = _thread.allocate_lock()
 
@@ -86,9 +85,13 @@ class _Walk:
     def is_alive(self) -> bool:
         return self._running.locked()
 
-    def records(self) -> bytes | None:
+    def digest(self) -> bytes | None:
+        """`tree_digest` of the walk's records, hashed once (for the clean check, and for the capture that takes the
+        walk over); None when the walk declined or failed."""
         self.join()
-        return None if self._walked is None else self._walked[0]
+        if self._digest is None and self._walked is not None:
+            self._digest = tree_digest(self._walked[0])
+        return self._digest
 
     def followed_symlinks(self) -> int:
         self.join()
@@ -99,17 +102,17 @@ class _Walk:
         self.join()
         if self._walked is None or self.scan_started is None:
             return None
-        return PriorWalk(self._args[0], self.scan_started, *self._walked)
+        return PriorWalk(self._args[0], self.scan_started, *self._walked, self.digest())
 
 
 class PriorWalk:
-    """A C walk already taken of the project at `root`, and the clock read just before it (pvc/core/capture/walk.py
-    takes it over: `pvc status`, whose clean check walked the tree already, walks it once)."""
+    """A C walk already taken of the project at `root`, the clock read just before it, and its records' digest
+    (pvc/core/capture/walk.py takes it over: `pvc status`, whose clean check walked the tree already, walks it once)."""
 
-    __slots__ = ("root", "scan_started", "records", "flags")
+    __slots__ = ("root", "scan_started", "records", "flags", "digest")
 
-    def __init__(self, root: str, scan_started: int, records: bytes, flags: bytes) -> None:
-        self.root, self.scan_started, self.records, self.flags = root, scan_started, records, flags
+    def __init__(self, root: str, scan_started: int, records: bytes, flags: bytes, digest: bytes) -> None:
+        self.root, self.scan_started, self.records, self.flags, self.digest = root, scan_started, records, flags, digest
 
 
 def _untouched_latest(start: str, keep: list[PriorWalk] | None = None,
@@ -148,7 +151,8 @@ def _provably_latest(repo: Repository, walk: _Walk, then: tuple[str, ...] = ()) 
     expect, settings = bytes.fromhex(latest.manifest), capture_settings(repo, False)
     if not cache.may_vouch_for(expect, settings):  # no tree record of this version: whatever the walk finds, the
         _while_walking(walk, then)  # answer is a changed tree's (as after a status that found changes)
-    if not untouched(cache, expect, settings, walk.records()):
+        return None
+    if not untouched(cache, expect, settings, walk.digest()):
         return None
     return latest, cache, walk.followed_symlinks()
 

@@ -83,15 +83,16 @@ def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, setti
     root = repo.project_root
     ignore = Ignore.load(root)
     if prior is not None and prior.root == str(root):
-        scan_started, walked = prior.scan_started, (prior.records, prior.flags)
+        scan_started, walked, digest = prior.scan_started, (prior.records, prior.flags), prior.digest
     else:
         scan_started = fs_clock(repo.dir / "tmp")  # before the first stat
         walked = native_walk(root, ignore)  # the C walk: one stat a file, in threads
-    if expect is not None and untouched(cache, expect, settings, walked[0] if walked else None):
+        digest = tree_digest(walked[0]) if walked else None
+    if expect is not None and untouched(cache, expect, settings, digest):
         return Walked(scan_started, followed=followed_symlinks(walked[1]), untouched=True)
     listed = _walk.names(walked[0]) if walked else None  # None: a name that is not UTF-8, which the scan reports
     if listed is None:  # no C walk, or it declined: the Python scan (which reports what it refuses)
         files = scan(root, ignore)
         return Walked(scan_started, None, files, followed=sum(1 for f in files if f.symlink))
-    return Walked(scan_started, tree_digest(walked[0]), native=(*walked, listed), prefix=f"{root}/",
+    return Walked(scan_started, digest, native=(*walked, listed), prefix=f"{root}/",
                   followed=followed_symlinks(walked[1]))
