@@ -196,16 +196,42 @@ def test_a_plain_copy_can_be_versioned_again_in_a_store_of_its_own(committed, cl
 
 def test_restore_flushes_only_the_targets_file_system(committed, cli, tmp_path, monkeypatch):
     from pvc.core import restore as restore_module
+    from pvc.store import atomic
 
+    real = atomic._syncfs()
+    if real is None:
+        pytest.skip("no syncfs(2) here")
     synced = []
-    real = restore_module.sync_filesystem
+
+    def syncfs(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(atomic, "_syncfs", lambda: syncfs)
     monkeypatch.setattr(restore_module.os, "sync", lambda: pytest.fail("os.sync() flushes every file system"))
-    monkeypatch.setattr(restore_module, "sync_filesystem", lambda path: (synced.append(path), real(path))[1])
     target = tmp_path / "out"
     assert cli("restore", "1", "--to", target).code == 0
-    assert len(synced) == 1 and synced[0].parent == target.parent and synced[0].name.startswith(".out.pvc-restore-")
-    assert os.stat(synced[0].parent).st_dev == os.stat(target).st_dev
+    staging = {Path(p) for p in synced}
+    assert len(staging) == 1  # one descriptor, of the hidden folder the restore was written in
+    (folder,) = staging
+    assert folder.parent == target.parent and folder.name.startswith(".out.pvc-restore-")
     assert tree_bytes(target) == tree_bytes(committed)
+
+
+def test_a_flush_that_fails_leaves_no_target_and_says_why(committed, cli, tmp_path, monkeypatch):
+    import ctypes
+
+    from pvc.store import atomic
+
+    def failing(fd):
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(atomic, "_syncfs", lambda: failing)
+    target = tmp_path / "out"
+    result = cli("restore", "1", "--to", target)
+    assert result.code != 0 and "Input/output error" in result.err and "Traceback" not in result.err
+    assert not target.exists() and not any(p.name.startswith(".out.pvc-restore-") for p in tmp_path.iterdir())
 
 
 def _failing_rename(monkeypatch, fails):

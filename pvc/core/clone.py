@@ -21,7 +21,7 @@ from pvc.core.restore import EarlyFiles, materialize
 from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import Snapshot
 from pvc.errors import UsageError, VersionNotFound
-from pvc.store.atomic import fsync_dir, sync_filesystem
+from pvc.store.atomic import Writeback, fsync_dir
 from pvc.store.partial import Partial
 from pvc.store.refs import RefsDoc
 from pvc.store.remote import parse_remote
@@ -63,8 +63,9 @@ def clone(url: str, dest: Path, *, endpoint: str | None = None, region: str | No
     staging = dest.parent / f".{dest.name}.pvc-clone-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
-        result = _clone_into(staging, spec, version, datasets, progress)
-        sync_filesystem(staging)
+        with Writeback(staging) as durable:  # written back while the clone goes on, durable before the rename
+            result = _clone_into(staging, spec, version, datasets, progress)
+            durable.finish()
         if dest.exists():
             dest.rmdir()
         staging.rename(dest)

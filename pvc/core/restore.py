@@ -30,7 +30,7 @@ from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.tuning import fewer_collections
 from pvc.core.writefiles import FileWriter
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
-from pvc.store.atomic import fsync_dir, sync_filesystem
+from pvc.store.atomic import Writeback, fsync_dir
 from pvc.store.backend import ObjectStore
 from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
@@ -90,14 +90,15 @@ def restore(
     staging.mkdir()
     linked, link_info = None, (None, None)
     try:
-        if link is not None:
-            linked = link_new_project(link, record, staging, dest, selection, lock_timeout=lock_timeout)
-        plan, skipped = materialize(store, chosen, staging, skip_missing=skip_missing, verify=verify,
-                                    progress=progress)
-        if linked is not None:
-            seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
-            link_info = (linked.store_id, linked.origin.read())
-        sync_filesystem(staging)  # what restore wrote, on the target's file system only
+        with Writeback(staging) as durable:  # what restore writes, on the target's file system only
+            if link is not None:
+                linked = link_new_project(link, record, staging, dest, selection, lock_timeout=lock_timeout)
+            plan, skipped = materialize(store, chosen, staging, skip_missing=skip_missing, verify=verify,
+                                        progress=progress)
+            if linked is not None:
+                seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
+                link_info = (linked.store_id, linked.origin.read())
+            durable.finish()
         kept_aside = _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
