@@ -31,6 +31,10 @@
  *     msgpack array: where each of `count` msgpack objects read one after another from `start` begins, and where
  *     the last ends (count + 1 unsigned 64-bit integers, in the machine's order); None where one of them is not what
  *     msgpack.unpackb(raw=False, strict_map_key=False) decodes, or the bytes end first.
+ * row_find(data, base, lo, hi, row_size, key) -> offset | None
+ *     For the pack index files (pvc/store/local/packindex.py): a binary search of the rows lo..hi (each `row_size`
+ *     bytes, from byte `base` of `data`, sorted by their first len(key) bytes) for the one that starts with `key`;
+ *     the byte offset of that row, or None. A row range that does not lie inside `data` is a ValueError.
  *
  * `changed`, `entries` and `table` return None, and the caller decodes the pages in Python instead (which then reports the problem, or
  * accepts what this module was unsure of), for anything that is not what pvc writes: every check that
@@ -1143,6 +1147,37 @@ done:
     return out;
 }
 
+static PyObject *row_find(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t base, lo, hi, row, key_len;
+    const char *key;
+    if (!PyArg_ParseTuple(args, "y*nnnny#", &buf, &base, &lo, &hi, &row, &key, &key_len))
+        return NULL;
+    PyObject *out = NULL;
+    if (base < 0 || lo < 0 || hi < lo || row <= 0 || key_len > row || key_len <= 0 ||
+        hi > (buf.len - base) / row || base > buf.len) {
+        PyErr_SetString(PyExc_ValueError, "row_find: rows outside the data");
+        goto done;
+    }
+    const unsigned char *rows = (const unsigned char *)buf.buf + base;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(rows + mid * row, key, (size_t)key_len);
+        if (c < 0)
+            lo = mid + 1;
+        else if (c > 0)
+            hi = mid;
+        else {
+            out = PyLong_FromSsize_t(base + mid * row);
+            goto done;
+        }
+    }
+    out = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"changed", changed, METH_VARARGS,
      "changed(kind, a, b) -> [(key, page_a, value_a, page_b, value_b)] | None: the entries whose value bytes "
@@ -1168,6 +1203,9 @@ static PyMethodDef methods[] = {
      "((key, value bytes) pairs, or (page bytes, table, lo, hi) runs of a page's entries) cut into pages as "
      "pvc.store.pages cuts a map, each closed run encoded as a page; rest: the entries of the run still open, as "
      "such elements."},
+    {"row_find", row_find, METH_VARARGS,
+     "row_find(data, base, lo, hi, row_size, key) -> offset | None: the byte offset of the row among rows lo..hi "
+     "(row_size bytes each from `base`, sorted) that starts with `key`, or None."},
     {"table", table, METH_VARARGS,
      "table(kind, data, first, count, next) -> bytes | None: where each entry of one page lies in its bytes "
      "(4 native uint64 an entry: key offset and length, value offset and length), checked as `entries` checks "

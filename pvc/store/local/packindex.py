@@ -27,6 +27,11 @@ from pvc.errors import CorruptObject
 from pvc.store.atomic import atomic_write
 from pvc.store.local.packs import Location
 
+try:  # pvc/_pages.c; without it the index is searched in Python (slower, same results)
+    from pvc import _pages
+except ImportError:  # pragma: no cover - depends on the install
+    _pages = None
+
 __all__ = ["IDX_MAGIC", "PackIndex", "merge_indexes", "write_index"]
 
 IDX_MAGIC = b"PVCIDX\x00\x01"
@@ -143,10 +148,13 @@ class PackIndex:
         return self._find(oid) is not None
 
     def _find(self, oid: bytes) -> int | None:
-        """Where `oid`'s entry starts: binary search inside the fanout bucket of its first byte."""
+        """Where `oid`'s entry starts: binary search inside the fanout bucket of its first byte (in C where it is
+        built: ~8 µs a search in Python, which a clone makes for each of its 50,000 objects)."""
         first = oid[0]
         lo = self._fanout[first - 1] if first else 0
         hi = self._fanout[first]
+        if _pages is not None and len(oid) == 32:
+            return _pages.row_find(self._mm, self._entries, lo, hi, _ENTRY.size, oid)
         mm, base, size = self._mm, self._entries, _ENTRY.size
         while lo < hi:
             mid = (lo + hi) // 2
