@@ -131,29 +131,56 @@ class Runner:
         m = Measurement(scenario, op, tool, [os.fspath(a) for a in argv])
         self.measurements.append(m)
         for i in range(reps or self.reps):
-            try:
-                if setup:
-                    setup(i)
-                os.sync()  # start every run with no dirty pages left by the setup or the previous tool
-                load = os.getloadavg()[0]
-                run, out, err = run_process(argv, cwd=cwd, env=env, rss=True)
-                run = Run(run.wall, run.cpu, run.rss_mb, run.rc, load)
-                if run.rc not in ok_rc:
-                    tail = err.decode(errors="replace").strip().splitlines()[-3:]
-                    raise RuntimeError(f"exit {run.rc}: {' | '.join(tail)}")
-                m.runs.append(run)
-                if after:
-                    after(i, out)
-            except Exception as exc:  # recorded in the results; one failing tool must not stop the run
-                m.error = f"{type(exc).__name__}: {exc}"
+            if not self._run_once(m, i, argv, cwd=cwd, env=env, setup=setup, after=after, ok_rc=ok_rc):
                 break
         self._report(m)
         return m
 
-    def _report(self, m: Measurement) -> None:
+    def measure_together(self, scenario: str, op: str, tools: Sequence[tuple[str, Sequence, dict[str, Any]]], *,
+                         reps: int | None = None) -> list[Measurement]:
+        """`measure` of one operation for several tools, `tools` = [(tool, argv, keywords of measure)], their runs
+        alternated (A B, then B A, ...): a host that drifts over the minutes between one tool's runs and the
+        other's would otherwise tilt their ratio. Only for operations that leave each tool's state as they found it
+        (a status), or whose `setup` restores it."""
+        ms = [Measurement(scenario, op, tool, [os.fspath(a) for a in argv]) for tool, argv, _ in tools]
+        self.measurements += ms
+        for i in range(reps or self.reps):
+            order = range(len(tools)) if i % 2 == 0 else reversed(range(len(tools)))
+            for j in order:
+                tool, argv, kw = tools[j]
+                if ms[j].error is None:
+                    self._run_once(ms[j], i, argv, **kw)
+        for m in ms:
+            self._report(m, together=len(ms) > 1)
+        return ms
+
+    def _run_once(self, m: Measurement, i: int, argv: Sequence[str | os.PathLike], *, cwd: Path | None = None,
+                  env: dict[str, str] | None = None, setup: Callable[[int], None] | None = None,
+                  after: Callable[[int, bytes], None] | None = None, ok_rc: tuple[int, ...] = (0,)) -> bool:
+        """One run of `m`, appended to it; False (and `m.error` set) when it failed."""
+        try:
+            if setup:
+                setup(i)
+            os.sync()  # start every run with no dirty pages left by the setup or the previous tool
+            load = os.getloadavg()[0]
+            run, out, err = run_process(argv, cwd=cwd, env=env, rss=True)
+            run = Run(run.wall, run.cpu, run.rss_mb, run.rc, load)
+            if run.rc not in ok_rc:
+                tail = err.decode(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"exit {run.rc}: {' | '.join(tail)}")
+            m.runs.append(run)
+            if after:
+                after(i, out)
+        except Exception as exc:  # recorded in the results; one failing tool must not stop the run
+            m.error = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def _report(self, m: Measurement, *, together: bool = False) -> None:
         name = f"{m.scenario}/{m.op} [{m.tool}]"
         if m.ok:
-            self.log(f"{name:<44} {m.median:8.3f} s  ({m.low:.3f}-{m.high:.3f})  {m.rss_mb:7.1f} MiB")
+            self.log(f"{name:<44} {m.median:8.3f} s  ({m.low:.3f}-{m.high:.3f})  {m.rss_mb:7.1f} MiB"
+                     + ("  (alternated)" if together else ""))
         else:
             self.log(f"{name:<44} FAILED: {m.error}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.bench import HASHFLOOR, Bench
@@ -105,16 +105,34 @@ def _image_scenario(b: Bench, s: str, make: Callable[[Path, int, int, int], Path
     b.log(f"{s}: generated {b.cfg.items} items, {len(expected)} files, {sum(expected.values()) / 1e6:.1f} MB "
           f"in {time.perf_counter() - t:.1f}s")
     floors(b, s, v1, expected)
-    _pvc_images(b, s, w, v1, expected)
-    _git_images(b, s, w, v1, expected)
+    flows = [_pvc_images(b, s, w, v1, expected), _git_images(b, s, w, v1, expected)]
+    if b.dvc:
+        flows.append(_dvc_images(b, s, w, v1, expected))
+    _side_by_side(b, s, flows)
     if b.restic:
         _restic_images(b, s, w, v1, expected)
-    if b.dvc:
-        _dvc_images(b, s, w, v1, expected)
     remove(w)
 
 
-def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
+Together = tuple[str, str, list, dict]  # (op, tool, argv, keywords of Bench.measure), as a flow yields it
+
+
+def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> None:
+    """Run the tools' flows (generators) step by step: each measures its own operations, and yields at those it
+    measures with the other tools' alternately (the statuses: every tool's copy waits in the same state meanwhile),
+    all of them in the same order; a flow yields None for an operation it skips."""
+    while True:
+        asked = [next(flow, StopIteration) for flow in flows]
+        if all(a is StopIteration for a in asked):
+            return
+        ops = {a[0] for a in asked if a is not StopIteration and a is not None}
+        if StopIteration in asked or len(ops) > 1:
+            raise RuntimeError(f"{s}: the tools' flows are out of step: {asked}")
+        if ops:
+            b.measure_together(s, ops.pop(), [(tool, argv, kw) for a in asked if a is not None for _, tool, argv, kw in [a]])
+
+
+def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together | None]:
     pvc = b.pvc
     proj = copy_tree(v1, w / "pvc")
     store = proj / ".pvc"
@@ -125,9 +143,9 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     b.size(s, "store_v1", "pvc", store)
     snap = Snapshot(store, w / "pvc-store-v1")
     b.measure(s, "nochange_commit", "pvc", [*pvc, "commit", "-m", "same", "--json"], cwd=proj, after=_created(False))
-    _optional(b, s, "status_clean", "status", [*pvc, "status", "--json"], proj)
+    yield _together(b, s, "status_clean", "status", [*pvc, "status", "--json"], proj)
     b.mutate(s, proj)
-    _optional(b, s, "status_dirty", "status", [*pvc, "status", "--json"], proj)
+    yield _together(b, s, "status_dirty", "status", [*pvc, "status", "--json"], proj)
     b.measure(s, "change_commit", "pvc", [*pvc, "commit", "-m", "v2", "--json"], cwd=proj,
               setup=lambda i: snap.restore(), after=_created(True))
     snap.drop()
@@ -142,6 +160,14 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     remove(out)
     _pvc_skip_missing(b, s, w, proj, out)
     remove(proj)
+
+
+def _together(b: Bench, s: str, op: str, command: str, argv: list, cwd: Path) -> Together | None:
+    """A pvc operation measured alternately with the other tools' (`_side_by_side`), if this pvc has the command."""
+    if b.has(command):
+        return (op, "pvc", argv, {"cwd": cwd})
+    b.skip(s, op, f"no `pvc {command}` yet")
+    return None
 
 
 def _optional(b: Bench, s: str, op: str, command: str, argv: list, cwd: Path) -> None:
@@ -171,7 +197,7 @@ def _pvc_skip_missing(b: Bench, s: str, w: Path, proj: Path, out: Path) -> None:
     remove(damaged)
 
 
-def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
+def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together]:
     env = b.git_env
     proj = copy_tree(v1, w / "git")
     dot_git = proj / ".git"
@@ -185,10 +211,10 @@ def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     run_checked(["git", "tag", "v1"], cwd=proj, env=env)
     b.size(s, "store_v1", "git", dot_git)
     snap = Snapshot(dot_git, w / "git-v1")
-    b.measure(s, "status_clean", "git", ["git", "status"], cwd=proj, env=env)
     b.measure(s, "nochange_commit", "git", [*commit, "same"], cwd=proj, env=env, ok_rc=(1,))  # 1: nothing to commit
+    yield ("status_clean", "git", ["git", "status"], {"cwd": proj, "env": env})
     b.mutate(s, proj)
-    b.measure(s, "status_dirty", "git", ["git", "status"], cwd=proj, env=env)
+    yield ("status_dirty", "git", ["git", "status"], {"cwd": proj, "env": env})
     b.measure(s, "change_commit", "git", [*commit, "v2"], cwd=proj, env=env, setup=lambda i: snap.restore())
     snap.drop()
     b.size(s, "store_v2", "git", dot_git)
@@ -255,7 +281,7 @@ def _fresh_restic(b: Bench, repo: Path, cache: Path) -> Callable[[int], None]:
     return fresh
 
 
-def _dvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
+def _dvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together]:
     """DVC without git (`--no-scm`): `dvc add` of every top-level entry, `dvc status`, `dvc checkout`."""
     proj = copy_tree(v1, w / "dvc")
     site = w / "dvc-site"
@@ -284,10 +310,10 @@ def _dvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
         for f, data in v1_meta.items():
             f.write_bytes(data)
 
-    b.measure(s, "status_clean", "dvc", [*dvc, "status", "-q"], cwd=proj, env=env)
     b.measure(s, "nochange_commit", "dvc", add, cwd=proj, env=env)
+    yield ("status_clean", "dvc", [*dvc, "status", "-q"], {"cwd": proj, "env": env})
     b.mutate(s, proj)
-    b.measure(s, "status_dirty", "dvc", [*dvc, "status", "-q"], cwd=proj, env=env, ok_rc=(0, 1))
+    yield ("status_dirty", "dvc", [*dvc, "status", "-q"], {"cwd": proj, "env": env, "ok_rc": (0, 1)})
     b.measure(s, "change_commit", "dvc", add, cwd=proj, env=env, setup=reset)
     b.size(s, "store_v2", "dvc", proj / ".dvc" / "cache")
 
