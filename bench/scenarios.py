@@ -120,14 +120,22 @@ Together = tuple[str, str, list, dict]  # (op, tool, argv, keywords of Bench.mea
 def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> None:
     """Run the tools' flows (generators) step by step: each measures its own operations, and yields at those it
     measures with the other tools' alternately (the statuses: every tool's copy waits in the same state meanwhile),
-    all of them in the same order; a flow yields None for an operation it skips."""
-    while True:
-        asked = [next(flow, StopIteration) for flow in flows]
-        if all(a is StopIteration for a in asked):
-            return
-        ops = {a[0] for a in asked if a is not StopIteration and a is not None}
-        if StopIteration in asked or len(ops) > 1:
-            raise RuntimeError(f"{s}: the tools' flows are out of step: {asked}")
+    all of them in the same order; a flow yields None for an operation it skips. A flow that fails, or ends before
+    the others, is logged and dropped: the other tools go on, as when each ran on its own."""
+    live = list(flows)
+    while live:
+        asked = []
+        for flow in list(live):
+            try:
+                asked.append(next(flow))
+            except StopIteration:
+                live.remove(flow)
+            except Exception as exc:  # one tool's failure must not cost the others their results
+                b.log(f"{s}: a tool's flow failed and is left out from here: {type(exc).__name__}: {exc}")
+                live.remove(flow)
+        ops = {a[0] for a in asked if a is not None}
+        if len(ops) > 1:
+            raise RuntimeError(f"{s}: the tools' flows are out of step: {sorted(ops)}")
         if ops:
             b.measure_together(s, ops.pop(), [(tool, argv, kw) for a in asked if a is not None for _, tool, argv, kw in [a]])
 

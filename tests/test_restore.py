@@ -204,15 +204,16 @@ def test_restore_flushes_only_the_targets_file_system(committed, cli, tmp_path, 
     synced = []
 
     def syncfs(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        synced.append((fd, os.readlink(f"/proc/self/fd/{fd}")))
         return real(fd)
 
     monkeypatch.setattr(atomic, "_syncfs", lambda: syncfs)
     monkeypatch.setattr(restore_module.os, "sync", lambda: pytest.fail("os.sync() flushes every file system"))
     target = tmp_path / "out"
     assert cli("restore", "1", "--to", target).code == 0
-    staging = {Path(p) for p in synced}
-    assert len(staging) == 1  # one descriptor, of the hidden folder the restore was written in
+    assert len({fd for fd, _ in synced}) == 1  # one descriptor, opened before the first write ...
+    staging = {Path(p) for _, p in synced}
+    assert len(staging) == 1  # ... of the hidden folder the restore was written in
     (folder,) = staging
     assert folder.parent == target.parent and folder.name.startswith(".out.pvc-restore-")
     assert tree_bytes(target) == tree_bytes(committed)

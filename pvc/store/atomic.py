@@ -23,12 +23,14 @@ class Writeback:
     flushes that file system only, where sync(2) would flush every file system of the machine and wait for other
     processes' dirty data.
 
-    One flush at the end alone waits for all of it: the kernel starts writing dirty pages back on its own
-    only past a share of memory (`dirty_background_ratio`, 10%: 2.4 GB on a 24 GB machine), so a 730 MB restore
-    stays in memory until that final flush. Here syncfs(2) runs every `interval` seconds in a thread while the
+    One flush at the end alone waits for all of it: the kernel starts writing dirty pages back on its own only past
+    a share of memory (`dirty_background_ratio`, 10%: 2.4 GB on a 24 GB machine) or once they are 30 s old
+    (`dirty_expire_centisecs`), so a 730 MB restore stays in memory until that final flush. Here syncfs(2) runs every `interval` seconds in a thread while the
     writing goes on, so the disk works alongside, and once more in `finish()`, which then has little left to wait
-    for. All of them go through one descriptor opened before the first write: syncfs reports a write-back error
-    only to descriptors opened before it happened, so an error of any moment is seen; `finish()` raises the first.
+    for. All of them go through one descriptor opened before the first write: syncfs reports a write-back error of
+    the file system (Linux 5.8 and later; earlier kernels report none) only to descriptors opened before it
+    happened, so an error of any moment is seen, even one of another writer on that file system; `finish()` raises
+    the first.
     Where there is no syncfs (not Linux), `finish()` fsyncs every file and folder under the folder, and no thread runs.
     Use as a context manager around the writing, and call `finish()` at its end."""
 
@@ -45,13 +47,22 @@ class Writeback:
 
             self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
             self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._run, name="pvc-writeback", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="pvc-writeback", daemon=True)
+            try:
+                thread.start()
+            except BaseException:  # no thread to be had (or interrupted): nothing is held after the raise
+                os.close(self._fd)
+                self._fd = None
+                raise
+            self._thread = thread
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval) and self._error is None:
-            self._sync()
+        try:
+            while not self._stop.wait(self.interval) and self._error is None:
+                self._sync()
+        except Exception:  # (not expected) the flushing stops early; finish() still flushes all of it
+            pass
 
     def _sync(self) -> None:
         if self._syncfs(self._fd) != 0 and self._error is None:
@@ -67,20 +78,25 @@ class Writeback:
             self._thread = None
 
     def finish(self) -> None:
-        """Wait until everything written under the folder is durable; raise the first error any flush met."""
+        """Wait until everything written under the folder is durable; raise the first error any flush met. Inside
+        the `with` block only."""
         self._halt()
-        if self._fd is None:
+        if self._syncfs is None:
             _fsync_tree(self.path)
             return
+        if self._fd is None:
+            raise RuntimeError("Writeback.finish() outside its with block")
         self._sync()
         if self._error is not None:
             raise self._error
 
     def __exit__(self, *exc) -> None:
-        self._halt()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        try:
+            self._halt()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _syncfs():

@@ -108,3 +108,27 @@ def test_leaving_without_finish_stops_the_thread_and_closes_the_descriptor(tmp_p
             raise RuntimeError("the restore failed")
     assert not _open_on(tmp_path)
     assert not any(t.name == "pvc-writeback" for t in threading.enumerate())
+
+
+def test_finish_outside_the_with_block_is_refused_not_a_silent_other_flush(tmp_path, fake):
+    fake()
+    durable = Writeback(tmp_path)
+    with durable:
+        pass
+    with pytest.raises(RuntimeError):
+        durable.finish()
+
+
+def test_no_thread_to_be_had_leaves_no_descriptor_open(tmp_path, fake, monkeypatch):
+    import threading
+
+    fake()
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError):
+        with Writeback(tmp_path):
+            pass
+    assert not _open_on(tmp_path)

@@ -27,10 +27,10 @@ from pvc.errors import CorruptObject
 from pvc.store.atomic import atomic_write
 from pvc.store.local.packs import Location
 
-try:  # pvc/_pages.c; without it the index is searched in Python (slower, same results)
-    from pvc import _pages
+try:  # pvc/_pages.c; without it (or an older build of it) the index is searched in Python (slower, same results)
+    from pvc._pages import row_find as _row_find
 except ImportError:  # pragma: no cover - depends on the install
-    _pages = None
+    _row_find = None
 
 __all__ = ["IDX_MAGIC", "PackIndex", "merge_indexes", "write_index"]
 
@@ -153,8 +153,8 @@ class PackIndex:
         first = oid[0]
         lo = self._fanout[first - 1] if first else 0
         hi = self._fanout[first]
-        if _pages is not None and len(oid) == 32:
-            return _pages.row_find(self._mm, self._entries, lo, hi, _ENTRY.size, oid)
+        if _row_find is not None and type(oid) is bytes and len(oid) == 32:
+            return _row_find(self._mm, self._entries, lo, hi, _ENTRY.size, oid)
         mm, base, size = self._mm, self._entries, _ENTRY.size
         while lo < hi:
             mid = (lo + hi) // 2
