@@ -28,9 +28,10 @@ from pvc.store.atomic import atomic_write
 from pvc.store.local.packs import Location
 
 try:  # pvc/_pages.c; without it (or an older build of it) the index is searched in Python (slower, same results)
-    from pvc._pages import row_find as _row_find
+    from pvc import _pages
 except ImportError:  # pragma: no cover - depends on the install
-    _row_find = None
+    _pages = None
+_row_find = getattr(_pages, "row_find", None)
 
 __all__ = ["IDX_MAGIC", "PackIndex", "merge_indexes", "write_index"]
 
