@@ -14,7 +14,6 @@ all under the lock, so a failed pull leaves the project as it was.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -142,49 +141,11 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as one:  # the blobs start moving while `before_blobs` runs
-        ahead = _PacksAhead(one.submit(before_blobs))
-        copied = receive_objects(remote, local, blobs, progress=progress, phase=phase, on_pack=ahead)
-        ahead.finish()  # the packs that came before `before_blobs` was done; its failure is the fetch's
+        ready = one.submit(before_blobs)
+        copied = receive_objects(remote, local, blobs, progress=progress, phase=phase,
+                                 on_pack=lambda src, records: ready.result()(src, records))
+        ready.result()  # its failure is the fetch's, even where no pack came whole
     return reader.copied + structure.objects + copied.objects
-
-
-class _PacksAhead:
-    """`on_pack` for the downloads while `before_blobs` runs in its thread (clone: planning the files, ~0.9 s at
-    50,000 files): a pack that arrives before it is done is kept, its records' bytes still in memory, up to
-    AHEAD_BYTES of them, and the download thread goes on to the next pack instead of waiting; the next pack that
-    arrives after it is done takes the kept ones first, and `finish()` any still kept. Past AHEAD_BYTES a
-    download waits, as every one did before."""
-
-    AHEAD_BYTES = 128 << 20
-
-    def __init__(self, ready) -> None:
-        self.ready = ready
-        self.kept: list[tuple] = []
-        self.kept_bytes = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, src, records: list) -> None:
-        if not self.ready.done():
-            size = sum(len(stored) for _, _, stored in records)
-            with self.lock:
-                if not self.ready.done() and self.kept_bytes + size <= self.AHEAD_BYTES:
-                    self.kept.append((src, records))
-                    self.kept_bytes += size
-                    return
-        take = self.ready.result()  # (raises what `before_blobs` raised)
-        self._take_kept(take)
-        take(src, records)
-
-    def _take_kept(self, take) -> None:
-        while True:
-            with self.lock:
-                if not self.kept:
-                    return
-                src, records = self.kept.pop(0)
-            take(src, records)
-
-    def finish(self) -> None:
-        self._take_kept(self.ready.result())
 
 
 class _LocalFirst:
