@@ -212,3 +212,32 @@ def test_a_restore_renamed_into_place_between_gcs_look_and_its_open_is_found_whe
     monkeypatch.setattr(lineage, "_store_id", renamed_meanwhile)
     found = lineage.registration_state(Registration(store_id, str(project), str(staging), 1, "now"))
     assert (found.state, found.path) == ("linked", str(project))
+
+
+def test_a_linked_project_deleted_while_gc_reads_it_is_dropped_not_an_error(image_project, cli, tmp_path, monkeypatch):
+    """gc finds a linked project where it was registered, and its owner deletes it before gc has read it (a race the
+    concurrent battery met): gc looks again, finds it gone, drops its registration and goes on."""
+    from pvc.core import lineage
+    from pvc.core.gc import gc
+    from pvc.store.repository import Repository
+
+    assert cli("init", image_project).code == 0
+    assert cli("commit", "-m", "v1", cwd=image_project).code == 0
+    copy = tmp_path / "copy"
+    assert cli("restore", "1", "--to", copy, cwd=image_project).code == 0
+    real = lineage._reach_at
+    deleted = []
+
+    def deleted_meanwhile(path):
+        if path == copy and not deleted:
+            shutil.rmtree(copy)  # between gc's look and its read
+            deleted.append(path)
+        return real(path)
+
+    monkeypatch.setattr(lineage, "_reach_at", deleted_meanwhile)
+    repo = Repository(image_project)
+    try:
+        gc(repo)
+        assert deleted and repo.linked.list() == []
+    finally:
+        repo.close()

@@ -122,8 +122,9 @@ def walk_linked(repo: Repository, *, drop: bool) -> tuple[set[bytes], list[Linke
                 reached |= _reach_at(Path(state.path))
                 break
             except (NotAProject, ObjectMissing):
-                # a project still restoring was renamed into place while it was read: look again, where it is now
-                if state.state != "restoring" or attempt == _LOOKS - 1:
+                # a project still restoring was renamed into place while it was read, or a project was deleted
+                # while it was read: look again, where it is now (gone: it needs nothing any more)
+                if attempt == _LOOKS - 1:
                     raise
         states.append(state)
         if state.path is None and drop:
