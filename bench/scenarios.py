@@ -137,7 +137,7 @@ def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> N
         if len(ops) > 1:
             raise RuntimeError(f"{s}: the tools' flows are out of step: {sorted(ops)}")
         if ops:
-            b.measure_together(s, ops.pop(), [(tool, argv, kw) for a in asked if a is not None for _, tool, argv, kw in [a]])
+            b.measure_together(s, ops.pop(), [a[1:] for a in asked if a is not None])
 
 
 def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together | None]:
@@ -179,10 +179,9 @@ def _together(b: Bench, s: str, op: str, command: str, argv: list, cwd: Path) ->
 
 
 def _optional(b: Bench, s: str, op: str, command: str, argv: list, cwd: Path) -> None:
-    if b.has(command):
+    """A pvc operation measured on its own, if this pvc has the command."""
+    if _together(b, s, op, command, argv, cwd) is not None:
         b.measure(s, op, "pvc", argv, cwd=cwd)
-    else:
-        b.skip(s, op, f"no `pvc {command}` yet")
 
 
 def _pvc_skip_missing(b: Bench, s: str, w: Path, proj: Path, out: Path) -> None:
