@@ -10,9 +10,9 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["created_line", "emit_json", "indented_json", "write_out", "print_columns", "human_bytes", "log_text", "show_text",
-           "show_json", "tags_text", "selection_text", "CLASS_HEADER", "changes_headline", "changed_classes",
-           "change_lines", "changes_text", "plain_console", "plain_line", "plain_text"]
+__all__ = ["created_line", "emit_json", "indented_json", "write_out", "print_columns", "human_bytes", "log_text",
+           "show_text", "show_json", "tags_text", "selection_text", "CLASS_HEADER", "changes_headline",
+           "changed_classes", "change_lines", "changes_text", "plain_console", "plain_line", "plain_text"]
 
 
 def emit_json(doc: Any) -> None:
@@ -76,13 +76,17 @@ _quoted = json.encoder.encode_basestring  # (the C escaper, as json.dumps(..., e
 def _float_text(f: float) -> str:
     if f != f:
         return "NaN"
-    if f in (float("inf"), float("-inf")):
+    if f == _INFINITY or f == -_INFINITY:
         return "Infinity" if f > 0 else "-Infinity"
     return float.__repr__(f)
 
 
+_INFINITY = float("inf")
+
+
 def _key_text(key: Any) -> str:
-    """A dict key as json writes it: the text of a number, `true`, `false` or `null`; any other key is json's TypeError."""
+    """A dict key as json writes it: the text of a number, `true`, `false` or `null`; any other key is json's
+    TypeError."""
     if key is True or key is False or key is None:
         return {True: "true", False: "false", None: "null"}[key]
     if isinstance(key, int):

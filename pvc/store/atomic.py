@@ -25,12 +25,12 @@ class Writeback:
 
     One flush at the end alone waits for all of it: the kernel starts writing dirty pages back on its own only past
     a share of memory (`dirty_background_ratio`, 10%: 2.4 GB on a 24 GB machine) or once they are 30 s old
-    (`dirty_expire_centisecs`), so a 730 MB restore stays in memory until that final flush. Here syncfs(2) runs every `interval` seconds in a thread while the
-    writing goes on, so the disk works alongside, and once more in `finish()`, which then has little left to wait
-    for. All of them go through one descriptor opened before the first write: syncfs reports a write-back error of
-    the file system (Linux 5.8 and later; earlier kernels report none) only to descriptors opened before it
-    happened, so an error of any moment is seen, even one of another writer on that file system; `finish()` raises
-    the first.
+    (`dirty_expire_centisecs`), so a 730 MB restore stays in memory until that final flush. Here syncfs(2) runs
+    every `interval` seconds in a thread while the writing goes on, so the disk works alongside, and once more in
+    `finish()`, which then has little left to wait for. All of them go through one descriptor opened before the
+    first write: syncfs reports a write-back error of the file system (Linux 5.8 and later; earlier kernels report
+    none) only to descriptors opened before it happened, so an error of any moment is seen, even one of another
+    writer on that file system; `finish()` raises the first.
     Where there is no syncfs (not Linux), `finish()` fsyncs every file and folder under the folder, and no thread runs.
     Use as a context manager around the writing, and call `finish()` at its end."""
 
