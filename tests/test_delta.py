@@ -403,7 +403,7 @@ def test_a_racy_file_hashed_again_is_not_taken_from_an_old_page(tmp_path, monkey
     """A commit reads a file modified in the tick its scan began (racy); it is rewritten within that tick (same stat,
     other bytes); a status from the change reads it again and saves it. A full build after that must not take the
     commit's page of it by id: the page records do not outlive a save of changes."""
-    import dataclasses
+    from pvc.record import replace
     import time
 
     import pvc.core.capture.walk as walk
@@ -418,7 +418,7 @@ def test_a_racy_file_hashed_again_is_not_taken_from_an_old_page(tmp_path, monkey
     real = walk.native_walk, walk.scan
 
     def pinned(files):
-        return [dataclasses.replace(f, mtime_ns=tick, ctime_ns=tick, ino=4242) if f.relpath == racy else f
+        return [replace(f, mtime_ns=tick, ctime_ns=tick, ino=4242) if f.relpath == racy else f
                 for f in files]
 
     def pinned_records(walked):  # the same stat, in the C walk's records

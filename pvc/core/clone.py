@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field, replace
+from pvc.record import record, field, replace
 from pathlib import Path
 
 from pvc.core.pull import fetch_version
@@ -30,7 +30,7 @@ from pvc.store.repository import Repository
 __all__ = ["CloneResult", "clone"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CloneResult:
     project: str
     remote: RemoteInfo

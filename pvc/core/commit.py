@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import socket
 from collections.abc import Callable
-from dataclasses import replace
+from pvc.record import replace
 from datetime import UTC, datetime
 
 from pvc.core.capture import capture

@@ -6,7 +6,7 @@ the writers' lock, and refused when it would add a problem, so a store never get
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pvc.record import record
 from typing import Any
 
 from pvc.errors import UsageError
@@ -16,7 +16,7 @@ from pvc.store.repository import Repository
 __all__ = ["ConfigEntry", "ConfigListing", "ConfigChange", "list_config", "get_config", "set_config", "unset_config"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConfigEntry:
     key: str
     value: Any  # what pvc uses: the file's value, else the default
@@ -28,7 +28,7 @@ class ConfigEntry:
         return {"key": self.key, "value": self.value, "default": self.default, "set": self.set, "help": self.help}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConfigListing:
     path: str
     entries: list[ConfigEntry]
@@ -39,7 +39,7 @@ class ConfigListing:
                 "problems": [{"key": k, "what": w} for k, w in self.problems]}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConfigChange:
     key: str
     value: Any  # after the change (the default after an unset)

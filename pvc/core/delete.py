@@ -8,7 +8,7 @@ or takes it as its parent) or deleted; gc, under the same lock, sees either stat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from pvc.record import record, field, replace
 from datetime import UTC, datetime
 
 from pvc.core.resolve import resolve_version
@@ -19,7 +19,7 @@ from pvc.store.repository import Repository
 __all__ = ["DeleteResult", "delete_versions", "apply_deletion"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeleteResult:
     applied: bool  # False: only what would be deleted
     versions: list[int]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import time
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from typing import Any
 
 from pvc.core.report import change_report, no_meta_changes
@@ -37,7 +37,7 @@ def empty_manifest(store) -> bytes:
     return store.put_object(Manifest("images", "supervisely", root, {"classes": {}}))
 
 
-@dataclass
+@record
 class _Report:
     datasets_added: list[str] = field(default_factory=list)
     datasets_removed: list[str] = field(default_factory=list)

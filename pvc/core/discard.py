@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from pathlib import Path
 
 from pvc.core.capture import capture
@@ -23,7 +23,7 @@ from pvc.store.repository import Repository
 __all__ = ["DiscardResult", "discard", "undo_discard"]
 
 
-@dataclass
+@record
 class DiscardResult:
     applied: bool
     saved_state: str | None  # the stash record's name, when one was written

@@ -3,7 +3,7 @@ number, id, author or date; the record keeps `edited_at`, the time of the last e
 
 from __future__ import annotations
 
-from dataclasses import replace
+from pvc.record import replace
 from datetime import UTC, datetime
 
 from pvc.core.resolve import resolve_version

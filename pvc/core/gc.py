@@ -14,7 +14,7 @@ when a root cannot be walked completely: a damaged tree could name objects that 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from pvc.record import record, field
 
 from pvc.core.lineage import LinkedState, walk_linked
 from pvc.core.reach import Walker, extra_roots, version_roots
@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_GRACE", "GcResult", "gc"]
 DEFAULT_GRACE = 3600.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GcResult:
     dry_run: bool
     versions: int

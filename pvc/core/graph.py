@@ -10,7 +10,7 @@ recorded with each version): no object is read. `graphview.py` draws it as Merma
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from pvc.store.repository import Repository
 __all__ = ["GraphProject", "GraphNode", "GraphEdge", "Lineage", "lineage"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GraphProject:
     key: str  # the store id (the project path for a store older than store ids)
     name: str  # a short label: the folder name, made unique
@@ -34,7 +34,7 @@ class GraphProject:
         return {"key": self.key, "name": self.name, "path": self.path, "current": self.current}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GraphNode:
     id: str  # "<project key>:<version number>", or "<project key>:restored" for a project with no version yet
     project: str  # the project's key
@@ -54,7 +54,7 @@ class GraphNode:
                 "app": self.app, "params": self.params}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GraphEdge:
     source: str
     target: str
@@ -64,7 +64,7 @@ class GraphEdge:
         return {"from": self.source, "to": self.target, "kind": self.kind}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Lineage:
     projects: list[GraphProject]
     nodes: list[GraphNode]

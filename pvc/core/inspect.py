@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pvc.record import record
 from typing import Any, BinaryIO
 
 from pvc.core.snapshot import Snapshot
@@ -15,7 +15,7 @@ from pvc.store.refs import VersionRecord
 __all__ = ["ItemView", "VersionDetails", "show", "ls", "cat"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VersionDetails:
     record: VersionRecord
     project_type: str
@@ -26,7 +26,7 @@ class VersionDetails:
     warnings: list[str]  # where the project's layout disagreed with its meta.json when committed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ItemView:
     dataset: str
     item: str

@@ -17,7 +17,7 @@ a store made before stores had ids its id). From then on:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pvc.record import record
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from pvc.store.repository import Repository
 __all__ = ["LinkedState", "link_new_project", "unlink_new_project", "registration_state", "walk_linked", "source_of"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LinkedState:
     """A registered project as gc or graph finds it: `linked` (its folder holds its store), `restoring` (the
     restore is still writing it, or was killed), `gone` (dropped by gc without --dry-run)."""

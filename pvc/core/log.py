@@ -4,7 +4,7 @@ a count). Deleted versions are left out unless asked for (`log --all` shows them
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from pvc.record import record
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from pvc.store.refs import RefsDoc, VersionRecord
 __all__ = ["LogQuery", "LogEntry", "log", "query"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogQuery:
     limit: int | None = None  # the newest N that pass the filters
     author: str | None = None  # substring of the author, case-insensitive
@@ -27,7 +27,7 @@ class LogQuery:
     include_deleted: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogEntry:
     record: VersionRecord
     tags: list[str]

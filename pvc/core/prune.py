@@ -3,7 +3,7 @@ the tagged ones, those created within a duration. A version kept by any rule sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from datetime import UTC, datetime, timedelta
 
 from pvc.core.delete import apply_deletion
@@ -15,7 +15,7 @@ from pvc.store.repository import Repository
 __all__ = ["PruneResult", "prune"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PruneResult:
     dry_run: bool
     deleted: list[int]

@@ -15,7 +15,7 @@ all under the lock, so a failed pull leaves the project as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from pvc.record import record, field, replace
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
 from pvc.core.transfer import in_datasets, receive_objects, walk_version
@@ -31,7 +31,7 @@ from pvc.store.repository import Repository
 __all__ = ["PullResult", "pull", "fetch_version", "merge_versions"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PullResult:
     remote: RemoteInfo
     fetched: list[int] = field(default_factory=list)  # remote version numbers added to this project

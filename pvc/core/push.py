@@ -14,7 +14,7 @@ An interrupted push leaves the remote as readable as before; run again, it sends
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pvc.record import record, field
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
 from pvc.core.transfer import send_objects, walk_version
@@ -25,7 +25,7 @@ from pvc.store.repository import Repository
 __all__ = ["PushResult", "push", "diverged"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PushResult:
     remote: RemoteInfo
     pushed: list[int] = field(default_factory=list)  # version numbers now on the remote thanks to this push

@@ -10,7 +10,7 @@ unknown); `verify` uses it to say which versions and items each damaged object a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from pvc.record import record
 from typing import Any
 
 from pvc.errors import CorruptObject, ObjectMissing
@@ -24,7 +24,7 @@ __all__ = ["Damage", "Root", "Walker", "extra_roots", "version_roots"]
 _ID_PREFIX = re.compile(r"^(object|tree|page|manifest) [0-9a-f]{64}: ")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Root:
     """A manifest that must stay whole: a version's, or one a saved state names."""
 
@@ -34,7 +34,7 @@ class Root:
     partial: str | None = None  # "records" / "structure": some of its objects are on a remote only (.pvc/partial)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Damage:
     """One damaged object met on a walk, and what of the root it takes away."""
 

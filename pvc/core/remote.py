@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 
 from pvc.core.resolve import resolve_version
@@ -25,7 +25,7 @@ __all__ = ["RemoteInfo", "add_remote", "remove_remote", "list_remotes", "find_re
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a part of a dotted config key: remotes.<name>.url
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemoteInfo:
     name: str
     spec: RemoteSpec

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from pvc.record import record
 from datetime import UTC, datetime
 
 from pvc.errors import CorruptObject
@@ -20,7 +20,7 @@ from pvc.store.repository import Repository
 __all__ = ["IndexRepair", "RefsRepair", "repair_index", "repair_refs"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IndexRepair:
     packs: int
     objects: int  # records indexed
@@ -31,7 +31,7 @@ class IndexRepair:
         return {"packs": self.packs, "objects": self.objects, "damaged": self.damaged, "replaced": self.replaced}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RefsRepair:
     versions: int  # versions after the repair
     repaired: bool  # False: the refs file was fine, nothing was done

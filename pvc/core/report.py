@@ -3,7 +3,7 @@ commands and the answers pvc/entry.py gives on an untouched project use the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pvc.record import record
 from typing import Any
 
 from pvc.store.refs import VersionRecord
@@ -11,7 +11,7 @@ from pvc.store.refs import VersionRecord
 __all__ = ["change_report", "clean_report", "no_meta_changes", "class_table", "CommitResult"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CommitResult:
     version: VersionRecord
     created: bool

@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from pathlib import Path
 
 import blake3
@@ -41,7 +41,7 @@ __all__ = ["Skipped", "RestoreResult", "restore", "materialize", "EarlyFiles"]
 _WORKERS = 8
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Skipped:
     dataset: str | None
     item: str | None
@@ -49,7 +49,7 @@ class Skipped:
     path: str | None = None  # set for a project-level or extra file skipped on its own
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RestoreResult:
     version: int
     target: str

@@ -8,7 +8,7 @@ restoring) the blobs of the chosen files. The trees of datasets that are not cho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from fnmatch import fnmatchcase
 
 from pvc.core.snapshot import DatasetView, FileEntry, Snapshot, safe_relpath
@@ -21,7 +21,7 @@ from pvc.store.model import ChildRef, ItemEntry, Tree
 __all__ = ["Selection", "Plan", "plan_restore"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Selection:
     """Which part of a version to restore; every field empty: all of it. Fields combine with AND, the values
     of one field with OR."""
@@ -38,7 +38,7 @@ class Selection:
         return {"datasets": list(self.datasets), "classes": list(self.classes), "include": list(self.include)}
 
 
-@dataclass
+@record
 class Plan:
     files: list[FileEntry] = field(default_factory=list)
     items: dict[tuple[str, str], ItemEntry] = field(default_factory=dict)  # (dataset, item) -> entry, chosen

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 
 from pvc.store.backend import ObjectStore
@@ -19,7 +19,7 @@ from pvc.store.pages import iter_entries
 __all__ = ["FileEntry", "DatasetView", "Snapshot", "safe_relpath", "make_dirs"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FileEntry:
     path: str  # relative to the project root
     oid: bytes
@@ -29,7 +29,7 @@ class FileEntry:
     item: str | None  # the item this file belongs to, None for extras
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DatasetView:
     name: str
     dir: str

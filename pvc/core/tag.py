@@ -8,7 +8,7 @@ points at a deleted version: deleting a version removes its tags with it (pvc/co
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from pvc.record import record, replace
 
 from pvc.core.resolve import resolve_version
 from pvc.errors import UsageError
@@ -21,7 +21,7 @@ MAX_TAG_LENGTH = 200
 _NUMBERISH = re.compile(r"[vV]?\d+")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TagChange:
     tag: str
     version: int
@@ -32,7 +32,7 @@ class TagChange:
         return {"tag": self.tag, "version": self.version, "previous": self.previous, "deleted": self.deleted}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TagView:
     tag: str
     version: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from pvc.record import record, field
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store.local.packcheck import check_record
@@ -20,7 +20,7 @@ from pvc.store.packed import PackedStore
 __all__ = ["VersionObjects", "walk_version", "copy_objects", "send_objects", "receive_objects", "Copied", "in_datasets"]
 
 
-@dataclass
+@record
 class VersionObjects:
     """Every object one version needs: the structure (manifest, trees, pages), and its files' blobs."""
 
@@ -58,7 +58,7 @@ def walk_version(get_object: Callable, manifest_id: bytes, prefetch: Callable[[l
     return found
 
 
-@dataclass
+@record
 class Copied:
     objects: int = 0
     bytes: int = 0  # stored bytes copied

@@ -13,7 +13,7 @@ leftovers of a dead holder:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pvc.record import record
 
 from pvc.store.lock import LockStatus
 from pvc.store.repository import Repository
@@ -21,7 +21,7 @@ from pvc.store.repository import Repository
 __all__ = ["UnlockResult", "unlock"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnlockResult:
     status: LockStatus  # as found, before any action
     action: str  # "none", "cleared" (stale holder info emptied) or "removed" (lock file deleted)

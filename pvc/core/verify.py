@@ -16,7 +16,7 @@ stops on them.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from pvc.record import record, field, replace
 
 from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
@@ -28,7 +28,7 @@ __all__ = ["Problem", "VerifyReport", "verify"]
 MAX_AFFECTED = 1000  # per problem, in the report; `affected_total` has the full count
 
 
-@dataclass
+@record
 class Problem:
     """One damaged thing (an object, a pack, an index file, the refs) and what it affects."""
 
@@ -47,7 +47,7 @@ class Problem:
                 "affects": self.affects, "affected_total": self.affected_total}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VerifyReport:
     versions: int
     roots: int

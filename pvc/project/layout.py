@@ -20,7 +20,7 @@ one file is named after the file, a longer one after its SeriesInstanceUID.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pvc.record import record, field
 
 from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
@@ -49,7 +49,7 @@ Sniff = Callable[[str], "str | None"]  # relpath of an annotation -> the project
 MEDIA_SUFFIXES = {"images": IMAGE_SUFFIXES, "videos": VIDEO_SUFFIXES, "volumes": VOLUME_SUFFIXES}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Item:
     """One item: its media file, annotation and companions, as paths relative to the dataset folder."""
 
@@ -63,7 +63,7 @@ class Item:
         return tuple(p for p in (*self.media, self.ann, *self.companions) if p)
 
 
-@dataclass
+@record
 class Dataset:
     name: str  # full name, e.g. "train/cats" for a nested dataset
     dir: str  # folder relative to the project root, e.g. "train/datasets/cats"
@@ -73,7 +73,7 @@ class Dataset:
     loose_dicom: list[str] = field(default_factory=list)  # DICOM files in volume/ awaiting add_dicom_series
 
 
-@dataclass
+@record
 class Layout:
     kind: str  # "supervisely" | "generic"
     project_type: str

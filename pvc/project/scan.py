@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 
 from pvc.errors import BadInput
@@ -21,7 +21,7 @@ from pvc.project.walk import ALWAYS_IGNORED, IGNORE_FILE, RECORD, Ignore
 __all__ = ["FileInfo", "Ignore", "scan", "files_from_walk", "IGNORE_FILE"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FileInfo:
     """One regular file of the project, as stat saw it."""
 

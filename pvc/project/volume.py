@@ -22,7 +22,7 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ _NRRD_TYPE_ALIASES = {  # every spelling the NRRD spec allows for `type`
 _NRRD_TYPES = {a: name for name, aliases in _NRRD_TYPE_ALIASES.items() for a in aliases.split("|")}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Geometry:
     """Index->world mapping in one world space: world = directions @ (spacing * ijk) + origin."""
 

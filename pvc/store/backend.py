@@ -19,7 +19,7 @@ each implementation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
@@ -30,7 +30,7 @@ __all__ = ["ObjectInfo", "ObjectStore", "ObjectAccess", "NullWriter", "T"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ObjectInfo:
     size: int  # length of the content
     chunked: bool  # stored as a list of chunks (each an object of its own)

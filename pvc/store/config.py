@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from pvc.record import record
 from typing import Any
 
 from pvc.errors import UsageError
@@ -108,7 +108,7 @@ def _parse_list(text: str) -> Any:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Setting:
     """One known value: what it means, its default, how to check it and how to read it from a command line."""
 
@@ -120,7 +120,7 @@ class Setting:
     required: bool = False  # in a section's object: the object is incomplete without it
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Section:
     """A map of names to objects whose fields are settings (e.g. `remotes`: name -> url, endpoint, region)."""
 

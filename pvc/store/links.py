@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class OriginFile:
         atomic_write(self.path, json.dumps(origin, indent=1, ensure_ascii=False).encode() + b"\n")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Registration:
     """A project restored from this store: its store id, where it lives, and where it was being written."""
 

@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass
+from pvc.record import record
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,7 +101,7 @@ class RepoLock:
             return "another process"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LockStatus:
     """Who holds (or last held) the lock, as far as this host can tell."""
 

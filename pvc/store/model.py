@@ -10,7 +10,7 @@ The manifest format number and the definition of "the files of an item" live her
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from typing import Any, ClassVar
 
 import msgpack
@@ -84,7 +84,7 @@ def _str_list(value: Any, what: str, where: str) -> tuple[str, ...]:
     return tuple(check_part_path(v, where) for v in value)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FileValue:
     """A file of a tree: its blob, size and mode (0o644 or 0o755)."""
 
@@ -103,7 +103,7 @@ class FileValue:
         return cls(value[0], value[1], value[2] & 0o777)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ItemEntry:
     """What pvc understands of one item: its files (relative to the dataset folder) and their meaning."""
 
@@ -159,7 +159,7 @@ class ItemEntry:
                    None if problems is None else tuple(problems), sorted_values=True)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PageRef:
     """One page of a paged map, as its root lists it: first key, page id, number of entries."""
 
@@ -184,7 +184,7 @@ def _decode_root(value: Any, kind: str, where: str) -> tuple[PageRef, ...]:
     return tuple(PageRef.decode(ref, f"{where} ({kind})") for ref in value)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Page:
     """One run of a paged map: sorted (key, value) entries; values are FileValue (files) or ItemEntry (items)."""
 
@@ -218,7 +218,7 @@ class Page:
         return cls(obj["kind"], tuple(entries))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ChildRef:
     """A child dataset of a tree: its folder (from the project root), full name and tree id."""
 
@@ -230,7 +230,7 @@ class ChildRef:
         return [self.folder, self.name, self.oid]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Tree:
     """One dataset (or the project root, name ""): its files, its items and its child datasets."""
 
@@ -258,7 +258,7 @@ class Tree:
                    _decode_root(obj.get("items"), "items", where), tuple(children))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Manifest:
     """The root of a version: project type and layout, the root tree, statistics, item problems, and warnings
     about the project as a whole (where its layout disagrees with its meta.json)."""

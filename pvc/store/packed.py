@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from pvc.record import record
 from collections.abc import Callable, Iterator
 from collections import deque
 from pathlib import Path
@@ -56,7 +56,7 @@ FILE_LEVEL = 3  # of files, and of the pages a commit from the change rebuilds (
 # id says the kind), named by every record compressed with it.
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DictKind:
     name: str
     dict_id: int  # the zstd dictionary id written in the dictionary (>= 32768: a private one), naming the kind

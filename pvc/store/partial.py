@@ -14,7 +14,7 @@ blobs of the project's own files and of `datasets` (none of the datasets' when n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 
 from pvc.errors import CorruptObject
@@ -23,7 +23,7 @@ from pvc.store.atomic import atomic_write
 __all__ = ["Partial", "PartialVersions"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Partial:
     remote: str
     has: str  # "records" or "structure"

@@ -12,7 +12,7 @@ one silently dropping what the other wrote; a file of a format this pvc does not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from pvc.record import record, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ REFS_FORMAT = 2
 _READABLE = (1, 2)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VersionRecord:
     """One version: what the user said about it and which manifest it points at."""
 
@@ -92,7 +92,7 @@ def _check_record(r: VersionRecord) -> None:
         raise TypeError("malformed version record") from None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RefsDoc:
     """Everything the refs file says: the version records (oldest first) and the tags."""
 

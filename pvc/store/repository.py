@@ -23,7 +23,7 @@ import json
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from pvc.record import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from pvc.record import record
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from pvc.store.atomic import atomic_write, fsync_dir
 __all__ = ["SavedState", "SavedStates"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SavedState:
     name: str
     manifest: str

@@ -21,7 +21,7 @@ import os
 import sys
 from array import array
 from bisect import bisect_left
-from dataclasses import dataclass
+from pvc.record import record
 from itertools import accumulate
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,7 +50,7 @@ CACHE_FORMAT = 7  # 7: the stats as fixed-width columns (the paths one string, e
 _READ_FORMATS = (6, CACHE_FORMAT)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StatKey:
     size: int
     mtime_ns: int

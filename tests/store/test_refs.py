@@ -4,7 +4,7 @@ a newer format is refused with a message that says so."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from pvc.record import replace
 
 import pytest
 

@@ -11,7 +11,7 @@ overlay store that keeps the new objects in memory and writes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from typing import Any
 
 from pvc.core.capture.build import PageReuse, build_manifest
@@ -34,7 +34,7 @@ __all__ = ["Capture", "capture", "ObjectSink"]
 MAX_DIRTY = 50_000  # paths a stat cache lists as maybe changed since its base; more, and it keeps no base
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Capture:
     """One capture of the working tree: its manifest id and what the stat cache should remember."""
 

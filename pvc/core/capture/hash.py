@@ -4,7 +4,7 @@ else by reading it (in a thread pool; the hashing and the header parsers release
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ class ObjectSink(Protocol):
     def get(self, oid: bytes, *, verify: bool = True) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Hashed:
     """What reading one file gave: its blob id and what it means on its own (media header, annotation summary, or
     None), the latter as its canonical msgpack bytes (`raw`; what the stat cache stores, and a few dozen bytes
@@ -181,7 +181,7 @@ def _hash_chunk(settings: tuple, files: list[tuple[str, int, str]]) -> tuple[lis
         store.close_files()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Path:
     """What _hash_one needs of a FileInfo."""
 

@@ -8,7 +8,7 @@ versions and items that takes away is the walk's business (pvc/core/reach.py), n
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from typing import TYPE_CHECKING
 
 from pvc.store.local.packcheck import check_pack
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["PackScan", "StoreProblem", "check_packs"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StoreProblem:
     """Damage of a store file itself: subject "pack <id>" or "index <file>"."""
 
@@ -28,7 +28,7 @@ class StoreProblem:
     what: str
 
 
-@dataclass
+@record
 class PackScan:
     packs: int = 0
     indexes: int = 0

@@ -13,7 +13,7 @@ import mmap
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from pathlib import Path
 
 import blake3
@@ -27,7 +27,7 @@ __all__ = ["PackCheck", "check_pack", "check_record"]
 _BLOCK = 1 << 20
 
 
-@dataclass
+@record
 class PackCheck:
     """What reading one pack found."""
 

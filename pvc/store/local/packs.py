@@ -17,7 +17,7 @@ import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from pvc.record import record
 from pathlib import Path
 
 import blake3
@@ -48,7 +48,7 @@ class Codec:
 DICT_REF = 4  # a ZSTD_DICT record's stored bytes start with this many bytes of its dictionary's id
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Location:
     """Where an object's stored bytes are: pack id, offset of the bytes (after the header), lengths."""
 
@@ -210,7 +210,7 @@ def check_record_header(raw: bytes, loc: Location, oid: bytes) -> None:
 # -- reading a pack front to back (verify, index rebuild, gc) ----------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Record:
     """One record found by walking a pack: its header fields and where its stored bytes start."""
 

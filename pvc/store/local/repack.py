@@ -14,7 +14,7 @@ Packs younger than the grace period are left alone. The order makes every crash 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from pvc.record import record, field
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject
@@ -32,7 +32,7 @@ REWRITE_DEAD_FRACTION = 0.25  # rewrite a pack once a quarter of its bytes are d
 SMALL_PACK = 1 << 20  # ... or, for packs under 1 MiB, as soon as anything in it is dead (cheap, merges them)
 
 
-@dataclass
+@record
 class PackUsage:
     """One pack: its size and the live records whose copy the store reads (first index hit)."""
 
@@ -52,7 +52,7 @@ class PackUsage:
         return max(0, self.size - len(PACK_MAGIC) - self.live_bytes)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RepackPlan:
     packs: list[PackUsage]
     delete: list[PackUsage]  # nothing live in them

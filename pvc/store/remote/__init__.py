@@ -5,7 +5,7 @@ the store, the media and obstore load when a remote is opened."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from pvc.record import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 

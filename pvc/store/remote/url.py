@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from pvc.record import record, replace
 from urllib.parse import urlsplit
 
 from pvc.errors import UsageError
@@ -13,7 +13,7 @@ __all__ = ["RemoteSpec", "parse_remote"]
 SCHEMES = ("s3", "file")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemoteSpec:
     """Where a remote is: an S3 bucket and prefix, or a folder."""
 
