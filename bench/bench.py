@@ -20,7 +20,7 @@ __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HASHFLOOR = Path(__file__).resolve().parent / "hashfloor.py"
 PEERS_VENV = REPO_ROOT / "bench" / ".peers-venv"
-ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "remote", "remote_jpeg")
+ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "history", "remote", "remote_jpeg")
 JPEG_PROFILE = ("jpeg", "remote_jpeg")  # scenarios on the JPEG-only profile (bench/data.py: jpeg_project)
 
 
@@ -45,6 +45,7 @@ class Config:
     video_frames: int
     volume_mb: int
     log_versions: int
+    history_versions: int  # versions of the JPEG-only project for the small commands (issue 13, item 8)
     lost_fraction: float
     tiny: bool  # the JPEG-only profile with 28-52 px images (100k-item runs)
     peers: str  # auto: use restic/DVC when present; 0: never; 1: required
@@ -64,6 +65,7 @@ class Config:
             reps=max(1, _env_int("BENCH_REPS", 3)), restore_reps=max(1, _env_int("BENCH_RESTORE_REPS", 5)), bigfile_mb=_env_int("BENCH_BIGFILE_MB", 256),
             videos=_env_int("BENCH_VIDEOS", 3), video_frames=_env_int("BENCH_VIDEO_FRAMES", 150),
             volume_mb=_env_int("BENCH_VOLUME_MB", 64), log_versions=_env_int("BENCH_LOG_VERSIONS", 300),
+            history_versions=_env_int("BENCH_HISTORY_VERSIONS", 1000),
             lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")), tiny=_env("BENCH_TINY", "0") == "1",
             peers=_env("BENCH_PEERS", "auto"), keep=_env("BENCH_KEEP", "0") == "1", scenarios=scenarios,
             work=Path(_env("BENCH_WORK", str(REPO_ROOT / "bench" / "work"))).resolve(),

@@ -8,8 +8,9 @@
     BENCH_VIDEOS=3          PyAV-encoded videos (0 skips), BENCH_VIDEO_FRAMES=150 frames each
     BENCH_VOLUME_MB=64      NRRD volumes, total MiB (0 skips; a few hundred for the large-file path)
     BENCH_LOG_VERSIONS=300  versions for the `pvc log` timing (0 skips; the target is stated for 1000)
+    BENCH_HISTORY_VERSIONS=1000  versions of the JPEG-only project for log/show/tag/diff --stat (0 skips)
     BENCH_PEERS=auto        restic / DVC (bench/.peers-venv) when installed; 0 never; 1 required
-    BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,remote,remote_jpeg   (jpeg: the JPEG-only profile)
+    BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,history,remote,remote_jpeg   (jpeg: the JPEG-only profile)
     BENCH_TINY=1            the JPEG-only profile with 28-52 px images (for BENCH_ITEMS=100000)
     BENCH_LOST_FRACTION=0.05 share of v1's media blobs lost before `restore --skip-missing`
     BENCH_KEEP=1            keep the work directory under bench/work/
@@ -46,6 +47,7 @@ STEPS = {
     "video": (scenarios.video, lambda c: c.videos > 0),
     "volume": (scenarios.volume, lambda c: c.volume_mb > 0),
     "log": (scenarios.log_versions, lambda c: c.log_versions > 0),
+    "history": (scenarios.history, lambda c: c.items > 0 and c.history_versions > 1),
     "remote": (remote, lambda c: c.items > 0),
     "remote_jpeg": (remote_jpeg, lambda c: c.items > 0),
 }

@@ -19,7 +19,7 @@ from bench.data import (Snapshot, big_file, copy_tree, edit_in_place, image_proj
                         video_project, volume_project)
 from bench.proc import run_checked
 
-__all__ = ["cli_start", "images", "jpeg", "bigfile", "video", "volume", "log_versions"]
+__all__ = ["cli_start", "images", "jpeg", "bigfile", "video", "volume", "log_versions", "history"]
 
 EDIT_BYTES = 1 << 20
 
@@ -493,4 +493,65 @@ def log_versions(b: Bench) -> None:
     (w / "stream").write_bytes(b"".join(stream))
     run_checked(["sh", "-c", f"git fast-import --quiet < '{w / 'stream'}' && git checkout -q main"], cwd=repo, env=b.git_env)
     b.measure(s, "log", "git", ["git", "log"], cwd=repo, env=b.git_env)
+    remove(w)
+
+
+# --------------------------------------------------------------------------- small commands over a long history
+
+
+def history(b: Bench) -> None:
+    """Small commands on the JPEG-only project with N versions (issue 13, item 8: `log`, `show`, the tag listing and
+    `diff --stat` of two versions, each ≤ 0.1 s at 20,000 items and 1,000 versions). The versions are made
+    in-process through the API (untimed), each after one annotation edited (its `description` set), every 200th
+    tagged; git gets the same history (v1 by `git add -A` + commit, the edits by `git fast-import`), and each pvc
+    command is timed alternately with git's counterpart."""
+    import pvc
+
+    s, n = "history", b.cfg.history_versions
+    w = b.work / s
+    v1 = w / "v1"
+    jpeg_project(v1, b.cfg.items, b.cfg.datasets, b.cfg.seed, b.cfg.tiny)
+    anns = sorted(p.relative_to(v1).as_posix() for p in v1.glob("*/ann/*.json"))
+    repo = copy_tree(v1, w / "git")
+    run_checked(["sh", "-c", "git init -q -b main && git add -A && git commit -q -m v1"], cwd=repo, env=b.git_env)
+    first = run_checked(["git", "rev-parse", "HEAD"], cwd=repo, env=b.git_env).decode().strip()
+    proj = copy_tree(v1, w / "pvc")
+    remove(v1)
+    t = time.perf_counter()
+    pvc.Project.init(proj)
+    stream = [f"reset refs/heads/main\nfrom {first}\n\n".encode()]
+    with pvc.Project(proj) as project:
+        project.version.create(title="v1")
+        for i in range(2, n + 1):
+            rel = anns[(i * 7919) % len(anns)]
+            doc = json.loads((proj / rel).read_bytes())
+            doc["description"] = f"edit {i}"
+            data = json.dumps(doc).encode()
+            (proj / rel).write_bytes(data)
+            project.version.create(title=f"edit {i}")
+            msg = f"edit {i}\n".encode()
+            stream += [b"commit refs/heads/main\n", f"committer bench <b@example.com> {1700000000 + i} +0000\n".encode(),
+                       f"data {len(msg)}\n".encode(), msg, f"M 644 inline {rel}\ndata {len(data)}\n".encode(), data, b"\n"]
+            if i % 200 == 0:
+                project.version.tag(f"release-{i // 200}", i)
+                stream.append(f"reset refs/tags/release-{i // 200}\nfrom refs/heads/main\n\n".encode())
+    b.fact(s, versions=n, items=b.cfg.items, create_in_process_s=round(time.perf_counter() - t, 1))
+    b.log(f"{s}: created {n} versions of {b.cfg.items} items in-process in {time.perf_counter() - t:.1f}s")
+    (w / "stream").write_bytes(b"".join(stream))
+    run_checked(["sh", "-c", f"git fast-import --quiet < '{w / 'stream'}' && git reset -q --hard main"], cwd=repo,
+                env=b.git_env)
+    mid = n // 2
+    pairs = [
+        ("log", ["log"], ["log"]),
+        ("log_json", ["log", "--json"], ["log"]),
+        ("log_n20", ["log", "-n", "20"], ["log", "-n", "20"]),
+        ("show", ["show"], ["show", "--stat", "HEAD"]),
+        ("show_mid_json", ["show", str(mid), "--json"], ["show", "--stat", f"HEAD~{n - mid}"]),
+        ("tags", ["tag", "--list"], ["tag", "--list"]),
+        ("diff_last", ["diff", str(n - 1), str(n), "--stat"], ["diff", "--stat", "HEAD~1", "HEAD"]),
+        ("diff_first_last", ["diff", "1", str(n), "--stat"], ["diff", "--stat", f"HEAD~{n - 1}", "HEAD"]),
+    ]
+    for op, pvc_args, git_args in pairs:
+        b.measure_together(s, op, [("pvc", [*b.pvc, *pvc_args], {"cwd": proj}),
+                                   ("git", ["git", "--no-pager", *git_args], {"cwd": repo, "env": b.git_env})])
     remove(w)
