@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data import listing, mutate, mutate_jpeg, tree_bytes
+from bench.data import listing, mutate, mutate_jpeg, remove, tree_bytes
+from bench.freshfs import FreshFs
 from bench.proc import Measurement, Runner, run_checked, stderr_log
 
 __all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
@@ -49,6 +50,7 @@ class Config:
     lost_fraction: float
     tiny: bool  # the JPEG-only profile with 28-52 px images (100k-item runs)
     peers: str  # auto: use restic/DVC when present; 0: never; 1: required
+    fresh_fs: str  # restore and clone targets on a new file system each run: auto (when root), 0 never, 1 required
     keep: bool
     scenarios: tuple[str, ...]
     work: Path
@@ -67,7 +69,7 @@ class Config:
             volume_mb=_env_int("BENCH_VOLUME_MB", 64), log_versions=_env_int("BENCH_LOG_VERSIONS", 300),
             history_versions=_env_int("BENCH_HISTORY_VERSIONS", 1000),
             lost_fraction=float(_env("BENCH_LOST_FRACTION", "0.05")), tiny=_env("BENCH_TINY", "0") == "1",
-            peers=_env("BENCH_PEERS", "auto"), keep=_env("BENCH_KEEP", "0") == "1", scenarios=scenarios,
+            peers=_env("BENCH_PEERS", "auto"), fresh_fs=_env("BENCH_FRESHFS", "auto"), keep=_env("BENCH_KEEP", "0") == "1", scenarios=scenarios,
             work=Path(_env("BENCH_WORK", str(REPO_ROOT / "bench" / "work"))).resolve(),
             results=Path(_env("BENCH_RESULTS", str(REPO_ROOT / "bench" / "results"))).resolve(),
         )
@@ -99,6 +101,7 @@ class Bench:
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
             "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0",
         }
+        self.fresh = self._fresh_fs()
         self.sizes: list[dict[str, Any]] = []
         self.facts: dict[str, dict[str, Any]] = {}
         self.skipped: list[str] = []
@@ -162,10 +165,41 @@ class Bench:
 
     # ------------------------------------------------------------------ helpers
 
+    def _fresh_fs(self) -> FreshFs | None:
+        """The file system restores and clones write into, made anew before each run (bench/freshfs.py: ext4's
+        inode allocator skips inodes deleted in the last minute, so a restore right after the previous run's tree was
+        deleted pays a search per file: 9-18 s of system time for a 50,000-file clone on this host's root file
+        system, which has no journal); None where it cannot be had, and then targets are deleted between runs."""
+        if self.cfg.fresh_fs == "0":
+            return None
+        why = FreshFs.possible()
+        if why is not None:
+            if self.cfg.fresh_fs == "1":
+                raise SystemExit(f"BENCH_FRESHFS=1: {why}")
+            self.log(f"restore targets: deleted between runs ({why})")
+            return None
+        return FreshFs(self.work / "fresh.img", self.work / "fresh", size="16G")
+
     def out(self, name: str) -> Path:
-        """A restore target outside every project (pvc refuses targets inside the project)."""
+        """A restore target outside every project (pvc refuses targets inside the project); on the fresh file
+        system when there is one (`clear` before each run makes it new)."""
+        if self.fresh is not None:
+            if not os.path.ismount(self.fresh.mount):
+                self.fresh.make()
+            return Path(self.fresh.mount) / name
         (self.work / "out").mkdir(parents=True, exist_ok=True)
         return self.work / "out" / name
+
+    def clear(self, out: Path) -> None:
+        """Make way for a run writing `out` (a target from `out()`): a new file system, or `out` deleted."""
+        if self.fresh is not None and out.parent == Path(self.fresh.mount):
+            self.fresh.make()
+        else:
+            remove(out)
+
+    def close(self) -> None:
+        if self.fresh is not None:
+            self.fresh.close()
 
     def mutate(self, scenario: str, root: Path) -> dict[str, list[str]]:
         """Apply the scenario's labelling session; every tool's copy must change the same way."""

@@ -8,7 +8,8 @@ Which tool pays how much depends on when it runs after the deletes, so restore r
 more about the deletes than about the tools (docs/performance.md).
 
 Here each command writes into a new file system (a loop device over a new image file: nothing was ever deleted
-on it), and the commands alternate. Needs root (mkfs, mount). Usage:
+on it), and the commands alternate. Needs root (mkfs, mount). The harness uses `FreshFs` the same way for the
+targets of its restores and clones (bench/bench.py, BENCH_FRESHFS). Usage:
 
     python bench/freshfs.py REPS 'NAME:COMMAND' ...     # COMMAND writes into {out}
 
@@ -18,6 +19,7 @@ e.g. python bench/freshfs.py 5 'pvc:pvc -C proj restore 1 --to {out}' 'restic:re
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,15 +30,39 @@ MOUNT = os.environ.get("FRESHFS_MOUNT", "/mnt/pvc-bench-fresh")
 SIZE = os.environ.get("FRESHFS_SIZE", "6G")
 
 
+class FreshFs:
+    """A new ext4 file system (default options: a journal, as most disks have) over a sparse image file, mounted at
+    `mount` again by every `make()`: whatever was written there before is gone with the old file system."""
+
+    def __init__(self, image: str | os.PathLike, mount: str | os.PathLike, size: str = SIZE) -> None:
+        self.image, self.mount, self.size = str(image), str(mount), size
+
+    @staticmethod
+    def possible() -> str | None:
+        """None when this process can make and mount file systems; else why not."""
+        if os.geteuid() != 0:
+            return "not root (mkfs and mount need it)"
+        missing = [tool for tool in ("mkfs.ext4", "mount", "umount", "truncate") if shutil.which(tool) is None]
+        return f"{', '.join(missing)} not found" if missing else None
+
+    def make(self) -> None:
+        self.close()
+        os.makedirs(self.mount, exist_ok=True)
+        subprocess.run(["truncate", "-s", self.size, self.image], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True)
+        subprocess.run(["mount", "-o", "loop", self.image, self.mount], check=True)
+        subprocess.run(["sync"], check=True)
+
+    def close(self) -> None:
+        """Unmount and delete the image (the mount point stays, empty)."""
+        if os.path.ismount(self.mount):
+            subprocess.run(["umount", self.mount], check=True)
+        if os.path.exists(self.image):
+            os.unlink(self.image)
+
+
 def fresh() -> None:
-    subprocess.run(["umount", MOUNT], stderr=subprocess.DEVNULL)
-    if os.path.exists(IMAGE):
-        os.unlink(IMAGE)
-    os.makedirs(MOUNT, exist_ok=True)
-    subprocess.run(["truncate", "-s", SIZE, IMAGE], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", IMAGE], check=True)
-    subprocess.run(["mount", "-o", "loop", IMAGE, MOUNT], check=True)
-    subprocess.run(["sync"], check=True)
+    FreshFs(IMAGE, MOUNT).make()
 
 
 def main(argv: list[str]) -> int:

@@ -117,14 +117,14 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
         return check
 
     clone = [*pvc, "clone", url, out, "--version", "1", "--endpoint", endpoint, "--json"]
-    b.measure(s, "clone_restore", "pvc", clone, cwd=w, env=env, setup=lambda i: remove(out),
+    b.measure(s, "clone_restore", "pvc", clone, cwd=w, env=env, setup=lambda i: b.clear(out),
               after=received("clone", expected_v1))
     first = sorted(p.name for p in proj.iterdir() if (p / "img").is_dir() or (p / "ann").is_dir())[0]
-    b.measure(s, "clone_one_dataset", "pvc", [*clone, "--dataset", first], cwd=w, env=env, setup=lambda i: remove(out),
+    b.measure(s, "clone_one_dataset", "pvc", [*clone, "--dataset", first], cwd=w, env=env, setup=lambda i: b.clear(out),
               after=received("clone_dataset", None))
     b.fact(s, dataset_cloned=first)
     b.measure(s, "restore_remote", "pvc", [*pvc, "restore", "1", "--to", out, "--remote", url, "--endpoint", endpoint,
-                                           "--json"], cwd=w, env=env, setup=lambda i: remove(out))
+                                           "--json"], cwd=w, env=env, setup=lambda i: b.clear(out))
     Bench.check_tree(out, expected_v1)
     remove(out)
 
@@ -165,7 +165,7 @@ def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, 
     b.measure(s, "push_change", "restic", backup, cwd=src, env=renv, setup=repo_with_v1, after=remember("v2"))
     out = b.out("remote-restic")
     b.measure(s, "clone_restore", "restic", [b.restic, "restore", state["v1_snapshot"], "--target", out], env=renv,
-              setup=lambda i: (remove(out), remove(w / "restic-cache")),
+              setup=lambda i: (b.clear(out), remove(w / "restic-cache")),
               after=lambda i, _: i or Bench.check_tree(out, expected_v1))
     remove(out)
     remove(src)

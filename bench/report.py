@@ -182,6 +182,9 @@ def machine_facts(b: Bench) -> dict[str, Any]:
         "restic": _version([b.restic, "version"]) if b.restic else "not installed",
         "dvc": _version([b.dvc, "--version"]) if b.dvc else "not installed",
         "cache": "warm page cache (no cache drop without root care); every tool reads data it or cp just wrote",
+        "targets": ("restore and clone targets: a new ext4 file system (loop device over a sparse image, journal on) "
+                    "made before each run" if b.fresh is not None else
+                    "restore and clone targets: the previous run's tree deleted before each run, in the work dir"),
     }
 
 
@@ -350,6 +353,7 @@ def to_markdown(b: Bench, machine: dict[str, Any], runtime_s: float) -> str:
     out += [f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gib']} GiB RAM, disk {machine['disk']}; "
             f"Python {machine['python']}, Linux {machine['kernel']}",
             f"- tools: pvc {machine['pvc']}; {machine['git']}; restic: {machine['restic']}; DVC: {machine['dvc']}",
+            f"- {machine['targets']}",
             f"- {machine['cache']}; times are wall-clock seconds of whole processes, median of {cfg.reps} runs "
             "(min–max); CPU = median user+system seconds; peak RSS of the measured process (`/usr/bin/time -f %M`; an upper bound if absent); harness runtime "
             f"{runtime_s / 60:.1f} min"]

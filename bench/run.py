@@ -10,6 +10,7 @@
     BENCH_LOG_VERSIONS=300  versions for the `pvc log` timing (0 skips; the target is stated for 1000)
     BENCH_HISTORY_VERSIONS=1000  versions of the JPEG-only project for log/show/tag/diff --stat (0 skips)
     BENCH_PEERS=auto        restic / DVC (bench/.peers-venv) when installed; 0 never; 1 required
+    BENCH_FRESHFS=auto      restore and clone targets on a new ext4 file system each run (root only); 0 never; 1 required
     BENCH_SCENARIOS=cli,images,jpeg,bigfile,video,volume,log,history,remote,remote_jpeg   (jpeg: the JPEG-only profile)
     BENCH_TINY=1            the JPEG-only profile with 28-52 px images (for BENCH_ITEMS=100000)
     BENCH_LOST_FRACTION=0.05 share of v1's media blobs lost before `restore --skip-missing`
@@ -73,6 +74,7 @@ def main() -> int:
                 b.log(f"scenario {name} failed:\n{traceback.format_exc()}")
                 b.skipped.append(f"{name}: scenario failed ({traceback.format_exc(limit=0).strip()})")
     finally:
+        b.close()  # the fresh file system unmounted before its mount point goes with the work dir
         if not cfg.keep:
             remove(b.work)
     runtime = b.elapsed()

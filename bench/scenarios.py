@@ -72,11 +72,11 @@ def cli_start(b: Bench) -> None:
 def floors(b: Bench, scenario: str, src: Path, expected: dict[str, int]) -> None:
     """`cp -a` (the restore floor) and read + blake3 of every file (the commit floor)."""
     out = b.out(f"{scenario}-cp")
-    b.measure(scenario, "restore", "cp -a", ["cp", "-a", src, out], setup=lambda i: remove(out),
+    b.measure(scenario, "restore", "cp -a", ["cp", "-a", src, out], setup=lambda i: b.clear(out),
               after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     # pvc restore ends with a sync (durable before the rename); this floor pays for the same flush
     b.measure(scenario, "restore", "cp -a + sync", ["sh", "-c", 'cp -a "$0" "$1" && sync', src, out],
-              setup=lambda i: remove(out))
+              setup=lambda i: b.clear(out))
     remove(out)
     b.measure(scenario, "hash", "read+blake3", [b.python, HASHFLOOR, src])
 
@@ -164,7 +164,7 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     _optional(b, s, "diff", "diff", [*pvc, "diff", "1", "2", "--json"], proj)
     out = b.out("images-pvc")
     b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"], cwd=proj,
-              setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
+              setup=lambda i: b.clear(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
     remove(out)
     _pvc_skip_missing(b, s, w, proj, out)
     remove(proj)
@@ -199,7 +199,7 @@ def _pvc_skip_missing(b: Bench, s: str, w: Path, proj: Path, out: Path) -> None:
             raise RuntimeError(f"restore skipped {skipped} items, {lost} lost their media")
 
     b.measure(s, "restore_skip_missing", "pvc", [*b.pvc, "restore", "1", "--to", out, "--skip-missing", "--no-link", "--json"],
-              cwd=damaged, setup=lambda i: remove(out), after=check)
+              cwd=damaged, setup=lambda i: b.clear(out), after=check)
     remove(out)
     remove(damaged)
 
@@ -232,7 +232,7 @@ def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     out = b.out("images-git")
 
     def clear(_: int) -> None:
-        remove(out)
+        b.clear(out)
         run_checked(["git", "worktree", "prune"], cwd=proj, env=env)
 
     b.measure(s, "restore", "git", ["git", "worktree", "add", "--detach", out, "v1"], cwd=proj, env=env,
@@ -263,7 +263,7 @@ def _restic_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]
     if "v1" in snapshots:
         out = b.out("images-restic")
         b.measure(s, "restore", "restic", [b.restic, "restore", snapshots["v1"], "--target", out], env=env,
-                  setup=lambda i: remove(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
+                  setup=lambda i: b.clear(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
         remove(out)
     for path in (proj, repo, cache):
         remove(path)
@@ -376,9 +376,9 @@ def bigfile(b: Bench) -> None:
     out = b.out("bigfile")
     expected = {"big.bin": size}
     b.measure(s, "restore", "pvc", [*pvc, "restore", "latest", "--to", out, "--no-link", "--json"], cwd=proj,
-              setup=lambda i: remove(out), after=_checked_restore(out, expected))
-    b.measure(s, "restore", "cp -a", ["cp", "-a", f, out], setup=lambda i: remove(out))
-    b.measure(s, "restore", "cp -a + sync", ["sh", "-c", 'cp -a "$0" "$1" && sync', f, out], setup=lambda i: remove(out))
+              setup=lambda i: b.clear(out), after=_checked_restore(out, expected))
+    b.measure(s, "restore", "cp -a", ["cp", "-a", f, out], setup=lambda i: b.clear(out))
+    b.measure(s, "restore", "cp -a + sync", ["sh", "-c", 'cp -a "$0" "$1" && sync', f, out], setup=lambda i: b.clear(out))
     remove(out)
     remove(w)
 
@@ -436,7 +436,7 @@ def _media(b: Bench, s: str, make: Callable[[Path], Path]) -> None:
     b.measure(s, "nochange_commit", "pvc", [*pvc, "commit", "-m", "same", "--json"], cwd=proj, after=_created(False))
     out = b.out(s)
     b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"], cwd=proj,
-              setup=lambda i: remove(out), after=_checked_restore(out, expected))
+              setup=lambda i: b.clear(out), after=_checked_restore(out, expected))
     remove(out)
     if b.restic:
         repo, cache = w / "restic-repo", w / "restic-cache"
@@ -453,7 +453,7 @@ def _media(b: Bench, s: str, make: Callable[[Path], Path]) -> None:
         b.measure(s, "nochange_commit", "restic", backup, cwd=proj, env=env)
         if "v1" in snapshots:
             b.measure(s, "restore", "restic", [b.restic, "restore", snapshots["v1"], "--target", out], env=env,
-                      setup=lambda i: remove(out), after=_checked_restore(out, expected, frozenset({".pvc"})))
+                      setup=lambda i: b.clear(out), after=_checked_restore(out, expected, frozenset({".pvc"})))
         remove(out)
     remove(w)
 
