@@ -20,7 +20,9 @@ It takes the subset of `dataclasses.dataclass` pvc uses, with the same meaning:
 - `field(default=..., default_factory=..., compare=..., repr=...)`, `ClassVar` annotations (not fields).
 
 `replace(obj, **changes)` makes a copy with some fields changed. A field without a default after one with a
-default, or a list, dict or set as a default, is a TypeError / ValueError, as there.
+default, or a list, dict or set as a default, is a TypeError / ValueError, as there. What pvc does not use is
+refused with a TypeError rather than done differently: a record inheriting from a record, `__post_init__`, a
+field named `self` or `_record_...` (the generated code's own names).
 """
 
 from __future__ import annotations
@@ -94,12 +96,21 @@ def _is_classvar(annotation) -> bool:
     return repr(annotation).startswith("typing.ClassVar")
 
 
+_INTERNAL = "_record_"  # the prefix of the generated code's own names, which no field may take
+
+
 def _process(cls, frozen: bool, slots: bool, kw_only: bool, eq: bool):
     body = cls.__dict__
+    if any(hasattr(base, "__record_fields__") for base in cls.__mro__[1:]):
+        raise TypeError(f"{cls.__qualname__}: a record cannot inherit from a record (pvc.record does not merge fields)")
+    if "__post_init__" in body:
+        raise TypeError(f"{cls.__qualname__}: __post_init__ is not supported by pvc.record")
     found: list[Field] = []
     for name, annotation in body.get("__annotations__", {}).items():
         if _is_classvar(annotation):
             continue
+        if name == "self" or name.startswith(_INTERNAL):
+            raise TypeError(f"{cls.__qualname__}: {name!r} cannot be a field name (pvc.record uses it)")
         value = body.get(name, MISSING)
         f = value if isinstance(value, Field) else Field(default=value)
         f.name = name
@@ -112,30 +123,30 @@ def _process(cls, frozen: bool, slots: bool, kw_only: bool, eq: bool):
             else:
                 setattr(cls, name, f.default)
     names = [f.name for f in found]
-    namespace: dict = {"MISSING": MISSING, "_set": object.__setattr__}
+    namespace: dict = {"_record_missing": MISSING, "_record_set": object.__setattr__}
     params, kw_params, lines = [], [], []
     defaulted = False
     for f in found:
         if f.default_factory is not MISSING:
-            namespace[f"_factory_{f.name}"] = f.default_factory
-            param = f"{f.name}=MISSING"
-            value = f"_factory_{f.name}() if {f.name} is MISSING else {f.name}"
+            namespace[f"_record_factory_{f.name}"] = f.default_factory
+            param = f"{f.name}=_record_missing"
+            value = f"_record_factory_{f.name}() if {f.name} is _record_missing else {f.name}"
         elif f.default is not MISSING:
-            namespace[f"_default_{f.name}"] = f.default
-            param, value = f"{f.name}=_default_{f.name}", f.name
+            namespace[f"_record_default_{f.name}"] = f.default
+            param, value = f"{f.name}=_record_default_{f.name}", f.name
         else:
             if defaulted and not kw_only:
                 raise TypeError(f"non-default argument {f.name!r} follows default argument")
             param, value = f.name, f.name
         defaulted = defaulted or param != f.name
         (kw_params if kw_only else params).append(param)
-        lines.append(f"        _set(self, {f.name!r}, {value})" if frozen else f"        self.{f.name} = {value}")
+        lines.append(f"        _record_set(self, {f.name!r}, {value})" if frozen else f"        self.{f.name} = {value}")
     signature = ", ".join(["self", *params, *(["*", *kw_params] if kw_params else [])])
     shown = ", ".join(f"{f.name}={{self.{f.name}!r}}" for f in found if f.repr)
     compared = [f"self.{f.name}," for f in found if f.compare]
     others = [f"other.{f.name}," for f in found if f.compare]
     source = [
-        "def make():",
+        "def _record_make():",
         f"    def __init__({signature}):",
         *(lines or ["        pass"]),
         "    def __repr__(self):",
@@ -148,11 +159,11 @@ def _process(cls, frozen: bool, slots: bool, kw_only: bool, eq: bool):
         f"        return hash(({''.join(compared)}))",
         "    return __init__, __repr__, __eq__, __hash__",
     ]
-    exec("\n".join(source), namespace)  # noqa: S102 - the source is made above from identifiers only
-    init, rep, equal, hashed = namespace["make"]()
+    exec("\n".join(source), namespace)  # noqa: S102 - made above from field names, none `self` or `_record_*`
+    init, rep, equal, hashed = namespace["_record_make"]()
     qualname = cls.__qualname__
     for function, name in ((init, "__init__"), (rep, "__repr__"), (equal, "__eq__"), (hashed, "__hash__")):
-        function.__qualname__ = f"{qualname}.{name}"
+        function.__qualname__, function.__module__ = f"{qualname}.{name}", cls.__module__
     methods = {"__init__": init, "__repr__": rep}
     if eq:
         methods["__eq__"] = equal
@@ -160,11 +171,16 @@ def _process(cls, frozen: bool, slots: bool, kw_only: bool, eq: bool):
     if frozen:
         methods["__setattr__"] = _frozen_setattr
         methods["__delattr__"] = _frozen_delattr
+    # __hash__ None beside an __eq__ of the body is Python's doing, not the class's: replaced, as dataclasses does
+    # (decided before any method is set: `body` is the class's live namespace)
+    own = {name for name in methods if name in body and not (name == "__hash__" and body[name] is None
+                                                              and "__eq__" in body)}
     for name, function in methods.items():
-        if name not in body or name == "__hash__" and body[name] is None:  # None: Python's, for an __eq__ of the body
+        if name not in own:
             setattr(cls, name, function)
     cls.__record_fields__ = tuple(found)
-    cls.__match_args__ = tuple(names) if not kw_only else ()
+    if "__match_args__" not in body:
+        cls.__match_args__ = tuple(names) if not kw_only else ()
     if slots:
         cls = _with_slots(cls, names, frozen)
     return cls

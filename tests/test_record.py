@@ -126,3 +126,133 @@ def test_a_class_hash_or_eq_of_its_own_is_kept():
             return hash(self.id)
 
     assert ById(1, "a") == ById(1, "b") and hash(ById(1, "a")) == hash(ById(1, "b"))
+
+
+def test_what_is_not_supported_is_refused():
+    @record(frozen=True)
+    class Base:
+        """A record."""
+
+        a: int
+
+    with pytest.raises(TypeError, match="inherit"):
+        @record(frozen=True)
+        class Derived(Base):
+            b: int
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        @record
+        class Checked:
+            a: int
+
+            def __post_init__(self):
+                pass
+
+    for name in ("self", "_record_set", "_record_missing"):
+        with pytest.raises(TypeError, match="cannot be a field name"):
+            record(type("Named", (), {"__annotations__": {name: "int"}}))
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_an_eq_of_the_class_alone_gets_the_hash_dataclasses_gives(frozen):
+    made = []
+    for decorate in (dataclasses.dataclass, record):
+        class Keyed:
+            """Equal by key alone."""
+
+            key: int
+            note: str = ""
+
+            def __eq__(self, other):
+                return isinstance(other, type(self)) and other.key == self.key
+
+        made.append(decorate(frozen=frozen)(Keyed))
+    ref, ours = made
+    assert ours(1, "a") == ours(1, "b") and ours(1) != ours(2)  # the class's own __eq__ is kept
+    if frozen:  # generated from the fields, as dataclasses does
+        assert hash(ours(1, "a")) == hash((1, "a")) == hash(ref(1, "a"))
+    else:
+        for cls in (ref, ours):
+            with pytest.raises(TypeError):
+                hash(cls(1))
+
+
+def test_an_explicit_hash_none_and_match_args_are_kept():
+    for decorate in (dataclasses.dataclass, record):
+        class Unhashable:
+            """Frozen, and still unhashable: the class says so."""
+
+            a: int
+            __hash__ = None
+            __match_args__ = ("a", "nothing")
+
+        cls = decorate(frozen=True)(Unhashable)
+        with pytest.raises(TypeError):
+            hash(cls(1))
+        assert cls.__match_args__ == ("a", "nothing")
+
+
+@pytest.mark.parametrize("slots", [False, True])
+def test_frozen_with_or_without_slots_raises_frozen_instance_error(slots):
+    _, ours = _both(frozen=True, slots=slots)
+    point = ours(1)
+    for act in (lambda: setattr(point, "x", 2), lambda: delattr(point, "y"), lambda: setattr(point, "other", 1)):
+        with pytest.raises(FrozenInstanceError):
+            act()
+
+
+def test_kw_only_records_match_nothing_by_position():
+    ref, ours = _both(kw_only=True)
+    assert ours.__match_args__ == ref.__match_args__ == ()
+    _, positional = _both()
+    assert positional.__match_args__ == ("x", "y", "tags", "note")
+
+
+def _pvc_records() -> list[type]:
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pvc"
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        name = ".".join(("pvc", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, type) and "__record_fields__" in vars(value) and value.__module__ == name:
+                found[f"{name}.{value.__qualname__}"] = value
+    return [found[k] for k in sorted(found)]
+
+
+def test_every_record_of_pvc_takes_the_arguments_its_dataclass_twin_takes():
+    """Each record class of pvc, made again by dataclasses from the same fields: the same __init__ parameters
+    (names, kinds, which have defaults and which defaults), repr fields and compared fields."""
+    import inspect
+
+    from pvc.record import MISSING
+
+    records = _pvc_records()
+    assert len(records) > 60  # every module imported: pvc has 70-odd records
+    for cls in records:
+        ns: dict = {"__annotations__": {}}
+        for f in fields(cls):
+            ns["__annotations__"][f.name] = "object"
+            options = {"compare": f.compare, "repr": f.repr}
+            if f.default_factory is not MISSING:
+                options["default_factory"] = f.default_factory
+            elif f.default is not MISSING:
+                options["default"] = f.default
+            ns[f.name] = dataclasses.field(**options)
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        kw_only = bool(params) and all(p.kind is p.KEYWORD_ONLY for p in params)
+        twin = dataclasses.dataclass(kw_only=kw_only)(type(cls.__name__, (), ns))
+        theirs = list(inspect.signature(twin.__init__).parameters.values())[1:]
+        assert [(p.name, p.kind) for p in params] == [(p.name, p.kind) for p in theirs], cls
+        for mine, other in zip(params, theirs):
+            assert (mine.default is mine.empty) == (other.default is other.empty), (cls, mine.name)
+            plain = next(f for f in fields(cls) if f.name == mine.name).default_factory is MISSING
+            if plain and mine.default is not mine.empty:
+                assert mine.default == other.default, (cls, mine.name)
+        assert [f.name for f in fields(cls) if f.compare] == [f.name for f in dataclasses.fields(twin) if f.compare]
+        assert [f.name for f in fields(cls) if f.repr] == [f.name for f in dataclasses.fields(twin) if f.repr]
