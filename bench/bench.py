@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -172,13 +173,24 @@ class Bench:
         system, which has no journal); None where it cannot be had, and then targets are deleted between runs."""
         if self.cfg.fresh_fs == "0":
             return None
+        fresh = FreshFs(self.work / "fresh.img", self.work / "fresh", size=os.environ.get("FRESHFS_SIZE", "16G"))
         why = FreshFs.possible()
+        if why is None:
+            try:  # root and the tools are not enough everywhere (no loop devices, no mount capability, no space)
+                self.work.mkdir(parents=True, exist_ok=True)
+                fresh.make()
+            except (OSError, subprocess.CalledProcessError) as exc:
+                why = f"a trial mount failed: {exc}"
+                try:
+                    fresh.close()
+                except (OSError, subprocess.CalledProcessError):
+                    pass
         if why is not None:
             if self.cfg.fresh_fs == "1":
                 raise SystemExit(f"BENCH_FRESHFS=1: {why}")
             self.log(f"restore targets: deleted between runs ({why})")
             return None
-        return FreshFs(self.work / "fresh.img", self.work / "fresh", size="16G")
+        return fresh
 
     def out(self, name: str) -> Path:
         """A restore target outside every project (pvc refuses targets inside the project); on the fresh file

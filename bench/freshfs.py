@@ -54,9 +54,11 @@ class FreshFs:
         subprocess.run(["sync"], check=True)
 
     def close(self) -> None:
-        """Unmount and delete the image (the mount point stays, empty)."""
+        """Unmount and delete the image (the mount point stays, empty). A busy file system is detached lazily
+        (`umount -l`): it goes when its last user does, and nothing deletes through it meanwhile."""
         if os.path.ismount(self.mount):
-            subprocess.run(["umount", self.mount], check=True)
+            if subprocess.run(["umount", self.mount], stderr=subprocess.DEVNULL).returncode != 0:
+                subprocess.run(["umount", "-l", self.mount], check=True)
         if os.path.exists(self.image):
             os.unlink(self.image)
 

@@ -182,8 +182,9 @@ def machine_facts(b: Bench) -> dict[str, Any]:
         "restic": _version([b.restic, "version"]) if b.restic else "not installed",
         "dvc": _version([b.dvc, "--version"]) if b.dvc else "not installed",
         "cache": "warm page cache (no cache drop without root care); every tool reads data it or cp just wrote",
-        "targets": ("restore and clone targets: a new ext4 file system (loop device over a sparse image, journal on) "
-                    "made before each run" if b.fresh is not None else
+        "targets": ("restore and clone targets of pvc, git, restic and cp: a new ext4 file system (loop device over a "
+                    "sparse image, journal on) made before each run; DVC's checkout and pull write its workspace in the "
+                    "work dir, whose previous tree is deleted before each run" if b.fresh is not None else
                     "restore and clone targets: the previous run's tree deleted before each run, in the work dir"),
     }
 

@@ -60,7 +60,7 @@ def main() -> int:
     b = Bench(cfg)
     b.log(f"work dir {b.work}; pvc commands: {', '.join(sorted(b.pvc_commands))}; "
           f"restic: {b.restic or 'no'}; DVC: {b.dvc or 'no'}")
-    b.work.mkdir(parents=True)
+    b.work.mkdir(parents=True, exist_ok=True)  # (Bench made it for its trial mount)
     failed = False
     try:
         for name in cfg.scenarios:
@@ -74,9 +74,13 @@ def main() -> int:
                 b.log(f"scenario {name} failed:\n{traceback.format_exc()}")
                 b.skipped.append(f"{name}: scenario failed ({traceback.format_exc(limit=0).strip()})")
     finally:
-        b.close()  # the fresh file system unmounted before its mount point goes with the work dir
-        if not cfg.keep:
-            remove(b.work)
+        try:
+            b.close()  # the fresh file system unmounted before its mount point goes with the work dir
+        except Exception as exc:  # noqa: BLE001 - the results are still written; the work dir stays
+            b.log(f"the fresh file system could not be unmounted ({exc}); {b.work} is kept")
+        else:
+            if not cfg.keep:
+                remove(b.work)
     runtime = b.elapsed()
     machine = machine_facts(b)
     cfg.results.mkdir(parents=True, exist_ok=True)

@@ -521,20 +521,22 @@ def history(b: Bench) -> None:
     pvc.Project.init(proj)
     stream = [f"reset refs/heads/main\nfrom {first}\n\n".encode()]
     with pvc.Project(proj) as project:
-        project.version.create(title="v1")
+        made = [project.version.create(title="v1")]
         for i in range(2, n + 1):
             rel = anns[(i * 7919) % len(anns)]
             doc = json.loads((proj / rel).read_bytes())
             doc["description"] = f"edit {i}"
             data = json.dumps(doc).encode()
             (proj / rel).write_bytes(data)
-            project.version.create(title=f"edit {i}")
+            made.append(project.version.create(title=f"edit {i}"))
             msg = f"edit {i}\n".encode()
             stream += [b"commit refs/heads/main\n", f"committer bench <b@example.com> {1700000000 + i} +0000\n".encode(),
                        f"data {len(msg)}\n".encode(), msg, f"M 644 inline {rel}\ndata {len(data)}\n".encode(), data, b"\n"]
             if i % 200 == 0:
                 project.version.tag(f"release-{i // 200}", i)
                 stream.append(f"reset refs/tags/release-{i // 200}\nfrom refs/heads/main\n\n".encode())
+    if [(r.created, r.number) for r in made] != [(True, i) for i in range(1, n + 1)]:
+        raise RuntimeError(f"{s}: the versions made are not 1..{n}, one an edit (git's history would not match)")
     b.fact(s, versions=n, items=b.cfg.items, create_in_process_s=round(time.perf_counter() - t, 1))
     b.log(f"{s}: created {n} versions of {b.cfg.items} items in-process in {time.perf_counter() - t:.1f}s")
     (w / "stream").write_bytes(b"".join(stream))
