@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from pvc.record import record, field, replace
 from pathlib import Path
 
 from pvc.core.pull import fetch_version
@@ -21,6 +20,7 @@ from pvc.core.restore import EarlyFiles, materialize
 from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import Snapshot
 from pvc.errors import UsageError, VersionNotFound
+from pvc.record import field, record, replace
 from pvc.store.atomic import Writeback, fsync_dir
 from pvc.store.partial import Partial
 from pvc.store.refs import RefsDoc

@@ -10,12 +10,12 @@ from __future__ import annotations
 import getpass
 import socket
 from collections.abc import Callable
-from pvc.record import replace
 from datetime import UTC, datetime
 
 from pvc.core.capture import capture
 from pvc.core.fastpath import PriorWalk
 from pvc.core.report import CommitResult
+from pvc.record import replace
 from pvc.store.model import Manifest
 from pvc.store.objects import hex_id
 from pvc.store.refs import VersionRecord, record_id

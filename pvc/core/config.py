@@ -6,10 +6,10 @@ the writers' lock, and refused when it would add a problem, so a store never get
 
 from __future__ import annotations
 
-from pvc.record import record
 from typing import Any
 
 from pvc.errors import UsageError
+from pvc.record import record
 from pvc.store import config as schema
 from pvc.store.repository import Repository
 

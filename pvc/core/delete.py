@@ -8,11 +8,11 @@ or takes it as its parent) or deleted; gc, under the same lock, sees either stat
 
 from __future__ import annotations
 
-from pvc.record import record, field, replace
 from datetime import UTC, datetime
 
 from pvc.core.resolve import resolve_version
 from pvc.errors import UsageError
+from pvc.record import field, record, replace
 from pvc.store.refs import RefsDoc
 from pvc.store.repository import Repository
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import time
-from pvc.record import record, field
 from typing import Any
 
 from pvc.core.report import change_report, no_meta_changes
@@ -20,6 +19,7 @@ from pvc.errors import BadInput, PvcError, UsageError
 from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
+from pvc.record import field, record
 from pvc.store.model import ItemEntry, Manifest, Tree
 from pvc.store.pagediff import changed_entries, known_changes, lookup, page_sources
 from pvc.store.pages import iter_entries

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from pvc.record import record, field
 from pathlib import Path
 
 from pvc.core.capture import capture
@@ -18,6 +17,7 @@ from pvc.core.diff import diff_snapshots
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.status import working_snapshot
 from pvc.errors import UsageError
+from pvc.record import field, record
 from pvc.store.repository import Repository
 
 __all__ = ["DiscardResult", "discard", "undo_discard"]

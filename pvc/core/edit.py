@@ -3,11 +3,11 @@ number, id, author or date; the record keeps `edited_at`, the time of the last e
 
 from __future__ import annotations
 
-from pvc.record import replace
 from datetime import UTC, datetime
 
 from pvc.core.resolve import resolve_version
 from pvc.errors import UsageError
+from pvc.record import replace
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 

@@ -14,11 +14,11 @@ when a root cannot be walked completely: a damaged tree could name objects that 
 from __future__ import annotations
 
 import time
-from pvc.record import record, field
 
 from pvc.core.lineage import LinkedState, walk_linked
 from pvc.core.reach import Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
+from pvc.record import field, record
 from pvc.store.repository import Repository
 
 __all__ = ["DEFAULT_GRACE", "GcResult", "gc"]

@@ -10,13 +10,13 @@ recorded with each version): no object is read. `graphview.py` draws it as Merma
 from __future__ import annotations
 
 from collections import deque
-from pvc.record import record, field
 from pathlib import Path
 from typing import Any
 
 from pvc.core.lineage import registration_state, source_of
 from pvc.core.tag import tags_by_version
 from pvc.errors import PvcError
+from pvc.record import field, record
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pvc.record import record
 from typing import Any, BinaryIO
 
 from pvc.core.snapshot import Snapshot
 from pvc.errors import CorruptObject, UsageError
+from pvc.record import record
 from pvc.store.backend import ObjectStore
 from pvc.store.model import safe_relpath
 from pvc.store.refs import VersionRecord

@@ -17,13 +17,13 @@ a store made before stores had ids its id). From then on:
 
 from __future__ import annotations
 
-from pvc.record import record
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pvc.core.reach import Walker, extra_roots, version_roots
 from pvc.core.selection import Selection
 from pvc.errors import CorruptObject, NotAProject, ObjectMissing, UsageError
+from pvc.record import record
 from pvc.store.links import LinkedProjects, Registration
 from pvc.store.location import STORE_DIR
 from pvc.store.refs import VersionRecord

@@ -4,13 +4,13 @@ a count). Deleted versions are left out unless asked for (`log --all` shows them
 from __future__ import annotations
 
 import json
-from pvc.record import record
 from datetime import UTC, datetime
 from typing import Any
 
 from pvc.core.tag import tags_by_version
 from pvc.core.when import parse_moment, parse_record_time
 from pvc.errors import UsageError
+from pvc.record import record
 from pvc.store.refs import RefsDoc, VersionRecord
 
 __all__ = ["LogQuery", "LogEntry", "log", "query"]

@@ -3,12 +3,12 @@ the tagged ones, those created within a duration. A version kept by any rule sta
 
 from __future__ import annotations
 
-from pvc.record import record, field
 from datetime import UTC, datetime, timedelta
 
 from pvc.core.delete import apply_deletion
 from pvc.core.when import parse_record_time
 from pvc.errors import UsageError
+from pvc.record import field, record
 from pvc.store.refs import RefsDoc
 from pvc.store.repository import Repository
 

@@ -15,11 +15,11 @@ all under the lock, so a failed pull leaves the project as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pvc.record import record, field, replace
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
 from pvc.core.transfer import in_datasets, receive_objects, walk_version
 from pvc.errors import CorruptObject, UsageError
+from pvc.record import field, record, replace
 from pvc.store.local.packcheck import check_record
 from pvc.store.local.packs import Record
 from pvc.store.packed import PackedStore

@@ -14,11 +14,10 @@ An interrupted push leaves the remote as readable as before; run again, it sends
 
 from __future__ import annotations
 
-from pvc.record import record, field
-
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
 from pvc.core.transfer import send_objects, walk_version
 from pvc.errors import ObjectMissing, RemoteConflict
+from pvc.record import field, record
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 

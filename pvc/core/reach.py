@@ -10,10 +10,10 @@ unknown); `verify` uses it to say which versions and items each damaged object a
 from __future__ import annotations
 
 import re
-from pvc.record import record
 from typing import Any
 
 from pvc.errors import CorruptObject, ObjectMissing
+from pvc.record import record
 from pvc.store.backend import ObjectStore, T
 from pvc.store.model import Manifest, Page, PageRef, Tree, safe_relpath
 from pvc.store.objects import parse_hex_id

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from pvc.record import record
 from pathlib import Path
 
 from pvc.core.resolve import resolve_version
 from pvc.core.restore import restore
 from pvc.core.selection import Selection
 from pvc.errors import UsageError
+from pvc.record import record
 from pvc.store.remote import RemoteStore, open_remote_store, parse_remote
 from pvc.store.remote.url import RemoteSpec
 from pvc.store.repository import Repository

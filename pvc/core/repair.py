@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import json
-from pvc.record import record
 from datetime import UTC, datetime
 
 from pvc.errors import CorruptObject
+from pvc.record import record
 from pvc.store.repository import Repository
 
 __all__ = ["IndexRepair", "RefsRepair", "repair_index", "repair_refs"]

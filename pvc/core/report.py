@@ -3,9 +3,9 @@ commands and the answers pvc/entry.py gives on an untouched project use the same
 
 from __future__ import annotations
 
-from pvc.record import record
 from typing import Any
 
+from pvc.record import record
 from pvc.store.refs import VersionRecord
 
 __all__ = ["change_report", "clean_report", "no_meta_changes", "class_table", "CommitResult"]

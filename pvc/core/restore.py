@@ -18,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pvc.record import record, field
 from pathlib import Path
 
 import blake3
@@ -30,6 +29,7 @@ from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.tuning import fewer_collections
 from pvc.core.writefiles import FileWriter
 from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
+from pvc.record import field, record
 from pvc.store.atomic import Writeback, fsync_dir
 from pvc.store.backend import ObjectStore
 from pvc.store.objects import hash_bytes

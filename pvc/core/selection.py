@@ -8,7 +8,6 @@ restoring) the blobs of the chosen files. The trees of datasets that are not cho
 
 from __future__ import annotations
 
-from pvc.record import record, field
 from fnmatch import fnmatchcase
 
 from pvc.core.snapshot import DatasetView, FileEntry, Snapshot, safe_relpath
@@ -16,6 +15,7 @@ from pvc.errors import BadInput, UsageError
 from pvc.project.annotation import project_meta_summary
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import MEDIA_DIRS
+from pvc.record import field, record
 from pvc.store.model import ChildRef, ItemEntry, Tree
 
 __all__ = ["Selection", "Plan", "plan_restore"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pvc.record import record
 from pathlib import Path
 
+from pvc.record import record
 from pvc.store.backend import ObjectStore
 from pvc.store.model import FileValue, ItemEntry, Manifest, Page, Tree, safe_relpath
 from pvc.store.pages import iter_entries

@@ -8,10 +8,10 @@ points at a deleted version: deleting a version removes its tags with it (pvc/co
 from __future__ import annotations
 
 import re
-from pvc.record import record, replace
 
 from pvc.core.resolve import resolve_version
 from pvc.errors import UsageError
+from pvc.record import record, replace
 from pvc.store.refs import RefsDoc
 from pvc.store.repository import Repository
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pvc.record import record, field
 
 from pvc.errors import CorruptObject, ObjectMissing
+from pvc.record import field, record
 from pvc.store.local.packcheck import check_record
 from pvc.store.local.packs import RECORD, Record, check_record_header
 from pvc.store.model import Manifest, Page, Tree

@@ -14,7 +14,6 @@ leftovers of a dead holder:
 from __future__ import annotations
 
 from pvc.record import record
-
 from pvc.store.lock import LockStatus
 from pvc.store.repository import Repository
 

@@ -16,10 +16,10 @@ stops on them.
 from __future__ import annotations
 
 import random
-from pvc.record import record, field, replace
 
 from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
 from pvc.errors import CorruptObject
+from pvc.record import field, record, replace
 from pvc.store.local.packstore import PackStore
 from pvc.store.repository import Repository
 

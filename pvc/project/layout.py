@@ -20,10 +20,10 @@ one file is named after the file, a longer one after its SeriesInstanceUID.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pvc.record import record, field
 
 from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
+from pvc.record import field, record
 
 __all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "dataset_items", "suffix",
            "ITEM_KIND", "ANN_ROLE", "MEDIA_SUFFIXES", "MEDIA_DIRS", "VIDEO_SUFFIXES",

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import stat
-from pvc.record import record
 from pathlib import Path
 
 from pvc.errors import BadInput
 from pvc.project.walk import ALWAYS_IGNORED, IGNORE_FILE, RECORD, Ignore
+from pvc.record import record
 
 __all__ = ["FileInfo", "Ignore", "scan", "files_from_walk", "IGNORE_FILE"]
 

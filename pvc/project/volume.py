@@ -22,13 +22,13 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pvc.record import record
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pvc.errors import BadInput, PvcError, UsageError
+from pvc.record import record
 
 __all__ = ["DEFAULT_DICOM_TAGS", "volume_meta", "nrrd_meta", "nifti_meta", "npy_meta",
            "group_dicom_series", "dicom_series_meta"]  # fmt: skip

@@ -19,11 +19,11 @@ each implementation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pvc.record import record
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from pvc.errors import ObjectMissing
+from pvc.record import record
 
 __all__ = ["ObjectInfo", "ObjectStore", "ObjectAccess", "NullWriter", "T"]
 

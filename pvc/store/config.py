@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from pvc.record import record
 from typing import Any
 
 from pvc.errors import UsageError
+from pvc.record import record
 from pvc.store.formats import READ_STORE_FORMATS, STORE_FORMAT
 
 __all__ = ["Setting", "Section", "SETTINGS", "SECTIONS", "defaults", "problems", "effective", "lookup", "parse_value",

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from pvc.record import record
 from pathlib import Path
 from typing import Any
 
 from pvc.errors import CorruptObject
+from pvc.record import record
 from pvc.store.atomic import atomic_write, fsync_dir
 
 __all__ = ["Alternates", "OriginFile", "Registration", "LinkedProjects", "is_store_id"]

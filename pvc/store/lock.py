@@ -14,11 +14,11 @@ import fcntl
 import json
 import os
 import time
-from pvc.record import record
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pvc.errors import Locked
+from pvc.record import record
 
 __all__ = ["LockStatus", "RepoLock", "lock_status", "pid_alive"]
 

@@ -10,12 +10,12 @@ The manifest format number and the definition of "the files of an item" live her
 
 from __future__ import annotations
 
-from pvc.record import record, field
 from typing import Any, ClassVar
 
 import msgpack
 
 from pvc.errors import CorruptObject
+from pvc.record import field, record
 from pvc.store.formats import MANIFEST_FORMAT
 from pvc.store.objects import canonical
 from pvc.store.objects import decode as decode_map

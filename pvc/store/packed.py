@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pvc.record import record
 from collections.abc import Callable, Iterator
 from collections import deque
 from pathlib import Path
@@ -21,6 +20,7 @@ import msgpack
 import zstandard
 
 from pvc.errors import BadInput, CorruptObject, ObjectMissing
+from pvc.record import record
 from pvc.store import objects
 from pvc.store.backend import ObjectAccess, ObjectInfo
 from pvc.store.local.packindex import PackIndex

@@ -14,10 +14,10 @@ blobs of the project's own files and of `datasets` (none of the datasets' when n
 from __future__ import annotations
 
 import json
-from pvc.record import record
 from pathlib import Path
 
 from pvc.errors import CorruptObject
+from pvc.record import record
 from pvc.store.atomic import atomic_write
 
 __all__ = ["Partial", "PartialVersions"]

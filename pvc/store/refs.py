@@ -12,13 +12,13 @@ one silently dropping what the other wrote; a file of a format this pvc does not
 from __future__ import annotations
 
 import json
-from pvc.record import record, field, replace
 from pathlib import Path
 from typing import Any
 
 import blake3
 
 from pvc.errors import CorruptObject
+from pvc.record import field, record, replace
 from pvc.store.atomic import atomic_write
 from pvc.store.model import check_stats
 

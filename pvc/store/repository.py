@@ -23,11 +23,11 @@ import json
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pvc.record import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, Locked, NotAProject, UsageError
+from pvc.record import replace
 from pvc.store import config as schema
 from pvc.store.atomic import atomic_write, fsync_dir
 from pvc.store.formats import DICT_STORE_FORMAT, READ_STORE_FORMATS, STORE_FORMAT

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from pvc.record import record
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pvc.errors import CorruptObject
+from pvc.record import record
 from pvc.store.atomic import atomic_write, fsync_dir
 
 __all__ = ["SavedState", "SavedStates"]

@@ -21,7 +21,6 @@ import os
 import sys
 from array import array
 from bisect import bisect_left
-from pvc.record import record
 from itertools import accumulate
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +28,7 @@ from typing import Any, Callable
 
 import msgpack
 
+from pvc.record import record
 from pvc.store.atomic import atomic_write
 from pvc.store.clock import fs_clock
 

@@ -11,7 +11,6 @@ overlay store that keeps the new objects in memory and writes nothing.
 
 from __future__ import annotations
 
-from pvc.record import record, field
 from typing import Any
 
 from pvc.core.capture.build import PageReuse, build_manifest
@@ -24,6 +23,7 @@ from pvc.project.layout import Layout, add_dicom_series, classify
 from pvc.project.scan import FileInfo
 from pvc.project.walk import stat_records, tree_digest
 from pvc.errors import CorruptObject, ObjectMissing
+from pvc.record import field, record
 from pvc.store import objects
 from pvc.store.model import Manifest, Tree
 from pvc.store.repository import Repository

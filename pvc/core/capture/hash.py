@@ -4,7 +4,6 @@ else by reading it (in a thread pool; the hashing and the header parsers release
 from __future__ import annotations
 
 import os
-from pvc.record import record
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,6 +12,7 @@ from pvc.project.annotation import image_annotation_summary, volume_annotation_s
 from pvc.project.image import image_meta
 from pvc.project.jsonfile import parse_json
 from pvc.project.scan import FileInfo
+from pvc.record import record
 from pvc.store.objects import canonical
 from pvc.store.statcache import CacheEntry, StatCache, pack_info, raw_is_invalid, unpack_info
 

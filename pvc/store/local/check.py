@@ -8,9 +8,9 @@ versions and items that takes away is the walk's business (pvc/core/reach.py), n
 from __future__ import annotations
 
 import random
-from pvc.record import record, field
 from typing import TYPE_CHECKING
 
+from pvc.record import field, record
 from pvc.store.local.packcheck import check_pack
 
 if TYPE_CHECKING:

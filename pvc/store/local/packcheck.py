@@ -13,13 +13,13 @@ import mmap
 import os
 import random
 from collections.abc import Callable
-from pvc.record import record, field
 from pathlib import Path
 
 import blake3
 import zstandard
 
 from pvc.errors import CorruptObject, ObjectMissing
+from pvc.record import field, record
 from pvc.store.local.packs import DICT_REF, Codec, Record, decode_chunk_list, parse_records
 
 __all__ = ["PackCheck", "check_pack", "check_record"]

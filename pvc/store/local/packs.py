@@ -17,13 +17,13 @@ import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pvc.record import record
 from pathlib import Path
 
 import blake3
 import msgpack
 
 from pvc.errors import CorruptObject
+from pvc.record import record
 
 __all__ = ["PACK_MAGIC", "RECORD", "DICT_REF", "Codec", "Location", "PackWriter", "PackRecords", "Record", "decode_chunk_list", "parse_records",
            "check_record_header"]

@@ -14,10 +14,10 @@ Packs younger than the grace period are left alone. The order makes every crash 
 from __future__ import annotations
 
 import os
-from pvc.record import record, field
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject
+from pvc.record import field, record
 from pvc.store.atomic import fsync_dir
 from pvc.store.local.packcheck import check_record
 from pvc.store.local.packindex import write_index

@@ -5,10 +5,10 @@ the store, the media and obstore load when a remote is opened."""
 
 from __future__ import annotations
 
-from pvc.record import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pvc.record import replace
 from pvc.store.remote.url import RemoteSpec, parse_remote
 
 if TYPE_CHECKING:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from pvc.record import record, replace
 from urllib.parse import urlsplit
 
 from pvc.errors import UsageError
+from pvc.record import record, replace
 
 __all__ = ["RemoteSpec", "parse_remote"]
 
