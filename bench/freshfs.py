@@ -86,9 +86,7 @@ def main(argv: list[str]) -> int:
                 times[name].append(elapsed)
                 print(f"rep {rep} {name}: {elapsed:.2f} s, {files} files", flush=True)
     finally:
-        subprocess.run(["umount", MOUNT], stderr=subprocess.DEVNULL)
-        if os.path.exists(IMAGE):
-            os.unlink(IMAGE)
+        FreshFs(IMAGE, MOUNT).close()
     for name, ts in times.items():
         print(f"{name}: median {statistics.median(ts):.2f} s (min {min(ts):.2f}, max {max(ts):.2f}) over {len(ts)}")
     return 0

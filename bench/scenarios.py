@@ -486,14 +486,23 @@ def log_versions(b: Bench) -> None:
     run_checked(["git", "init", "-q"], cwd=repo, env=b.git_env)
     stream = []
     for i in range(n):
-        data = f"{i}\n".encode()
-        msg = f"step {i}\n".encode()
-        stream += [b"commit refs/heads/main\n", f"committer bench <b@example.com> {1700000000 + i} +0000\n".encode(),
-                   f"data {len(msg)}\n".encode(), msg, f"M 644 inline counter.txt\ndata {len(data)}\n".encode(), data, b"\n"]
-    (w / "stream").write_bytes(b"".join(stream))
-    run_checked(["sh", "-c", f"git fast-import --quiet < '{w / 'stream'}' && git checkout -q main"], cwd=repo, env=b.git_env)
+        stream += _fast_import_commit(i, f"step {i}", "counter.txt", f"{i}\n".encode())
+    _fast_import(b, w, repo, stream, "git checkout -q main")
     b.measure(s, "log", "git", ["git", "log"], cwd=repo, env=b.git_env)
     remove(w)
+
+
+def _fast_import_commit(i: int, message: str, path: str, data: bytes) -> list[bytes]:
+    """The `git fast-import` records of commit `i` on main: `path` set to `data` (dated 1700000000 + i)."""
+    msg = f"{message}\n".encode()
+    return [b"commit refs/heads/main\n", f"committer bench <b@example.com> {1700000000 + i} +0000\n".encode(),
+            f"data {len(msg)}\n".encode(), msg, f"M 644 inline {path}\ndata {len(data)}\n".encode(), data, b"\n"]
+
+
+def _fast_import(b: Bench, w: Path, repo: Path, stream: list[bytes], then: str) -> None:
+    """Feed `stream` to `git fast-import` in `repo` (through a file in `w`), then run the shell command `then`."""
+    (w / "stream").write_bytes(b"".join(stream))
+    run_checked(["sh", "-c", f"git fast-import --quiet < '{w / 'stream'}' && {then}"], cwd=repo, env=b.git_env)
 
 
 # --------------------------------------------------------------------------- small commands over a long history
@@ -529,9 +538,7 @@ def history(b: Bench) -> None:
             data = json.dumps(doc).encode()
             (proj / rel).write_bytes(data)
             made.append(project.version.create(title=f"edit {i}"))
-            msg = f"edit {i}\n".encode()
-            stream += [b"commit refs/heads/main\n", f"committer bench <b@example.com> {1700000000 + i} +0000\n".encode(),
-                       f"data {len(msg)}\n".encode(), msg, f"M 644 inline {rel}\ndata {len(data)}\n".encode(), data, b"\n"]
+            stream += _fast_import_commit(i, f"edit {i}", rel, data)
             if i % 200 == 0:
                 project.version.tag(f"release-{i // 200}", i)
                 stream.append(f"reset refs/tags/release-{i // 200}\nfrom refs/heads/main\n\n".encode())
@@ -539,9 +546,7 @@ def history(b: Bench) -> None:
         raise RuntimeError(f"{s}: the versions made are not 1..{n}, one an edit (git's history would not match)")
     b.fact(s, versions=n, items=b.cfg.items, create_in_process_s=round(time.perf_counter() - t, 1))
     b.log(f"{s}: created {n} versions of {b.cfg.items} items in-process in {time.perf_counter() - t:.1f}s")
-    (w / "stream").write_bytes(b"".join(stream))
-    run_checked(["sh", "-c", f"git fast-import --quiet < '{w / 'stream'}' && git reset -q --hard main"], cwd=repo,
-                env=b.git_env)
+    _fast_import(b, w, repo, stream, "git reset -q --hard main")
     mid = n // 2
     pairs = [
         ("log", ["log"], ["log"]),
