@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pvc.errors import BadInput
-from pvc.project.anndiff import annotation_diff
+from pvc.project.anndiff import annotation_diff, match_objects
 from pvc.project.jsonfile import parse_json
 
 # -- annotation_diff of 4fc5dd3, unchanged -------------------------------------------------------------------
@@ -135,6 +135,49 @@ def test_any_json_gets_an_answer_and_the_old_answer_where_there_was_one(kind, be
     except TypeError:  # what used to make `pvc diff` an internal error
         return
     assert got == expected
+
+
+_numbers = st.integers(-2, 2) | st.sampled_from([0.0, 1.0, -1.0, 2.5]) | st.booleans()
+_edited_object = st.fixed_dictionaries({}, optional={
+    "id": st.integers(1, 4) | st.sampled_from(["a", "b"]) | st.none(), "key": st.sampled_from(["k1", "k2"]),
+    "classTitle": st.sampled_from(["car", "road"]), "points": st.lists(st.lists(_numbers, max_size=2), max_size=3),
+    "updatedAt": st.sampled_from(["t1", "t2"]), "tags": st.lists(st.sampled_from(["x", "y"]), max_size=2)})
+
+
+def _edit(obj: dict, how: int) -> dict:
+    """`obj` the same (a copy), with its keys in another order, a number of another type, a volatile key changed,
+    or a point moved."""
+    if how == 0:
+        return json.loads(json.dumps(obj))
+    if how == 1:
+        return dict(reversed(list(obj.items())))
+    if how == 2:
+        return {k: ([[float(v) if type(v) is int else int(v) if type(v) is float and v == int(v) else v for v in p]
+                     for p in val] if k == "points" else val) for k, val in obj.items()}
+    if how == 3:
+        return {**obj, "updatedAt": "t3"}
+    return {**obj, "points": [[9, 9]]}
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_edited_object, max_size=6), st.data())
+def test_objects_set_aside_as_unchanged_count_as_the_canonical_forms_count_them(before, data):
+    # after: before's objects, some edited (or the same with keys reordered, ints as floats, a volatile key
+    # changed), some dropped, moved or repeated, some new: what match_objects counts must be the reference's
+    after = [_edit(o, data.draw(st.integers(0, 4))) for o in before if data.draw(st.booleans() | st.just(True))]
+    after = data.draw(st.permutations(after)) if data.draw(st.booleans()) else after
+    after += data.draw(st.lists(st.sampled_from(before) if before else _edited_object, max_size=2))
+    after += data.draw(st.lists(_edited_object, max_size=2))
+    assert match_objects(before, after) == _match(before, after)
+    assert match_objects(after, before) == _match(after, before)
+
+
+def test_an_object_whose_integers_became_floats_is_changed_and_one_whose_keys_moved_is_not():
+    car = {"id": 1, "classTitle": "car", "points": [[1, 2]], "updatedAt": "t1"}
+    road = {"classTitle": "road", "points": [[3, 4]]}
+    assert match_objects([car, road], [{**car, "points": [[1.0, 2]]}, dict(reversed(road.items()))]) == \
+        {"added": 0, "removed": 0, "changed": 1}
+    assert match_objects([car, road], [{**car, "updatedAt": "t2"}, road]) == {"added": 0, "removed": 0, "changed": 0}
 
 
 @pytest.mark.parametrize("before, after", [

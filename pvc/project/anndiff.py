@@ -16,6 +16,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from msgpack import packb
+
 __all__ = ["annotation_diff"]
 
 _VOLATILE = ("updatedAt", "createdAt", "labelerLogin")
@@ -41,9 +43,16 @@ def _class(obj: dict) -> str:
 
 
 def match_objects(before: list, after: list) -> dict[str, int]:
-    """Counts of added, removed and changed objects between two lists of annotation objects."""
+    """Counts of added, removed and changed objects between two lists of annotation objects.
+
+    Where no id repeats on either side (`_unique_ids`), the answer is found with fewer canonical forms, and is the
+    same: objects the same at the same place are set aside as unchanged, and an object with an id that the other side
+    lacks is unmatched without its form being made (an object whose form equals its own would hold that id)."""
     a = [o for o in before if isinstance(o, dict)]
     b = [o for o in after if isinstance(o, dict)]
+    unique = _unique_ids(a) and _unique_ids(b)
+    if unique and a and b:
+        a, b = _set_aside_unchanged(a, b)
     forms: dict[int, str] = {}  # id(object) -> its canonical form, made once (the objects live through the call)
 
     def canon(obj: dict) -> str:
@@ -59,19 +68,23 @@ def match_objects(before: list, after: list) -> dict[str, int]:
         twin = by_id.get(_ident(obj)) if _ident(obj) is not None else None
         if twin is not None and id(twin) not in matched_b:
             matched_b.add(id(twin))
-            changed += canon(obj) != canon(twin)
+            changed += not _same(obj, twin) and canon(obj) != canon(twin)
         else:
             left_a.append(obj)
     left_b = [o for o in b if id(o) not in matched_b]
+    rest_a, rest_b = [], []
+    if unique:  # what is left with an id has no twin on the other side: only the objects without one are pooled
+        rest_a = [o for o in left_a if _ident(o) is not None]
+        rest_b = [o for o in left_b if _ident(o) is not None]
+        left_a = [o for o in left_a if _ident(o) is None]
+        left_b = [o for o in left_b if _ident(o) is None]
     pool = Counter(canon(o) for o in left_b)
-    rest_a = []
     for obj in left_a:  # same content, no id: unchanged
         c = canon(obj)
         if pool[c]:
             pool[c] -= 1
         else:
             rest_a.append(obj)
-    rest_b = []
     for obj in left_b:  # what no object of `before` accounted for
         c = canon(obj)
         if pool[c] > 0:
@@ -81,6 +94,36 @@ def match_objects(before: list, after: list) -> dict[str, int]:
     added_by_class = Counter(_class(o) for o in rest_b)
     paired = sum((removed_by_class & added_by_class).values())  # same class on both sides: an edit
     return {"added": len(rest_b) - paired, "removed": len(rest_a) - paired, "changed": changed + paired}
+
+
+def _same(x: dict, y: dict) -> bool:
+    """True when `x` and `y` are the same JSON, to the key order and the type of every number (so their canonical
+    forms are equal); False says nothing. Several times cheaper than the canonical forms: most objects of an edited
+    annotation are not edited."""
+    try:
+        return x == y and packb(x) == packb(y)  # (== alone holds 1 == 1.0 == True, which JSON tells apart)
+    except (ValueError, TypeError, OverflowError, RecursionError):  # too deep or too large for msgpack
+        return False
+
+
+def _unique_ids(objects: list[dict]) -> bool:
+    """No `id` (or `key`) is held by two of `objects`: which of them pairs with which then depends on nothing else."""
+    ids = [k for o in objects if (k := _ident(o)) is not None]
+    return len(ids) == len(set(ids))
+
+
+def _set_aside_unchanged(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict]]:
+    """`a` and `b` without the objects that are the same at the same place on both sides. Where no id repeats on
+    either side, these are unchanged however the rest pairs up (matched by their id, or both taken out of the pool of
+    canonical forms, whose difference keeps), so the counts are those of the lists as given."""
+    keep_a, keep_b = [], []
+    for x, y in zip(a, b):
+        if not _same(x, y):
+            keep_a.append(x)
+            keep_b.append(y)
+    if len(keep_a) == len(a):
+        return a, b
+    return keep_a + a[len(b):], keep_b + b[len(a):]
 
 
 def _listed(value: Any) -> list:
