@@ -45,15 +45,17 @@ def _class(obj: dict) -> str:
 def match_objects(before: list, after: list) -> dict[str, int]:
     """Counts of added, removed and changed objects between two lists of annotation objects.
 
-    Where no id repeats on either side (`_unique_ids`), the answer is found with fewer canonical forms, and is the
-    same: objects the same at the same place are set aside as unchanged, and an object with an id that the other side
-    lacks is unmatched without its form being made (an object whose form equals its own would hold that id)."""
+    Where no id repeats on either side, the answer is found with fewer canonical forms, and is the same: objects the
+    same at the same place are set aside as unchanged (`_set_aside_unchanged`), and an object with an id that the
+    other side lacks is unmatched without its form being made (an object whose form equals its own holds that id)."""
     a = [o for o in before if isinstance(o, dict)]
     b = [o for o in after if isinstance(o, dict)]
-    unique = _unique_ids(a) and _unique_ids(b)
+    ident = {id(o): _ident(o) for o in (*a, *b)}  # (the objects live through the call)
+    unique = all(len(k) == len(set(k)) for k in ([ident[id(o)] for o in side if ident[id(o)] is not None]
+                                                 for side in (a, b)))
     if unique and a and b:
         a, b = _set_aside_unchanged(a, b)
-    forms: dict[int, str] = {}  # id(object) -> its canonical form, made once (the objects live through the call)
+    forms: dict[int, str] = {}  # id(object) -> its canonical form, made once
 
     def canon(obj: dict) -> str:
         form = forms.get(id(obj))
@@ -62,10 +64,11 @@ def match_objects(before: list, after: list) -> dict[str, int]:
         return form
 
     changed = 0
-    by_id = {_ident(o): o for o in b if _ident(o) is not None}
+    by_id = {k: o for o in b if (k := ident[id(o)]) is not None}
     left_a, matched_b = [], set()
     for obj in a:
-        twin = by_id.get(_ident(obj)) if _ident(obj) is not None else None
+        k = ident[id(obj)]
+        twin = by_id.get(k) if k is not None else None
         if twin is not None and id(twin) not in matched_b:
             matched_b.add(id(twin))
             changed += not _same(obj, twin) and canon(obj) != canon(twin)
@@ -74,10 +77,10 @@ def match_objects(before: list, after: list) -> dict[str, int]:
     left_b = [o for o in b if id(o) not in matched_b]
     rest_a, rest_b = [], []
     if unique:  # what is left with an id has no twin on the other side: only the objects without one are pooled
-        rest_a = [o for o in left_a if _ident(o) is not None]
-        rest_b = [o for o in left_b if _ident(o) is not None]
-        left_a = [o for o in left_a if _ident(o) is None]
-        left_b = [o for o in left_b if _ident(o) is None]
+        rest_a = [o for o in left_a if ident[id(o)] is not None]
+        rest_b = [o for o in left_b if ident[id(o)] is not None]
+        left_a = [o for o in left_a if ident[id(o)] is None]
+        left_b = [o for o in left_b if ident[id(o)] is None]
     pool = Counter(canon(o) for o in left_b)
     for obj in left_a:  # same content, no id: unchanged
         c = canon(obj)
@@ -104,12 +107,6 @@ def _same(x: dict, y: dict) -> bool:
         return x == y and packb(x) == packb(y)  # (== alone holds 1 == 1.0 == True, which JSON tells apart)
     except (ValueError, TypeError, OverflowError, RecursionError):  # too deep or too large for msgpack
         return False
-
-
-def _unique_ids(objects: list[dict]) -> bool:
-    """No `id` (or `key`) is held by two of `objects`: which of them pairs with which then depends on nothing else."""
-    ids = [k for o in objects if (k := _ident(o)) is not None]
-    return len(ids) == len(set(ids))
 
 
 def _set_aside_unchanged(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict]]:
