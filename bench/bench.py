@@ -136,11 +136,11 @@ class Bench:
         kw.setdefault("env", self.env)
         return self.runner.measure(scenario, op, tool, argv, **kw)
 
-    def measure_together(self, scenario: str, op: str,
-                         tools: list[tuple[str, list, dict[str, Any]]]) -> list[Measurement]:
+    def measure_together(self, scenario: str, op: str, tools: list[tuple[str, list, dict[str, Any]]], *,
+                         reps: int | None = None) -> list[Measurement]:
         """`measure` of one operation for several tools, their runs alternated (proc.Runner.measure_together)."""
         return self.runner.measure_together(scenario, op,
-                                            [(tool, argv, {"env": self.env} | kw) for tool, argv, kw in tools])
+                                            [(tool, argv, {"env": self.env} | kw) for tool, argv, kw in tools], reps=reps)
 
     def skip(self, scenario: str, op: str, why: str) -> None:
         self.skipped.append(f"{scenario}/{op}: {why}")

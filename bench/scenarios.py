@@ -108,19 +108,21 @@ def _image_scenario(b: Bench, s: str, make: Callable[[Path, int, int, int], Path
     flows = [_pvc_images(b, s, w, v1, expected), _git_images(b, s, w, v1, expected)]
     if b.dvc:
         flows.append(_dvc_images(b, s, w, v1, expected))
-    _side_by_side(b, s, flows)
     if b.restic:
-        _restic_images(b, s, w, v1, expected)
+        flows.append(_restic_images(b, s, w, v1, expected))
+    _side_by_side(b, s, flows)
     remove(w)
 
 
-Together = tuple[str, str, list, dict]  # (op, tool, argv, keywords of Bench.measure), as a flow yields it
+# (op, tool, argv, keywords of Bench.measure), as a flow yields it; `reps` among the keywords sets the runs of each
+Together = tuple[str, str, list, dict]
 
 
 def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> None:
     """Run the tools' flows (generators) step by step: each measures its own operations, and yields at those it
-    measures with the other tools' alternately (the statuses: every tool's copy waits in the same state meanwhile),
-    all of them in the same order; a flow yields None for an operation it skips. A flow that fails, or ends before
+    measures with the other tools' alternately (the first commit, the statuses, the restore: the operations the
+    goals compare tools by; every tool's copy waits in the same state meanwhile, and a `setup` makes each run's
+    state), all of them in the same order; a flow yields None for an operation it skips. A flow that fails, or ends before
     the others, is logged and dropped: the other tools go on, as when each ran on its own."""
     live = list(flows)
     while live:
@@ -137,7 +139,9 @@ def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> N
         if len(ops) > 1:
             raise RuntimeError(f"{s}: the tools' flows are out of step: {sorted(ops)}")
         if ops:
-            b.measure_together(s, ops.pop(), [a[1:] for a in asked if a is not None])
+            tools = [(tool, argv, dict(kw)) for _, tool, argv, kw in (a for a in asked if a is not None)]
+            reps = max((r for *_, kw in tools if (r := kw.pop("reps", None))), default=None)
+            b.measure_together(s, ops.pop(), tools, reps=reps)
 
 
 def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together | None]:
@@ -147,7 +151,7 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
 
     fresh = _fresh_pvc_store(b, proj)
 
-    b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
+    yield ("first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], {"cwd": proj, "setup": fresh, "after": _created(True)})
     b.size(s, "store_v1", "pvc", store)
     snap = Snapshot(store, w / "pvc-store-v1")
     b.measure(s, "nochange_commit", "pvc", [*pvc, "commit", "-m", "same", "--json"], cwd=proj, after=_created(False))
@@ -163,8 +167,8 @@ def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
     b.measure(s, "ls", "pvc", [*pvc, "ls", "--json"], cwd=proj)
     _optional(b, s, "diff", "diff", [*pvc, "diff", "1", "2", "--json"], proj)
     out = b.out("images-pvc")
-    b.measure(s, "restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"], cwd=proj,
-              setup=lambda i: b.clear(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
+    yield ("restore", "pvc", [*pvc, "restore", "1", "--to", out, "--no-link", "--json"],
+           {"cwd": proj, "setup": lambda i: b.clear(out), "after": _checked_restore(out, expected), "reps": b.cfg.restore_reps})
     remove(out)
     _pvc_skip_missing(b, s, w, proj, out)
     remove(proj)
@@ -214,7 +218,7 @@ def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
         remove(dot_git)
         run_checked(["git", "init", "-q"], cwd=proj, env=env)
 
-    b.measure(s, "first_commit", "git", [*commit, "v1"], cwd=proj, env=env, setup=fresh)
+    yield ("first_commit", "git", [*commit, "v1"], {"cwd": proj, "env": env, "setup": fresh})
     run_checked(["git", "tag", "v1"], cwd=proj, env=env)
     b.size(s, "store_v1", "git", dot_git)
     snap = Snapshot(dot_git, w / "git-v1")
@@ -235,13 +239,14 @@ def _git_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
         b.clear(out)
         run_checked(["git", "worktree", "prune"], cwd=proj, env=env)
 
-    b.measure(s, "restore", "git", ["git", "worktree", "add", "--detach", out, "v1"], cwd=proj, env=env,
-              setup=clear, reps=b.cfg.restore_reps, after=_checked_restore(out, expected, frozenset({".git"})))
+    yield ("restore", "git", ["git", "worktree", "add", "--detach", out, "v1"],
+           {"cwd": proj, "env": env, "setup": clear, "reps": b.cfg.restore_reps,
+            "after": _checked_restore(out, expected, frozenset({".git"}))})
     remove(out)
     remove(proj)
 
 
-def _restic_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> None:
+def _restic_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together | None]:
     proj = copy_tree(v1, w / "restic-src")
     repo, cache = w / "restic-repo", w / "restic-cache"
     env = _restic_env(repo, cache)
@@ -251,19 +256,23 @@ def _restic_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]
     def remember(_: int, out: bytes) -> None:
         snapshots["v1"] = _restic_summary(out)["snapshot_id"]
 
-    b.measure(s, "first_commit", "restic", backup, cwd=proj, env=env, setup=_fresh_restic(b, repo, cache), after=remember)
+    yield ("first_commit", "restic", backup, {"cwd": proj, "env": env, "setup": _fresh_restic(b, repo, cache),
+                                              "after": remember})
     b.size(s, "store_v1", "restic", repo)
     snaps = [Snapshot(repo, w / "restic-v1-repo"), Snapshot(cache, w / "restic-v1-cache")]
     b.measure(s, "nochange_commit", "restic", backup, cwd=proj, env=env)
+    yield None  # (no status)
     b.mutate(s, proj)
+    yield None
     b.measure(s, "change_commit", "restic", backup, cwd=proj, env=env, setup=lambda i: [x.restore() for x in snaps])
     for x in snaps:
         x.drop()
     b.size(s, "store_v2", "restic", repo)
     if "v1" in snapshots:
         out = b.out("images-restic")
-        b.measure(s, "restore", "restic", [b.restic, "restore", snapshots["v1"], "--target", out], env=env,
-                  setup=lambda i: b.clear(out), after=_checked_restore(out, expected), reps=b.cfg.restore_reps)
+        yield ("restore", "restic", [b.restic, "restore", snapshots["v1"], "--target", out],
+               {"env": env, "setup": lambda i: b.clear(out), "after": _checked_restore(out, expected),
+                "reps": b.cfg.restore_reps})
         remove(out)
     for path in (proj, repo, cache):
         remove(path)
@@ -306,7 +315,7 @@ def _dvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
         run_checked([*dvc, "config", "core.site_cache_dir", str(site)], cwd=proj, env=env)
         run_checked([*dvc, "config", "core.analytics", "false"], cwd=proj, env=env)
 
-    b.measure(s, "first_commit", "dvc", add, cwd=proj, env=env, setup=fresh)
+    yield ("first_commit", "dvc", add, {"cwd": proj, "env": env, "setup": fresh})
     b.size(s, "store_v1", "dvc", proj / ".dvc" / "cache")
     snaps = [Snapshot(proj / ".dvc", w / "dvc-v1"), Snapshot(site, w / "dvc-v1-site")]
     v1_meta = {f: f.read_bytes() for f in meta_files}
@@ -330,8 +339,8 @@ def _dvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -
         for f, data in v1_meta.items():
             f.write_bytes(data)
 
-    b.measure(s, "restore", "dvc", [*dvc, "checkout", "-q"], cwd=proj, env=env, setup=back_to_v1,
-              after=_checked_restore(proj, expected, own))
+    yield ("restore", "dvc", [*dvc, "checkout", "-q"], {"cwd": proj, "env": env, "setup": back_to_v1,
+                                                        "after": _checked_restore(proj, expected, own)})
     for x in snaps:
         x.drop()
     remove(proj)
@@ -353,7 +362,7 @@ def bigfile(b: Bench) -> None:
 
     fresh = _fresh_pvc_store(b, proj)
 
-    b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
+    yield ("first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], {"cwd": proj, "setup": fresh, "after": _created(True)})
     b.size(s, "store_v1", "pvc", store)
     snap = Snapshot(store, w / "pvc-v1")
     packs_v1 = {p.name for p in (store / "packs").iterdir()}
@@ -431,7 +440,7 @@ def _media(b: Bench, s: str, make: Callable[[Path], Path]) -> None:
 
     fresh = _fresh_pvc_store(b, proj)
 
-    b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
+    yield ("first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], {"cwd": proj, "setup": fresh, "after": _created(True)})
     b.size(s, "store_v1", "pvc", store)
     b.measure(s, "nochange_commit", "pvc", [*pvc, "commit", "-m", "same", "--json"], cwd=proj, after=_created(False))
     out = b.out(s)
