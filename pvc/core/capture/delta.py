@@ -296,6 +296,7 @@ class _Delta:
         """The names of every item the changed ones can affect: an annotation `ann/<x>.json` is claimed by the media
         named `x` or, failing that, by one whose stem is `x`, the first in name order (layout._annotation_for)."""
         closure: set[str] = set()
+        asked: set[str] = set()  # the names whose media were looked up (an item's name and its stem ask alike)
         todo = list(names)
         while todo:
             name = todo.pop()
@@ -304,7 +305,9 @@ class _Delta:
             closure.add(name)
             for x in {name, name.rsplit(".", 1)[0]}:
                 todo.append(x)
-                todo += [n for n in self._media_named(folder, fmap, x + ".") if "." not in n[len(x) + 1 :]]
+                if x not in asked:
+                    asked.add(x)
+                    todo += [n for n in self._media_named(folder, fmap, x + ".") if "." not in n[len(x) + 1 :]]
         return closure
 
     def _restricted(self, closure: set[str], exists) -> list[str]:
