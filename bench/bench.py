@@ -17,10 +17,11 @@ from bench.data import listing, mutate, mutate_jpeg, remove, tree_bytes
 from bench.freshfs import FreshFs
 from bench.proc import Measurement, Runner, run_checked, stderr_log
 
-__all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR"]
+__all__ = ["Config", "Bench", "REPO_ROOT", "HASHFLOOR", "UPLOADFLOOR"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HASHFLOOR = Path(__file__).resolve().parent / "hashfloor.py"
+UPLOADFLOOR = Path(__file__).resolve().parent / "uploadfloor.py"
 PEERS_VENV = REPO_ROOT / "bench" / ".peers-venv"
 ALL_SCENARIOS = ("cli", "images", "jpeg", "bigfile", "video", "volume", "log", "history", "remote", "remote_jpeg")
 JPEG_PROFILE = ("jpeg", "remote_jpeg")  # scenarios on the JPEG-only profile (bench/data.py: jpeg_project)

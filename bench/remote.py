@@ -2,7 +2,8 @@
 ThreadedMotoServer, started here), with restic (its s3: backend) and DVC (an S3 remote with `endpointurl`) on the same
 server in the same run.
 
-Every repetition pushes to a fresh prefix. The push of the 1% change starts from a remote that holds v1 (pushed
+Every repetition pushes to a fresh prefix. The upload floor (bench/uploadfloor.py) PUTs v1's packs as they are, as
+many at once as a push: the time the server itself takes for the bytes a push of v1 sends. The push of the 1% change starts from a remote that holds v1 (pushed
 untimed), as does restic's backup of the changed tree (its repository got v1 untimed first).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 
-from bench.bench import Bench
+from bench.bench import UPLOADFLOOR, Bench
 from bench.data import copy_tree, image_project, jpeg_project, listing, remove
 from bench.proc import run_checked
 
@@ -89,6 +90,9 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
         return record
 
     b.measure(s, "push_v1", "pvc", [*pvc, "push", "--json"], cwd=proj, env=env, setup=fresh_remote, after=sent("push_v1"))
+    # the floor: the same packs PUT as they are, with the push's uploads in flight (the server's own time)
+    b.measure(s, "push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, BUCKET,
+                                             f"{s}/floor"], env=env)
     again = json.loads(run_checked([*pvc, "push", "--json"], cwd=proj, env=env))
     b.fact(s, second_push_bytes_sent=again["bytes_sent"], second_push_requests=again["requests"])
     b.measure(s, "push_nothing", "pvc", [*pvc, "push", "--json"], cwd=proj, env=env)

@@ -99,6 +99,7 @@ def _remote_rows(s: str) -> list:
     """The remote rows of scenario `s` (remote: the pvc.sample profile; remote_jpeg: the JPEG-only one)."""
     return [
         (s, "push_v1", "push v1 to an empty remote", [
+            (s, "push_v1", "upload floor", "PUT of v1's packs as they are (floor: the server's time)"),
             (s, "push_v1", "restic", "restic backup to s3:"), (s, "push_v1", "dvc", "dvc push")]),
         (s, "push_nothing", "push again (nothing new)", []),
         (s, "push_change", "push after the 1% change", [
@@ -344,6 +345,12 @@ def _remote_targets(b: Bench, s: str) -> list[str]:
     for what, bound, value in rows:
         lines.append(f"| {what} | ≤ {bound} | not measured | – |" if value is None else
                      f"| {what} | ≤ {bound} | {value:.3g} | {'yes' if value <= bound else '**no**'} |")
+    floor, push, restic = (b.find(s, "push_v1", tool) for tool in ("upload floor", "pvc", "restic"))
+    if floor and floor.median and push:
+        lines += ["", f"The server's floor for push v1 (v1's packs PUT as they are, as many at once as a push): "
+                      f"{floor.median:.2f} s; pvc's push v1 is {push.median / floor.median:.2f}× the floor"
+                      + (f", and the floor alone is {floor.median / restic.median:.2f}× restic's backup."
+                         if restic and restic.median else ".")]
     return lines
 
 
