@@ -2,6 +2,7 @@
 ThreadedMotoServer, started here), with restic (its s3: backend) and DVC (an S3 remote with `endpointurl`) on the same
 server in the same run.
 
+Push v1, the push of the change and the clone are timed with the tools' runs alternated (scenarios._side_by_side).
 Every repetition pushes to a fresh prefix. The upload floor (bench/uploadfloor.py) PUTs v1's packs as they are, as
 many at once as a push: the time the server itself takes for the bytes a push of v1 sends. The push of the 1% change starts from a remote that holds v1 (pushed
 untimed), as does restic's backup of the changed tree (its repository got v1 untimed first).
@@ -11,17 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
 
 from bench.bench import UPLOADFLOOR, Bench
 from bench.data import copy_tree, image_project, jpeg_project, listing, remove
 from bench.proc import run_checked
+from bench.scenarios import Together, _side_by_side
 
 __all__ = ["remote", "remote_jpeg"]
 
-BUCKET = "bench"
+BUCKET = "bench"  # each tool its own bucket, BUCKET-<tool>: a listing of one (moto scans a bucket's keys) does not
+# grow with the others' keys (DVC's push makes one key per file)
 
 
 def remote(b: Bench) -> None:
@@ -35,8 +38,11 @@ def remote_jpeg(b: Bench) -> None:
 
 
 def _remote(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> None:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the log (DVC's push makes 40k)
     w = b.work / s
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -47,23 +53,26 @@ def _remote(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> No
     try:
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                     aws_secret_access_key="bench-secret").create_bucket(Bucket=BUCKET)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                              aws_secret_access_key="bench-secret")
+        for tool in ("pvc", "restic", "dvc"):
+            client.create_bucket(Bucket=f"{BUCKET}-{tool}")
         proj = make(w / "pvc", b.cfg.items, b.cfg.datasets, b.cfg.seed)
         expected_v1 = listing(proj)
         b.fact(s, items=b.cfg.items, files_v1=len(expected_v1), bytes_v1=sum(expected_v1.values()), endpoint=endpoint)
         v1_tree = copy_tree(proj, w / "v1-tree")  # restic and DVC back up the same v1, then the same v2
-        _pvc(b, s, w, proj, env, endpoint, expected_v1)
+        flows = [_pvc(b, s, w, proj, env, endpoint, expected_v1)]
         if b.restic:
-            _restic(b, s, w, v1_tree, env, endpoint, expected_v1)
+            flows.append(_restic(b, s, w, v1_tree, env, endpoint, expected_v1))
         if b.dvc:
-            _dvc(b, s, w, v1_tree, env, endpoint, expected_v1)
+            flows.append(_dvc(b, s, w, v1_tree, env, endpoint, expected_v1))
+        _side_by_side(b, s, flows)  # push v1, push of the change and clone + restore: the tools' runs alternated
     finally:
         server.stop()
         remove(w)
 
 
-def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expected_v1: dict) -> None:
+def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expected_v1: dict) -> Iterator[Together | None]:
     pvc = b.pvc
     run_checked([*pvc, "init", "--json"], cwd=proj, env=env)
     run_checked([*pvc, "commit", "-m", "v1", "--json"], cwd=proj, env=env)
@@ -74,7 +83,7 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
 
     def fresh_remote(_: int = 0) -> None:
         """A new, empty prefix as `origin` (and nothing cached of any earlier one)."""
-        url = f"s3://{BUCKET}/{s}/pvc-{next(prefixes)}"
+        url = f"s3://{BUCKET}-pvc/{s}/pvc-{next(prefixes)}"
         run_checked(["sh", "-c", f'{" ".join(pvc)} remote remove origin >/dev/null 2>&1; true'], cwd=proj, env=env)
         run_checked([*pvc, "remote", "add", "origin", url, "--endpoint", endpoint], cwd=proj, env=env)
         current["url"] = url
@@ -89,9 +98,10 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
                              f"{key}_packs": doc["packs_sent"]})
         return record
 
-    b.measure(s, "push_v1", "pvc", [*pvc, "push", "--json"], cwd=proj, env=env, setup=fresh_remote, after=sent("push_v1"))
+    yield ("push_v1", "pvc", [*pvc, "push", "--json"], {"cwd": proj, "env": env, "setup": fresh_remote,
+                                                       "after": sent("push_v1")})
     # the floor: the same packs PUT as they are, with the push's uploads in flight (the server's own time)
-    b.measure(s, "push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, BUCKET,
+    b.measure(s, "push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, f"{BUCKET}-pvc",
                                              f"{s}/floor"], env=env)
     again = json.loads(run_checked([*pvc, "push", "--json"], cwd=proj, env=env))
     b.fact(s, second_push_bytes_sent=again["bytes_sent"], second_push_requests=again["requests"])
@@ -106,8 +116,8 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
         run_checked([*pvc, "push", "--json"], cwd=proj, env=env)
         refs.write_bytes(refs_v2)
 
-    b.measure(s, "push_change", "pvc", [*pvc, "push", "--json"], cwd=proj, env=env, setup=remote_with_v1,
-              after=sent("push_change"))
+    yield ("push_change", "pvc", [*pvc, "push", "--json"], {"cwd": proj, "env": env, "setup": remote_with_v1,
+                                                           "after": sent("push_change")})
     url = current["url"]  # holds v1 and v2
     out = b.out("remote-clone")
 
@@ -121,8 +131,8 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
         return check
 
     clone = [*pvc, "clone", url, out, "--version", "1", "--endpoint", endpoint, "--json"]
-    b.measure(s, "clone_restore", "pvc", clone, cwd=w, env=env, setup=lambda i: b.clear(out),
-              after=received("clone", expected_v1))
+    yield ("clone_restore", "pvc", clone, {"cwd": w, "env": env, "setup": lambda i: b.clear(out),
+                                           "after": received("clone", expected_v1)})
     first = sorted(p.name for p in proj.iterdir() if (p / "img").is_dir() or (p / "ann").is_dir())[0]
     b.measure(s, "clone_one_dataset", "pvc", [*clone, "--dataset", first], cwd=w, env=env, setup=lambda i: b.clear(out),
               after=received("clone_dataset", None))
@@ -133,7 +143,8 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
     remove(out)
 
 
-def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict) -> None:
+def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict
+            ) -> Iterator[Together | None]:
     """restic on the same server: backups of the same tree at one path (so the second backup has a parent
     snapshot, as it would in use), the 1% change applied to it by the same deterministic mutation."""
     repos = count()
@@ -142,7 +153,7 @@ def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, 
     src = w / "restic-src"
 
     def fresh_repo(_: int = 0) -> None:
-        state["repo"] = f"s3:{endpoint}/{BUCKET}/{s}/restic-{next(repos)}"
+        state["repo"] = f"s3:{endpoint}/{BUCKET}-restic/{s}/restic-{next(repos)}"
         renv.update({"RESTIC_REPOSITORY": state["repo"], "RESTIC_PASSWORD": "bench",
                      "RESTIC_CACHE_DIR": str(w / "restic-cache")})
         remove(w / "restic-cache")
@@ -159,18 +170,18 @@ def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, 
         return record
 
     backup = [b.restic, "backup", "--json", "-q", "."]
-    b.measure(s, "push_v1", "restic", backup, cwd=src, env=renv, setup=fresh_repo, after=remember("v1"))
+    yield ("push_v1", "restic", backup, {"cwd": src, "env": renv, "setup": fresh_repo, "after": remember("v1")})
 
     def repo_with_v1(_: int) -> None:
         fresh_repo()
         state["v1_snapshot"] = _summary(run_checked(backup, cwd=src, env=renv))["snapshot_id"]
         b.mutate(s, src)
 
-    b.measure(s, "push_change", "restic", backup, cwd=src, env=renv, setup=repo_with_v1, after=remember("v2"))
+    yield ("push_change", "restic", backup, {"cwd": src, "env": renv, "setup": repo_with_v1, "after": remember("v2")})
     out = b.out("remote-restic")
-    b.measure(s, "clone_restore", "restic", [b.restic, "restore", state["v1_snapshot"], "--target", out], env=renv,
-              setup=lambda i: (b.clear(out), remove(w / "restic-cache")),
-              after=lambda i, _: i or Bench.check_tree(out, expected_v1))
+    yield ("clone_restore", "restic", [b.restic, "restore", state["v1_snapshot"], "--target", out],
+           {"env": renv, "setup": lambda i: (b.clear(out), remove(w / "restic-cache")),
+            "after": lambda i, _: i or Bench.check_tree(out, expected_v1)})
     remove(out)
     remove(src)
 
@@ -182,7 +193,8 @@ def _summary(out: bytes) -> dict:
     raise RuntimeError("restic printed no JSON summary")
 
 
-def _dvc(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict) -> None:
+def _dvc(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict
+         ) -> Iterator[Together | None]:
     """DVC without git: `dvc add` of every top-level entry (untimed), then `dvc push` to an S3 remote and, into an
     empty workspace and cache, `dvc pull`."""
     proj = copy_tree(v1_tree, w / "dvc")
@@ -196,10 +208,11 @@ def _dvc(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, exp
 
     def fresh_remote(_: int = 0) -> None:
         name = f"r{next(remotes)}"
-        run_checked([*dvc, "remote", "add", "-f", "-d", name, f"s3://{BUCKET}/{s}/dvc-{name}"], cwd=proj, env=denv)
+        run_checked([*dvc, "remote", "add", "-f", "-d", name, f"s3://{BUCKET}-dvc/{s}/dvc-{name}"], cwd=proj, env=denv)
         run_checked([*dvc, "remote", "modify", name, "endpointurl", endpoint], cwd=proj, env=denv)
 
-    b.measure(s, "push_v1", "dvc", [*dvc, "push", "-q"], cwd=proj, env=denv, setup=fresh_remote)
+    yield ("push_v1", "dvc", [*dvc, "push", "-q"], {"cwd": proj, "env": denv, "setup": fresh_remote})
+    yield None  # (no push of the change)
     own = frozenset({".dvc", ".dvcignore", *(f"{t}.dvc" for t in targets)})
 
     def empty(_: int) -> None:
@@ -207,7 +220,7 @@ def _dvc(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, exp
             remove(proj / t)
         remove(proj / ".dvc" / "cache")
 
-    b.measure(s, "clone_restore", "dvc", [*dvc, "pull", "-q"], cwd=proj, env=denv, setup=empty,
-              after=lambda i, _: i or Bench.check_tree(proj, expected_v1, own))
+    yield ("clone_restore", "dvc", [*dvc, "pull", "-q"], {"cwd": proj, "env": denv, "setup": empty,
+                                                          "after": lambda i, _: i or Bench.check_tree(proj, expected_v1, own)})
     remove(proj)
     os.sync()
