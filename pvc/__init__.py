@@ -13,6 +13,7 @@ from pvc.errors import (
     PvcError,
     RemoteConflict,
     RemoteError,
+    TooManyFiles,
     UsageError,
     VersionNotFound,
 )
@@ -20,7 +21,7 @@ from pvc.errors import (
 __version__ = "0.1.0"
 __all__ = [
     "Project", "VersionApi", "restore", "clone", "PvcError", "UsageError", "NotAProject", "VersionNotFound", "BadInput",
-    "ObjectMissing", "CorruptObject", "Locked", "RemoteConflict", "RemoteError", "__version__",
+    "ObjectMissing", "CorruptObject", "Locked", "RemoteConflict", "RemoteError", "TooManyFiles", "__version__",
 ]
 
 

@@ -8,6 +8,7 @@ __all__ = [
     "NotAProject",
     "VersionNotFound",
     "BadInput",
+    "TooManyFiles",
     "ObjectMissing",
     "CorruptObject",
     "Locked",
@@ -45,6 +46,10 @@ class BadInput(PvcError):
 
     def __reduce__(self):  # raised in a worker process, re-raised in the parent
         return (type(self), (self.path, self.reason))
+
+
+class TooManyFiles(PvcError):
+    """More files must stay open at once than the process may open, its soft limit raised to the hard one."""
 
 
 class ObjectMissing(PvcError):

@@ -371,9 +371,9 @@ def test_merged_indexes_are_the_index_of_all_their_entries(tmp_path):
 
     packs = [hash_bytes(b"pack%d" % k) for k in range(12)]
     entries = [(hash_bytes(b"%d" % k), packs[k % 12], 8 + 10 * k, 5 + k, 9 + k, k % 4) for k in range(2400)]
-    single = [PackIndex(write_index(tmp_path, [e for e in entries if e[1] == p])) for p in packs[:6]]
-    several = PackIndex(write_index(tmp_path, [e for e in entries if e[1] in packs[6:]]))
-    again = PackIndex(write_index(tmp_path, [e for e in entries if e[1] == packs[7]][:50]))  # entries twice
+    single = [write_index(tmp_path, [e for e in entries if e[1] == p]) for p in packs[:6]]
+    several = write_index(tmp_path, [e for e in entries if e[1] in packs[6:]])
+    again = write_index(tmp_path, [e for e in entries if e[1] == packs[7]][:50])  # entries twice
     (tmp_path / "out").mkdir()
     merged = merge_indexes(tmp_path / "out", [*single, several, again])
     expected = write_index(tmp_path / "out", list(reversed(entries)))
@@ -382,14 +382,14 @@ def test_merged_indexes_are_the_index_of_all_their_entries(tmp_path):
     assert index.count == len(entries) and index.lookup(entries[13][0]) is not None
     assert index.lookup(entries[13][0]).pack == packs[1] and index.lookup(entries[13][0]).offset == 138
 
-    bad = bytearray(single[0].path.read_bytes())  # an entry naming pack #1 of a file listing one pack
+    bad = bytearray(single[0].read_bytes())  # an entry naming pack #1 of a file listing one pack
     at = struct.calcsize("<8sIQ") + 32 + 256 * 4
     bad[at + 32] = 1
     bad[-32:] = blake3.blake3(bytes(bad[:-32])).digest()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.idx").write_bytes(bytes(bad))
     with pytest.raises(CorruptObject, match="names a pack the file does not list"):
-        merge_indexes(tmp_path / "bad", [PackIndex(tmp_path / "bad" / "x.idx")])
+        merge_indexes(tmp_path / "bad", [tmp_path / "bad" / "x.idx"])
 
 
 def test_clean_tmp_removes_leftovers_of_killed_atomic_writes(repo):

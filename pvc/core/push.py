@@ -14,10 +14,13 @@ An interrupted push leaves the remote as readable as before; run again, it sends
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
 from pvc.core.transfer import send_objects, walk_version
 from pvc.errors import ObjectMissing, RemoteConflict
 from pvc.record import field, record
+from pvc.store.openfiles import TooManyFiles
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
@@ -54,11 +57,21 @@ def diverged(local: list[VersionRecord], remote: list[VersionRecord]) -> int | N
 def push(repo: Repository, name: str | None = None, *, lock_timeout: float = 60.0, progress=None) -> PushResult:
     """Push every version the remote lacks (see the module docstring)."""
     info = find_remote(repo, name)
-    with repo.lock(lock_timeout):  # a consistent view: the refs, and packs that a gc cannot take away meanwhile
+    with ExitStack() as held:
+        held.enter_context(repo.lock(lock_timeout))  # a consistent view: the refs, and packs gc cannot take away
         versions = repo.versions()
         store = repo.reopen_store()
-        store.pin_packs()
         partial = repo.partial.read()
+        try:
+            store.pin_packs()
+        except TooManyFiles:  # more packs than this process may keep open: the lock keeps gc out instead, held to the
+            return _push(repo, info, store, versions, partial, progress)  # end of the push (other writers wait)
+        held.close()  # the packs stay open: commits may go on while the push runs
+        return _push(repo, info, store, versions, partial, progress)
+
+
+def _push(repo: Repository, info: RemoteInfo, store, versions: list[VersionRecord], partial: dict,
+          progress) -> PushResult:
     remote = open_remote(repo, info)
     try:
         theirs = remote.versions()

@@ -12,6 +12,7 @@ commit reads nothing that was restored unchanged and stores only what this store
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -32,6 +33,7 @@ from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
 from pvc.record import field, record
 from pvc.store.atomic import Writeback, fsync_dir
 from pvc.store.backend import ObjectStore
+from pvc.store import openfiles
 from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
@@ -39,6 +41,7 @@ from pvc.store.repository import Repository
 __all__ = ["Skipped", "RestoreResult", "restore", "materialize", "EarlyFiles"]
 
 _WORKERS = 8
+_RESERVE_FILES = 256  # open files besides the large files a restore assembles: packs read, files written, the rest
 
 
 @record(frozen=True)
@@ -280,7 +283,22 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
     make_dirs(staging, [e.path for e in plan])
     targets = _by_object(plan)
     parts, chunked = _parts(store, targets, failed)  # object to read -> [(the file's object, offset in it)]
-    open_fds = {e.path: _create(staging / e.path, os.O_RDWR) for oid in chunked for e in targets[oid]}  # large files only
+    _room_for(sum(len(targets[oid]) for oid in chunked))
+    open_fds: dict[str, int] = {}  # large files only
+    try:
+        for oid in chunked:
+            for e in targets[oid]:
+                open_fds[e.path] = _create(staging / e.path, os.O_RDWR)
+    except BaseException as exc:  # (too many open files, say): those opened are closed, so the staging folder can go
+        for fd in open_fds.values():
+            os.close(fd)
+        if isinstance(exc, OSError) and exc.errno == errno.EMFILE:
+            large = sum(len(targets[oid]) for oid in chunked)
+            raise openfiles.TooManyFiles(
+                f"{len(plan)} files to restore, {large} of them large (each open until its chunks are written): more "
+                f"than this process may open (open files limit {openfiles.limit()}); raise the limit (`ulimit -n`)"
+            ) from None
+        raise
     total, done = sum(e.size for e in plan), [0]
     writer = FileWriter(staging)  # the folder is synced before the rename
 
@@ -320,6 +338,13 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
         for fd in open_fds.values():
             os.close(fd)
     return failed
+
+
+def _room_for(files: int) -> None:
+    """Raise the open-files limit where `files` large files (open until their chunks are all written) and what else
+    a restore opens would pass it (a project of thousands of videos, under the usual soft limit of 1,024)."""
+    if files and (limit := openfiles.limit()) is not None and files + _RESERVE_FILES > limit:
+        openfiles.raise_limit(files + 2 * _RESERVE_FILES)
 
 
 def _by_object(files: list[FileEntry]) -> dict[bytes, list[FileEntry]]:

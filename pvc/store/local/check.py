@@ -55,8 +55,8 @@ def check_packs(store: PackStore, packs: list[bytes], sample: float, rng: random
             for offset, (oid, *_rest) in named.items():
                 _blame(store, scan, oid, pack, offset, "missing: its pack is gone")
             continue
-        check = check_pack(store.pack_path(pack), fd=store.pack_fd(pack), sample=sample, rng=rng,
-                           dictionary=store.dictionary_by_ref)
+        with store.pack_file(pack) as fd:
+            check = check_pack(store.pack_path(pack), fd=fd, sample=sample, rng=rng, dictionary=store.dictionary_by_ref)
         scan.records += len(check.records)
         scan.hashed += check.checked
         scan.bytes += check.size

@@ -76,20 +76,28 @@ def write_index(packs_dir: Path, entries) -> Path:
     return _write_rows(packs_dir, packs, rows, fanout)
 
 
-def merge_indexes(packs_dir: Path, indexes: list[PackIndex]) -> Path:
-    """Write one index holding the entries of every index of `indexes` (a remote's many small index files, merged
+def merge_indexes(packs_dir: Path, paths: list[Path]) -> Path:
+    """Write one index holding the entries of the index files at `paths` (a remote's many small index files, merged
     in its local cache); return its path. The same entries as `write_index` over their locations would give,
-    moved as 64-byte rows (only each row's pack number is rewritten) instead of decoded and encoded one by one."""
-    packs = sorted({pack for idx in indexes for pack in idx.packs})
+    moved as 64-byte rows (only each row's pack number is rewritten) instead of decoded and encoded one by one.
+    Each file is open only while its rows are read (an index holds an open file while it is mapped: hundreds at
+    once would pass the open-files limit)."""
+    tables = []
+    for path in paths:
+        idx = PackIndex(path)
+        try:
+            tables.append((path.name, idx.packs, idx.raw_entries()))
+        finally:
+            idx.close()
+    packs = sorted({pack for _, listed, _ in tables for pack in listed})
     number = {pack: struct.pack("<I", i) for i, pack in enumerate(packs)}
     rows: list[bytes] = []
-    for idx in indexes:
-        renumber = {struct.pack("<I", i): number[pack] for i, pack in enumerate(idx.packs)}
-        raw = idx.raw_entries()
+    for name, listed, raw in tables:
+        renumber = {struct.pack("<I", i): number[pack] for i, pack in enumerate(listed)}
         for at in range(0, len(raw), _ENTRY.size):
             new = renumber.get(raw[at + 32 : at + 36])
             if new is None:
-                raise CorruptObject(f"index {idx.path.name}: an entry names a pack the file does not list")
+                raise CorruptObject(f"index {name}: an entry names a pack the file does not list")
             rows.append(raw[at : at + 32] + new + raw[at + 36 : at + _ENTRY.size])
     rows.sort()
     body = b"".join(row for row, last in zip(rows, [None, *rows]) if row != last)  # the same entry twice: once

@@ -12,12 +12,16 @@ drop what no version needs (`plan_repack` / `repack`, for gc). Core code never o
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store.atomic import fsync_dir
+from pvc.store import openfiles
 from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.local.packs import Codec, Location
 from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
@@ -31,6 +35,12 @@ if TYPE_CHECKING:  # the maintenance modules are imported where they are used: r
 __all__ = ["PackStore", "INCOMPRESSIBLE_SUFFIXES", "IndexRebuild"]
 
 _MAX_INDEX_FILES = 8
+
+
+def _room(soft_limit: int | None) -> int:
+    """How many pack files a store keeps open at once under a soft limit of `soft_limit` open files: half of them
+    (the rest for what else the process opens: the files a restore writes, indexes, sockets)."""
+    return 4096 if soft_limit is None else max(16, soft_limit // 2)
 
 
 class IndexRebuild:
@@ -54,7 +64,12 @@ class PackStore(PackedStore):
         self.root = root
         self.packs_dir = root / "packs"
         self.alternates = tuple(alternates)
-        self._fds: dict[bytes, int] = {}
+        self._fds: dict[bytes, int] = {}  # pack -> its open file, the least recently read first
+        self._pinned: set[bytes] = set()  # packs whose file stays open whatever the limit (pin_packs, pack_fd)
+        self._busy: dict[int, int] = {}  # an open file -> the reads in progress on it
+        self._doomed: set[int] = set()  # files let go for room while a read was on them: closed when it ends
+        self._room = _room(openfiles.limit())
+        self._raised = False
         self._strict = strict_indexes
         self.damaged_indexes: list[tuple[Path, str]] = []
         self._indexes = self._open_indexes()
@@ -63,7 +78,11 @@ class PackStore(PackedStore):
     # -- the medium ---------------------------------------------------------------------------------
 
     def _read_at(self, pack: bytes, offset: int, length: int) -> bytes:
-        return os.pread(self._fd(pack), length, offset)
+        fd = self._take(pack)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            self._give(fd)
 
     def _pack_gone(self) -> bool:
         """`gc` deletes a pack once a new index names the new home of its live objects, under a reader that
@@ -124,35 +143,103 @@ class PackStore(PackedStore):
         if len(self._indexes) > _MAX_INDEX_FILES:
             self._consolidate()
 
-    def _fd(self, pack: bytes) -> int:
+    # -- pack files: one open file per pack read, as many as the open-files limit allows ----------------
+
+    def _take(self, pack: bytes) -> int:
+        """The open file of `pack` for one read, which `_give` ends: a file is not closed while a read is on it."""
+        with self._lock:
+            fd = self._fds.pop(pack, None)
+            if fd is None:
+                fd = self._open_pack(pack)
+            self._fds[pack] = fd  # (the most recently read last)
+            self._busy[fd] = self._busy.get(fd, 0) + 1
+            return fd
+
+    def _give(self, fd: int) -> None:
+        with self._lock:
+            left = self._busy[fd] - 1
+            if left:
+                self._busy[fd] = left
+                return
+            del self._busy[fd]
+            if fd in self._doomed:
+                self._doomed.discard(fd)
+                os.close(fd)
+
+    def _fd(self, pack: bytes, *, pin: bool = False) -> int:
+        """The open file of `pack`; with `pin`, kept open until the store closes (no read then needs `_take`)."""
         with self._lock:
             fd = self._fds.get(pack)
             if fd is None:
-                name = f"{pack.hex()}.pack"
+                fd = self._fds[pack] = self._open_pack(pack, pinning=pin)
+            if pin:
+                self._pinned.add(pack)
+            return fd
+
+    def _open_pack(self, pack: bytes, *, pinning: bool = False) -> int:
+        """Open `pack` (the caller holds the lock), first making room (`_make_room`) where this store has as many
+        open as it keeps (`_room`), or where the process has reached its limit."""
+        if len(self._fds) >= self._room:
+            self._make_room(pinning)
+        name = f"{pack.hex()}.pack"
+        for attempt in (0, 1):
+            try:
                 for folder in (self.packs_dir, *self.alternates):
                     try:
-                        fd = os.open(folder / name, os.O_RDONLY)
-                        break
+                        return os.open(folder / name, os.O_RDONLY)
                     except FileNotFoundError:
                         continue
-                else:
-                    raise ObjectMissing(f"pack {pack.hex()} is missing from the store")
-                self._fds[pack] = fd
-            return fd
+                raise ObjectMissing(f"pack {pack.hex()} is missing from the store")
+            except OSError as exc:  # the process's other files took the room: make some, then try once more
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
+                if attempt:
+                    raise self._too_many(pinning) if exc.errno == errno.EMFILE else exc
+                self._make_room(pinning, force=True)
+        raise AssertionError("unreachable")
+
+    def _make_room(self, pinning: bool, force: bool = False) -> None:
+        """The soft limit raised once; then a quarter of the files no one pinned closed, the least recently read
+        first (pinned ones are only ever closed with the store: opening one more may then still fail, and says so)."""
+        if not self._raised:
+            self._raised = True
+            self._room = _room(openfiles.raise_limit())
+            if len(self._fds) < self._room and not force:
+                return
+        loose = [pack for pack in self._fds if pack not in self._pinned]
+        for pack in loose[: max(1, len(self._fds) // 4)]:
+            fd = self._fds.pop(pack)
+            if self._busy.get(fd):
+                self._doomed.add(fd)
+            else:
+                os.close(fd)
+
+    def _too_many(self, pinning: bool) -> Exception:
+        kept = f", {len(self._pinned)} of them kept open while they are read" if pinning or self._pinned else ""
+        return openfiles.TooManyFiles(
+            f"{self.packs_dir}: too many open files to open one more pack ({len(self._fds)} of this store's packs "
+            f"open{kept}; the process may open {openfiles.limit()} files): raise the limit (`ulimit -n`)")
 
     def pack_path(self, pack: bytes) -> Path:
         return self.packs_dir / f"{pack.hex()}.pack"
 
     def pack_size_of(self, pack: bytes) -> int:
         """The size of a pack file (its records and its magic), through the descriptor reads use."""
-        return os.fstat(self._fd(pack)).st_size
+        fd = self._take(pack)
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            self._give(fd)
 
     def read_pack(self, pack: bytes) -> bytes:
         """The whole pack file, through the descriptor `pin_packs` (or an earlier read) opened; ObjectMissing if it
         is gone."""
-        fd = self._fd(pack)
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0)
+        fd = self._take(pack)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0)
+        finally:
+            self._give(fd)
         if len(data) != size:
             raise CorruptObject(f"pack {pack.hex()}: shorter than its size while being read")
         return data
@@ -228,16 +315,28 @@ class PackStore(PackedStore):
     # -- maintenance (the caller holds the repository lock) -----------------------------------------
 
     def pin_packs(self) -> list[bytes]:
-        """Open every pack on disk now and keep it open, so a later gc cannot take it away; return their ids."""
+        """Open every pack on disk now and keep it open, so a later gc cannot take it away; return their ids.
+        TooManyFiles (and none of them kept) where there are more than this process may keep open."""
         pinned = []
-        for path in sorted(self.packs_dir.glob("*.pack")):
-            try:
-                pack = bytes.fromhex(path.stem)
-                self._fd(pack)
-            except (ValueError, ObjectMissing):
-                continue  # not named like a pack, or gone since the listing
-            pinned.append(pack)
+        try:
+            for pack in self.pack_ids():
+                try:
+                    self._fd(pack, pin=True)
+                except ObjectMissing:
+                    continue  # gone since the listing
+                pinned.append(pack)
+        except openfiles.TooManyFiles:
+            self.unpin_packs()
+            raise
         return pinned
+
+    def unpin_packs(self) -> None:
+        """Let go of the pins: the files are closed (reads open them again)."""
+        with self._lock:
+            idle = [self._fds.pop(pack) for pack in list(self._fds) if not self._busy.get(self._fds[pack])]
+            self._pinned.clear()
+        for fd in idle:
+            os.close(fd)
 
     def check_packs(self, packs: list[bytes], *, sample: float = 1.0, rng: random.Random | None = None) -> PackScan:
         """Read each of `packs` (pinned) once: records re-hashed (or a `sample` of them), names checked,
@@ -289,28 +388,54 @@ class PackStore(PackedStore):
         """Close this store's file of `pack` (before it is deleted)."""
         with self._lock:
             fd = self._fds.pop(pack, None)
+            self._pinned.discard(pack)
+            if fd is not None and self._busy.get(fd):
+                self._doomed.add(fd)  # (closed when the read on it ends)
+                fd = None
         if fd is not None:
             os.close(fd)
 
-    def pack_fd(self, pack: bytes) -> int:
-        """This store's open file of `pack` (opened now if need be; ObjectMissing if it is gone)."""
-        return self._fd(pack)
+    @contextmanager
+    def pack_file(self, pack: bytes) -> Iterator[int]:
+        """This store's open file of `pack` (opened now if need be; ObjectMissing if it is gone), not closed for room
+        while the block runs."""
+        fd = self._take(pack)
+        try:
+            yield fd
+        finally:
+            self._give(fd)
+
+    def pack_ids(self) -> list[bytes]:
+        """The packs on disk now (their files named like packs), without opening them."""
+        found = []
+        for path in sorted(self.packs_dir.glob("*.pack")):
+            try:
+                found.append(bytes.fromhex(path.stem))
+            except ValueError:
+                continue
+        return found
 
     def close_files(self) -> None:
         """Close the index maps and pack files, leaving what is staged alone."""
         for idx in self._indexes:
             idx.close()
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        self._close_packs()
 
     def close(self) -> None:
         self.abort()
         for idx in self._indexes + self._alt_indexes:
             idx.close()
-        for fd in self._fds.values():
+        self._close_packs()
+
+    def _close_packs(self) -> None:
+        with self._lock:
+            fds = [*self._fds.values(), *self._doomed]
+            self._fds.clear()
+            self._pinned.clear()
+            self._doomed.clear()
+            self._busy.clear()
+        for fd in fds:
             os.close(fd)
-        self._fds.clear()
 
 
 def _dictionaries_in(paths: list[Path]):

@@ -176,14 +176,7 @@ class RemoteStore(PackedStore):
         previous = json.loads((self.idx_dir / "merged.json").read_text())["index"] if old else None
         sources = [previous] if previous else []
         sources += [n for n in names if n not in old]
-        opened: list[PackIndex] = []
-        try:
-            for source in sources:
-                opened.append(PackIndex(self.idx_dir / source))
-            merged = merge_indexes(self.idx_dir, opened)
-        finally:
-            for idx in opened:
-                idx.close()
+        merged = merge_indexes(self.idx_dir, [self.idx_dir / source for source in sources])
         atomic_write(self.idx_dir / "merged.json", json.dumps({"index": merged.name, "covers": names}).encode())
         for source in sources:
             if source != merged.name:
