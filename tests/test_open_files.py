@@ -54,10 +54,11 @@ def _pvc(root: Path, *args: str, soft: int, hard: int) -> subprocess.CompletedPr
                           preexec_fn=limit, timeout=120)
 
 
-@pytest.mark.parametrize("hard", ["same", "higher"])
-def test_diff_restore_verify_and_push_across_more_packs_than_the_limit(history, tmp_path, hard):
+@pytest.mark.parametrize("soft, hard", [(LOW, LOW), (LOW, 4096), (2 * VERSIONS + 16, 2 * VERSIONS + 16)],
+                         ids=["hard limit reached", "soft limit raised", "every pack pinned, room left"])
+def test_diff_restore_verify_and_push_across_more_packs_than_the_limit(history, tmp_path, soft, hard):
     root, first = history
-    run = lambda *a: _pvc(root, *a, soft=LOW, hard=LOW if hard == "same" else 4096)  # noqa: E731
+    run = lambda *a: _pvc(root, *a, soft=soft, hard=hard)  # noqa: E731
 
     diff = run("diff", "1", str(VERSIONS), "--json")
     assert diff.returncode == 0, diff.stderr

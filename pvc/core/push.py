@@ -67,7 +67,10 @@ def push(repo: Repository, name: str | None = None, *, lock_timeout: float = 60.
         except TooManyFiles:  # more packs than this process may keep open: the lock keeps gc out instead, held to the
             return _push(repo, info, store, versions, partial, progress)  # end of the push (other writers wait)
         held.close()  # the packs stay open: commits may go on while the push runs
-        return _push(repo, info, store, versions, partial, progress)
+        try:
+            return _push(repo, info, store, versions, partial, progress)
+        finally:
+            store.unpin_packs()
 
 
 def _push(repo: Repository, info: RemoteInfo, store, versions: list[VersionRecord], partial: dict,

@@ -283,24 +283,11 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
     make_dirs(staging, [e.path for e in plan])
     targets = _by_object(plan)
     parts, chunked = _parts(store, targets, failed)  # object to read -> [(the file's object, offset in it)]
-    _room_for(sum(len(targets[oid]) for oid in chunked))
+    large = sum(len(targets[oid]) for oid in chunked)
+    _room_for(large, store)
     open_fds: dict[str, int] = {}  # large files only
-    try:
-        for oid in chunked:
-            for e in targets[oid]:
-                open_fds[e.path] = _create(staging / e.path, os.O_RDWR)
-    except BaseException as exc:  # (too many open files, say): those opened are closed, so the staging folder can go
-        for fd in open_fds.values():
-            os.close(fd)
-        if isinstance(exc, OSError) and exc.errno == errno.EMFILE:
-            large = sum(len(targets[oid]) for oid in chunked)
-            raise openfiles.TooManyFiles(
-                f"{len(plan)} files to restore, {large} of them large (each open until its chunks are written): more "
-                f"than this process may open (open files limit {openfiles.limit()}); raise the limit (`ulimit -n`)"
-            ) from None
-        raise
+    writer = None
     total, done = sum(e.size for e in plan), [0]
-    writer = FileWriter(staging)  # the folder is synced before the rename
 
     def write(records: list) -> None:
         batch: list[tuple[str, bytes, int]] = []  # the whole files of this run of records, created in one call
@@ -324,7 +311,11 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
         if progress:
             progress("writing files", done[0], total)
 
-    try:
+    try:  # every file opened here is closed on the way out, whatever happens (then the staging folder can go)
+        for oid in chunked:
+            for e in targets[oid]:
+                open_fds[e.path] = _create(staging / e.path, os.O_RDWR)
+        writer = FileWriter(staging)  # the folder is synced before the rename
         seen = store.visit_records(list(parts), write, workers=_WORKERS)
         for oid in parts.keys() - seen:
             for whole, _ in parts[oid]:
@@ -333,18 +324,29 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
         for oid in chunked:
             for entry in targets[oid]:
                 os.fchmod(open_fds[entry.path], entry.mode)
+    except OSError as exc:
+        if exc.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+        raise openfiles.TooManyFiles(
+            f"{len(plan)} files to restore, {large} of them large (each open until its chunks are written): more "
+            f"than this process may open (open files limit {openfiles.limit()}); raise the limit (`ulimit -n`)"
+        ) from None
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         for fd in open_fds.values():
             os.close(fd)
     return failed
 
 
-def _room_for(files: int) -> None:
-    """Raise the open-files limit where `files` large files (open until their chunks are all written) and what else
-    a restore opens would pass it (a project of thousands of videos, under the usual soft limit of 1,024)."""
+def _room_for(files: int, store) -> None:
+    """Make room for `files` large files (open until their chunks are all written) and what else a restore opens (a
+    project of thousands of videos, under the usual soft limit of 1,024): the open-files limit raised, and where
+    that is not enough, the pack files `store` read so far (the chunk lists) closed (they open again as read)."""
     if files and (limit := openfiles.limit()) is not None and files + _RESERVE_FILES > limit:
-        openfiles.raise_limit(files + 2 * _RESERVE_FILES)
+        limit = openfiles.raise_limit(files + 2 * _RESERVE_FILES)
+        if limit is not None and files + _RESERVE_FILES > limit and hasattr(store, "close_idle_packs"):
+            store.close_idle_packs()
 
 
 def _by_object(files: list[FileEntry]) -> dict[bytes, list[FileEntry]]:

@@ -65,7 +65,7 @@ class PackStore(PackedStore):
         self.packs_dir = root / "packs"
         self.alternates = tuple(alternates)
         self._fds: dict[bytes, int] = {}  # pack -> its open file, the least recently read first
-        self._pinned: set[bytes] = set()  # packs whose file stays open whatever the limit (pin_packs, pack_fd)
+        self._pinned: set[bytes] = set()  # packs whose file stays open until unpinned (pin_packs)
         self._busy: dict[int, int] = {}  # an open file -> the reads in progress on it
         self._doomed: set[int] = set()  # files let go for room while a read was on them: closed when it ends
         self._room = _room(openfiles.limit())
@@ -167,10 +167,16 @@ class PackStore(PackedStore):
                 os.close(fd)
 
     def _fd(self, pack: bytes, *, pin: bool = False) -> int:
-        """The open file of `pack`; with `pin`, kept open until the store closes (no read then needs `_take`)."""
+        """The open file of `pack`; with `pin`, kept open until unpinned or the store closes. Pins take at most the
+        room this store keeps (`_room`: half the limit, the rest for the files the pinning command then opens);
+        TooManyFiles past that."""
         with self._lock:
             fd = self._fds.get(pack)
             if fd is None:
+                if pin and len(self._pinned) >= self._room:
+                    self._make_room(True)  # (the limit raised, once)
+                    if len(self._pinned) >= self._room:
+                        raise self._too_many(True)
                 fd = self._fds[pack] = self._open_pack(pack, pinning=pin)
             if pin:
                 self._pinned.add(pack)
@@ -194,7 +200,7 @@ class PackStore(PackedStore):
                 if exc.errno not in (errno.EMFILE, errno.ENFILE):
                     raise
                 if attempt:
-                    raise self._too_many(pinning) if exc.errno == errno.EMFILE else exc
+                    raise self._too_many(pinning) from None
                 self._make_room(pinning, force=True)
         raise AssertionError("unreachable")
 
@@ -428,13 +434,22 @@ class PackStore(PackedStore):
         self._close_packs()
 
     def _close_packs(self) -> None:
+        """Close every pack file; one a read is on (another thread's) when that read ends."""
         with self._lock:
-            fds = [*self._fds.values(), *self._doomed]
+            files = list(self._fds.values())
             self._fds.clear()
             self._pinned.clear()
-            self._doomed.clear()
-            self._busy.clear()
-        for fd in fds:
+            idle = [fd for fd in files if not self._busy.get(fd)]
+            self._doomed.update(fd for fd in files if self._busy.get(fd))
+        for fd in idle:
+            os.close(fd)
+
+    def close_idle_packs(self) -> None:
+        """Close the pack files no read is on and no pin holds (for a caller about to open many files of its own)."""
+        with self._lock:
+            idle = [pack for pack, fd in self._fds.items() if pack not in self._pinned and not self._busy.get(fd)]
+            files = [self._fds.pop(pack) for pack in idle]
+        for fd in files:
             os.close(fd)
 
 
