@@ -55,13 +55,13 @@ def _remote(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> No
 
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                               aws_secret_access_key="bench-secret")
-        for tool in ("pvc", "restic", "dvc"):
+        for tool in ("pvc", "floor", "restic", "dvc"):
             client.create_bucket(Bucket=f"{BUCKET}-{tool}")
         proj = make(w / "pvc", b.cfg.items, b.cfg.datasets, b.cfg.seed)
         expected_v1 = listing(proj)
         b.fact(s, items=b.cfg.items, files_v1=len(expected_v1), bytes_v1=sum(expected_v1.values()), endpoint=endpoint)
         v1_tree = copy_tree(proj, w / "v1-tree")  # restic and DVC back up the same v1, then the same v2
-        flows = [_pvc(b, s, w, proj, env, endpoint, expected_v1)]
+        flows = [_pvc(b, s, w, proj, env, endpoint, expected_v1), _floor(b, s, proj, env, endpoint)]
         if b.restic:
             flows.append(_restic(b, s, w, v1_tree, env, endpoint, expected_v1))
         if b.dvc:
@@ -100,9 +100,6 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
 
     yield ("push_v1", "pvc", [*pvc, "push", "--json"], {"cwd": proj, "env": env, "setup": fresh_remote,
                                                        "after": sent("push_v1")})
-    # the floor: the same packs PUT as they are, with the push's uploads in flight (the server's own time)
-    b.measure(s, "push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, f"{BUCKET}-pvc",
-                                             f"{s}/floor"], env=env)
     again = json.loads(run_checked([*pvc, "push", "--json"], cwd=proj, env=env))
     b.fact(s, second_push_bytes_sent=again["bytes_sent"], second_push_requests=again["requests"])
     b.measure(s, "push_nothing", "pvc", [*pvc, "push", "--json"], cwd=proj, env=env)
@@ -141,6 +138,13 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
                                            "--json"], cwd=w, env=env, setup=lambda i: b.clear(out))
     Bench.check_tree(out, expected_v1)
     remove(out)
+
+
+def _floor(b: Bench, s: str, proj: Path, env: dict, endpoint: str) -> Iterator[Together | None]:
+    """The server's floor for push v1: v1's packs (committed by the pvc flow before its first step) PUT as they are,
+    create-only, as many at once as a push (bench/uploadfloor.py; a new prefix each run), alternated with the pushes."""
+    yield ("push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, f"{BUCKET}-floor",
+                                       f"{s}/floor"], {"env": env})
 
 
 def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -122,9 +123,10 @@ def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> N
     """Run the tools' flows (generators) step by step: each measures its own operations, and yields at those it
     measures with the other tools' alternately (the first commit, the statuses, the restore: the operations the
     goals compare tools by; every tool's copy waits in the same state meanwhile, and a `setup` makes each run's
-    state), all of them in the same order; a flow yields None for an operation it skips. A flow that fails, or ends before
-    the others, is logged and dropped: the other tools go on, as when each ran on its own."""
-    live = list(flows)
+    state), all of them in the same order; a flow yields None for an operation it skips. A flow that fails is logged
+    and dropped, and the other tools go on, as when each ran on its own; the scenario then fails at the end, as it
+    did when a tool's steps failed (bench/run.py reports it and exits 1). A flow may end before the others."""
+    live, failed = list(flows), []
     while live:
         asked = []
         for flow in list(live):
@@ -133,7 +135,8 @@ def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> N
             except StopIteration:
                 live.remove(flow)
             except Exception as exc:  # one tool's failure must not cost the others their results
-                b.log(f"{s}: a tool's flow failed and is left out from here: {type(exc).__name__}: {exc}")
+                b.log(f"{s}: a tool's flow failed and is left out from here:\n{traceback.format_exc()}")
+                failed.append(f"{type(exc).__name__}: {exc}")
                 live.remove(flow)
         ops = {a[0] for a in asked if a is not None}
         if len(ops) > 1:
@@ -142,6 +145,8 @@ def _side_by_side(b: Bench, s: str, flows: list[Iterator[Together | None]]) -> N
             tools = [(tool, argv, dict(kw)) for _, tool, argv, kw in (a for a in asked if a is not None)]
             reps = max((r for *_, kw in tools if (r := kw.pop("reps", None))), default=None)
             b.measure_together(s, ops.pop(), tools, reps=reps)
+    if failed:
+        raise RuntimeError(f"{s}: {len(failed)} tool flow(s) failed: {'; '.join(failed)}")
 
 
 def _pvc_images(b: Bench, s: str, w: Path, v1: Path, expected: dict[str, int]) -> Iterator[Together | None]:
@@ -362,7 +367,7 @@ def bigfile(b: Bench) -> None:
 
     fresh = _fresh_pvc_store(b, proj)
 
-    yield ("first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], {"cwd": proj, "setup": fresh, "after": _created(True)})
+    b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
     b.size(s, "store_v1", "pvc", store)
     snap = Snapshot(store, w / "pvc-v1")
     packs_v1 = {p.name for p in (store / "packs").iterdir()}
@@ -440,7 +445,7 @@ def _media(b: Bench, s: str, make: Callable[[Path], Path]) -> None:
 
     fresh = _fresh_pvc_store(b, proj)
 
-    yield ("first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], {"cwd": proj, "setup": fresh, "after": _created(True)})
+    b.measure(s, "first_commit", "pvc", [*pvc, "commit", "-m", "v1", "--json"], cwd=proj, setup=fresh, after=_created(True))
     b.size(s, "store_v1", "pvc", store)
     b.measure(s, "nochange_commit", "pvc", [*pvc, "commit", "-m", "same", "--json"], cwd=proj, after=_created(False))
     out = b.out(s)
