@@ -155,8 +155,13 @@ def test_a_restore_of_many_large_files_raises_the_limit_or_says_why_not(tmp_path
     big.mkdir()
     for k in range(40):  # 1.2 MB each: over the chunk threshold set below, most of them cut in several chunks
         (big / f"take_{k:03d}.bin").write_bytes(random.Random(k).randbytes(1200 << 10))
+    notes = root / "notes"
+    notes.mkdir()
+    for k in range(150):  # small files, written while the large ones are open, from packs of their own
+        (notes / f"n{k:03d}.txt").write_bytes(random.Random(1000 + k).randbytes(3000))
     project = Project.init(root)
     project.config_set("chunk_threshold", 256 << 10)
+    project.config_set("pack_size", 64 << 10)
     project.close()
     project = Project(root)
     project.version.create("v1")
@@ -172,8 +177,15 @@ def test_a_restore_of_many_large_files_raises_the_limit_or_says_why_not(tmp_path
     assert ok.returncode == 0, ok.stderr
     assert tree_bytes(out) == expected
 
+    # the limit cannot be raised, and the large files fit: the store keeps fewer packs open for the rest (before,
+    # the packs read filled what the large files left, and the small files' writer failed)
+    tight = tmp_path / "tight"
+    ok = _pvc(root, "restore", "1", "--to", str(tight), "--no-link", "--json", soft=56, hard=56)
+    assert ok.returncode == 0, ok.stderr
+    assert tree_bytes(tight) == expected
+
     refused = _pvc(root, "restore", "1", "--to", str(tmp_path / "no"), "--no-link", soft=20, hard=20)
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1
     assert f"{large} of them large" in refused.stderr and "ulimit -n" in refused.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "proj"]  # no target, no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "proj", "tight"]  # no target, no staging folder

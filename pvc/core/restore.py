@@ -42,6 +42,7 @@ __all__ = ["Skipped", "RestoreResult", "restore", "materialize", "EarlyFiles"]
 
 _WORKERS = 8
 _RESERVE_FILES = 256  # open files besides the large files a restore assembles: packs read, files written, the rest
+_OTHER_FILES = 32  # of those, what is not a pack: the interpreter's, the index maps, the files the writers create
 
 
 @record(frozen=True)
@@ -332,10 +333,12 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
             f"than this process may open (open files limit {openfiles.limit()}); raise the limit (`ulimit -n`)"
         ) from None
     finally:
-        if writer is not None:
-            writer.close()
-        for fd in open_fds.values():
-            os.close(fd)
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            for fd in open_fds.values():
+                os.close(fd)
     return failed
 
 
@@ -345,8 +348,8 @@ def _room_for(files: int, store) -> None:
     that is not enough, the pack files `store` read so far (the chunk lists) closed (they open again as read)."""
     if files and (limit := openfiles.limit()) is not None and files + _RESERVE_FILES > limit:
         limit = openfiles.raise_limit(files + 2 * _RESERVE_FILES)
-        if limit is not None and files + _RESERVE_FILES > limit and hasattr(store, "close_idle_packs"):
-            store.close_idle_packs()
+        if limit is not None and files + _RESERVE_FILES > limit and hasattr(store, "keep_open_at_most"):
+            store.keep_open_at_most((limit - files - _OTHER_FILES) // 2)  # the rest for the small files written
 
 
 def _by_object(files: list[FileEntry]) -> dict[bytes, list[FileEntry]]:

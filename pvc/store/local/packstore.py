@@ -200,7 +200,7 @@ class PackStore(PackedStore):
                 if exc.errno not in (errno.EMFILE, errno.ENFILE):
                     raise
                 if attempt:
-                    raise self._too_many(pinning) from None
+                    raise self._too_many(pinning, system=exc.errno == errno.ENFILE) from None
                 self._make_room(pinning, force=True)
         raise AssertionError("unreachable")
 
@@ -220,7 +220,9 @@ class PackStore(PackedStore):
             else:
                 os.close(fd)
 
-    def _too_many(self, pinning: bool) -> Exception:
+    def _too_many(self, pinning: bool, *, system: bool = False) -> Exception:
+        if system:
+            return openfiles.TooManyFiles(f"{self.packs_dir}: the system's table of open files is full (ENFILE)")
         kept = f", {len(self._pinned)} of them kept open while they are read" if pinning or self._pinned else ""
         return openfiles.TooManyFiles(
             f"{self.packs_dir}: too many open files to open one more pack ({len(self._fds)} of this store's packs "
@@ -331,7 +333,7 @@ class PackStore(PackedStore):
                 except ObjectMissing:
                     continue  # gone since the listing
                 pinned.append(pack)
-        except openfiles.TooManyFiles:
+        except BaseException:  # (TooManyFiles, or a pack that cannot be read): no pin is left behind
             self.unpin_packs()
             raise
         return pinned
@@ -444,9 +446,11 @@ class PackStore(PackedStore):
         for fd in idle:
             os.close(fd)
 
-    def close_idle_packs(self) -> None:
-        """Close the pack files no read is on and no pin holds (for a caller about to open many files of its own)."""
+    def keep_open_at_most(self, packs: int) -> None:
+        """From now on keep at most `packs` pack files open (at least 4), and close those no read is on and no pin
+        holds: for a caller about to keep many files of its own open (a restore's large files)."""
         with self._lock:
+            self._room, self._raised = max(4, packs), True
             idle = [pack for pack, fd in self._fds.items() if pack not in self._pinned and not self._busy.get(fd)]
             files = [self._fds.pop(pack) for pack in idle]
         for fd in files:
