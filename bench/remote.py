@@ -142,9 +142,17 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
 
 def _floor(b: Bench, s: str, proj: Path, env: dict, endpoint: str) -> Iterator[Together | None]:
     """The server's floor for push v1: v1's packs (committed by the pvc flow before its first step) PUT as they are,
-    create-only, as many at once as a push (bench/uploadfloor.py; a new prefix each run), alternated with the pushes."""
+    create-only, as many at once as a push (bench/uploadfloor.py; a new prefix each run), alternated with the pushes.
+    Then deleted, untimed: the server holds what it held without the floor when the clones are timed (a server
+    holding gigabytes more made pvc's clone slower than restic's restore, section "Latest run" of
+    docs/performance.md)."""
     yield ("push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, f"{BUCKET}-floor",
                                        f"{s}/floor"], {"env": env})
+    import boto3
+
+    bucket = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                            aws_secret_access_key="bench-secret").Bucket(f"{BUCKET}-floor")
+    bucket.objects.all().delete()
 
 
 def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict
