@@ -143,9 +143,7 @@ def _pvc(b: Bench, s: str, w: Path, proj: Path, env: dict, endpoint: str, expect
 def _floor(b: Bench, s: str, proj: Path, env: dict, endpoint: str) -> Iterator[Together | None]:
     """The server's floor for push v1: v1's packs (committed by the pvc flow before its first step) PUT as they are,
     create-only, as many at once as a push (bench/uploadfloor.py; a new prefix each run), alternated with the pushes.
-    Then deleted, untimed: the server holds what it held without the floor when the clones are timed (a server
-    holding gigabytes more made pvc's clone slower than restic's restore, section "Latest run" of
-    docs/performance.md)."""
+    Then deleted, untimed: the server holds what it held without the floor when the clones are timed."""
     yield ("push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, f"{BUCKET}-floor",
                                        f"{s}/floor"], {"env": env})
     import boto3
