@@ -19,8 +19,8 @@ import blake3
 import pytest
 
 from pvc.api import Project
+from pvc.errors import TooManyFiles
 from pvc.sample import make_image_project
-from pvc.store import openfiles
 from pvc.store.local import packstore
 from tests.helpers import tree_bytes
 
@@ -93,7 +93,7 @@ def test_too_few_files_for_pins_says_so_in_one_line(history):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (before + 3, hard))
         try:
-            with pytest.raises(openfiles.TooManyFiles, match=r"too many open files.*ulimit -n"):
+            with pytest.raises(TooManyFiles, match=r"too many open files.*ulimit -n"):
                 store.pin_packs()
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

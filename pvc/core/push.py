@@ -18,9 +18,8 @@ from contextlib import ExitStack
 
 from pvc.core.remote import RemoteInfo, find_remote, open_remote
 from pvc.core.transfer import send_objects, walk_version
-from pvc.errors import ObjectMissing, RemoteConflict
+from pvc.errors import ObjectMissing, RemoteConflict, TooManyFiles
 from pvc.record import field, record
-from pvc.store.openfiles import TooManyFiles
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
 
@@ -64,9 +63,9 @@ def push(repo: Repository, name: str | None = None, *, lock_timeout: float = 60.
         partial = repo.partial.read()
         try:
             store.pin_packs()
+            held.close()  # the packs stay open: commits may go on while the push runs
         except TooManyFiles:  # more packs than this process may keep open: the lock keeps gc out instead, held to the
-            return _push(repo, info, store, versions, partial, progress)  # end of the push (other writers wait)
-        held.close()  # the packs stay open: commits may go on while the push runs
+            pass  # end of the push (other writers wait)
         try:
             return _push(repo, info, store, versions, partial, progress)
         finally:

@@ -29,11 +29,11 @@ from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import FileEntry, Snapshot, make_dirs
 from pvc.core.tuning import fewer_collections
 from pvc.core.writefiles import FileWriter
-from pvc.errors import CorruptObject, ObjectMissing, PvcError, UsageError
+from pvc.errors import CorruptObject, ObjectMissing, PvcError, TooManyFiles, UsageError
 from pvc.record import field, record
+from pvc.store import openfiles
 from pvc.store.atomic import Writeback, fsync_dir
 from pvc.store.backend import ObjectStore
-from pvc.store import openfiles
 from pvc.store.objects import hash_bytes
 from pvc.store.refs import VersionRecord
 from pvc.store.repository import Repository
@@ -328,7 +328,7 @@ def _write_all(store, plan: list[FileEntry], staging: Path, progress) -> dict[by
     except OSError as exc:
         if exc.errno not in (errno.EMFILE, errno.ENFILE):
             raise
-        raise openfiles.TooManyFiles(
+        raise TooManyFiles(
             f"{len(plan)} files to restore, {large} of them large (each open until its chunks are written): more "
             f"than this process may open (open files limit {openfiles.limit()}); raise the limit (`ulimit -n`)"
         ) from None

@@ -16,12 +16,12 @@ stops on them.
 from __future__ import annotations
 
 import random
+from contextlib import ExitStack
 
 from pvc.core.reach import Damage, Root, Walker, extra_roots, version_roots
-from pvc.errors import CorruptObject
+from pvc.errors import CorruptObject, TooManyFiles
 from pvc.record import field, record, replace
 from pvc.store.local.packstore import PackStore
-from pvc.store.openfiles import TooManyFiles
 from pvc.store.repository import Repository
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -103,26 +103,21 @@ def verify(repo: Repository, *, sample: float = 1.0, seed: int | None = None, lo
     problems = _Problems()
     for key, why in repo.config_problems:
         problems.add(f"config {key}", "config", why)
-    with repo.read_lock(lock_timeout):
+    with ExitStack() as held:
+        held.enter_context(repo.read_lock(lock_timeout))
         roots, versions = _roots(repo, problems)
         store = repo.reopen_store(strict_indexes=False)
         temporaries = [size for _, size in repo.stale_temporaries()]
         try:
             packs = store.pin_packs()
+            held.close()  # the packs stay open: writers may go on while verify reads
         except TooManyFiles:  # more packs than this process may keep open: the lock keeps gc out instead, held to
-            packs = None  # the end (writers wait meanwhile)
-        if packs is None:
-            return _finish(repo, store, store.pack_ids(), roots, versions, problems, sample, seed, temporaries)
-    return _finish(repo, store, packs, roots, versions, problems, sample, seed, temporaries)
-
-
-def _finish(repo: Repository, store: PackStore, packs: list[bytes], roots: list[Root], versions: int,
-            problems: _Problems, sample: float, seed: int | None, temporaries: list[int]) -> VerifyReport:
-    try:
-        report = _verify(store, packs, roots, versions, problems, sample, seed)
-        return replace(report, temp_files=len(temporaries), temp_bytes=sum(temporaries))
-    finally:
-        repo.close()  # the lenient store is for verify only: later reads open a strict one again
+            packs = store.pack_ids()  # the end (writers wait meanwhile)
+        try:
+            report = _verify(store, packs, roots, versions, problems, sample, seed)
+            return replace(report, temp_files=len(temporaries), temp_bytes=sum(temporaries))
+        finally:
+            repo.close()  # the lenient store is for verify only: later reads open a strict one again
 
 
 def _verify(store: PackStore, packs: list[bytes], roots: list[Root], versions: int, problems: _Problems,

@@ -9,9 +9,7 @@ store closes the files it read least recently (packstore.py), and what must stay
 
 from __future__ import annotations
 
-from pvc.errors import TooManyFiles
-
-__all__ = ["limit", "raise_limit", "TooManyFiles"]
+__all__ = ["limit", "raise_limit"]
 
 _CAP = 1 << 20  # a soft limit asked for when the hard one is unlimited (macOS refuses RLIM_INFINITY for files)
 

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pvc.errors import CorruptObject, ObjectMissing
-from pvc.store.atomic import fsync_dir
+from pvc.errors import CorruptObject, ObjectMissing, TooManyFiles
 from pvc.store import openfiles
+from pvc.store.atomic import fsync_dir
 from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.local.packs import Codec, Location
 from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
@@ -213,18 +213,30 @@ class PackStore(PackedStore):
             if len(self._fds) < self._room and not force:
                 return
         loose = [pack for pack in self._fds if pack not in self._pinned]
-        for pack in loose[: max(1, len(self._fds) // 4)]:
+        for fd in self._let_go(loose[: max(1, len(self._fds) // 4)]):
+            os.close(fd)
+
+    def _let_go(self, packs: list[bytes]) -> list[int]:
+        """Take the files of `packs` out of the open ones (the caller holds the lock); return those to close now. A
+        file a read is on is closed when that read ends (`_give`)."""
+        idle = []
+        for pack in packs:
             fd = self._fds.pop(pack)
             if self._busy.get(fd):
                 self._doomed.add(fd)
             else:
-                os.close(fd)
+                idle.append(fd)
+        return idle
+
+    def _idle(self) -> list[bytes]:
+        """The packs whose file no read is on (the caller holds the lock)."""
+        return [pack for pack, fd in self._fds.items() if not self._busy.get(fd)]
 
     def _too_many(self, pinning: bool, *, system: bool = False) -> Exception:
         if system:
-            return openfiles.TooManyFiles(f"{self.packs_dir}: the system's table of open files is full (ENFILE)")
+            return TooManyFiles(f"{self.packs_dir}: the system's table of open files is full (ENFILE)")
         kept = f", {len(self._pinned)} of them kept open while they are read" if pinning or self._pinned else ""
-        return openfiles.TooManyFiles(
+        return TooManyFiles(
             f"{self.packs_dir}: too many open files to open one more pack ({len(self._fds)} of this store's packs "
             f"open{kept}; the process may open {openfiles.limit()} files): raise the limit (`ulimit -n`)")
 
@@ -233,21 +245,15 @@ class PackStore(PackedStore):
 
     def pack_size_of(self, pack: bytes) -> int:
         """The size of a pack file (its records and its magic), through the descriptor reads use."""
-        fd = self._take(pack)
-        try:
+        with self.pack_file(pack) as fd:
             return os.fstat(fd).st_size
-        finally:
-            self._give(fd)
 
     def read_pack(self, pack: bytes) -> bytes:
         """The whole pack file, through the descriptor `pin_packs` (or an earlier read) opened; ObjectMissing if it
         is gone."""
-        fd = self._take(pack)
-        try:
+        with self.pack_file(pack) as fd:
             size = os.fstat(fd).st_size
             data = os.pread(fd, size, 0)
-        finally:
-            self._give(fd)
         if len(data) != size:
             raise CorruptObject(f"pack {pack.hex()}: shorter than its size while being read")
         return data
@@ -341,7 +347,7 @@ class PackStore(PackedStore):
     def unpin_packs(self) -> None:
         """Let go of the pins: the files are closed (reads open them again)."""
         with self._lock:
-            idle = [self._fds.pop(pack) for pack in list(self._fds) if not self._busy.get(self._fds[pack])]
+            idle = self._let_go(self._idle())
             self._pinned.clear()
         for fd in idle:
             os.close(fd)
@@ -395,12 +401,9 @@ class PackStore(PackedStore):
     def close_pack(self, pack: bytes) -> None:
         """Close this store's file of `pack` (before it is deleted)."""
         with self._lock:
-            fd = self._fds.pop(pack, None)
+            idle = self._let_go([pack] if pack in self._fds else [])
             self._pinned.discard(pack)
-            if fd is not None and self._busy.get(fd):
-                self._doomed.add(fd)  # (closed when the read on it ends)
-                fd = None
-        if fd is not None:
+        for fd in idle:
             os.close(fd)
 
     @contextmanager
@@ -438,11 +441,8 @@ class PackStore(PackedStore):
     def _close_packs(self) -> None:
         """Close every pack file; one a read is on (another thread's) when that read ends."""
         with self._lock:
-            files = list(self._fds.values())
-            self._fds.clear()
+            idle = self._let_go(list(self._fds))
             self._pinned.clear()
-            idle = [fd for fd in files if not self._busy.get(fd)]
-            self._doomed.update(fd for fd in files if self._busy.get(fd))
         for fd in idle:
             os.close(fd)
 
@@ -451,9 +451,8 @@ class PackStore(PackedStore):
         holds: for a caller about to keep many files of its own open (a restore's large files)."""
         with self._lock:
             self._room, self._raised = max(4, packs), True
-            idle = [pack for pack, fd in self._fds.items() if pack not in self._pinned and not self._busy.get(fd)]
-            files = [self._fds.pop(pack) for pack in idle]
-        for fd in files:
+            idle = self._let_go([pack for pack in self._idle() if pack not in self._pinned])
+        for fd in idle:
             os.close(fd)
 
 
