@@ -25,6 +25,7 @@ __all__ = ["remote", "remote_jpeg"]
 
 BUCKET = "bench"  # each tool its own bucket, BUCKET-<tool>: a listing of one (moto scans a bucket's keys) does not
 # grow with the others' keys (DVC's push makes one key per file)
+_KEY, _SECRET, _REGION = "bench", "bench-secret", "us-east-1"  # moto's, on loopback
 
 
 def remote(b: Bench) -> None:
@@ -48,15 +49,12 @@ def _remote(b: Bench, s: str, make: Callable[[Path, int, int, int], Path]) -> No
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    env = b.env | {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1",
-                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9"}
+    env = b.env | {"AWS_ACCESS_KEY_ID": _KEY, "AWS_SECRET_ACCESS_KEY": _SECRET, "AWS_REGION": _REGION,
+                   "AWS_DEFAULT_REGION": _REGION, "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9"}
     try:
-        import boto3
-
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                              aws_secret_access_key="bench-secret")
+        s3 = _s3(endpoint)
         for tool in ("pvc", "floor", "restic", "dvc"):
-            client.create_bucket(Bucket=f"{BUCKET}-{tool}")
+            s3.create_bucket(Bucket=f"{BUCKET}-{tool}")
         proj = make(w / "pvc", b.cfg.items, b.cfg.datasets, b.cfg.seed)
         expected_v1 = listing(proj)
         b.fact(s, items=b.cfg.items, files_v1=len(expected_v1), bytes_v1=sum(expected_v1.values()), endpoint=endpoint)
@@ -146,11 +144,15 @@ def _floor(b: Bench, s: str, proj: Path, env: dict, endpoint: str) -> Iterator[T
     Then deleted, untimed: the server holds what it held without the floor when the clones are timed."""
     yield ("push_v1", "upload floor", [b.python, UPLOADFLOOR, proj / ".pvc" / "packs", endpoint, f"{BUCKET}-floor",
                                        f"{s}/floor"], {"env": env})
+    _s3(endpoint).Bucket(f"{BUCKET}-floor").objects.all().delete()
+
+
+def _s3(endpoint: str):
+    """boto3's S3 resource on the loopback server, with the credentials the tools get."""
     import boto3
 
-    bucket = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                            aws_secret_access_key="bench-secret").Bucket(f"{BUCKET}-floor")
-    bucket.objects.all().delete()
+    return boto3.resource("s3", endpoint_url=endpoint, region_name=_REGION, aws_access_key_id=_KEY,
+                          aws_secret_access_key=_SECRET)
 
 
 def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, expected_v1: dict
