@@ -154,21 +154,23 @@ class Project:
         return status(self._repo)
 
     def diff(self, a: str | int | None = None, b: str | int | None = None, *, dataset: str | None = None,
-             item: str | None = None) -> dict:
-        """No version: latest vs working; one: `a` vs working; two: `a` vs `b`."""
+             item: str | None = None, details: bool = True) -> dict:
+        """No version: latest vs working; one: `a` vs working; two: `a` vs `b`. Without `details` the modified
+        items have no semantic annotation diff (`objects`, `annotation`) and the annotations are not read: what
+        `pvc diff --stat` prints."""
         if a is None and b is not None:
             raise UsageError("give the first version before the second")
         if b is not None:
             ra, rb = self._here(a, "structure"), self._here(b, "structure")
             return diff_snapshots(Snapshot(self._repo.store, bytes.fromhex(ra.manifest)),
                                   Snapshot(self._repo.store, bytes.fromhex(rb.manifest)),
-                                  source=ra.number, target=rb.number, dataset=dataset, item=item)
+                                  source=ra.number, target=rb.number, dataset=dataset, item=item, details=details)
         ra = self.version.get(a if a is not None else "latest") if (a is not None or self._repo.latest()) else None
         working, cap = working_snapshot(self._repo, ra.manifest if ra else None,  # untouched since `ra`: nothing read
                                         from_change=True)  # (built from the change when `ra` is the stat cache's base)
         left = version_snapshot(self._repo, ra.manifest if ra else None, working)
         return diff_snapshots(left, working, source=ra.number if ra else None, target="working",
-                              dataset=dataset, item=item, invalid=cap.invalid)
+                              dataset=dataset, item=item, invalid=cap.invalid, details=details)
 
     def discard(self, *, apply: bool = False, lock_timeout: float = 60.0) -> DiscardResult:
         """Put the working project back to the latest version (with `apply`; otherwise only report)."""

@@ -264,7 +264,7 @@ def diff(
 ) -> None:
     """Item-level and semantic annotation differences between versions (or a version and the working project)."""
     with _open(project) as p:
-        report = p.diff(first, second, dataset=dataset, item=item)
+        report = p.diff(first, second, dataset=dataset, item=item, details=json_out or not stat)
     emit_json(report) if json_out else render_changes(report, stat=stat)
 
 

@@ -146,22 +146,44 @@ def _read_by_the_diff(project: Path, what: str) -> tuple[Path, int]:
         repo.close()
 
 
-@pytest.mark.parametrize("what", ["page", "annotation"])
-@pytest.mark.parametrize("args", [["diff", "1", "2", "--stat"], ["diff", "1", "2", "--stat", "--json"]])
-def test_damaged_objects_give_the_clis_error(versions, tmp_path, capsys, monkeypatch, what, args):
-    project = tmp_path / "copy"
-    shutil.copytree(versions, project)
+def _damage(project: Path, what: str) -> None:
     path, offset = _read_by_the_diff(project, what)
     data = bytearray(path.read_bytes())
     data[offset + 3] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("what, args", [("page", ["diff", "1", "2", "--stat"]),
+                                        ("page", ["diff", "1", "2", "--stat", "--json"]),
+                                        ("annotation", ["diff", "1", "2", "--stat", "--json"]),
+                                        ("annotation", ["diff", "1", "2"])])
+def test_damaged_objects_give_the_clis_error(versions, tmp_path, capsys, monkeypatch, what, args):
+    project = tmp_path / "copy"
+    shutil.copytree(versions, project)
+    _damage(project, what)
     monkeypatch.chdir(project)
     assert entry._answer_untouched(args) is None
     assert capsys.readouterr().out == ""
     code, out, err = _cli(args, capsys)
-    assert code == 2 and err.startswith("pvc: error: ") and err.count("\n") == 1
+    assert code == 2 and err.startswith("pvc: error: object ") and err.count("\n") == 1
     assert entry.main(args) == code
     assert capsys.readouterr() == (out, err)
+
+
+def test_stat_text_does_not_read_the_annotations(versions, tmp_path, capsys, monkeypatch):
+    """What `--stat` prints needs no annotation's content: a damaged one (for `pvc verify` to find) changes
+    nothing in it, from the entry point or the CLI, while the full diff, which parses it, refuses it."""
+    monkeypatch.chdir(versions)
+    expected = _cli(["diff", "1", "2", "--stat"], capsys)
+    assert expected[0] == 0 and "modified" in expected[1]
+    project = tmp_path / "copy"
+    shutil.copytree(versions, project)
+    _damage(project, "annotation")
+    monkeypatch.chdir(project)
+    assert entry._answer_untouched(["diff", "1", "2", "--stat"]) == 0
+    assert capsys.readouterr().out == expected[1]
+    assert _cli(["diff", "1", "2", "--stat"], capsys) == expected
+    assert _cli(["diff", "1", "2"], capsys)[0] == 2
 
 
 def test_a_missing_pack_gives_the_clis_error(versions, tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ from typing import Any
 
 from pvc.core.report import change_report, no_meta_changes
 from pvc.core.snapshot import DatasetView, Snapshot, item_owner
-from pvc.errors import BadInput, PvcError, UsageError
+from pvc.errors import BadInput, ObjectMissing, PvcError, UsageError
 from pvc.project.anndiff import annotation_diff
 from pvc.project.jsonfile import parse_json
 from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
@@ -53,7 +53,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, source: Any, target: Any, datase
     """The JSON-ready difference from `a` to `b` (labels `source`/`target` name them in the output); `invalid`:
     the working tree's files a commit would refuse (path, reason), reported as `problems`. Without `details`
     the modified items have no semantic annotation diff (`objects`, `annotation`): what `diff --stat` prints
-    needs none, and the annotations are still read (the same reads, the same errors), only not parsed. `known`: `b`
+    needs none, so the changed annotations are not read, only looked up (a missing one is still an error). `known`: `b`
     was built from `a` and these changes alone (Capture.changes), read instead of comparing the datasets' pages."""
     report = _Report()
     meta = no_meta_changes()
@@ -119,7 +119,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
     if only_item is None:
         _file_changes(report, (db or da).dir + "/", extras)
     wanted = sorted(n for n in entries if only_item is None or n == only_item)
-    blobs = _prefetch_annotations(a, b, [entries[n] for n in wanted], files)
+    blobs = _prefetch_annotations(a, b, [entries[n] for n in wanted], files) if details else {}
     for item_name in wanted:
         old, new = entries[item_name]
         _item_diff(report, (a, ta), (b, tb), name, item_name, old, new, files, blobs, details)
@@ -190,16 +190,17 @@ def _item_diff(report: _Report, a: tuple, b: tuple, dataset: str, name: str, old
 def _annotation_change(a: tuple, b: tuple, old: ItemEntry, new: ItemEntry, files: dict,
                        blobs: dict[bytes, bytes], details: bool = True) -> dict:
     """The semantic diff of an item's annotation; each side is (snapshot, dataset tree). Without `details`
-    both sides are read as for it, and that is all: parsing and annotation_diff say nothing but the diff
-    (a document that does not parse counts as absent, and annotation_diff answers for any JSON)."""
+    both sides are only looked up in the store: the diff is all that reading them would tell (a document that
+    does not parse counts as absent, and annotation_diff answers for any JSON), and a damaged object is for
+    `pvc verify` to find."""
     docs = []
     for (snap, tree), entry, side in ((a, old, 0), (b, new, 1)):
         path = entry.ann
         change = files.get(path) if path else None
         value = change[side] if change else (lookup(tree.files, path, snap.page, "files") if path else None)
         if not details:
-            if value and value.oid not in blobs:
-                snap.store.get(value.oid)  # what _load_json reads, with its errors
+            if value and not snap.store.has(value.oid):
+                raise ObjectMissing(f"object {value.oid.hex()} ({path}) is missing from the store")
             continue
         docs.append(_load_json(snap, value.oid, path, blobs) if value else None)
     if not details:
