@@ -66,6 +66,8 @@ def _is_count(value: Any) -> bool:
 def check_stats(stats: Any, where: str) -> dict:
     """A version's statistics (in its manifest and in its refs record): the counts pvc writes are counts, the
     names are strings; keys a newer pvc adds are kept as they are."""
+    if type(stats) is dict and _plain_stats(stats):  # what pvc writes, checked with fewer calls (refs: 1,000 records)
+        return stats
     if not isinstance(stats, dict):
         raise CorruptObject(f"{where}: malformed stats")
     bad = [k for k in _STAT_COUNTS if k in stats and not _is_count(stats[k])]
@@ -76,6 +78,23 @@ def check_stats(stats: Any, where: str) -> dict:
     if bad:
         raise CorruptObject(f"{where}: malformed stats ({', '.join(bad)})")
     return stats
+
+
+def _plain_stats(stats: dict) -> bool:
+    """True if `check_stats` would pass `stats` (False says nothing: it then looks again, to name what is wrong)."""
+    for key in _STAT_COUNTS:
+        value = stats.get(key, 0)
+        if type(value) is not int or value < 0:
+            return False
+    if type(stats.get("project_type", "")) is not str or type(stats.get("layout", "")) is not str:
+        return False
+    classes = stats.get("classes", {})
+    if type(classes) is not dict:
+        return False
+    for name, count in classes.items():
+        if type(name) is not str or type(count) is not int or count < 0:
+            return False
+    return True
 
 
 def _str_list(value: Any, what: str, where: str) -> tuple[str, ...]:

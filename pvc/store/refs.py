@@ -60,15 +60,17 @@ class VersionRecord:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> VersionRecord:
-        known = {k: doc[k] for k in _KNOWN if k in doc}
-        extra = {k: v for k, v in doc.items() if k not in _KNOWN}
-        record = cls(**known, extra=extra)
+        if doc.keys() <= _KNOWN_SET:  # what this pvc writes: no field of a newer one
+            record = cls(**doc)
+        else:
+            record = cls(**{k: doc[k] for k in _KNOWN if k in doc}, extra={k: v for k, v in doc.items() if k not in _KNOWN})
         _check_record(record)
         return record if record.id else replace(record, id=record_id(record))
 
 
 _KNOWN = ("number", "manifest", "title", "description", "created_at", "author", "parent", "stats", "origin", "id",
           "edited_at", "deleted_at")
+_KNOWN_SET = frozenset(_KNOWN)
 _REQUIRED = ("number", "manifest", "title", "description", "created_at", "author", "parent")
 
 
@@ -119,6 +121,28 @@ def _checksum_v2(body: dict) -> str:
     return blake3.blake3(_canonical(body).encode()).hexdigest()
 
 
+# How pvc writes format 2 (see `_text`): this prefix, the checksum, `",` and a newline, then the body's canonical JSON
+# from its first key on, with a newline after `[` of the version list, after each record, and before the last `}`.
+_PREFIX = b'{"format":%d,"checksum":"' % REFS_FORMAT
+_AFTER = len(_PREFIX) + 64
+
+
+def _written_body(raw: bytes) -> dict | None:
+    """The body of a refs file laid out as pvc writes it, when its bytes are the canonical JSON the checksum was
+    made of (JSON escapes a newline inside a string, so every newline byte of that layout is one pvc added): the
+    checksum is checked by one hash of the file, not by serialising it again. None for any other file."""
+    if not raw.startswith(_PREFIX) or raw[_AFTER:_AFTER + 3] != b'",\n':
+        return None
+    canonical = b"{" + raw[_AFTER + 3:].replace(b"\n", b"")
+    if blake3.blake3(canonical).hexdigest().encode() != raw[len(_PREFIX):_AFTER]:
+        return None
+    try:
+        body = json.loads(canonical)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and not {"format", "checksum"} & body.keys() else None
+
+
 def read_refs(path: Path) -> RefsDoc:
     """The refs; a missing file means no versions yet."""
     try:
@@ -126,6 +150,13 @@ def read_refs(path: Path) -> RefsDoc:
     except FileNotFoundError:
         return RefsDoc()
     hint = f"{path} is damaged; its previous copy is {path.name}.bak (see docs/format.md, 'Recovering refs')"
+    body = _written_body(raw)
+    if body is not None:
+        try:
+            refs = _records(body)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            refs = None
+        return _numbered(refs, hint)
     try:
         doc = json.loads(raw)
         fmt = doc.get("format")
@@ -139,6 +170,10 @@ def read_refs(path: Path) -> RefsDoc:
         refs = _parse(doc)
     except (ValueError, KeyError, TypeError, AttributeError):
         refs = None
+    return _numbered(refs, hint)
+
+
+def _numbered(refs: RefsDoc | None, hint: str) -> RefsDoc:
     if refs is None:
         raise CorruptObject(hint)
     if [r.number for r in refs.versions] != list(range(1, len(refs.versions) + 1)):
@@ -161,6 +196,12 @@ def _parse(doc: dict) -> RefsDoc | None:
     body = {k: v for k, v in doc.items() if k not in ("format", "checksum")}
     if doc.get("checksum") != _checksum_v2(body):
         return None
+    return _records(body)
+
+
+def _records(body: dict) -> RefsDoc | None:
+    """The refs a format-2 body (checksum checked) holds; None if it is malformed."""
+    body = dict(body)
     versions = body.pop("versions")
     tags = body.pop("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(n, int) for k, n in tags.items()):
@@ -174,7 +215,23 @@ def write_refs(path: Path, refs: RefsDoc) -> None:
     """Replace the refs file (caller holds the lock); the old content goes to `versions.bak` first."""
     if path.exists():
         atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
-    atomic_write(path, json.dumps(refs.to_json(), indent=1, ensure_ascii=False).encode() + b"\n")
+    atomic_write(path, _text(refs))
+
+
+def _text(refs: RefsDoc) -> bytes:
+    """The refs file's bytes: `{"format":2,"checksum":"…",` and the body's canonical JSON (the checksum's input) with
+    a newline after the opening line, after `"versions":[`, after each record and before the closing `]` and `}`:
+    a version a line, and a reader checks the checksum with one hash of the file (`_written_body`)."""
+    body = refs.extra | {"versions": [r.to_json() for r in refs.versions], "tags": dict(sorted(refs.tags.items()))}
+    members = []
+    for key in sorted(body):
+        if key == "versions":
+            value = "[\n" + "".join(_canonical(v) + ",\n" for v in body[key])[:-2] + "\n]"
+        else:
+            value = _canonical(body[key])
+        members.append(f"{_canonical(key)}:{value}")
+    text = f'{{"format":{REFS_FORMAT},"checksum":"{_checksum_v2(body)}",\n' + ",".join(members) + "\n}\n"
+    return text.encode()
 
 
 def read_versions(path: Path) -> list[VersionRecord]:

@@ -1,12 +1,15 @@
 """The refs file: format 2 round trips, tags and unknown fields survive rewrites, format 1 is read and upgraded,
-a newer format is refused with a message that says so."""
+a newer format is refused with a message that says so; the file is written a version a line, as the canonical JSON
+its checksum is of."""
 
 from __future__ import annotations
 
 import json
-from pvc.record import replace
 
+import blake3
 import pytest
+
+from pvc.record import replace
 
 from pvc.errors import CorruptObject
 from pvc.store.refs import REFS_FORMAT, RefsDoc, VersionRecord, _checksum, _checksum_v2, read_refs, record_id, write_refs
@@ -89,3 +92,38 @@ def test_format_1_is_read_and_upgraded_on_the_next_write(tmp_path):
     path.write_text(json.dumps({"format": 1, "checksum": _checksum(with_extra), "versions": with_extra}))
     with pytest.raises(CorruptObject):  # format 1 never had room for more fields
         read_refs(path)
+
+
+def _canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_refs_are_written_a_version_a_line_as_the_checksums_canonical_json(tmp_path):
+    """The file's bytes without its newlines are the canonical JSON the checksum is of (so a reader checks it by one
+    hash); a copy laid out otherwise (indented, as pvc wrote it before, or on one line) reads the same, checked the
+    long way; an edit with the checksum left as it was is refused either way."""
+    path = tmp_path / "versions"
+    records = [VersionRecord(i, f"{i:02x}" * 32, f"tïtle {i}\nsecond line", {"k": [i, 1.5, None]} if i % 2 else None,
+                             "2026-01-01T00:00:00+00:00", "me", i - 1 or None, {"items": i, "classes": {"car": i}},
+                             id=f"{i:032x}", extra={"newer_field": {"x": i}} if i == 2 else {}) for i in range(1, 5)]
+    refs = RefsDoc(tuple(records), {"release": 3, "b": 1}, {"newer_top": [1, 2]})
+    write_refs(path, refs)
+    raw = path.read_bytes()
+    lines = raw.decode().split("\n")
+    assert len(lines) == len(records) + 5 and lines[-3:] == ["]", "}", ""]
+    doc = json.loads(raw)
+    body = {k: v for k, v in doc.items() if k not in ("format", "checksum")}
+    assert doc["format"] == 2 and body["newer_top"] == [1, 2] and body["tags"] == {"b": 1, "release": 3}
+    assert raw.startswith(b'{"format":2,"checksum":"') and doc["checksum"] == blake3.blake3(_canonical(body)).hexdigest()
+    assert b"{" + raw[raw.index(b"\n") + 1:].replace(b"\n", b"") == _canonical(body)
+    assert all(json.loads(line.rstrip(",")) == r.to_json() for line, r in zip(lines[2:-3], records, strict=True))
+    assert read_refs(path) == refs
+    for layout in ({"indent": 1}, {"separators": (",", ":")}, {}):
+        path.write_text(json.dumps(doc, ensure_ascii=False, **layout))
+        assert read_refs(path) == refs
+    edited = raw.replace(b'"title":"t\xc3\xaftle 3', b'"title":"t\xc3\xaftle 9')
+    assert edited != raw
+    for data in (edited, edited.replace(b"\n", b"")):
+        path.write_bytes(data)
+        with pytest.raises(CorruptObject, match="versions.bak"):
+            read_refs(path)
