@@ -67,6 +67,27 @@ def test_push_then_clone_is_byte_identical_and_origin_is_set(pushed, cli, tmp_pa
     assert cli("verify", "-C", tmp_path / "copy").code == 0
 
 
+def test_a_clone_leaves_the_stat_cache_a_commit_would(pushed, cli, tmp_path):
+    """The first status or commit of a clone reads none of the files it wrote (as after a commit), the clone of one
+    dataset's included; a file changed after the clone is read again."""
+    project, remote = pushed
+    for name, options in (("whole", []), ("one", ["--dataset", "val"])):
+        copy = tmp_path / name
+        assert cli("clone", remote.url, copy, *remote.options, *options).code == 0
+        assert (copy / ".pvc" / "index").is_file()
+        done = cli("commit", "-m", "again", "--json", "-C", copy)
+        assert done.code == 0, done.err
+        doc = done.json()
+        assert doc["files_hashed"] == 0, doc
+        assert doc["created"] == (name == "one")  # one dataset of v1 is another version
+    annotation = next((tmp_path / "whole").glob("*/ann/*.json"))
+    doc = json.loads(annotation.read_text())
+    doc["description"] = "edited after the clone"
+    annotation.write_text(json.dumps(doc))
+    done = cli("commit", "-m", "edit", "--json", "-C", tmp_path / "whole").json()
+    assert done["created"] and done["files_hashed"] == 1, done
+
+
 def test_a_second_push_sends_nothing_but_a_listing(pushed, cli):
     project, _ = pushed
     again = cli("push", "--json", "-C", project).json()

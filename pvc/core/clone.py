@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from pvc.core.capture.seed import plan_seed, write_seed
 from pvc.core.pull import fetch_version
 from pvc.core.remote import RemoteInfo, add_remote, open_remote
 from pvc.core.resolve import resolve_version
@@ -94,19 +96,25 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
                 local = repo.reopen_store()
                 local.defer_sync()  # the whole folder is synced (syncfs) before it is renamed into place
                 early: list[tuple[Plan, EarlyFiles]] = []
+                seeds: list[Future] = []  # the stat cache to write once the files are, made while they download
 
-                def before_blobs():  # the structure is readable: plan the files, write each as its pack arrives
-                    chosen = plan_restore(Snapshot(local, bytes.fromhex(record.manifest)),
-                                          Selection(tuple(datasets or ())))
-                    early.append((chosen, EarlyFiles(chosen.files, folder)))
-                    return early[0][1].take
+                with ThreadPoolExecutor(max_workers=1) as seeding:
+                    def before_blobs(decoded):  # the structure is readable: plan the files, write each as its pack
+                        # arrives; the pages the walk decoded are not decoded again
+                        snap = Snapshot(_Decoded(local, decoded), bytes.fromhex(record.manifest))
+                        chosen = plan_restore(snap, Selection(tuple(datasets or ())))
+                        early.append((chosen, EarlyFiles(chosen.files, folder)))
+                        seeds.append(seeding.submit(plan_seed, repo, snap.manifest, chosen.files, chosen.items,
+                                                    chosen.folders))
+                        return early[0][1].take
 
-                try:
-                    objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress,
-                                            before_blobs=before_blobs, publish=lambda: repo.prepare_publish(local))
-                finally:
-                    for _, files in early:
-                        files.close()
+                    try:
+                        objects = fetch_version(local, remote, record, blobs_of=datasets, progress=progress,
+                                                before_blobs=before_blobs, publish=lambda: repo.prepare_publish(local))
+                    finally:
+                        for _, files in early:
+                            files.close()
+                    seed = seeds[0].result()
                 repo.prepare_publish(local)
                 local.flush()
                 repo.refs.write(RefsDoc(tuple(theirs)))
@@ -122,8 +130,24 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
         chosen, written = early[0]
         materialize(repo.store, replace(chosen, files=written.left(chosen.files)), folder, progress=progress)
         plan = chosen.files
+        write_seed(repo, seed)  # the stat cache a commit of these files leaves: the first status reads none of them
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)
     finally:
         repo.close()
+
+
+class _Decoded:
+    """`store`, giving back the structured objects of `decoded` (id -> the object `get_object` made of it) as they are
+    instead of decoding them again; everything else is `store`'s."""
+
+    def __init__(self, store, decoded: dict[bytes, object]) -> None:
+        self._store, self._decoded = store, decoded
+
+    def get_object(self, oid: bytes, cls):
+        found = self._decoded.get(oid)
+        return found if found is not None and type(found) is cls else self._store.get_object(oid, cls)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)

@@ -117,14 +117,15 @@ def merge_versions(mine: list[VersionRecord], theirs: list[VersionRecord]) -> tu
 
 
 def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord, *, blobs_of: list[str] | None,
-                  progress=None, before_blobs: Callable[[], Callable] | None = None,
+                  progress=None, before_blobs: Callable[[dict], Callable] | None = None,
                   publish: Callable[[], None] | None = None) -> int:
     """Stage into `local` the structure of `record` (manifest, trees, pages) and the blobs of the project's own
     files and of the datasets `blobs_of` (None: every dataset); return how many objects were copied.
 
-    With `before_blobs`, the structure is flushed first (readable in `local`), then `before_blobs()` is called (in
-    a thread of its own, while the first blobs download) and what it returns is `receive_objects`' `on_pack` for
-    the blobs: clone writes the files of the version from the packs it downloads while they are in memory.
+    With `before_blobs`, the structure is flushed first (readable in `local`), then `before_blobs(decoded)` is called
+    (in a thread of its own, while the first blobs download; `decoded`: the structured objects the walk decoded, by
+    id) and what it returns is `receive_objects`' `on_pack` for the blobs: clone writes the files of the version from
+    the packs it downloads while they are in memory.
     `publish()`, if given, is called before that flush (clone: the store becomes format 2 if it is about to hold
     zstd dictionaries, which always come with the structure)."""
     reader = _LocalFirst(local, remote)
@@ -141,7 +142,7 @@ def fetch_version(local: PackedStore, remote: RemoteStore, record: VersionRecord
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as one:  # the blobs start moving while `before_blobs` runs
-        ready = one.submit(before_blobs)
+        ready = one.submit(before_blobs, reader.decoded)
         copied = receive_objects(remote, local, blobs, progress=progress, phase=phase,
                                  on_pack=lambda src, records: ready.result()(src, records))
         ready.result()  # its failure is the fetch's, even where no pack came whole
@@ -155,16 +156,23 @@ class _LocalFirst:
     def __init__(self, local: PackedStore, remote: RemoteStore) -> None:
         self.local, self.remote = local, remote
         self.fetched: dict[bytes, bytes] = {}
+        self.decoded: dict[bytes, object] = {}  # what get_object returned, by id: decoded once
         self.copied = 0
 
     def get_object(self, oid: bytes, cls):
+        found = self.decoded.get(oid)
+        if found is not None and type(found) is cls:
+            return found
         if oid in self.fetched:
-            return cls.decode(self.fetched[oid], oid)
-        if self._local_has(oid):
-            return self.local.get_object(oid, cls)
-        loc, stored = self.remote.read_record(oid)
-        self._take(oid, loc, stored)
-        return cls.decode(self.fetched[oid], oid)
+            found = cls.decode(self.fetched[oid], oid)
+        elif self._local_has(oid):
+            found = self.local.get_object(oid, cls)
+        else:
+            loc, stored = self.remote.read_record(oid)
+            self._take(oid, loc, stored)
+            found = cls.decode(self.fetched[oid], oid)
+        self.decoded[oid] = found
+        return found
 
     def prefetch(self, oids: list[bytes]) -> None:
         """Have the remote read ahead, with coalesced ranged reads, the objects of `oids` this reader would fetch

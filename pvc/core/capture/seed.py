@@ -17,11 +17,12 @@ from pvc.core.capture.describe import series_key
 from pvc.core.fastpath import capture_settings
 from pvc.core.snapshot import FileEntry
 from pvc.project.layout import MEDIA_DIRS, classify
+from pvc.record import record
 from pvc.store.model import ItemEntry, Manifest
 from pvc.store.repository import Repository
-from pvc.store.statcache import CacheEntry, StatKey, fs_clock
+from pvc.store.statcache import CacheEntry, fs_clock, pack_info
 
-__all__ = ["seed_stat_cache"]
+__all__ = ["Seed", "plan_seed", "seed_stat_cache", "write_seed"]
 
 _MEDIA_ROLES = ("image", "video", "volume")
 _ANN_ROLES = ("ann", "video_ann", "volume_ann")
@@ -32,23 +33,45 @@ def seed_stat_cache(repo: Repository, manifest: Manifest, files: list[FileEntry]
                     items: dict[tuple[str, str], ItemEntry], folders: dict[str, str]) -> int:
     """Write `repo`'s stat cache for `files` (just written into its project) from the version's `items`
     ((dataset, item) -> entry) and dataset `folders` (name -> folder); return the number of files recorded."""
+    return write_seed(repo, plan_seed(repo, manifest, files, items, folders))
+
+
+@record(frozen=True)
+class Seed:
+    """What a seed records of each file but its stat: (path, id, role, info as the cache keeps it) for the files the
+    version vouches for, and the derived metadata of the DICOM series."""
+
+    files: list[tuple[str, bytes, str, bytes]]
+    derived: dict[bytes, Any]
+
+
+def plan_seed(repo: Repository, manifest: Manifest, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
+              folders: dict[str, str]) -> Seed:
+    """The part of `seed_stat_cache` that needs only the plan, not the files (clone makes it while they download)."""
     project_type = manifest.project_type if manifest.layout == "supervisely" else None
     if project_type and project_type not in MEDIA_DIRS:  # a type no capture gives (a crafted manifest): the stat
-        return 0  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
+        return Seed([], {})  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
     roles = classify([f.path for f in files], project_type).roles
-    entries: dict[str, CacheEntry] = {}
-    newest = 0
+    vouched = []
     for f in files:
         role = roles.get(f.path, "file")
         item = items.get((f.dataset, f.item)) if f.item is not None else None
         known, info = _info(role, item)
-        if not known:
-            continue
-        st = os.stat(repo.project_root / f.path)
+        if known:
+            vouched.append((f.path, f.oid, role, pack_info(info)))
+    return Seed(vouched, _series(repo, files, items, folders))
+
+
+def write_seed(repo: Repository, seed: Seed) -> int:
+    """Stat the files of `seed`, now written, and save them as the stat cache; return how many were recorded."""
+    entries: dict[str, CacheEntry] = {}
+    newest = 0
+    root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
+    for path, oid, role, raw in seed.files:
+        st = os.stat(root + path)
         newest = max(newest, st.st_mtime_ns)
-        entries[f.path] = CacheEntry(StatKey.of(st), f.oid, role, info)
-    derived = _series(repo, files, items, folders)
-    repo.stat_cache().save(entries, _clock_after(repo, newest), derived, settings=capture_settings(repo, False))
+        entries[path] = CacheEntry.from_stat(st, oid, role, raw)
+    repo.stat_cache().save(entries, _clock_after(repo, newest), seed.derived, settings=capture_settings(repo, False))
     return len(entries)
 
 
