@@ -88,6 +88,39 @@ def test_a_clone_leaves_the_stat_cache_a_commit_would(pushed, cli, tmp_path):
     assert done["created"] and done["files_hashed"] == 1, done
 
 
+def test_a_clones_first_commit_reads_dicom_series_with_its_own_setting(tmp_path, cli):
+    """A DICOM series' metadata holds the tags `dicom_tags` named at the commit; a clone takes no settings, so its
+    stat cache holds no series metadata, and its first commit gives what a commit without any cache gives."""
+    from pydicom.uid import generate_uid
+    from test_volume_meta import write_dicom
+
+    root = tmp_path / "proj"
+    (root / "ds" / "ann").mkdir(parents=True)
+    (root / "meta.json").write_text(json.dumps({"classes": [], "tags": [], "projectType": "volumes"}))
+    (root / "key_id_map.json").write_text(json.dumps({"tags": {}, "objects": {}, "figures": {}, "videos": {}}))
+    series = root / "ds" / "volume" / "series_a"
+    series.mkdir(parents=True)
+    uid = generate_uid()
+    for k in range(3):
+        write_dicom(series / f"s{k}.dcm", uid, [1, 0, 0, 0, 1, 0], [0, 0, 3.0 * k])
+    assert cli("init", root).code == 0
+    assert cli("config", "dicom_tags", "PatientID,Modality", "-C", root).code == 0
+    assert cli("commit", "-m", "v1", "-C", root).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", root).code == 0
+    assert cli("push", "-C", root).code == 0
+    found = []
+    for name in ("seeded", "uncached"):
+        assert cli("clone", tmp_path / "remote", tmp_path / name).code == 0, name
+        if name == "uncached":
+            (tmp_path / name / ".pvc" / "index").unlink()
+        done = cli("commit", "-m", "again", "--json", "-C", tmp_path / name)
+        assert done.code == 0, done.err
+        listed = cli("ls", "latest", "--json", "-C", tmp_path / name).json()
+        found.append((done.json()["created"], [item["meta"].get("dicom") for item in listed]))
+    assert found[0] == found[1]
+    assert found[0][0] and "PatientID" not in found[0][1][0]  # read again with the clone's own (default) tags
+
+
 def test_a_second_push_sends_nothing_but_a_listing(pushed, cli):
     project, _ = pushed
     again = cli("push", "--json", "-C", project).json()

@@ -128,19 +128,23 @@ _AFTER = len(_PREFIX) + 64
 
 
 def _written_body(raw: bytes) -> dict | None:
-    """The body of a refs file laid out as pvc writes it, when its bytes are the canonical JSON the checksum was
-    made of (JSON escapes a newline inside a string, so every newline byte of that layout is one pvc added): the
-    checksum is checked by one hash of the file, not by serialising it again. None for any other file."""
+    """The body of a refs file laid out as pvc writes it, when its bytes without their newlines are the canonical JSON
+    the checksum was made of: the checksum is checked by one hash of the file, not by serialising it again. The file
+    itself must parse: then every newline in it lies between two tokens (JSON has none inside a string, a number or
+    a keyword), and it says what its bytes without them say. None for any other file (the caller checks it the
+    long way)."""
     if not raw.startswith(_PREFIX) or raw[_AFTER:_AFTER + 3] != b'",\n':
         return None
-    canonical = b"{" + raw[_AFTER + 3:].replace(b"\n", b"")
-    if blake3.blake3(canonical).hexdigest().encode() != raw[len(_PREFIX):_AFTER]:
+    checksum = raw[len(_PREFIX):_AFTER]
+    if blake3.blake3(b"{" + raw[_AFTER + 3:].replace(b"\n", b"")).hexdigest().encode() != checksum:
         return None
     try:
-        body = json.loads(canonical)
+        doc = json.loads(raw)
     except ValueError:
         return None
-    return body if isinstance(body, dict) and not {"format", "checksum"} & body.keys() else None
+    if not isinstance(doc, dict) or doc.get("format") != REFS_FORMAT or doc.get("checksum") != checksum.decode():
+        return None
+    return {k: v for k, v in doc.items() if k not in ("format", "checksum")}
 
 
 def read_refs(path: Path) -> RefsDoc:

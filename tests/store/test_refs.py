@@ -121,6 +121,11 @@ def test_refs_are_written_a_version_a_line_as_the_checksums_canonical_json(tmp_p
     for layout in ({"indent": 1}, {"separators": (",", ":")}, {}):
         path.write_text(json.dumps(doc, ensure_ascii=False, **layout))
         assert read_refs(path) == refs
+    for inside in (b'"title":"t\xc3\xaftle 3', b'"origin":null'):  # a newline inside a string or a keyword: the
+        at = raw.index(inside) + len(inside) - 2  # bytes without newlines still hash right, but the file is no JSON
+        path.write_bytes(raw[:at] + b"\n" + raw[at:])
+        with pytest.raises(CorruptObject, match="versions.bak"):
+            read_refs(path)
     edited = raw.replace(b'"title":"t\xc3\xaftle 3', b'"title":"t\xc3\xaftle 9')
     assert edited != raw
     for data in (edited, edited.replace(b"\n", b"")):

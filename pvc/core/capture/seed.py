@@ -1,10 +1,14 @@
 """The stat cache of a freshly restored project, written from the version it was restored from.
 
 A restore knows every file's blob id, and the version's item entries hold what hashing each file gave (media
-metadata, annotation summary, a DICOM series' metadata): the very infos `hash` would compute. Recording them
+metadata, annotation summary, a DICOM slice's series): the very infos `hash` would compute. Recording them
 with the files' stats as written means the project's first commit reads no file that was restored unchanged.
 The roles come from the same `classify` a commit runs; a file whose info the version does not say is left out
 of the cache, and is then simply hashed.
+
+A DICOM series' metadata is not recorded: it holds the tags the `dicom_tags` setting named when the version was
+committed, which the project written now may not share (a clone takes no settings; a linked restore takes its
+source's current ones). Its first commit reads the series' headers again, with its own setting.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import os
 import time
 from typing import Any
 
-from pvc.core.capture.describe import series_key
 from pvc.core.fastpath import capture_settings
 from pvc.core.snapshot import FileEntry
 from pvc.project.layout import MEDIA_DIRS, classify
@@ -30,27 +33,25 @@ _CLOCK_WAIT = 2.0  # seconds to wait for the file system's clock to pass the las
 
 
 def seed_stat_cache(repo: Repository, manifest: Manifest, files: list[FileEntry],
-                    items: dict[tuple[str, str], ItemEntry], folders: dict[str, str]) -> int:
+                    items: dict[tuple[str, str], ItemEntry]) -> int:
     """Write `repo`'s stat cache for `files` (just written into its project) from the version's `items`
-    ((dataset, item) -> entry) and dataset `folders` (name -> folder); return the number of files recorded."""
-    return write_seed(repo, plan_seed(repo, manifest, files, items, folders))
+    ((dataset, item) -> entry); return the number of files recorded."""
+    return write_seed(repo, plan_seed(manifest, files, items))
 
 
 @record(frozen=True)
 class Seed:
     """What a seed records of each file but its stat: (path, id, role, info as the cache keeps it) for the files the
-    version vouches for, and the derived metadata of the DICOM series."""
+    version vouches for."""
 
     files: list[tuple[str, bytes, str, bytes]]
-    derived: dict[bytes, Any]
 
 
-def plan_seed(repo: Repository, manifest: Manifest, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
-              folders: dict[str, str]) -> Seed:
+def plan_seed(manifest: Manifest, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry]) -> Seed:
     """The part of `seed_stat_cache` that needs only the plan, not the files (clone makes it while they download)."""
     project_type = manifest.project_type if manifest.layout == "supervisely" else None
     if project_type and project_type not in MEDIA_DIRS:  # a type no capture gives (a crafted manifest): the stat
-        return Seed([], {})  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
+        return Seed([])  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
     roles = classify([f.path for f in files], project_type).roles
     vouched = []
     for f in files:
@@ -59,7 +60,7 @@ def plan_seed(repo: Repository, manifest: Manifest, files: list[FileEntry], item
         known, info = _info(role, item)
         if known:
             vouched.append((f.path, f.oid, role, pack_info(info)))
-    return Seed(vouched, _series(repo, files, items, folders))
+    return Seed(vouched)
 
 
 def write_seed(repo: Repository, seed: Seed) -> int:
@@ -71,7 +72,7 @@ def write_seed(repo: Repository, seed: Seed) -> int:
         st = os.stat(root + path)
         newest = max(newest, st.st_mtime_ns)
         entries[path] = CacheEntry.from_stat(st, oid, role, raw)
-    repo.stat_cache().save(entries, _clock_after(repo, newest), seed.derived, settings=capture_settings(repo, False))
+    repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False))
     return len(entries)
 
 
@@ -89,31 +90,6 @@ def _info(role: str, item: ItemEntry | None) -> tuple[bool, Any]:
         uid = ((item.meta or {}).get("dicom") or {}).get("SeriesInstanceUID")
         return (True, {"series": uid}) if isinstance(uid, str) else (False, None)
     return False, None
-
-
-def _series(repo: Repository, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
-            folders: dict[str, str]) -> dict[bytes, Any]:
-    """The derived metadata of every DICOM series restored, keyed as `describe` looks it up."""
-    oid_of = {f.path: f.oid for f in files}
-    derived: dict[bytes, Any] = {}
-    dicom_tags: list[str] | None = None
-    for (dataset, _), item in items.items():
-        paths = [f"{folders[dataset]}/{rel}" for rel in item.media_paths()]
-        series = item.media_files is not None or (item.meta or {}).get("format") == "dicom"
-        if item.kind != "volume" or not series or not paths or not all(p in oid_of for p in paths):
-            continue
-        dicom_tags = dicom_tags or _dicom_tags(repo)
-        derived[series_key([(p, oid_of[p]) for p in paths], dicom_tags)] = item.meta
-    return derived
-
-
-def _dicom_tags(repo: Repository) -> list[str]:
-    tags = repo.config.get("dicom_tags")
-    if tags:
-        return list(tags)
-    from pvc.project.volume import DEFAULT_DICOM_TAGS  # NumPy, pydicom: only a volume project needs them
-
-    return list(DEFAULT_DICOM_TAGS)
 
 
 def _clock_after(repo: Repository, newest_mtime: int) -> int:
