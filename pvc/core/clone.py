@@ -104,7 +104,8 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
                         snap = Snapshot(_Decoded(local, decoded), bytes.fromhex(record.manifest))
                         chosen = plan_restore(snap, Selection(tuple(datasets or ())))
                         early.append((chosen, EarlyFiles(chosen.files, folder)))
-                        seeds.append(seeding.submit(plan_seed, snap.manifest, chosen.files, chosen.items))
+                        seeds.append(seeding.submit(plan_seed, snap.manifest, chosen.files, chosen.items,
+                                                    chosen.folders))
                         return early[0][1].take
 
                     try:

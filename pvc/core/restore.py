@@ -100,7 +100,7 @@ def restore(
             plan, skipped = materialize(store, chosen, staging, skip_missing=skip_missing, verify=verify,
                                         progress=progress)
             if linked is not None:
-                seed_stat_cache(linked, snap.manifest, plan, chosen.items)
+                seed_stat_cache(linked, snap.manifest, plan, chosen.items, chosen.folders)
                 link_info = (linked.store_id, linked.origin.read())
             durable.finish()
         kept_aside = _move_into_place(staging, dest)

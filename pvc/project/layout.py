@@ -25,7 +25,7 @@ from pvc.errors import BadInput
 from pvc.project.image import IMAGE_SUFFIXES
 from pvc.record import field, record
 
-__all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "dataset_items", "suffix",
+__all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "dataset_items", "is_dicom_name", "suffix",
            "ITEM_KIND", "ANN_ROLE", "MEDIA_SUFFIXES", "MEDIA_DIRS", "VIDEO_SUFFIXES",
            "VOLUME_SUFFIXES", "COMPANION_FILES", "COMPANION_FOLDERS"]
 
@@ -279,7 +279,7 @@ def _dataset(node: _Dir, name: str, rel_dir: str, project_type: str, roles: dict
 def _assign_roles(ds: Dataset, project_type: str, roles: dict[str, str]) -> None:
     kind = ITEM_KIND.get(project_type, "file")
     for item in ds.items:
-        series = project_type == "volumes" and (len(item.media) > 1 or (item.media and _is_dicom_name(item.media[0])))
+        series = project_type == "volumes" and (len(item.media) > 1 or (item.media and is_dicom_name(item.media[0])))
         media_role = "dicom" if series else kind
         for rel in item.media:
             roles[f"{ds.dir}/{rel}"] = media_role
@@ -344,13 +344,13 @@ def _media_of(media_node: _Dir, media_dir: str, project_type: str) -> tuple[dict
         suffixes = MEDIA_SUFFIXES.get(project_type)
         return {n: (f"{media_dir}/{n}",) for n in media_node.files if suffixes is None or suffix(n) in suffixes}, []
     media = {n: (f"{media_dir}/{n}",) for n in media_node.files if n.lower().endswith(VOLUME_FILE_SUFFIXES)}
-    loose = sorted(f"{media_dir}/{n}" for n in media_node.files if _is_dicom_name(n))
+    loose = sorted(f"{media_dir}/{n}" for n in media_node.files if is_dicom_name(n))
     for folder, sub in media_node.dirs.items():  # a folder of slices is one DICOM series
         media[folder] = tuple(sorted(sub.walk(f"{media_dir}/{folder}/")))
     return media, loose
 
 
-def _is_dicom_name(name: str) -> bool:
+def is_dicom_name(name: str) -> bool:
     base = name.rsplit("/", 1)[-1]
     return base.lower().endswith(".dcm") or "." not in base
 

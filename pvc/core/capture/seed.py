@@ -3,8 +3,10 @@
 A restore knows every file's blob id, and the version's item entries hold what hashing each file gave (media
 metadata, annotation summary, a DICOM slice's series): the very infos `hash` would compute. Recording them
 with the files' stats as written means the project's first commit reads no file that was restored unchanged.
-The roles come from the same `classify` a commit runs; a file whose info the version does not say is left out
-of the cache, and is then simply hashed.
+The roles are the ones `classify` gives the files of the items the version lists (`roles`), read from those items
+instead of classifying every path again; a file whose info the version does not say is left out of the cache, and
+is then simply hashed. A role that differs from the one a commit gives (a version built by rules this pvc no
+longer follows) only costs that file's hashing: the cache answers for a path and a role together.
 
 A DICOM series' metadata is not recorded: it holds the tags the `dicom_tags` setting named when the version was
 committed, which the project written now may not share (a clone takes no settings; a linked restore takes its
@@ -19,13 +21,13 @@ from typing import Any
 
 from pvc.core.fastpath import capture_settings
 from pvc.core.snapshot import FileEntry
-from pvc.project.layout import MEDIA_DIRS, classify
+from pvc.project.layout import ANN_ROLE, ITEM_KIND, MEDIA_DIRS, classify, is_dicom_name
 from pvc.record import record
 from pvc.store.model import ItemEntry, Manifest
 from pvc.store.repository import Repository
 from pvc.store.statcache import CacheEntry, fs_clock, pack_info
 
-__all__ = ["Seed", "plan_seed", "seed_stat_cache", "write_seed"]
+__all__ = ["Seed", "plan_seed", "roles_of", "seed_stat_cache", "write_seed"]
 
 _MEDIA_ROLES = ("image", "video", "volume")
 _ANN_ROLES = ("ann", "video_ann", "volume_ann")
@@ -33,10 +35,10 @@ _CLOCK_WAIT = 2.0  # seconds to wait for the file system's clock to pass the las
 
 
 def seed_stat_cache(repo: Repository, manifest: Manifest, files: list[FileEntry],
-                    items: dict[tuple[str, str], ItemEntry]) -> int:
+                    items: dict[tuple[str, str], ItemEntry], folders: dict[str, str]) -> int:
     """Write `repo`'s stat cache for `files` (just written into its project) from the version's `items`
-    ((dataset, item) -> entry); return the number of files recorded."""
-    return write_seed(repo, plan_seed(manifest, files, items))
+    ((dataset, item) -> entry) and dataset `folders` (name -> folder); return the number of files recorded."""
+    return write_seed(repo, plan_seed(manifest, files, items, folders))
 
 
 @record(frozen=True)
@@ -47,12 +49,13 @@ class Seed:
     files: list[tuple[str, bytes, str, bytes]]
 
 
-def plan_seed(manifest: Manifest, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry]) -> Seed:
+def plan_seed(manifest: Manifest, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
+              folders: dict[str, str]) -> Seed:
     """The part of `seed_stat_cache` that needs only the plan, not the files (clone makes it while they download)."""
     project_type = manifest.project_type if manifest.layout == "supervisely" else None
     if project_type and project_type not in MEDIA_DIRS:  # a type no capture gives (a crafted manifest): the stat
         return Seed([])  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
-    roles = classify([f.path for f in files], project_type).roles
+    roles = roles_of(project_type, files, items, folders)
     vouched = []
     for f in files:
         role = roles.get(f.path, "file")
@@ -61,6 +64,28 @@ def plan_seed(manifest: Manifest, files: list[FileEntry], items: dict[tuple[str,
         if known:
             vouched.append((f.path, f.oid, role, pack_info(info)))
     return Seed(vouched)
+
+
+def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
+             folders: dict[str, str]) -> dict[str, str]:
+    """path -> role, as `classify` gives them to these files of a version (those left out: "file"): a Supervisely
+    project's from its items (media, DICOM slices, annotations; `meta.json` at the root), a generic one's by
+    `classify` itself (it has no items to read them from)."""
+    if project_type is None:
+        return classify([f.path for f in files], None).roles
+    media_role, ann_role = ITEM_KIND.get(project_type, "file"), ANN_ROLE.get(project_type, "file")
+    roles = {"meta.json": "meta"}
+    for (dataset, _), item in items.items():
+        folder = folders.get(dataset)
+        if folder is None:
+            continue
+        media = item.media_paths()
+        series = project_type == "volumes" and bool(media) and (len(media) > 1 or is_dicom_name(media[0]))
+        for rel in media:
+            roles[f"{folder}/{rel}"] = "dicom" if series else media_role
+        if item.ann:
+            roles[f"{folder}/{item.ann}"] = ann_role
+    return roles
 
 
 def write_seed(repo: Repository, seed: Seed) -> int:
