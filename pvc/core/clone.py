@@ -96,7 +96,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
                 local = repo.reopen_store()
                 local.defer_sync()  # the whole folder is synced (syncfs) before it is renamed into place
                 early: list[tuple[Plan, EarlyFiles]] = []
-                seeds: list[Future] = []  # the stat cache to write once the files are, made while they download
+                seeds: list[Future] = []  # what the stat cache will say of the files, made while they download
 
                 with ThreadPoolExecutor(max_workers=1) as seeding:
                     def before_blobs(decoded):  # the structure is readable: plan the files, write each as its pack
@@ -114,7 +114,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
                     finally:
                         for _, files in early:
                             files.close()
-                    seed = seeds[0].result()
+                    vouched = seeds[0].result()
                 repo.prepare_publish(local)
                 local.flush()
                 repo.refs.write(RefsDoc(tuple(theirs)))
@@ -130,7 +130,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
         chosen, written = early[0]
         materialize(repo.store, replace(chosen, files=written.left(chosen.files)), folder, progress=progress)
         plan = chosen.files
-        write_seed(repo, seed)  # the stat cache a commit of these files leaves: the first status reads none of them
+        write_seed(repo, vouched)  # the stat cache a commit of these files leaves: the first status reads none of them
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)

@@ -154,30 +154,21 @@ def read_refs(path: Path) -> RefsDoc:
     except FileNotFoundError:
         return RefsDoc()
     hint = f"{path} is damaged; its previous copy is {path.name}.bak (see docs/format.md, 'Recovering refs')"
-    body = _written_body(raw)
-    if body is not None:
+    body = _written_body(raw)  # None: not laid out as pvc writes it, or not its checksum; checked the long way
+    if body is None:
         try:
-            refs = _records(body)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            refs = None
-        return _numbered(refs, hint)
+            doc = json.loads(raw)
+            fmt = doc.get("format")
+        except (ValueError, AttributeError):
+            raise CorruptObject(hint) from None
+        if isinstance(fmt, int) and fmt > REFS_FORMAT:
+            raise CorruptObject(f"{path}: refs format {fmt} was written by a newer pvc, which this one cannot read "
+                                f"(it reads formats {', '.join(map(str, _READABLE))}): upgrade pvc; if no newer pvc "
+                                f"wrote it, the file is damaged and its previous copy is {path.name}.bak")
     try:
-        doc = json.loads(raw)
-        fmt = doc.get("format")
-    except (ValueError, AttributeError):
-        raise CorruptObject(hint) from None
-    if isinstance(fmt, int) and fmt > REFS_FORMAT:
-        raise CorruptObject(f"{path}: refs format {fmt} was written by a newer pvc, which this one cannot read "
-                            f"(it reads formats {', '.join(map(str, _READABLE))}): upgrade pvc; if no newer pvc wrote it, "
-                            f"the file is damaged and its previous copy is {path.name}.bak")
-    try:
-        refs = _parse(doc)
+        refs = _records(body) if body is not None else _parse(doc)
     except (ValueError, KeyError, TypeError, AttributeError):
         refs = None
-    return _numbered(refs, hint)
-
-
-def _numbered(refs: RefsDoc | None, hint: str) -> RefsDoc:
     if refs is None:
         raise CorruptObject(hint)
     if [r.number for r in refs.versions] != list(range(1, len(refs.versions) + 1)):

@@ -104,14 +104,6 @@ class CacheEntry:
         entry.oid, entry.role, entry.raw = oid, role, raw
         return entry
 
-    @classmethod
-    def from_stat(cls, st: os.stat_result, oid: bytes, role: str, raw: bytes) -> CacheEntry:
-        """The entry of a file whose `os.stat` is `st` and whose info is `raw`."""
-        entry = cls.__new__(cls)
-        entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-        entry.oid, entry.role, entry.raw = oid, role, raw
-        return entry
-
     @property
     def key(self) -> StatKey:
         return StatKey(self.size, self.mtime_ns, self.ino, self.ctime_ns)

@@ -22,12 +22,11 @@ from typing import Any
 from pvc.core.fastpath import capture_settings
 from pvc.core.snapshot import FileEntry
 from pvc.project.layout import ANN_ROLE, ITEM_KIND, MEDIA_DIRS, classify, is_dicom_name
-from pvc.record import record
 from pvc.store.model import ItemEntry, Manifest
 from pvc.store.repository import Repository
-from pvc.store.statcache import CacheEntry, fs_clock, pack_info
+from pvc.store.statcache import CacheEntry, StatKey, fs_clock, pack_info
 
-__all__ = ["Seed", "plan_seed", "roles_of", "seed_stat_cache", "write_seed"]
+__all__ = ["plan_seed", "roles_of", "seed_stat_cache", "write_seed"]
 
 _MEDIA_ROLES = ("image", "video", "volume")
 _ANN_ROLES = ("ann", "video_ann", "volume_ann")
@@ -41,20 +40,13 @@ def seed_stat_cache(repo: Repository, manifest: Manifest, files: list[FileEntry]
     return write_seed(repo, plan_seed(manifest, files, items, folders))
 
 
-@record(frozen=True)
-class Seed:
-    """What a seed records of each file but its stat: (path, id, role, info as the cache keeps it) for the files the
-    version vouches for."""
-
-    files: list[tuple[str, bytes, str, bytes]]
-
-
 def plan_seed(manifest: Manifest, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
-              folders: dict[str, str]) -> Seed:
-    """The part of `seed_stat_cache` that needs only the plan, not the files (clone makes it while they download)."""
+              folders: dict[str, str]) -> list[tuple[str, bytes, str, bytes]]:
+    """The part of `seed_stat_cache` that needs only the plan, not the files (clone makes it while they download):
+    (path, id, role, info as the cache keeps it) of each file the version vouches for."""
     project_type = manifest.project_type if manifest.layout == "supervisely" else None
     if project_type and project_type not in MEDIA_DIRS:  # a type no capture gives (a crafted manifest): the stat
-        return Seed([])  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
+        return []  # cache is only an optimisation, and the next commit hashes what it cannot vouch for
     roles = roles_of(project_type, files, items, folders)
     vouched = []
     for f in files:
@@ -63,7 +55,7 @@ def plan_seed(manifest: Manifest, files: list[FileEntry], items: dict[tuple[str,
         known, info = _info(role, item)
         if known:
             vouched.append((f.path, f.oid, role, pack_info(info)))
-    return Seed(vouched)
+    return vouched
 
 
 def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple[str, str], ItemEntry],
@@ -76,9 +68,7 @@ def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple
     media_role, ann_role = ITEM_KIND.get(project_type, "file"), ANN_ROLE.get(project_type, "file")
     roles = {"meta.json": "meta"}
     for (dataset, _), item in items.items():
-        folder = folders.get(dataset)
-        if folder is None:
-            continue
+        folder = folders[dataset]
         media = item.media_paths()
         series = project_type == "volumes" and bool(media) and (len(media) > 1 or is_dicom_name(media[0]))
         for rel in media:
@@ -88,15 +78,16 @@ def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple
     return roles
 
 
-def write_seed(repo: Repository, seed: Seed) -> int:
-    """Stat the files of `seed`, now written, and save them as the stat cache; return how many were recorded."""
+def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]]) -> int:
+    """Stat the files `plan_seed` vouched for, now written, and save them as the stat cache; return how many were
+    recorded."""
     entries: dict[str, CacheEntry] = {}
     newest = 0
     root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
-    for path, oid, role, raw in seed.files:
+    for path, oid, role, raw in vouched:
         st = os.stat(root + path)
         newest = max(newest, st.st_mtime_ns)
-        entries[path] = CacheEntry.from_stat(st, oid, role, raw)
+        entries[path] = CacheEntry(StatKey.of(st), oid, role, raw=raw)
     repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False))
     return len(entries)
 
