@@ -651,52 +651,13 @@ static PyObject *changed(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* A cursor on one page (`entries`, `table`); the list it reads, which the caller releases with the cursor's pages,
+/* A cursor on one page (`table`); the list it reads, which the caller releases with the cursor's pages,
  * or NULL with an exception set. */
 static PyObject *page_cursor(cursor_t *c, PyObject *data, PyObject *first, PyObject *count, int items) {
     PyObject *spec = Py_BuildValue("[(OOO)]", data, first, count);
     if (spec != NULL && start(c, spec, items) < 0)
         Py_CLEAR(spec);
     return spec;
-}
-
-static PyObject *entries(PyObject *self, PyObject *args) {
-    PyObject *kind, *data, *first, *count;
-    if (!PyArg_ParseTuple(args, "OOOO", &kind, &data, &first, &count))
-        return NULL;
-    int items = kind_of(kind);
-    if (items < 0)
-        Py_RETURN_NONE;
-    cursor_t c;
-    PyObject *spec = page_cursor(&c, data, first, count, items);
-    if (spec == NULL)
-        return NULL;
-    PyObject *out = PyDict_New();
-    int more = out == NULL ? 0 : advance(&c), failed = out == NULL;
-    while (!failed && more == 1) {
-        if (take_value(&c)) {
-            more = ODD;
-            break;
-        }
-        PyObject *key = PyUnicode_DecodeUTF8((const char *)c.key, c.key_len, "strict");
-        PyObject *value = key ? PyBytes_FromStringAndSize((const char *)c.value, c.value_len) : NULL;
-        failed = value == NULL || PyDict_SetItem(out, key, value) < 0;
-        Py_XDECREF(key);
-        Py_XDECREF(value);
-        if (!failed)
-            more = advance(&c);
-    }
-    Py_DECREF(c.pages);
-    Py_DECREF(spec);
-    if (failed) {
-        Py_XDECREF(out);
-        return NULL;
-    }
-    if (more == ODD) {
-        Py_DECREF(out);
-        Py_RETURN_NONE;
-    }
-    return out;
 }
 
 /* One page's entries as a table of where they lie in its bytes: 4 native uint64 an entry (key offset, key length,
@@ -1182,9 +1143,6 @@ static PyMethodDef methods[] = {
     {"changed", changed, METH_VARARGS,
      "changed(kind, a, b) -> [(key, page_a, value_a, page_b, value_b)] | None: the entries whose value bytes "
      "differ between two runs of pages (bytes, first key, count), in key order; None for anything unusual."},
-    {"entries", entries, METH_VARARGS,
-     "entries(kind, data, first, count) -> {key: value bytes} | None: one page's entries; None for anything "
-     "unusual."},
     {"objects", objects, METH_VARARGS,
      "objects(data, start, count) -> offsets | None: where each of `count` msgpack objects read one after another "
      "from `start` begins, and where the last ends (count + 1 native uint64); None for anything unusual."},

@@ -21,7 +21,7 @@ from pvc.project.jsonfile import parse_json
 from pvc.project.layout import COMPANION_FILES, COMPANION_FOLDERS, MEDIA_DIRS
 from pvc.record import field, record
 from pvc.store.model import ItemEntry, Manifest, Tree
-from pvc.store.pagediff import changed_entries, known_changes, lookup, page_sources
+from pvc.store.pagediff import changed_entries, known_changes, lookup, lookup_pair, page_sources
 from pvc.store.pages import iter_entries
 
 __all__ = ["diff_snapshots", "empty_manifest"]
@@ -104,7 +104,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
     candidates = set(items)
     for rel in files:
         candidates.update(_owner_candidates(rel))
-    entries = {n: (lookup(ta.items, n, get_a, "items"), lookup(tb.items, n, get_b, "items")) for n in candidates}
+    entries = {n: lookup_pair(ta.items, tb.items, n, get_a, get_b, "items") for n in candidates}
     entries = {n: e for n, e in entries.items() if e != (None, None)}
     claimed = {p: n for n, pair in entries.items() for entry in pair if entry for p in entry.files()}
     unclaimed = [rel for rel in files if rel not in claimed]
@@ -113,7 +113,7 @@ def _dataset_diff(report: _Report, a: Snapshot, b: Snapshot, da: DatasetView | N
         for rel in unclaimed:
             if rel in owners:
                 n = owners[rel]
-                entries.setdefault(n, (lookup(ta.items, n, get_a, "items"), lookup(tb.items, n, get_b, "items")))
+                entries.setdefault(n, lookup_pair(ta.items, tb.items, n, get_a, get_b, "items"))
                 claimed[rel] = n
     extras = {rel: change for rel, change in files.items() if rel not in claimed}
     if only_item is None:

@@ -18,7 +18,7 @@ from pvc.errors import CorruptObject
 from pvc.store import pagediff, pages
 from pvc.store.model import FileValue, ItemEntry, Page, PageRef
 from pvc.store.objects import hash_bytes
-from pvc.store.pagediff import PageSource, changed_entries, lookup
+from pvc.store.pagediff import PageSource, changed_entries, lookup, lookup_pair
 
 pytestmark = pytest.mark.skipif(not pagediff.NATIVE_PAGES, reason="pvc/_pages.c is not built")
 _pages = pagediff._pages
@@ -86,6 +86,9 @@ def _same_answers(store: Store, kind: str, root_a, root_b, probes) -> None:
     for key in probes:  # after changed_entries (what it learnt) and from a fresh source (the page's table)
         for root, source in ((root_a, a), (root_b, b), (root_a, store.source())):
             assert _same(lookup(root, key, source, kind), pages.lookup(root, key, store.page, kind))
+        pair = (pages.lookup(root_a, key, store.page, kind), pages.lookup(root_b, key, store.page, kind))
+        assert _same(lookup_pair(root_a, root_b, key, a, b, kind), pair)  # (a page both maps share: decoded once)
+        assert _same(lookup_pair(root_a, root_b, key, store.source(), store.source(), kind), pair)
 
 
 @settings(max_examples=60, deadline=None)
@@ -165,7 +168,6 @@ def test_pages_pvc_never_writes_are_left_to_pages_py(entries, extra, first, coun
     store = Store()
     value = b"\x93\xc4\x20" + hash_bytes(b"v") + b"\x01\x01"
     data = _page_bytes("files", [(k, value if v is None else v) for k, v in entries], extra=extra)
-    assert _pages.entries("files", data, first, count) is None
     assert _pages.table("files", data, first, count, None) is None
     assert _pages.changed("files", [(data, first, count)], []) is None
     root_a, root_b = _ref(store, data, first, count), ()
@@ -234,16 +236,12 @@ def test_a_crafted_page_is_refused_or_read_as_page_decode_reads_it(data, kind):
         raw = bytes(raw)
     first, count = data.draw(st.sampled_from([("img/0.jpg", 3), ("img/1.jpg", 3), ("img/0.jpg", 2)]))
     expected = _decoded_or_error(raw, hash_bytes(raw), kind, first, count)
-    table = _pages.entries(kind, raw, first, count)
-    if table is not None:
+    spans = _pages.table(kind, raw, first, count, None)  # where each entry lies, every entry checked
+    if spans is not None:
         assert isinstance(expected, Page), expected
         cls = FileValue if kind == "files" else ItemEntry
-        assert [(k, cls.decode(msgpack.unpackb(v, raw=False, strict_map_key=False), k)) for k, v in table.items()] \
+        assert [(k, cls.decode(msgpack.unpackb(v, raw=False, strict_map_key=False), k)) for k, v in _spans(raw, spans)] \
             == list(expected.entries)
-    spans = _pages.table(kind, raw, first, count, None)  # the same checks, read as where each entry lies
-    assert (spans is None) == (table is None or not table)
-    if spans is not None:
-        assert _spans(raw, spans) == list(table.items())
     rows = _pages.changed(kind, [(raw, first, count)], [(Page(kind, tuple(entries)).encode(), "img/0.jpg", 3)])
     if rows is not None:
         assert isinstance(expected, Page), expected
@@ -289,7 +287,7 @@ def test_a_page_table_finds_what_the_page_holds(kind):
     else:
         values = [ItemEntry("image", k, None, (), {"width": i}, None, sorted_values=True) for i, k in enumerate(keys)]
     data = Page(kind, tuple(zip(keys, values))).encode()
-    entries = _pages.entries(kind, data, keys[0], len(keys))
+    entries = {k: msgpack.packb(v.encode(), use_bin_type=True) for k, v in zip(keys, values)}  # as a page holds them
     table = _pages.table(kind, data, keys[0], len(keys), None)
     assert _spans(data, table) == list(entries.items())
     for probe in [*keys, "", "img/", "img/0001.jpg", "img/0599.jpg~", "zz", "a"]:
