@@ -256,3 +256,40 @@ def test_every_record_of_pvc_takes_the_arguments_its_dataclass_twin_takes():
                 assert mine.default == other.default, (cls, mine.name)
         assert [f.name for f in fields(cls) if f.compare] == [f.name for f in dataclasses.fields(twin) if f.compare]
         assert [f.name for f in fields(cls) if f.repr] == [f.name for f in dataclasses.fields(twin) if f.repr]
+
+
+def test_eq_and_hash_are_compiled_on_first_use_and_take_the_stand_ins_place():
+    """`__eq__` and `__hash__` start as stand-ins; the first comparison or hash compiles the class's own and puts
+    them on the class (the slotted class too, which `slots` makes anew), with the same answers before and after."""
+    nan = float("nan")
+    for options in ({"frozen": True}, {"frozen": True, "slots": True}):
+        @record(**options)
+        class P:
+            a: int
+            b: float
+            note: str = field(default="", compare=False)
+
+        stand_ins = P.__dict__["__eq__"], P.__dict__["__hash__"]
+        first = [P(1, 2.0) == P(1, 2.0, "other"), P(1, 2.0) == P(1, 3.0), P(1, 2.0) == (1, 2.0), P(1, float("nan")) == P(1, float("nan"))]
+        assert first == [True, False, False, False]
+        assert P.__dict__["__eq__"] is not stand_ins[0] and P.__dict__["__hash__"] is not stand_ins[1]
+        again = [P(1, 2.0) == P(1, 2.0, "other"), P(1, 2.0) == P(1, 3.0), P(1, 2.0) == (1, 2.0), P(1, float("nan")) == P(1, float("nan"))]
+        assert again == first
+        assert P(1, nan) == P(1, nan)  # an element identical on both sides is equal, as in a tuple of the fields
+        assert hash(P(1, 2.0)) == hash(P(1, 2.0, "x")) == hash((1, 2.0))
+        assert {P(1, 2.0), P(1, 2.0, "x"), P(2, 2.0)} == {P(1, 2.0), P(2, 2.0)}
+        assert P(1, 2.0).__eq__.__qualname__.endswith("P.__eq__")
+
+    @record
+    class M:
+        a: int
+
+    assert M.__hash__ is None and M(1) == M(1) and M(1) != M(2) and M.__hash__ is None  # mutable: unhashable still
+    with pytest.raises(TypeError):
+        hash(M(1))
+
+    @record(frozen=True)
+    class Nothing:
+        pass
+
+    assert Nothing() == Nothing() and hash(Nothing()) == hash(())
