@@ -10,10 +10,9 @@ from pathlib import Path
 
 from pvc.errors import BadInput
 
-__all__ = ["IMAGE_SUFFIXES", "image_meta"]
+__all__ = ["image_meta"]
 
 # The extensions the Supervisely SDK accepts as images (imaging/image.py).
-IMAGE_SUFFIXES = frozenset(".jpg .jpeg .mpo .bmp .png .webp .tiff .tif .nrrd .jfif".split())
 _EXIF_ORIENTATION = 0x0112
 _EXIF_IN_HEADER = frozenset({"JPEG", "MPO", "TIFF", "WEBP"})
 _BOMB_GUARD = threading.Lock()

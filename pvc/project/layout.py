@@ -22,15 +22,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pvc.errors import BadInput
-from pvc.project.image import IMAGE_SUFFIXES
 from pvc.record import field, record
 
 __all__ = ["Item", "Dataset", "Layout", "Sniff", "classify", "add_dicom_series", "dataset_items", "is_dicom_name", "suffix",
-           "ITEM_KIND", "ANN_ROLE", "MEDIA_SUFFIXES", "MEDIA_DIRS", "VIDEO_SUFFIXES",
+           "ITEM_KIND", "ANN_ROLE", "MEDIA_SUFFIXES", "MEDIA_DIRS", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES",
            "VOLUME_SUFFIXES", "COMPANION_FILES", "COMPANION_FOLDERS"]
 
 MEDIA_DIRS = {"images": "img", "videos": "video", "volumes": "volume", "point_clouds": "pointcloud",
               "point_cloud_episodes": "pointcloud", "meshes": "meshes"}
+IMAGE_SUFFIXES = frozenset(".jpg .jpeg .mpo .bmp .png .webp .tiff .tif .nrrd .jfif".split())
 VIDEO_SUFFIXES = frozenset(".avi .mp4 .3gp .flv .webm .wmv .mov .mkv".split())
 VOLUME_FILE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".npy")
 VOLUME_SUFFIXES = frozenset(".nrrd .dcm .nii .gz .npy".split())
