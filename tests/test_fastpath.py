@@ -582,6 +582,31 @@ def test_status_json_of_a_changed_project_is_answered_as_the_cli_answers_it(comm
     assert capsys.readouterr().out == fast
 
 
+@pytest.mark.parametrize("change", ["edit", "remove"])
+def test_a_changed_project_s_status_reads_its_stat_cache_once_while_walking(committed, capsys, monkeypatch, change):
+    """On a changed tree the clean check reads the stat cache while the walk runs (`read_ahead`; forced here, as if
+    the walk were still going) and hands it to the status's capture with the walk: one StatCache is opened, not
+    two, and the answer is the CLI's."""
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    if change == "edit":
+        ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    else:
+        ann.unlink()
+    monkeypatch.chdir(committed)
+    assert full_cli.main(["status", "--json"]) == 0  # (saves what it read: the next status has a cache to read ahead)
+    expected = capsys.readouterr().out
+    from pvc.store.statcache import StatCache
+
+    opened, ahead = [], []
+    real_init, real_ahead = StatCache.__init__, StatCache.read_ahead
+    monkeypatch.setattr(StatCache, "__init__", lambda self, path: (opened.append(path), real_init(self, path))[1])
+    monkeypatch.setattr(StatCache, "read_ahead", lambda self: (ahead.append(self), real_ahead(self))[1])
+    monkeypatch.setattr(fastpath._Walk, "is_alive", lambda self: True)
+    assert entry._answer_untouched(["status", "--json"]) == 0
+    assert capsys.readouterr().out == expected
+    assert len(opened) == 1 and len(ahead) == 1 and ahead[0]._columns is not None
+
+
 def test_a_changed_tree_s_modules_are_imported_only_while_the_walk_runs(monkeypatch):
     """fastpath._while_walking imports the answer's modules in the time the clean check waits for the walk; once the
     walk has ended it imports nothing more (an untouched project's answer needs none of them)."""

@@ -60,6 +60,7 @@ class _Walk:
 
     def __init__(self, root: str, ignore: Ignore, *, clock: bool = False) -> None:
         self._args, self._walked, self._digest = (root, ignore), None, None
+        self.cache: StatCache | None = None  # the stat cache, read while walking, for the capture that follows
         self.scan_started = fs_clock(os.path.join(root, STORE_DIR, "tmp")) if clock else None
         self._running = _thread.allocate_lock()
 
@@ -102,17 +103,20 @@ class _Walk:
         self.join()
         if self._walked is None or self.scan_started is None:
             return None
-        return PriorWalk(self._args[0], self.scan_started, *self._walked, self.digest())
+        return PriorWalk(self._args[0], self.scan_started, *self._walked, self.digest(), self.cache)
 
 
 class PriorWalk:
     """A C walk already taken of the project at `root`, the clock read just before it, and its records' digest
-    (pvc/core/capture/walk.py takes it over: `pvc status`, whose clean check walked the tree already, walks it once)."""
+    (pvc/core/capture/walk.py takes it over: `pvc status`, whose clean check walked the tree already, walks it once);
+    `cache`: the project's stat cache as read during that walk, or None (the capture then reads it)."""
 
-    __slots__ = ("root", "scan_started", "records", "flags", "digest")
+    __slots__ = ("root", "scan_started", "records", "flags", "digest", "cache")
 
-    def __init__(self, root: str, scan_started: int, records: bytes, flags: bytes, digest: bytes) -> None:
+    def __init__(self, root: str, scan_started: int, records: bytes, flags: bytes, digest: bytes,
+                 cache: StatCache | None = None) -> None:
         self.root, self.scan_started, self.records, self.flags, self.digest = root, scan_started, records, flags, digest
+        self.cache = cache
 
 
 def _untouched_latest(start: str, keep: list[PriorWalk] | None = None,
@@ -151,6 +155,10 @@ def _provably_latest(repo: Repository, walk: _Walk, then: tuple[str, ...] = ()) 
     expect, settings = bytes.fromhex(latest.manifest), capture_settings(repo, False)
     if not cache.may_vouch_for(expect, settings):  # no tree record of this version: whatever the walk finds, the
         _while_walking(walk, then)  # answer is a changed tree's (as after a status that found changes)
+        if then:  # and its capture reads the stat cache first: read it now, while the walk runs (8-10 ms at 40,000
+            if walk.is_alive():  # files), and hand it over with the walk
+                cache.read_ahead()
+            walk.cache = cache
         return None
     if not untouched(cache, expect, settings, walk.digest()):
         return None

@@ -255,6 +255,12 @@ class StatCache:
         walked = {f.relpath for f in files} if count != len(files) or None in found else None
         return [i for i, k in enumerate(found) if k is None], self.gone(walked) if walked is not None else []
 
+    def read_ahead(self) -> None:
+        """Decode now what a capture of a changed tree reads first, the stats part and its paths (the entry point
+        calls it while the walk runs, leaving it less to do after)."""
+        if self._index.get("stats") and self._decoded():
+            self._paths
+
     def walk_differences(self, walked: Any) -> tuple[list[int], list[str]]:
         """`differences(walked.files)` of a walk (pvc/core/capture/walk.py): from the C walk's records, compared with
         the columns in pvc/_walk.c where it has them, making no object a file. The answer for one walk is kept: a

@@ -134,7 +134,8 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     the same manifest in time that follows the change; else, or where that cannot be told safely, the full build.
     `walk`: a walk of this project already taken, with the clock read before it (pvc/core/fastpath.py), taken over.
     """
-    cache = repo.stat_cache()
+    taken = walk.cache if walk is not None and walk.root == str(repo.project_root) else None
+    cache = taken if taken is not None else repo.stat_cache()  # (one read while the walk ran, if any)
     cache.file_ids = lambda manifest: manifest_file_ids(store, manifest)
     settings = capture_settings(repo, allow_invalid)
     walked = walk_project(repo, cache, expect, settings, walk)
