@@ -143,7 +143,10 @@ class PackIndex:
             raise CorruptObject(f"index {name}: not a pvc index file (run `pvc verify`; `pvc repair index` rebuilds it from the packs)")
         _, n_packs, count = _HEAD.unpack_from(self._mm, 0)
         expected = _HEAD.size + 32 * n_packs + _FANOUT.size + _ENTRY.size * count + 32
-        if size != expected or blake3.blake3(self._mm[: size - 32]).digest() != self._mm[size - 32 :]:
+        if size == expected:
+            with memoryview(self._mm) as view:  # hashed where it lies: no copy of the file (2.5 MB at 40,000 files)
+                digest = blake3.blake3(view[: size - 32]).digest()
+        if size != expected or digest != self._mm[size - 32 :]:
             raise CorruptObject(f"index {name}: checksum mismatch (run `pvc verify`; `pvc repair index` rebuilds it from the packs)")
         fanout = _FANOUT.unpack_from(self._mm, _HEAD.size + 32 * n_packs)
         if fanout[-1] != count or any(a > b for a, b in pairwise(fanout)):
