@@ -22,6 +22,7 @@ from pvc.project import walk as walk_module
 from pvc.project.scan import files_from_walk, scan
 from pvc.project.walk import Ignore, native_stat_records, stat_records
 from pvc.sample import make_image_project
+from pvc.store.objects import hash_bytes
 from pvc.store.statcache import StatCache
 
 
@@ -584,9 +585,10 @@ def test_status_json_of_a_changed_project_is_answered_as_the_cli_answers_it(comm
 
 @pytest.mark.parametrize("change", ["edit", "remove"])
 def test_a_changed_project_s_status_reads_its_stat_cache_once_while_walking(committed, capsys, monkeypatch, change):
-    """On a changed tree the clean check reads the stat cache while the walk runs (`read_ahead`; forced here, as if
-    the walk were still going) and hands it to the status's capture with the walk: one StatCache is opened, not
-    two, and the answer is the CLI's."""
+    """On a changed tree the clean check reads the stat cache and the latest version's pages while the walk runs
+    (forced here, as if the walk were still going) and hands them to the status's capture with the walk: one
+    StatCache is opened, not two, the overlay the capture builds in serves the pages read (each its id's bytes), and
+    the answer is the CLI's."""
     ann = sorted(committed.glob("train/ann/*.json"))[0]
     if change == "edit":
         ann.write_text(ann.read_text().replace("{", "{ ", 1))
@@ -602,9 +604,15 @@ def test_a_changed_project_s_status_reads_its_stat_cache_once_while_walking(comm
     monkeypatch.setattr(StatCache, "__init__", lambda self, path: (opened.append(path), real_init(self, path))[1])
     monkeypatch.setattr(StatCache, "read_ahead", lambda self: (ahead.append(self), real_ahead(self))[1])
     monkeypatch.setattr(fastpath._Walk, "is_alive", lambda self: True)
+    from pvc.store.overlay import OverlayStore
+
+    served, real_overlay = [], OverlayStore.__init__
+    monkeypatch.setattr(OverlayStore, "__init__", lambda self, base, **kw: (served.append(kw.get("read")),
+                                                                           real_overlay(self, base, **kw))[1])
     assert entry._answer_untouched(["status", "--json"]) == 0
     assert capsys.readouterr().out == expected
     assert len(opened) == 1 and len(ahead) == 1 and ahead[0]._columns is not None
+    assert len(served) == 1 and served[0] and all(hash_bytes(data) == oid for oid, data in served[0].items())
 
 
 def test_a_changed_tree_s_modules_are_imported_only_while_the_walk_runs(monkeypatch):
