@@ -333,6 +333,43 @@ def test_a_changed_project_s_commit_prints_what_the_full_commit_prints(committed
         assert fast.stderr == full.stderr == ""
 
 
+def test_a_commit_from_what_its_check_read_while_walking_is_the_full_commit_s(committed, tmp_path, monkeypatch, capsys):
+    """The entry point's commit of a changed tree, with its check's stat cache, pages and tables read while the walk
+    ran (forced here) and used by the build from the change, records the manifest the full CLI's commit records."""
+    ann = sorted(committed.glob("train/ann/*.json"))
+    copies = []
+    for side in ("fast", "full"):
+        copy = tmp_path / side
+        shutil.copytree(committed, copy, symlinks=True)
+        (copy / "train" / "ann" / ann[0].name).write_text(ann[0].read_text().replace("{", "{ ", 1))
+        (copy / "train" / "ann" / ann[-1].name).unlink()
+        copies.append(copy)
+    for copy in copies:  # a status first: the stat cache then holds the change, as after a user's status
+        monkeypatch.chdir(copy)
+        assert full_cli.main(["status"]) == 0
+    import pvc.core.capture.delta as delta
+
+    handed, real_delta = [], delta.delta_capture
+    monkeypatch.setattr(delta, "delta_capture", lambda *args: (handed.append(args[-2:]), real_delta(*args))[1])
+    monkeypatch.setattr(fastpath._Walk, "is_alive", lambda self: True)
+    monkeypatch.chdir(copies[0])
+    assert entry._answer_untouched(["commit", "-m", "two", "--json"]) == 0
+    monkeypatch.undo()
+    [(pages, tables)] = handed
+    assert pages and tables
+    monkeypatch.chdir(copies[1])
+    assert full_cli.main(["commit", "-m", "two", "--json"]) == 0
+    capsys.readouterr()
+    from pvc.store.repository import Repository
+
+    latest = []
+    for c in copies:
+        repo = Repository(c)
+        latest.append(repo.refs.read().versions[-1])
+        repo.close()
+    assert [r.number for r in latest] == [2, 2] and latest[0].manifest == latest[1].manifest
+
+
 @pytest.mark.parametrize("env", [{}, {"FORCE_COLOR": "1"}, {"COLUMNS": "20"}, {"PYTHONIOENCODING": "ascii"}])
 def test_a_changed_project_s_status_prints_what_the_full_status_prints(committed, env):
     """Plain, styled, narrow, and on a stdout that cannot encode a name (rich prints what it can, then the
@@ -585,9 +622,9 @@ def test_status_json_of_a_changed_project_is_answered_as_the_cli_answers_it(comm
 
 @pytest.mark.parametrize("change", ["edit", "remove"])
 def test_a_changed_project_s_status_reads_its_stat_cache_once_while_walking(committed, capsys, monkeypatch, change):
-    """On a changed tree the clean check reads the stat cache and the latest version's pages while the walk runs
-    (forced here, as if the walk were still going) and hands them to the status's capture with the walk: one
-    StatCache is opened, not two, the overlay the capture builds in serves the pages read (each its id's bytes), and
+    """On a changed tree the clean check reads the stat cache, the latest version's pages and their tables while the
+    walk runs (forced here, as if the walk were still going) and hands them to the status's capture with the walk:
+    one StatCache is opened, not two, the build from the change gets the pages (each its id's bytes) and tables, and
     the answer is the CLI's."""
     ann = sorted(committed.glob("train/ann/*.json"))[0]
     if change == "edit":
@@ -604,15 +641,16 @@ def test_a_changed_project_s_status_reads_its_stat_cache_once_while_walking(comm
     monkeypatch.setattr(StatCache, "__init__", lambda self, path: (opened.append(path), real_init(self, path))[1])
     monkeypatch.setattr(StatCache, "read_ahead", lambda self: (ahead.append(self), real_ahead(self))[1])
     monkeypatch.setattr(fastpath._Walk, "is_alive", lambda self: True)
-    from pvc.store.overlay import OverlayStore
+    import pvc.core.capture.delta as delta
 
-    served, real_overlay = [], OverlayStore.__init__
-    monkeypatch.setattr(OverlayStore, "__init__", lambda self, base, **kw: (served.append(kw.get("read")),
-                                                                           real_overlay(self, base, **kw))[1])
+    handed, real_delta = [], delta.delta_capture
+    monkeypatch.setattr(delta, "delta_capture", lambda *args: (handed.append(args[-2:]), real_delta(*args))[1])
     assert entry._answer_untouched(["status", "--json"]) == 0
     assert capsys.readouterr().out == expected
     assert len(opened) == 1 and len(ahead) == 1 and ahead[0]._columns is not None
-    assert len(served) == 1 and served[0] and all(hash_bytes(data) == oid for oid, data in served[0].items())
+    [(pages, tables)] = handed
+    assert pages and all(hash_bytes(data) == oid for oid, data in pages.items())
+    assert tables and {key[0] for key in tables} <= set(pages)
 
 
 def test_a_changed_tree_s_modules_are_imported_only_while_the_walk_runs(monkeypatch):

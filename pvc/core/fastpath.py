@@ -61,7 +61,8 @@ class _Walk:
     def __init__(self, root: str, ignore: Ignore, *, clock: bool = False) -> None:
         self._args, self._walked, self._digest = (root, ignore), None, None
         self.cache: StatCache | None = None  # the stat cache, read while walking, for the capture that follows
-        self.pages: dict[bytes, bytes] = {}  # and the latest version's pages, read while walking (id -> bytes)
+        self.pages: dict[bytes, bytes] = {}  # and the latest version's pages, read while walking (id -> bytes),
+        self.tables: dict[tuple, bytes] = {}  # and their tables (capture/delta.py, page_table)
         self.scan_started = fs_clock(os.path.join(root, STORE_DIR, "tmp")) if clock else None
         self._running = _thread.allocate_lock()
 
@@ -104,21 +105,24 @@ class _Walk:
         self.join()
         if self._walked is None or self.scan_started is None:
             return None
-        return PriorWalk(self._args[0], self.scan_started, *self._walked, self.digest(), self.cache, self.pages)
+        return PriorWalk(self._args[0], self.scan_started, *self._walked, self.digest(), self.cache, self.pages,
+                         self.tables)
 
 
 class PriorWalk:
     """A C walk already taken of the project at `root`, the clock read just before it, and its records' digest
     (pvc/core/capture/walk.py takes it over: `pvc status`, whose clean check walked the tree already, walks it once);
     `cache`: the project's stat cache as read during that walk, or None (the capture then reads it); `pages`: pages of
-    the latest version read from the store during the walk, each checked against its id (id -> bytes)."""
+    the latest version read from the store during the walk, each checked against its id (id -> bytes); `tables`:
+    their tables (capture/delta.py, `page_table`), for the capture that takes the cache over."""
 
-    __slots__ = ("root", "scan_started", "records", "flags", "digest", "cache", "pages")
+    __slots__ = ("root", "scan_started", "records", "flags", "digest", "cache", "pages", "tables")
 
     def __init__(self, root: str, scan_started: int, records: bytes, flags: bytes, digest: bytes,
-                 cache: StatCache | None = None, pages: dict[bytes, bytes] | None = None) -> None:
+                 cache: StatCache | None = None, pages: dict[bytes, bytes] | None = None,
+                 tables: dict[tuple, bytes] | None = None) -> None:
         self.root, self.scan_started, self.records, self.flags, self.digest = root, scan_started, records, flags, digest
-        self.cache, self.pages = cache, pages or {}
+        self.cache, self.pages, self.tables = cache, pages or {}, tables or {}
 
 
 def _untouched_latest(start: str, keep: list[PriorWalk] | None = None,
@@ -165,36 +169,42 @@ def _provably_latest(repo: Repository, walk: _Walk, then: tuple[str, ...] = ()) 
             if walk.is_alive():  # files), and hand it over with the walk; then the version's pages, while it runs
                 cache.read_ahead()
             walk.cache = cache
-            walk.pages = _pages_while_walking(repo, walk, expect)
+            walk.pages, walk.tables = _pages_while_walking(repo, walk, expect)
         return None
     if not untouched(cache, expect, settings, walk.digest()):
         return None
     return latest, cache, walk.followed_symlinks()
 
 
-def _pages_while_walking(repo: Repository, walk: _Walk, manifest: bytes) -> dict[bytes, bytes]:
+def _pages_while_walking(repo: Repository, walk: _Walk, manifest: bytes) -> tuple[dict[bytes, bytes], dict[tuple, bytes]]:
     """The pages of the version `manifest` (its datasets' files and items maps), read from the store and checked
-    against their ids for as long as the walk runs: the build from the change (capture/delta.py) reads the pages that
-    hold the changed paths, and a change spread over the project touches most of them (407 pages read after the 1%
-    change of the 20k JPEG-only bench project). What is not read by the walk's end is read by the build as before;
-    anything amiss is left to it too, which meets it again and says what it is."""
+    against their ids, and their tables (capture/delta.py, `page_table`), for as long as the walk runs: the build from
+    the change reads the pages that hold the changed paths, and a change spread over the project touches most of them
+    (about 200 pages after the 1% change of the 20k JPEG-only bench project). What is not read by the walk's end is
+    read by the build as before; anything amiss is left to it too, which meets it again and says what it is."""
+    from pvc.core.capture.delta import page_table
     from pvc.store.model import Manifest, Tree
 
     read: dict[bytes, bytes] = {}
+    tables: dict[tuple, bytes] = {}
     try:
         store = repo.store
-        trees, pages = [store.get_object(manifest, Manifest).root], []
+        trees, maps = [store.get_object(manifest, Manifest).root], []
         while trees and walk.is_alive():
             tree = store.get_object(trees.pop(), Tree)
-            pages += [ref.oid for ref in (*tree.files, *tree.items)]
+            maps += [(tree.files, "files"), (tree.items, "items")]
             trees += [child.oid for child in tree.children]
-        for oid in pages:
-            if not walk.is_alive():
-                break
-            read[oid] = store.get(oid)
+        for refs, kind in maps:
+            for j, ref in enumerate(refs):
+                if not walk.is_alive():
+                    return read, tables
+                data = read[ref.oid] = store.get(ref.oid)
+                key, table = page_table(refs, j, kind, data)
+                if table:
+                    tables[key] = table
     except (PvcError, OSError, ValueError):
         pass
-    return read
+    return read, tables
 
 
 def _while_walking(walk: _Walk, modules: tuple[str, ...]) -> None:

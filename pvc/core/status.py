@@ -22,7 +22,7 @@ def working_snapshot(repo: Repository, expect: str | None = None, *, from_change
     (status, diff, the preview of discard): built from the paths changed since the version, where it is the stat
     cache's base and the change alone can tell the manifest (capture/delta.py). `walk`: a walk of the project already
     taken (pvc/core/fastpath.py), used instead of walking again."""
-    overlay = OverlayStore(repo.store, read=walk.pages if walk is not None else None)
+    overlay = OverlayStore(repo.store)
     cap = capture(repo, overlay, report_invalid=True, expect=bytes.fromhex(expect) if expect else None,
                   from_change=from_change, walk=walk)
     _remember_hashes(repo, cap)

@@ -26,12 +26,9 @@ _BLOCK = 4 << 20
 class OverlayStore(ObjectAccess):
     """Reads fall through to `base`; writes are kept in memory (objects) or as paths (files)."""
 
-    def __init__(self, base: ObjectStore, *, read: dict[bytes, bytes] | None = None) -> None:
-        """`read`: objects of `base` already read from it and checked against their ids (id -> bytes), given back
-        by `get` instead of being read again."""
+    def __init__(self, base: ObjectStore) -> None:
         self.base = base
         self.chunk_threshold = base.chunk_threshold
-        self._read = read or {}
         self._objects: dict[bytes, bytes] = {}
         self._typed: dict[bytes, Any] = {}  # the trees and manifests put here, so reading them back decodes nothing
         self._files: dict[bytes, tuple[Path, int]] = {}
@@ -92,8 +89,6 @@ class OverlayStore(ObjectAccess):
     def get(self, oid: bytes, *, verify: bool = True) -> bytes:
         if oid in self._objects:
             return self._objects[oid]
-        if oid in self._read:
-            return self._read[oid]
         if oid in self._files:
             path = self._files[oid][0]
             with open(path, "rb") as f:

@@ -153,7 +153,8 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
     if from_change and expect is not None:
         from pvc.core.capture.delta import delta_capture
 
-        partial = delta_capture(repo, store, cache, settings, walked, expect, keep_invalid)
+        ahead = (walk.pages, walk.tables) if taken is not None else (None, None)  # read while the walk ran
+        partial = delta_capture(repo, store, cache, settings, walked, expect, keep_invalid, *ahead)
         if partial is not None:
             return partial
     files = walked.files

@@ -44,7 +44,7 @@ from pvc.store.pagediff import _pages
 from pvc.store.model import ChildRef, ItemEntry, Manifest, PageRef, Tree
 from pvc.store.statcache import CacheEntry, StatCache
 
-__all__ = ["delta_capture"]
+__all__ = ["delta_capture", "page_table", "page_table_key"]
 
 _TYPES = ("images", "videos")  # items of one media file each (a volume project groups DICOM series)
 _LAST = "\U0010ffff"
@@ -55,16 +55,33 @@ class _Unsure(Exception):
 
 
 def delta_capture(repo, store: ObjectSink, cache: StatCache, settings: dict, walked, expect: bytes,
-                  keep_invalid: bool) -> Capture | None:
-    """The capture built from the change since the stat cache's base, or None where only the full build can tell."""
+                  keep_invalid: bool, pages: dict[bytes, bytes] | None = None,
+                  tables: dict[tuple, bytes] | None = None) -> Capture | None:
+    """The capture built from the change since the stat cache's base, or None where only the full build can tell.
+    `pages`, `tables`: pages of the base read already (id -> bytes, each checked against its id) and their tables
+    (`page_table`'s key -> `_pages.table` of the page), taken instead of read and made again."""
     base = cache.base
     if base is None or base[0] != expect or base[1] != settings or _pages is None:
         return None  # (without pvc/_pages.c, which splits pages into their entries' bytes, the full build runs)
     try:
-        return _Delta(repo, store, cache, settings, walked, expect, keep_invalid, base[2]).run()
+        return _Delta(repo, store, cache, settings, walked, expect, keep_invalid, base[2], pages or {},
+                      tables or {}).run()
     except (_Unsure, ObjectMissing, CorruptObject, RecursionError, KeyError, TypeError, AttributeError):
         return None  # the full build reads the same objects and reports what is wrong with them (a base written by
         # another pvc with other stats, say); what it builds is the same manifest either way
+
+
+def page_table_key(refs: tuple[PageRef, ...], j: int, kind: str) -> tuple:
+    """What `_pages.table` of page `j` of a map depends on besides its bytes: (page id, kind, first key, count, the
+    next page's first key or None); the bytes are the id's."""
+    ref = refs[j]
+    return ref.oid, kind, ref.first, ref.count, refs[j + 1].first if j + 1 < len(refs) else None
+
+
+def page_table(refs: tuple[PageRef, ...], j: int, kind: str, data: bytes) -> tuple[tuple, bytes | None]:
+    """(`page_table_key`, the table of page `j`, whose bytes are `data`; None where pvc/_pages.c declines it)."""
+    key = page_table_key(refs, j, kind)
+    return key, _pages.table(kind, data, *key[2:]) if _pages is not None else None
 
 
 class _Map:
@@ -72,19 +89,20 @@ class _Map:
     kept as its bytes and a table of where each entry lies in them (pvc/_pages.c checks every entry as it makes the
     table); lookups search the table, and a patched page is spliced from the bytes: no object is made an entry."""
 
-    def __init__(self, store: ObjectSink, refs: tuple[PageRef, ...], kind: str) -> None:
-        self.store, self.refs, self.kind = store, refs, kind
+    def __init__(self, store: ObjectSink, refs: tuple[PageRef, ...], kind: str, read: dict[bytes, bytes],
+                 made: dict[tuple, bytes]) -> None:
+        self.store, self.refs, self.kind, self.read, self.made = store, refs, kind, read, made
         self.firsts = [ref.first for ref in refs]
         self._tables: dict[int, tuple[bytes, bytes]] = {}
 
     def table(self, j: int) -> tuple[bytes, bytes]:
-        """Page `j`'s bytes and table (`_pages.table`)."""
+        """Page `j`'s bytes and table (`_pages.table`; those `read` and `made` already, if they are there)."""
         found = self._tables.get(j)
         if found is None:
             ref = self.refs[j]
-            data = self.store.get(ref.oid)
-            table = _pages.table(self.kind, data, ref.first, ref.count,
-                                 self.firsts[j + 1] if j + 1 < len(self.refs) else None)
+            data = self.read.get(ref.oid) or self.store.get(ref.oid)
+            key = page_table_key(self.refs, j, self.kind)
+            table = self.made.get(key) or _pages.table(self.kind, data, *key[2:])
             if not table:
                 raise _Unsure  # anything unusual: the full build reads it and says what is wrong
             found = self._tables[j] = (data, table)
@@ -166,8 +184,9 @@ class _Node:
 
 class _Delta:
     def __init__(self, repo, store: ObjectSink, cache: StatCache, settings: dict, walked, expect: bytes,
-                 keep_invalid: bool, dirty: list[str]) -> None:
+                 keep_invalid: bool, dirty: list[str], pages: dict[bytes, bytes], tables: dict[tuple, bytes]) -> None:
         self.repo, self.store, self.cache, self.settings, self.walked = repo, store, cache, settings, walked
+        self.pages, self.tables = pages, tables
         self.expect, self.keep_invalid, self.dirty = expect, keep_invalid, dirty
         self.read: list[FileInfo] = []  # the files this capture read
         self.gone: list[str] = []  # the cached paths the walk did not find
@@ -244,7 +263,8 @@ class _Delta:
 
     def _plan(self, folder: str, changes: dict[str, FileInfo | None]) -> dict:
         node = self.nodes[folder]
-        fmap, imap = _Map(self.store, node.tree.files, "files"), _Map(self.store, node.tree.items, "items")
+        fmap = _Map(self.store, node.tree.files, "files", self.pages, self.tables)
+        imap = _Map(self.store, node.tree.items, "items", self.pages, self.tables)
         names: set[str] = set()
         for rel in changes:
             head, _, tail = rel.partition("/")
