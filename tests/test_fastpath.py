@@ -333,6 +333,26 @@ def test_a_changed_project_s_commit_prints_what_the_full_commit_prints(committed
         assert fast.stderr == full.stderr == ""
 
 
+def test_no_page_is_read_ahead_for_a_stat_cache_without_this_version_as_its_base(committed, capsys, monkeypatch):
+    """Without a stat cache whose base is the latest version (here: none at all), the build from the change cannot
+    run, and the check reads none of the version's pages during the walk (forced long)."""
+    ann = sorted(committed.glob("train/ann/*.json"))[0]
+    ann.write_text(ann.read_text().replace("{", "{ ", 1))
+    (committed / ".pvc" / "index").unlink()
+    monkeypatch.chdir(committed)
+    assert full_cli.main(["status", "--json"]) == 0
+    expected = capsys.readouterr().out
+    (committed / ".pvc" / "index").unlink()  # (the status saved one)
+    import pvc.core.capture.delta as delta
+
+    handed, real_delta = [], delta.delta_capture
+    monkeypatch.setattr(delta, "delta_capture", lambda *args: (handed.append(args[-2:]), real_delta(*args))[1])
+    monkeypatch.setattr(fastpath._Walk, "is_alive", lambda self: True)
+    assert entry._answer_untouched(["status", "--json"]) == 0
+    assert capsys.readouterr().out == expected
+    assert handed == [({}, {})]
+
+
 def test_a_commit_from_what_its_check_read_while_walking_is_the_full_commit_s(committed, tmp_path, monkeypatch, capsys):
     """The entry point's commit of a changed tree, with its check's stat cache, pages and tables read while the walk
     ran (forced here) and used by the build from the change, records the manifest the full CLI's commit records."""

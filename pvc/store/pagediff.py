@@ -208,15 +208,19 @@ def lookup(root: tuple[PageRef, ...], key: str, get: pages.GetPage, kind: str) -
 def lookup_pair(root_a: tuple[PageRef, ...], root_b: tuple[PageRef, ...], key: str, get_a: pages.GetPage,
                 get_b: pages.GetPage, kind: str) -> tuple[Any | None, Any | None]:
     """(`lookup` in `root_a`, `lookup` in `root_b`). Where both maps would look in the same page (one id, the same
-    first key and count: the same bytes, the same entries) the entry is decoded once and is both answers. Between
-    two versions a change of annotations leaves the items' pages as they were: `diff` looks up each of the changed
-    items on both sides, and on the 1,000-version bench history half its lookups were these second decodings."""
+    first key and count: the same bytes, the same entries) the entry is decoded once and is both answers, with or
+    without pvc/_pages.c (so an entry holding a NaN is not unequal to itself). Between two versions a change of
+    annotations leaves the items' pages as they were: `diff` looks up each of the changed items on both sides, and
+    on the 1,000-version bench history half its lookups were these second decodings."""
     old = lookup(root_a, key, get_a, kind)
-    if isinstance(get_a, PageSource) and isinstance(get_b, PageSource):
-        at_a, at_b = bisect_right(get_a.firsts(root_a), key), bisect_right(get_b.firsts(root_b), key)
-        if at_a and at_b and root_a[at_a - 1] == root_b[at_b - 1]:
-            return old, old
+    at_a, at_b = bisect_right(_firsts(root_a, get_a), key), bisect_right(_firsts(root_b, get_b), key)
+    if at_a and at_b and root_a[at_a - 1] == root_b[at_b - 1]:
+        return old, old
     return old, lookup(root_b, key, get_b, kind)
+
+
+def _firsts(root: tuple[PageRef, ...], get: pages.GetPage) -> list[str]:
+    return get.firsts(root) if isinstance(get, PageSource) else [ref.first for ref in root]
 
 
 def _decode(kind: str, data: bytes) -> Any:

@@ -118,6 +118,18 @@ def test_item_maps_give_what_pages_gives(initial, changes, deleted, meta):
     _same_answers(store, "items", root_a, root_b, [k for k, _, _ in changes[:20]] + deleted[:10] + [""])
 
 
+def test_an_entry_in_a_page_both_maps_share_is_one_answer_with_or_without_the_c_module():
+    """lookup_pair gives the entry of a page both maps name once, as both answers, whether the pages are read through
+    PageSources (pvc/_pages.c) or by pages.py's getter: an item holding a NaN is equal to itself either way."""
+    store = Store()
+    entries = sorted((f"{i:04d}.jpg", ItemEntry("image", f"img/{i:04d}.jpg", None, (), {"fps": float("nan")}, None))
+                     for i in range(40))
+    root = pages.build_pages("items", entries, store.put)
+    for get_a, get_b in ((store.source(), store.source()), (store.page, store.page)):
+        old, new = lookup_pair(root, root, "0003.jpg", get_a, get_b, "items")
+        assert old is new and old == new and old.meta["fps"] != old.meta["fps"]
+
+
 def test_a_nan_is_compared_as_pages_compares_it():
     """NaN is not equal to itself: an entry holding one is reported changed by pages.py, even with equal bytes."""
     store = Store()

@@ -154,7 +154,10 @@ def capture(repo: Repository, store: ObjectSink, *, allow_invalid: bool = False,
         from pvc.core.capture.delta import delta_capture
 
         ahead = (walk.pages, walk.tables) if taken is not None else (None, None)  # read while the walk ran
+        if taken is not None:
+            walk.pages, walk.tables = {}, {}  # for this build alone: not held through a full build after it
         partial = delta_capture(repo, store, cache, settings, walked, expect, keep_invalid, *ahead)
+        del ahead
         if partial is not None:
             return partial
     files = walked.files
