@@ -62,7 +62,7 @@ class _Walk:
         self._args, self._walked, self._digest = (root, ignore), None, None
         self.cache: StatCache | None = None  # the stat cache, read while walking, for the capture that follows
         self.pages: dict[bytes, bytes] = {}  # and the latest version's pages, read while walking (id -> bytes),
-        self.tables: dict[tuple, bytes] = {}  # and their tables (capture/delta.py, page_table)
+        self.tables: dict[tuple, bytes] = {}  # and their tables (pvc/store/pagediff.py, page_table)
         self.scan_started = fs_clock(os.path.join(root, STORE_DIR, "tmp")) if clock else None
         self._running = _thread.allocate_lock()
 
@@ -114,7 +114,7 @@ class PriorWalk:
     (pvc/core/capture/walk.py takes it over: `pvc status`, whose clean check walked the tree already, walks it once);
     `cache`: the project's stat cache as read during that walk, or None (the capture then reads it); `pages`: pages of
     the latest version read from the store during the walk, each checked against its id (id -> bytes); `tables`:
-    their tables (capture/delta.py, `page_table`), for the capture that takes the cache over."""
+    their tables (pvc/store/pagediff.py, `page_table`), for the capture that takes the cache over."""
 
     __slots__ = ("root", "scan_started", "records", "flags", "digest", "cache", "pages", "tables")
 
@@ -183,12 +183,12 @@ _AHEAD_BYTES = 64 << 20  # pages and tables read during the walk, at most (a bui
 
 def _pages_while_walking(repo: Repository, walk: _Walk, manifest: bytes) -> tuple[dict[bytes, bytes], dict[tuple, bytes]]:
     """The pages of the version `manifest` (its datasets' files and items maps), read from the store and checked
-    against their ids, and their tables (capture/delta.py, `page_table`), for as long as the walk runs: the build from
+    against their ids, and their tables (pvc/store/pagediff.py, `page_table`), for as long as the walk runs: the build from
     the change reads the pages that hold the changed paths, and a change spread over the project touches most of them
     (about 200 pages after the 1% change of the 20k JPEG-only bench project). What is not read by the walk's end is
     read by the build as before; anything amiss is left to it too, which meets it again and says what it is. At most
     `_AHEAD_BYTES` of pages and tables are held (about 45 bytes an item: 11 MB at 20,000 items)."""
-    from pvc.core.capture.delta import page_table
+    from pvc.store.pagediff import page_table
     from pvc.store.model import Manifest, Tree
 
     read: dict[bytes, bytes] = {}

@@ -35,9 +35,23 @@ try:  # built from pvc/_pages.c at install; without it pages.py compares the map
 except ImportError:  # pragma: no cover - depends on the install
     _pages = None
 
-__all__ = ["NATIVE_PAGES", "PageSource", "page_sources", "changed_entries", "known_changes", "lookup", "lookup_pair"]
+__all__ = ["NATIVE_PAGES", "PageSource", "page_sources", "changed_entries", "known_changes", "lookup", "lookup_pair",
+           "page_table", "page_table_key"]
 
 NATIVE_PAGES = _pages is not None
+
+
+def page_table_key(refs: tuple[PageRef, ...], j: int, kind: str) -> tuple:
+    """What `_pages.table` of page `j` of a map depends on besides its bytes: (page id, kind, first key, count, the
+    next page's first key or None); the bytes are the id's."""
+    ref = refs[j]
+    return ref.oid, kind, ref.first, ref.count, refs[j + 1].first if j + 1 < len(refs) else None
+
+
+def page_table(refs: tuple[PageRef, ...], j: int, kind: str, data: bytes) -> tuple[tuple, bytes | None]:
+    """(`page_table_key`, the table of page `j`, whose bytes are `data`; None where pvc/_pages.c declines it)."""
+    key = page_table_key(refs, j, kind)
+    return key, _pages.table(kind, data, *key[2:]) if _pages is not None else None
 
 
 class PageSource:
@@ -71,13 +85,11 @@ class PageSource:
 
     def table(self, root: tuple[PageRef, ...], at: int, kind: str) -> tuple[bytes, bytes] | None:
         """Page `root[at]`'s bytes and its table (`_pages.table`: where each entry lies, no object made of one)."""
-        ref = root[at]
-        after = root[at + 1].first if at + 1 < len(root) else None
-        key = (ref.oid, kind, ref.first, ref.count, after)
+        key = page_table_key(root, at, kind)
         if key not in self._tables:
             try:
-                data = self.raw(ref.oid)
-                table = _pages.table(kind, data, ref.first, ref.count, after)
+                data = self.raw(key[0])
+                table = _pages.table(kind, data, *key[2:])
                 self._tables[key] = None if table is None else (data, table)
             except Exception:  # unreadable, or anything else: pages.py reads it again and says what it says
                 self._tables[key] = None

@@ -40,11 +40,11 @@ from pvc.project.layout import (ANN_ROLE, COMPANION_FILES, ITEM_KIND, MEDIA_DIRS
                                 dataset_items, suffix)
 from pvc.project.scan import FileInfo
 from pvc.store import pages
-from pvc.store.pagediff import _pages
+from pvc.store.pagediff import _pages, page_table_key
 from pvc.store.model import ChildRef, ItemEntry, Manifest, PageRef, Tree
 from pvc.store.statcache import CacheEntry, StatCache
 
-__all__ = ["delta_capture", "page_table", "page_table_key"]
+__all__ = ["delta_capture"]
 
 _TYPES = ("images", "videos")  # items of one media file each (a volume project groups DICOM series)
 _LAST = "\U0010ffff"
@@ -69,19 +69,6 @@ def delta_capture(repo, store: ObjectSink, cache: StatCache, settings: dict, wal
     except (_Unsure, ObjectMissing, CorruptObject, RecursionError, KeyError, TypeError, AttributeError):
         return None  # the full build reads the same objects and reports what is wrong with them (a base written by
         # another pvc with other stats, say); what it builds is the same manifest either way
-
-
-def page_table_key(refs: tuple[PageRef, ...], j: int, kind: str) -> tuple:
-    """What `_pages.table` of page `j` of a map depends on besides its bytes: (page id, kind, first key, count, the
-    next page's first key or None); the bytes are the id's."""
-    ref = refs[j]
-    return ref.oid, kind, ref.first, ref.count, refs[j + 1].first if j + 1 < len(refs) else None
-
-
-def page_table(refs: tuple[PageRef, ...], j: int, kind: str, data: bytes) -> tuple[tuple, bytes | None]:
-    """(`page_table_key`, the table of page `j`, whose bytes are `data`; None where pvc/_pages.c declines it)."""
-    key = page_table_key(refs, j, kind)
-    return key, _pages.table(kind, data, *key[2:]) if _pages is not None else None
 
 
 class _Map:
