@@ -78,7 +78,7 @@ class Capture:
         if self.partial:  # built from the change: what it read and what is gone are saved after the rest
             if (self.fresh or self.gone or self.ids_in_manifest) and self.walked.scan_started is not None:
                 base, started = self._base(), self.walked.scan_started
-                tree = self._tree_digest() if self.ids_in_manifest and self.walked.settled else None
+                tree = self.scan_digest() if self.ids_in_manifest and self.walked.settled else None
                 if not self.cache.save_changes(self.entries, list(self.gone), started, self.manifest_id,
                                                self.settings, base=base, ids_in_manifest=self.ids_in_manifest,
                                                tree=tree, classes=self.classes):
@@ -90,7 +90,7 @@ class Capture:
             return
         if self.unchanged:  # proven by the entries, or by the tree record
             if self.record_tree and self.classes is not None:
-                self.cache.save_tree(self._tree_digest(), self.manifest_id, self.settings, self.classes)
+                self.cache.save_tree(self.scan_digest(), self.manifest_id, self.settings, self.classes)
             return
         if (self.files_hashed == 0 and self.cache.holds(self.entries, self.manifest_id, self.settings)
                 and self.pages.keys() == self.cache.pages.keys() and self.cache.base == self._base()):
@@ -101,7 +101,7 @@ class Capture:
         if self.invalid:  # these files make a commit fail, not this manifest: keep the hashes, vouch for nothing
             self.cache.save(self.entries, self.walked.scan_started, self.derived, base=self._base())
             return
-        tree = self._tree_digest() if self.walked.settled else None
+        tree = self.scan_digest() if self.walked.settled else None
         self.cache.save(self.entries, self.walked.scan_started, self.derived, self.manifest_id, self.settings,
                         ids_in_manifest=self.ids_in_manifest,
                         tree=tree, classes=self.classes, pages=self.pages, base=self._base())
@@ -116,7 +116,8 @@ class Capture:
         dirty = sorted(set(old[2]).union(self.fresh, self.gone))
         return (old[0], old[1], dirty) if len(dirty) <= MAX_DIRTY else None
 
-    def _tree_digest(self) -> bytes:
+    def scan_digest(self) -> bytes:
+        """`tree_digest` of this scan's stat records (the C walk's, or computed from the files)."""
         digest = self.walked.digest
         return digest if digest is not None else tree_digest(stat_records(self.files))
 
