@@ -397,8 +397,8 @@ out:
 
 /* The stat records of walk() read back: names(records) -> (names, at, newest) | None, every path as a str in order,
  * `at` the offset in `records` of each file's four integers (one uint64 a file, in the machine's byte order, as
- * memoryview.cast("Q") reads them), and the newest mtime (INT64_MIN for none); None when a name is not UTF-8 (the
- * Python scan then reports it). */
+ * memoryview.cast("Q") reads them), and the newest of the mtimes and ctimes (INT64_MIN for none); None when a name
+ * is not UTF-8 (the Python scan then reports it). */
 static uint64_t get_u64(const char *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | (unsigned char)p[i];
@@ -438,8 +438,9 @@ static PyObject *names(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(list, (Py_ssize_t)i, name);
         uint64_t here = (uint64_t)p;
         memcpy(offsets + 8 * i, &here, sizeof(here));
-        int64_t mtime = (int64_t)get_u64(data + p + 8);
+        int64_t mtime = (int64_t)get_u64(data + p + 8), ctime = (int64_t)get_u64(data + p + 24);
         if (mtime > newest) newest = mtime;
+        if (ctime > newest) newest = ctime;
         p += 32;
     }
     result = Py_BuildValue("(OOL)", list, at, (long long)newest);
@@ -575,7 +576,7 @@ static PyMethodDef methods[] = {
      "under root, and one byte per file: 1 if any execute bit is set, 2 if reached through a symlink."},
     {"names", names, METH_VARARGS,
      "names(records) -> (names, at, newest) | None: the walked paths as str, where each file's integers start, and "
-     "the newest mtime (see the comment above the function)."},
+     "the newest mtime or ctime (see the comment above the function)."},
     {"compare", compare, METH_VARARGS,
      "compare(records, at, paths, sizes, mtimes, inodes, ctimes, cutoff) -> (changed, gone) | None: the walk's "
      "records merged with the stat cache's columns (see the comment above the function)."},

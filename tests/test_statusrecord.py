@@ -28,6 +28,7 @@ def changed(initialised, cli):
     (initialised / "notes.txt").write_text("a new file")
     for path in (anns[0], initialised / "notes.txt"):
         os.utime(path, ns=(PAST, PAST))
+    time.sleep(0.05)  # their ctimes (now) older than the next scan's clock
     return initialised
 
 
@@ -84,7 +85,9 @@ def test_the_record_of_another_latest_version_is_not_used(changed, cli, capsys, 
     assert cli("commit", "-m", "v2").code == 0
     (changed / "more.txt").write_text("after v2")
     os.utime(changed / "more.txt", ns=(PAST, PAST))
+    time.sleep(0.05)
     assert json.loads(_entry(["status", "--json"], capsys))["from"] == 2
+    assert (changed / ".pvc" / "status").is_file()
     assert cli("delete", "2", "--yes").code == 0
     calls = _captures(monkeypatch)
     report = json.loads(_entry(["status", "--json"], capsys))
@@ -95,6 +98,7 @@ def test_the_record_of_another_latest_version_is_not_used(changed, cli, capsys, 
 def test_the_record_of_other_settings_is_not_used(changed, cli, capsys, monkeypatch):
     monkeypatch.chdir(changed)
     _entry(["status", "--json"], capsys)
+    assert (changed / ".pvc" / "status").is_file()
     assert cli("config", "chunk_threshold", "1MiB").code == 0
     calls = _captures(monkeypatch)
     fast = _entry(["status", "--json"], capsys)
@@ -142,3 +146,67 @@ def test_a_report_too_large_to_keep_is_not_kept(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(statusrecord, "MAX_BYTES", 64)
     assert not statusrecord.write_report(path, key, {"large": "x" * 100})
     assert not path.exists()
+
+
+def test_a_report_msgpack_cannot_encode_is_not_kept_and_status_still_answers(changed, capsys, monkeypatch):
+    """An annotation's JSON may hold an integer of 2**64 or more (here a tag's name), which the report carries and
+    msgpack cannot encode: the status prints its report, the CLI's, and keeps none."""
+    ann = sorted(changed.glob("train/ann/*.json"))[3]
+    doc = json.loads(ann.read_text())
+    doc["tags"] = [{"name": 10**25}]
+    ann.write_text(json.dumps(doc))
+    os.utime(ann, ns=(PAST, PAST))
+    time.sleep(0.05)  # (settled: only the encoding stops the record)
+    monkeypatch.chdir(changed)
+    fast = _entry(["status", "--json"], capsys)
+    assert str(10**25) in fast and fast == _full(["status", "--json"], capsys)
+    assert not (changed / ".pvc" / "status").exists()
+
+
+def test_a_report_kept_by_other_code_is_not_used(changed, capsys, monkeypatch):
+    """The key names pvc's code (its modules' and extensions' paths, sizes and mtimes): an upgrade or an edit of any
+    module, which may change what a report says, makes the record hold for nothing."""
+    monkeypatch.chdir(changed)
+    _entry(["status", "--json"], capsys)
+    assert (changed / ".pvc" / "status").is_file()
+    first = statusrecord.code_id()
+    assert first is not None and first == statusrecord.code_id()
+    monkeypatch.setattr(statusrecord, "code_id", lambda: b"\0" * 16)
+    calls = _captures(monkeypatch)
+    _entry(["status", "--json"], capsys)
+    assert calls == [1]
+
+
+def test_code_id_changes_with_a_module_s_mtime(tmp_path: Path, monkeypatch):
+    import pvc
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "sub/mod.py"):
+        (package / name).write_text("x = 1\n")
+    monkeypatch.setattr(pvc, "__file__", str(package / "__init__.py"))
+    before = statusrecord.code_id()
+    os.utime(package / "sub" / "mod.py", ns=(PAST, PAST))
+    assert statusrecord.code_id() not in (None, before)
+
+
+def test_a_walk_is_settled_only_when_every_mtime_and_ctime_is_older_than_its_clock():
+    """The C walk's `names` gives the newest of the mtimes and ctimes: a file whose metadata changed after the clock
+    (a ctime at or after it, its mtime put back) makes the walk unsettled, as the Python scan's files do."""
+    import struct
+
+    from pvc import _walk
+    from pvc.core.capture.walk import Walked
+    from pvc.project.walk import RECORD
+
+    def records(*files: tuple[str, int, int]) -> bytes:
+        return b"".join(name.encode() + b"\0" + RECORD.pack(1, mtime, 7, ctime) for name, mtime, ctime in files)
+
+    data = records(("a", 10, 20), ("b", 30, 15))
+    assert _walk.names(data)[2] == 30
+    assert _walk.names(records(("a", 10, 50), ("b", 30, 15)))[2] == 50
+    assert struct.calcsize("<QqQq") == RECORD.size
+    for newest_ctime, settled in ((99, True), (100, False)):
+        raw = records(("a", 10, newest_ctime))
+        walked = Walked(100, None, native=(raw, b"\0", _walk.names(raw)), prefix="/")
+        assert walked.settled is settled

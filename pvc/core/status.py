@@ -58,7 +58,8 @@ def status(repo: Repository, *, walk: PriorWalk | None = None) -> dict:
     same latest version and settings, is answered with that status's report (pvc/store/statusrecord.py)."""
     latest = repo.latest()
     if latest is not None and walk is not None and walk.digest is not None and walk.root == str(repo.project_root):
-        report = read_report(repo.dir / "status", _key(repo, walk.digest, latest))
+        key = _key(repo, walk.digest, latest)
+        report = read_report(repo.dir / "status", key) if key is not None else None
         if report is not None:
             return report
     working, cap = working_snapshot(repo, latest.manifest if latest else None, from_change=True, walk=walk,
@@ -73,10 +74,11 @@ def status(repo: Repository, *, walk: PriorWalk | None = None) -> dict:
         raise
     walked = cap.walked
     settled = latest is not None and walked is not None and walked.settled and not cap.unchanged
-    _remember(repo, cap, (_key(repo, cap.scan_digest(), latest), report) if settled else None)
+    key = _key(repo, cap.scan_digest(), latest) if settled else None
+    _remember(repo, cap, (key, report) if key is not None else None)
     return report
 
 
-def _key(repo: Repository, tree: bytes, latest) -> bytes:
+def _key(repo: Repository, tree: bytes, latest) -> bytes | None:
     """The status record's key for a walk with stat records' digest `tree` against the version `latest`."""
     return record_key(tree, latest.number, latest.manifest, capture_settings(repo, False))

@@ -6,7 +6,7 @@
       versions.bak    the previous refs file
       lock            the repository lock (lock.py)
       index           the stat cache (statcache.py)
-      status          the last changed project's status report (statusrecord.py)
+      status          the last captured status report, for the next status of the same files (statusrecord.py)
       packs/          <id>.pack and <id>.idx (packs.py, packindex.py)
       tmp/            packs being written; only the lock holder writes here
       stash/          saved states that are not versions (optional): gc keeps what they name

@@ -68,12 +68,13 @@ class Walked:
 
     @property
     def settled(self) -> bool:
-        """No file was modified since a moment before the scan began: its stat records can vouch for it."""
+        """No file was modified, nor its metadata changed, since a moment before the scan began (every mtime and ctime
+        older than the clock): its stat records can vouch for it, for a later write gives a later ctime at least."""
         if self.scan_started is None:
             return False
         if self._newest is not None:
             return self._newest < self.scan_started
-        return all(f.mtime_ns < self.scan_started for f in self.files or [])
+        return all(max(f.mtime_ns, f.ctime_ns) < self.scan_started for f in self.files or [])
 
 
 def walk_project(repo: Repository, cache: StatCache, expect: bytes | None, settings: dict,
