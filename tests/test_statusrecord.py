@@ -210,3 +210,20 @@ def test_a_walk_is_settled_only_when_every_mtime_and_ctime_is_older_than_its_clo
         raw = records(("a", 10, newest_ctime))
         walked = Walked(100, None, native=(raw, b"\0", _walk.names(raw)), prefix="/")
         assert walked.settled is settled
+
+
+def test_a_kept_report_with_problems_prints_them_as_the_first_status_did(changed, capsys, monkeypatch):
+    """A file a commit would refuse (here a malformed annotation) is in the report's `problems`: the status answered
+    from the record prints the same text on stdout and the same problem lines on stderr."""
+    ann = sorted(changed.glob("train/ann/*.json"))[4]
+    ann.write_text("{not json")
+    os.utime(ann, ns=(PAST, PAST))
+    time.sleep(0.05)
+    monkeypatch.chdir(changed)
+    assert entry._answer_untouched(["status"]) == 0
+    first = capsys.readouterr()
+    assert (changed / ".pvc" / "status").is_file() and "problem" in first.err
+    calls = _captures(monkeypatch)
+    assert entry._answer_untouched(["status"]) == 0
+    again = capsys.readouterr()
+    assert calls == [] and (again.out, again.err) == (first.out, first.err)
