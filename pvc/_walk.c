@@ -534,8 +534,9 @@ static PyObject *compare(PyObject *self, PyObject *args) {
             memcpy(&mtime, (const char *)mtimes.buf + 8 * (k - 1), 8);
             memcpy(&ino, (const char *)inodes.buf + 8 * (k - 1), 8);
             memcpy(&ctime, (const char *)ctimes.buf + 8 * (k - 1), 8);
-            matched = now < cutoff && size == get_u64(stats) && mtime == now && ino == get_u64(stats + 16) &&
-                      ctime == (int64_t)get_u64(stats + 24);
+            int64_t changed_at = (int64_t)get_u64(stats + 24); /* its ctime: settled too, as its mtime */
+            matched = now < cutoff && changed_at < cutoff && size == get_u64(stats) && mtime == now &&
+                      ino == get_u64(stats + 16) && ctime == changed_at;
             break;
         }
         if (!matched && append_index(changed, (Py_ssize_t)i)) goto out;

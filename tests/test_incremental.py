@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import random
 import shutil
 import tempfile
@@ -68,11 +69,13 @@ def _latest(repo: Repository) -> bytes | None:
 
 
 def _settle(root: Path) -> None:
-    """Every file's mtime a minute back: none is racy (written in the tick the scan starts), as on a real project."""
+    """Every file's mtime a minute back, and their ctimes (now) a tick older than the next scan's start: none is racy
+    (modified in the tick the scan starts), as on a real project."""
     for f in root.rglob("*"):
         if f.is_file():
             st = f.stat()
             os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns - 60 * 10**9))
+    time.sleep(0.01)
 
 
 def _items(root: Path) -> list[Path]:

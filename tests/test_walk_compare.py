@@ -45,7 +45,7 @@ def _walked(files: list[FileInfo], started: int | None = 10**12) -> Walked:
     return Walked(started, native=(records, flags, _walk.names(records)), prefix="/p/")
 
 
-def test_names_give_the_scans_paths_stats_and_newest_mtime(project):
+def test_names_give_the_scans_paths_stats_and_newest_mtime_or_ctime(project):
     from pvc import _walk
 
     (project / "train" / "img" / "ünï ☃.png").write_bytes(b"x")
@@ -58,7 +58,7 @@ def test_names_give_the_scans_paths_stats_and_newest_mtime(project):
     offsets = memoryview(at).cast("Q")
     assert [RECORD.unpack_from(records, offsets[i]) for i in range(len(files))] == [
         (f.size, f.mtime_ns, f.ino, f.ctime_ns) for f in files]
-    assert newest == max(f.mtime_ns for f in files)
+    assert newest == max(max(f.mtime_ns, f.ctime_ns) for f in files)
     walked = Walked(1, native=(records, flags, (names, at, newest)), prefix=f"{project}/")
     assert walked.files == files and walked.file(3) == files[3] and walked.index(files[5].relpath) == 5
     assert walked.index("no/such/file") is None
@@ -326,3 +326,20 @@ def test_a_writer_killed_holding_the_lock_makes_the_commit_walk_again(committed,
     walks.clear()
     assert entry._answer_untouched(["commit", "-m", "v3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["created"] is True and walks == []
+
+
+@pytest.mark.parametrize("ctime, vouched", [(9, True), (10, False), (11, False)])
+def test_an_entry_vouches_only_when_its_ctime_too_is_older_than_the_cutoff(tmp_path, ctime, vouched):
+    """A file whose mtime was put back (touch -d, a copy keeping times) in the tick the scan began could be rewritten
+    within that tick, same size, mtime put back again, unseen: its ctime, at or after the cutoff, makes it racy. The
+    C comparison, the Python one and an entry saved after the columns (`save_changes`) all say so."""
+    files = [FileInfo(n, "/p/", 1, 5, 7 + k, ctime, False) for k, n in enumerate(("a", "b"))]
+    walked = _walked(files)
+    entries = {f.relpath: CacheEntry(StatKey(1, 5, f.ino, ctime), b"\1" * 32, "file", None) for f in files}
+    StatCache(tmp_path / "index").save(entries, 10)
+    expected = ([], []) if vouched else ([0, 1], [])
+    cache = StatCache(tmp_path / "index")
+    assert cache._native_differences(walked) == expected == cache.differences(files)
+    StatCache(tmp_path / "later").save({"z": CacheEntry(StatKey(1, 5, 99, 5), b"\2" * 32, "file", None)}, 10)
+    assert StatCache(tmp_path / "later").save_changes({"a": entries["a"]}, [], 10, b"\3" * 32, {}, base=None)
+    assert (StatCache(tmp_path / "later").differences(files[:1])[0] == []) is vouched

@@ -1,7 +1,7 @@
 """The stat cache `.pvc/index`: path -> (size, mtime, inode, ctime) and what hashing the file gave.
 
 Only an optimisation: deleting it changes how long a commit takes, never its result. An entry is trusted
-only when the file's stat is unchanged and its mtime is older than the moment the scan that recorded it
+only when the file's stat is unchanged and its mtime and ctime are older than the moment the scan that recorded it
 began, read from the file system's own clock (`fs_clock`). A file modified during or after that scan,
 even within the same clock tick and without changing size ("racy", as git calls it), is hashed again.
 
@@ -357,8 +357,8 @@ class StatCache:
         for i, k in pairs:
             if i is not None and k is not None:
                 f = files[i]
-                if (f.mtime_ns < cutoff and f.size == sizes[k] and f.mtime_ns == mtimes[k] and f.ino == inodes[k]
-                        and f.ctime_ns == ctimes[k]):
+                if (f.mtime_ns < cutoff and f.ctime_ns < cutoff and f.size == sizes[k] and f.mtime_ns == mtimes[k]
+                        and f.ino == inodes[k] and f.ctime_ns == ctimes[k]):
                     found[i] = k
         changes, dropped, order = self._changes
         if changes or dropped:  # the entries saved since the columns take their paths' places
@@ -646,8 +646,8 @@ def _bin_header(n: int) -> bytes:
 
 def _later_vouches(entry: tuple, f: Any) -> bool:
     """Whether an entry saved after the columns (`_changes`: size, mtime, inode, ctime, ..., its own cutoff) vouches for
-    file `f`: the same stat, modified before the scan that saved it began."""
-    return f.mtime_ns < entry[7] and (f.size, f.mtime_ns, f.ino, f.ctime_ns) == entry[:4]
+    file `f`: the same stat, modified (its mtime and ctime) before the scan that saved it began."""
+    return f.mtime_ns < entry[7] and f.ctime_ns < entry[7] and (f.size, f.mtime_ns, f.ino, f.ctime_ns) == entry[:4]
 
 
 def _container_head(data: bytes, at: int, fix: int, wide: int) -> tuple[int, int]:

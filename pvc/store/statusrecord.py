@@ -52,6 +52,8 @@ def code_id() -> bytes | None:
     import pvc
     from blake3 import blake3
 
+    if not isinstance(getattr(pvc, "__file__", None), str):
+        return None  # (a frozen build, a namespace package: no files of its own to tell it by)
     try:
         root = os.path.dirname(os.path.abspath(pvc.__file__))
         found, folders = [], [root]

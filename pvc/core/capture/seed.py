@@ -86,7 +86,7 @@ def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]]) -
     root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
     for path, oid, role, raw in vouched:
         st = os.stat(root + path)
-        newest = max(newest, st.st_mtime_ns)
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
         entries[path] = CacheEntry(StatKey.of(st), oid, role, raw=raw)
     repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False))
     return len(entries)
@@ -109,7 +109,8 @@ def _info(role: str, item: ItemEntry | None) -> tuple[bool, Any]:
 
 
 def _clock_after(repo: Repository, newest_mtime: int) -> int:
-    """The file system's time once it is past `newest_mtime`, so no file just written is racy for the cache."""
+    """The file system's time once it is past `newest_mtime` (the newest mtime or ctime of the files written), so no
+    file just written is racy for the cache."""
     deadline = time.monotonic() + _CLOCK_WAIT
     clock = fs_clock(repo.dir / "tmp")
     while clock <= newest_mtime and time.monotonic() < deadline:

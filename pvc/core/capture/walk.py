@@ -35,7 +35,7 @@ class Walked:
         self.at: memoryview | None = None
         self._flags = b""
         self._newest: int | None = None
-        if native is not None:  # (records, flags, (paths, at, newest mtime))
+        if native is not None:  # (records, flags, (paths, at, newest mtime or ctime))
             self.records, self._flags, (self._paths, at, self._newest) = native
             self.at = memoryview(at).cast("Q")
         else:
