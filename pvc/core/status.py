@@ -57,9 +57,10 @@ def status(repo: Repository, *, walk: PriorWalk | None = None) -> dict:
     A walk of the project already taken whose stat records are those of the last status's settled walk, with the
     same latest version and settings, is answered with that status's report (pvc/store/statusrecord.py)."""
     latest = repo.latest()
+    asked = None  # the record's key for `walk`, looked up before the capture
     if latest is not None and walk is not None and walk.digest is not None and walk.root == str(repo.project_root):
-        key = _key(repo, walk.digest, latest)
-        report = read_report(repo.dir / "status", key) if key is not None else None
+        asked = _key(repo, walk.digest, latest)
+        report = read_report(repo.dir / "status", asked) if asked is not None else None
         if report is not None:
             return report
     working, cap = working_snapshot(repo, latest.manifest if latest else None, from_change=True, walk=walk,
@@ -74,7 +75,9 @@ def status(repo: Repository, *, walk: PriorWalk | None = None) -> dict:
         raise
     walked = cap.walked
     settled = latest is not None and walked is not None and walked.settled and not cap.unchanged
-    key = _key(repo, cap.scan_digest(), latest) if settled else None
+    key = None
+    if settled:  # (the capture took `walk` over: its key is the one asked for, made once)
+        key = asked if asked is not None and cap.scan_digest() == walk.digest else _key(repo, cap.scan_digest(), latest)
     _remember(repo, cap, (key, report) if key is not None else None)
     return report
 
