@@ -49,7 +49,10 @@ class FreshFs:
         self.close()
         os.makedirs(self.mount, exist_ok=True)
         subprocess.run(["truncate", "-s", self.size, self.image], check=True)
-        subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True)
+        # inode tables and journal zeroed now, not by the kernel's ext4lazyinit thread in the timed run's first
+        # seconds: with it, writing 830 MB into the page cache of a new file system took 1.5-2.1 s instead of 0.25 s
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", self.image],
+                       check=True)
         subprocess.run(["mount", "-o", "loop", self.image, self.mount], check=True)
         subprocess.run(["sync"], check=True)
 
