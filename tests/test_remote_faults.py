@@ -206,6 +206,54 @@ def test_corrupt_remote_objects_are_refused_and_never_stored(tmp_path, cli):
     assert r.code == 2 and not (tmp_path / "r").exists()
 
 
+def _forge_a_blob(remote: Path) -> bytes:
+    """Change one byte of the largest record of the largest pack of the folder remote `remote`, then give the pack the
+    name its new bytes hash to and write the index files again to name it: the remote is consistent by every name,
+    and that record's content no longer hashes to its id. Returns that id."""
+    import blake3
+
+    from pvc.store.local.packindex import PackIndex, write_index
+
+    pack = max((remote / "packs").glob("*.pack"), key=lambda p: p.stat().st_size)
+    old = bytes.fromhex(pack.stem)
+    found = []
+    for path in (remote / "packs").glob("*.idx"):
+        index = PackIndex(path)
+        found += [(path, oid, loc) for oid, loc in index if loc.pack == old]
+        index.close()
+    _, oid, loc = max(found, key=lambda f: f[2].stored_len)
+    data = bytearray(pack.read_bytes())
+    data[loc.offset + loc.stored_len // 2] ^= 0x55
+    new = blake3.blake3(bytes(data)).digest()
+    (remote / "packs" / f"{new.hex()}.pack").write_bytes(bytes(data))
+    pack.unlink()
+    for path in {f[0] for f in found}:
+        index = PackIndex(path)
+        rows = [(o, new if l.pack == old else l.pack, l.offset, l.stored_len, l.raw_len, l.codec) for o, l in index]
+        index.close()
+        path.unlink()
+        write_index(remote / "packs", rows)
+    return oid
+
+
+def test_a_pack_renamed_to_the_hash_of_forged_records_is_refused_and_nothing_is_stored(tmp_path, cli):
+    """A pack is checked against its name, and each record taken from it against its id: a pack downloaded whole
+    (its bytes nearly all wanted) is refused too when its name was made to match forged content."""
+    project = _project(tmp_path, cli, items=40, pack_size=64 << 10)  # small packs: each holds a few images
+    remote = tmp_path / "remote"
+    assert cli("remote", "add", "origin", remote, "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    forged = _forge_a_blob(remote)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert cli("init", other).code == 0 and cli("remote", "add", "origin", remote, "-C", other).code == 0
+    before = store_state(other)
+    _one_line_error(cli("pull", "-C", other), 2, forged.hex(), "does not match its id")
+    assert store_state(other) == before
+    _one_line_error(cli("clone", remote, tmp_path / "c"), 2, forged.hex(), "does not match its id")
+    assert not (tmp_path / "c").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.")] == []
+
+
 # -- interrupted pushes ---------------------------------------------------------------------------------------
 
 

@@ -145,8 +145,7 @@ def materialize(store: ObjectStore, chosen: Plan, folder: Path, *, skip_missing:
 class EarlyFiles:
     """The whole files of a plan written from records as they arrive, before the store that gets them is readable:
     clone writes the working tree from the packs it downloads while they are in memory, instead of reading them back
-    after the flush. A record that does not decode or hash to its id is left alone (the `materialize` of what is
-    left after the flush reads it from the store, and reports it); chunked files are left to it as well."""
+    after the flush. Chunked files are left to the `materialize` of what is left after the flush."""
 
     def __init__(self, files: list[FileEntry], folder: Path):
         self._targets = _by_object(files)
@@ -156,16 +155,14 @@ class EarlyFiles:
         self.written: set[bytes] = set()  # the objects whose files are all written
 
     def take(self, store: ObjectStore, records: list) -> None:
-        """Write the files of `records` ([(id, location, stored bytes)], as read from `store`)."""
+        """Write the files of `records` ([(id, location, content)] of `store`, each content checked against its id
+        already: receive_objects' `on_pack`)."""
         batch, done = [], []
-        for oid, loc, stored in records:
+        for oid, loc, content in records:
             entries = self._targets.get(oid)
-            if entries is None or loc.chunked:
+            if entries is None or content is None:
                 continue
-            data = _content(store, oid, loc, stored)
-            if data is None:
-                continue
-            batch += [(e.path, data, e.mode) for e in entries]
+            batch += [(e.path, content, e.mode) for e in entries]
             done.append(oid)
         self._writer.write(batch)
         with self._lock:

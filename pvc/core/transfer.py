@@ -15,6 +15,7 @@ from pvc.record import field, record
 from pvc.store.local.packcheck import check_record
 from pvc.store.local.packs import RECORD, Record, check_record_header
 from pvc.store.model import Manifest, Page, Tree
+from pvc.store.objects import hash_bytes
 from pvc.store.packed import PackedStore
 
 __all__ = ["VersionObjects", "walk_version", "copy_objects", "send_objects", "receive_objects", "Copied", "in_datasets"]
@@ -119,12 +120,14 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
                     on_pack: Callable | None = None) -> Copied:
     """Fetch the objects of `oids` that the local store `dst` lacks (the chunks of chunked blobs too) from the remote
     `src` (staged: the caller flushes). A remote pack whose bytes are (nearly) all wanted records is downloaded
-    whole, checked against its name and each wanted record's header against the remote's index, and staged as it is
+    whole, checked against its name, each wanted record's header against the remote's index and its content against
+    its id (a pack renamed to the hash of forged records passes the first check, not this one), and staged as it is
     with an index of those records; the other records are read with ranged reads and checked one by one, as
     `copy_objects` does. Nothing that does not check out is stored.
 
-    `on_pack(src, [(id, location, stored bytes)])`, if given, is called with the wanted records of each pack
-    downloaded whole, once it is staged, while its bytes are still in memory (in the download's thread)."""
+    `on_pack(src, [(id, location, content)])`, if given, is called with the wanted records of each pack downloaded
+    whole, once it is staged, while its bytes are still in memory (in the download's thread): `content` is the
+    object's content, checked against its id (None for a chunked object's chunk list)."""
     wanted, whole = _plan_whole(src, dst, oids)
     done = Copied()
     whole_bytes = sum(loc.stored_len for _, records in whole for _, loc in records)
@@ -133,11 +136,13 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
         pack, records = item
         data = src.read_pack(pack)
         view = memoryview(data)
+        contents = []
         for oid, loc in records:
             check_record_header(view[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)
+            contents.append((oid, loc, _checked(src, oid, loc, view[loc.offset : loc.offset + loc.stored_len])))
         dst.stage_pack(pack, data, [(oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in records])
         if on_pack is not None:
-            on_pack(src, [(oid, loc, view[loc.offset : loc.offset + loc.stored_len]) for oid, loc in records])
+            on_pack(src, contents)
         return len(records), sum(loc.stored_len for _, loc in records)
 
     if whole:
@@ -148,6 +153,25 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
                 if progress:
                     progress(phase, done.bytes, whole_bytes)
     return _copy_the_rest(src, dst, wanted, whole, done, progress, phase)
+
+
+def _checked(src, oid: bytes, loc, stored):
+    """The content of the record of `oid` read from `src` whose stored bytes are `stored`, checked against its id
+    (CorruptObject if it does not match); None for a chunked object, whose chunk list is checked instead."""
+    if src.info_at(loc).chunked:
+        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset),
+                               src.dictionary_by_ref)
+        content = None
+    else:
+        try:
+            content = src.decoded(oid, loc, stored)
+            problem = (None if len(content) == loc.raw_len and hash_bytes(content) == oid
+                       else "content does not match its id")
+        except (CorruptObject, ObjectMissing) as exc:  # ObjectMissing: the zstd dictionary its record names
+            problem = str(exc)
+    if problem:
+        raise CorruptObject(f"object {oid.hex()} from {_where(src)}: {problem}; nothing of it was stored")
+    return content
 
 
 def _copy_the_rest(src, dst, wanted: list[bytes], whole: list, done: Copied, progress, phase: str) -> Copied:
