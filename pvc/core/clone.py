@@ -3,7 +3,9 @@
 Only what the chosen version (and `datasets`) needs moves: every version's record, the chosen version's manifest,
 trees and pages, and the blobs of its project-level files and of the chosen datasets. The other versions are
 listed in `.pvc/partial` (their objects are on `origin` only: `pvc pull` brings them). Everything is built in a
-hidden sibling of the target and renamed into place at the end, so a failed clone leaves nothing behind.
+hidden sibling of the target and renamed into place at the end, so a failed clone leaves nothing behind. The store is
+durable before that rename; the checked-out files are left to the kernel's write-back, under a stat cache that
+vouches for them only once they are known to be on disk (atomic.StoreFirst; docs/format.md, "Atomic writes").
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import Snapshot
 from pvc.errors import UsageError, VersionNotFound
 from pvc.record import field, record, replace
-from pvc.store.atomic import Writeback, fsync_dir
+from pvc.store.atomic import StoreFirst, Writeback, boot_id, fsync_dir
 from pvc.store.partial import Partial
 from pvc.store.refs import RefsDoc
 from pvc.store.remote import parse_remote
-from pvc.store.repository import Repository
+from pvc.store.repository import STORE_DIR, Repository
 
 __all__ = ["CloneResult", "clone"]
 
@@ -64,9 +66,11 @@ def clone(url: str, dest: Path, *, endpoint: str | None = None, region: str | No
         raise UsageError(f"{dest.parent}: parent directory does not exist")
     staging = dest.parent / f".{dest.name}.pvc-clone-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
+    boot = boot_id()
     try:
-        with Writeback(staging) as durable:  # written back while the clone goes on, durable before the rename
-            result = _clone_into(staging, spec, version, datasets, progress)
+        # the store durable before the rename; the checkout too only where a reboot cannot be told (see StoreFirst)
+        with StoreFirst(staging, staging / STORE_DIR) if boot else Writeback(staging) as durable:
+            result = _clone_into(staging, spec, version, datasets, progress, unsynced=boot)
             durable.finish()
         if dest.exists():
             dest.rmdir()
@@ -78,7 +82,7 @@ def clone(url: str, dest: Path, *, endpoint: str | None = None, region: str | No
     return CloneResult(str(dest), *result)
 
 
-def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
+def _clone_into(folder: Path, spec, version, datasets, progress, unsynced: str | None) -> tuple:
     Repository.init(folder)
     repo = Repository(folder)
     try:
@@ -94,7 +98,6 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
             record = resolve_version(theirs, version if version is not None else live[-1].number)
             with repo.lock():
                 local = repo.reopen_store()
-                local.defer_sync()  # the whole folder is synced (syncfs) before it is renamed into place
                 early: list[tuple[Plan, EarlyFiles]] = []
                 seeds: list[Future] = []  # what the stat cache will say of the files, made while they download
 
@@ -130,7 +133,9 @@ def _clone_into(folder: Path, spec, version, datasets, progress) -> tuple:
         chosen, written = early[0]
         materialize(repo.store, replace(chosen, files=written.left(chosen.files)), folder, progress=progress)
         plan = chosen.files
-        write_seed(repo, vouched)  # the stat cache a commit of these files leaves: the first status reads none of them
+        # the stat cache a commit of these files leaves: the first status reads none of them (`unsynced`: until the
+        # files are known durable, StatCache's rule)
+        write_seed(repo, vouched, unsynced=unsynced)
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import msgpack
 
 from pvc.record import record
-from pvc.store.atomic import atomic_write
+from pvc.store.atomic import atomic_write, boot_id, sync_file_system
 from pvc.store.clock import fs_clock
 
 try:  # built from pvc/_walk.c at install; without it the stats are compared in Python (slower, same results)
@@ -47,7 +47,9 @@ CACHE_FORMAT = 7  # 7: the stats as fixed-width columns (the paths one string, e
 # without making a Python object a file; 6: stats and results compressed, by column, in one order of paths (written
 # once), the ids left to the manifest when it is in the store (still read: its stats are turned into columns as they
 # are decoded, and the next save writes format 7); 5: every info canonical, as capture computes it
-_READ_FORMATS = (6, CACHE_FORMAT)
+UNSYNCED_FORMAT = 8  # a format-7 body whose files may not be on disk yet (a clone's checkout): the head names the boot
+# it was written in, and the cache vouches for nothing in another boot, and in that one only after a syncfs
+_READ_FORMATS = (6, CACHE_FORMAT, UNSYNCED_FORMAT)
 
 
 @record(frozen=True, slots=True)
@@ -156,14 +158,30 @@ class StatCache:
         self.tree_manifest: bytes | None = None
         self.tree_settings: Any = None
         self.classes: dict[str, int] = {}  # objects per class in `tree_manifest`
+        self._synced: dict[str, bool] = {}  # boot id of an unsynced cache -> whether its files are durable now
         try:
             with open(path, "rb") as f:
                 head = msgpack.Unpacker(f, raw=False, read_size=16384).unpack()
-            if head.get("format") in _READ_FORMATS and head.get("tree") is not None:
+            if self._body_format(head) is not None and head.get("tree") is not None:
                 self.tree, self.tree_manifest = bytes(head["tree"]), bytes(head["manifest"])
                 self.tree_settings, self.classes = head["settings"], dict(head["classes"])
         except Exception:  # missing or damaged: start empty, the next save rewrites it
             self.tree = None
+
+    def _body_format(self, head: dict) -> int | None:
+        """The format of the body under `head`, or None when the cache vouches for nothing: a format this pvc does
+        not read, or an unsynced cache (UNSYNCED_FORMAT) of another boot (a crash may have left its files short on
+        disk) or whose files a syncfs could not make durable now. That syncfs runs once, the first time an unsynced
+        cache of this boot is read: the files the kernel has not written back yet are written then."""
+        found = head.get("format")
+        if found != UNSYNCED_FORMAT:
+            return found if found in _READ_FORMATS else None
+        boot = head.get("boot")
+        if not isinstance(boot, str):
+            return None
+        if boot not in self._synced:
+            self._synced[boot] = boot == boot_id() and sync_file_system(self.path.parent)
+        return CACHE_FORMAT if self._synced[boot] else None
 
     @property
     def _index(self) -> dict:
@@ -174,9 +192,10 @@ class StatCache:
                     unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=max(size, 1 << 20),
                                                 read_size=1 << 20)
                     head, doc = unpacker.unpack(), unpacker.unpack()
-                if head.get("format") not in _READ_FORMATS:
-                    raise ValueError("older format")
-                self._format = head["format"]
+                body_format = self._body_format(head)
+                if body_format is None:
+                    raise ValueError("older format, or files not known to be on disk")
+                self._format = body_format
                 int(doc["scan_started"])
                 if not isinstance(doc["stats"], bytes) or not isinstance(doc["results"], bytes):
                     raise ValueError("stats and results are bin")
@@ -511,12 +530,14 @@ class StatCache:
     def save(self, entries: dict[str, CacheEntry], scan_started: int, derived: dict[bytes, Any] | None = None,
              manifest: bytes | None = None, settings: Any = None, tree: bytes | None = None,
              classes: dict[str, int] | None = None, pages: dict[bytes, list] | None = None,
-             ids_in_manifest: bool = False, base: tuple[bytes, Any, list[str]] | None = None) -> None:
+             ids_in_manifest: bool = False, base: tuple[bytes, Any, list[str]] | None = None,
+             unsynced: str | None = None) -> None:
         """Replace the cache; `scan_started` is `fs_clock` taken before the files were stat'ed; `tree` the
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
         `pages` what that manifest's pages were built from (kept only along with a manifest). `ids_in_manifest`:
         `manifest` is in the store and lists every entry's file with its id, so the ids are not written (a reader
-        takes them from the manifest's pages through `file_ids`). `base`: see the module's text.
+        takes them from the manifest's pages through `file_ids`). `base`: see the module's text. `unsynced`: this
+        boot's id, when the files may not be on disk yet (a clone's checkout, see `_body_format`).
 
         Encoded by column, the infos spliced in as the bytes they are kept as, each part compressed, and written part
         by part: no map of every entry, no decoded copy of the infos."""
@@ -528,7 +549,8 @@ class StatCache:
         results = _results_frame(derived or {}, [e.role for e in values], [e.raw for e in values],
                                  [e.oid for e in values] if with_ids else None)
         recorded = tree is not None and manifest is not None
-        head = self._head(tree, manifest, settings, classes or {}) if recorded else self._head(None, None, None, {})
+        head = (self._head(tree, manifest, settings, classes or {}, unsynced) if recorded
+                else self._head(None, None, None, {}, unsynced))
         parts = [head, pack_map_header(7), _pack("base"), _pack(list(base) if base is not None else None),
                  _pack("scan_started"), _pack(scan_started), _pack("manifest"), _pack(manifest),
                  _pack("settings"), _pack(settings), _pack("stats"), _bin_header(len(stats)), stats,
@@ -618,9 +640,12 @@ class StatCache:
         atomic_write(self.path, self._head(tree, manifest, settings, classes) + msgpack.packb(doc, use_bin_type=True))
         self.tree, self.tree_manifest, self.tree_settings, self.classes = tree, manifest, settings, classes
 
-    def _head(self, tree: bytes | None, manifest: bytes | None, settings: Any, classes: dict) -> bytes:
-        return msgpack.packb({"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings,
-                              "classes": classes}, use_bin_type=True)
+    def _head(self, tree: bytes | None, manifest: bytes | None, settings: Any, classes: dict,
+              unsynced: str | None = None) -> bytes:
+        head = {"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings, "classes": classes}
+        if unsynced is not None:
+            head |= {"format": UNSYNCED_FORMAT, "boot": unsynced}
+        return msgpack.packb(head, use_bin_type=True)
 
 
 def _length_header(n: int, fix: int | None, one: int | None, two: int, four: int) -> bytes:

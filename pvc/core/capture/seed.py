@@ -78,9 +78,10 @@ def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple
     return roles
 
 
-def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]]) -> int:
+def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]], unsynced: str | None = None) -> int:
     """Stat the files `plan_seed` vouched for, now written, and save them as the stat cache; return how many were
-    recorded."""
+    recorded. `unsynced`: the boot id, when the files may not be on disk yet (clone): the cache is then kept as
+    unsynced (StatCache.save)."""
     entries: dict[str, CacheEntry] = {}
     newest = 0
     root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
@@ -88,7 +89,7 @@ def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]]) -
         st = os.stat(root + path)
         newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
         entries[path] = CacheEntry(StatKey.of(st), oid, role, raw=raw)
-    repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False))
+    repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False), unsynced=unsynced)
     return len(entries)
 
 

@@ -24,6 +24,7 @@ import msgpack
 
 from pvc.errors import CorruptObject
 from pvc.record import record
+from pvc.store.atomic import synced_later
 
 __all__ = ["PACK_MAGIC", "RECORD", "DICT_REF", "Codec", "Location", "PackWriter", "PackRecords", "Record", "decode_chunk_list", "parse_records",
            "check_record_header"]
@@ -189,7 +190,8 @@ class PackWriter:
             return
         with self._naming_errors():
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if not synced_later(self._tmp_name):
+                os.fsync(self._file.fileno())
             self._file.close()
         self._sealed.append((Path(self._tmp_name), self._hasher.digest(), self._records))
         self._file = None

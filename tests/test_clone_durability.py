@@ -1,0 +1,130 @@
+"""What a clone makes durable, and when the stat cache it leaves may vouch for the files it wrote.
+
+A clone fsyncs its store (every file and folder under `.pvc/`) before the project appears, and leaves its
+checked-out files to the kernel's write-back, as `git clone` does (pvc/store/atomic.py, StoreFirst). The stat cache it
+writes for those files is *unsynced* (format 8, with the boot id): in another boot it vouches for nothing, and in
+this one only once a syncfs has made the files durable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from pvc.sample import make_image_project
+from pvc.store import atomic, statcache
+from pvc.store.atomic import StoreFirst, Writeback, atomic_write, boot_id, fsync_dir, synced_later
+
+from helpers import tree_bytes
+
+pytestmark = pytest.mark.skipif(boot_id() is None, reason="no boot id here (not Linux): a clone syncs everything")
+
+
+def _fsyncs(monkeypatch) -> list[str]:
+    """Every path os.fsync is called on from now on (read from the descriptor)."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return seen
+
+
+def _head(project: Path) -> dict:
+    with open(project / ".pvc" / "index", "rb") as f:
+        return msgpack.Unpacker(f, raw=False).unpack()
+
+
+@pytest.fixture
+def pushed(tmp_path, cli) -> tuple[Path, Path]:
+    project = make_image_project(tmp_path / "proj", items=30, datasets=2, seed=5, noise=True)
+    assert cli("init", project).code == 0 and cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    return project, tmp_path / "remote"
+
+
+def test_a_clone_fsyncs_every_file_of_its_store_and_none_of_its_checkout(pushed, cli, tmp_path, monkeypatch):
+    project, remote = pushed
+    seen = _fsyncs(monkeypatch)
+    monkeypatch.setattr(atomic, "_syncfs", lambda: pytest.fail("a clone syncs its store, not the file system"))
+    assert cli("clone", remote, tmp_path / "copy").code == 0
+    copy = tmp_path / "copy"
+    assert tree_bytes(copy) == tree_bytes(project)
+    assert str(tmp_path) in seen  # the rename into place, made durable
+    inside = [Path(p) for p in seen if Path(p) != tmp_path and Path(p).is_relative_to(tmp_path)]
+    staging = {p.parts[len(tmp_path.parts)] for p in inside}
+    assert len(staging) == 1 and next(iter(staging)).startswith(".copy.pvc-clone-")  # all in the hidden folder
+    synced = {Path(*p.parts[len(tmp_path.parts) + 1:]) for p in inside}
+    store = {p.relative_to(copy) for p in (copy / ".pvc").rglob("*")}
+    assert store and store <= synced  # every file and folder of the store, as it was renamed into place
+    assert Path(".pvc") in synced and Path(".") in synced  # and the store's entry in the project
+    checkout = {p.relative_to(copy) for p in copy.rglob("*") if ".pvc" not in p.relative_to(copy).parts}
+    assert checkout and not (checkout & synced)  # no checked-out file or folder
+
+
+def test_a_clones_stat_cache_is_kept_as_unsynced_and_a_commit_makes_it_ordinary(pushed, cli, tmp_path, monkeypatch):
+    _, remote = pushed
+    assert cli("clone", remote, tmp_path / "copy").code == 0
+    head = _head(tmp_path / "copy")
+    assert head["format"] == statcache.UNSYNCED_FORMAT and head["boot"] == boot_id()
+    synced: list[Path] = []
+    real = statcache.sync_file_system
+    monkeypatch.setattr(statcache, "sync_file_system", lambda path: synced.append(path) or real(path))
+    done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
+    assert not done["created"] and done["files_hashed"] == 0, done  # this boot, synced: it vouches
+    assert synced and all(p == tmp_path / "copy" / ".pvc" for p in synced)
+    assert _head(tmp_path / "copy")["format"] == statcache.CACHE_FORMAT  # the files are on disk now
+
+
+def test_after_a_reboot_a_clones_stat_cache_vouches_for_nothing(pushed, cli, tmp_path, monkeypatch):
+    """A crash right after a clone can leave files short on disk under stats the cache recorded (where a file
+    system keeps a size ahead of the data): in another boot every file is read again."""
+    project, remote = pushed
+    assert cli("clone", remote, tmp_path / "copy").code == 0
+    monkeypatch.setattr(statcache, "boot_id", lambda: "another-boot")
+    monkeypatch.setattr(statcache, "sync_file_system", lambda path: pytest.fail("no sync for another boot's cache"))
+    done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
+    assert not done["created"] and done["files_hashed"] == len(tree_bytes(project)), done
+    assert _head(tmp_path / "copy")["format"] == statcache.CACHE_FORMAT  # what it read is what it recorded
+    done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
+    assert done["files_hashed"] == 0, done
+
+
+def test_an_unsynced_cache_whose_sync_fails_vouches_for_nothing(pushed, cli, tmp_path, monkeypatch):
+    project, remote = pushed
+    assert cli("clone", remote, tmp_path / "copy").code == 0
+    monkeypatch.setattr(statcache, "sync_file_system", lambda path: False)
+    done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
+    assert not done["created"] and done["files_hashed"] == len(tree_bytes(project)), done
+
+
+def test_inside_a_covered_folder_the_stores_writes_skip_their_own_fsyncs(tmp_path, monkeypatch):
+    folder = tmp_path / ".hidden"
+    (folder / ".pvc").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    seen = _fsyncs(monkeypatch)
+    for cover in (lambda: StoreFirst(folder, folder / ".pvc"), lambda: Writeback(folder)):
+        seen.clear()
+        with cover() as durable:
+            assert synced_later(folder / ".pvc" / "refs") and synced_later(folder)
+            assert not synced_later(outside / "x") and not synced_later(tmp_path / ".hidden2")
+            atomic_write(folder / ".pvc" / "refs", b"inside")
+            fsync_dir(folder / ".pvc")
+            assert seen == []
+            atomic_write(outside / "x", b"outside")
+            assert [Path(p).parent for p in seen] == [outside, tmp_path]  # its temp file, then its folder
+            seen.clear()
+            durable.finish()
+            assert not synced_later(folder / ".pvc" / "refs")  # after finish(), fsynced as usual
+        if isinstance(durable, StoreFirst):
+            assert {str(folder / ".pvc" / "refs"), str(folder / ".pvc"), str(folder)} <= set(seen)
+    assert not synced_later(folder)
+
