@@ -128,3 +128,20 @@ def test_inside_a_covered_folder_the_stores_writes_skip_their_own_fsyncs(tmp_pat
             assert {str(folder / ".pvc" / "refs"), str(folder / ".pvc"), str(folder)} <= set(seen)
     assert not synced_later(folder)
 
+
+def test_a_clone_records_the_stats_it_took_as_it_wrote_and_stats_only_the_rest(pushed, cli, tmp_path, monkeypatch):
+    """The files written from whole packs as they arrived come with their stats (fstat before each close); the
+    stat cache's write stats only the files written after the flush."""
+    from types import SimpleNamespace
+
+    import pvc.core.capture.seed as seed
+
+    asked: list[str] = []
+    monkeypatch.setattr(seed, "os", SimpleNamespace(stat=lambda path: asked.append(path) or os.stat(path)))
+    project, remote = pushed
+    result = cli("clone", remote, tmp_path / "copy", "--json")
+    assert result.code == 0, result.err
+    files = result.json()["files"]
+    assert len(asked) < files // 2, (len(asked), files)
+    done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
+    assert not done["created"] and done["files_hashed"] == 0, done  # the stats it recorded are the files'

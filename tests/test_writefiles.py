@@ -65,6 +65,19 @@ def test_an_existing_file_or_link_is_an_error_naming_it_and_nothing_after_it_is_
     assert not (tmp_path / "elsewhere").exists()  # the link was not followed
 
 
+def test_the_stats_of_the_files_written_are_those_a_stat_of_each_gives(tmp_path, native):
+    (tmp_path / "there").write_bytes(b"old")
+    stats: list = []
+    with FileWriter(tmp_path, native=native) as writer:
+        writer.write([("a", b"one", 0o644), ("b", b"second file", 0o600)], stats)
+        with pytest.raises(FileExistsError):
+            writer.write([("c", b"3", 0o755), ("there", b"new", 0o644), ("d", b"4", 0o644)], stats)
+    assert len(stats) == 3  # a, b, then c: none for the file that failed nor after it
+    for path, got in zip("abc", stats):
+        st = os.stat(tmp_path / path)
+        assert got == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns), path
+
+
 def test_a_missing_folder_is_an_error_naming_the_file(tmp_path, native):
     with FileWriter(tmp_path, native=native) as writer, pytest.raises(FileNotFoundError) as caught:
         writer.write([("no/such/folder/file", b"x", 0o644)])
@@ -83,6 +96,8 @@ def test_the_native_loop_refuses_malformed_rows(tmp_path):
             _files.write_files(fd, [("text path", b"x", 0o644, False)])
         with pytest.raises(TypeError):
             _files.write_files(fd, [(b"a", b"x")])
+        with pytest.raises(TypeError, match="stats"):
+            _files.write_files(fd, [(b"a", b"x", 0o644, False)], ())
         assert _files.write_files(fd, []) is None
     finally:
         os.close(fd)

@@ -135,7 +135,7 @@ def _clone_into(folder: Path, spec, version, datasets, progress, unsynced: str |
         plan = chosen.files
         # the stat cache a commit of these files leaves: the first status reads none of them (`unsynced`: until the
         # files are known durable, StatCache's rule)
-        write_seed(repo, vouched, unsynced=unsynced)
+        write_seed(repo, vouched, unsynced=unsynced, known=written.stats)
         numbers = sorted(r.number for r in live if r.id in partial)
         return (info, record.number, len(theirs), datasets, len(plan), sum(e.size for e in plan), objects, received,
                 requests, numbers)

@@ -153,6 +153,7 @@ class EarlyFiles:
         self._writer = FileWriter(folder)
         self._lock = threading.Lock()
         self.written: set[bytes] = set()  # the objects whose files are all written
+        self.stats: dict[str, tuple[int, int, int, int]] = {}  # path -> (size, mtime_ns, inode, ctime_ns) as written
 
     def take(self, store: ObjectStore, records: list) -> None:
         """Write the files of `records` ([(id, location, content)] of `store`, each content checked against its id
@@ -164,9 +165,11 @@ class EarlyFiles:
                 continue
             batch += [(e.path, content, e.mode) for e in entries]
             done.append(oid)
-        self._writer.write(batch)
+        stats: list[tuple[int, int, int, int]] = []
+        self._writer.write(batch, stats)
         with self._lock:
             self.written.update(done)
+            self.stats.update(zip((path for path, _, _ in batch), stats))
 
     def left(self, files: list[FileEntry]) -> list[FileEntry]:
         """The files of `files` not written yet."""

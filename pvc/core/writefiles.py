@@ -52,21 +52,23 @@ class FileWriter:
         self._umask = process_umask()
         self._native = native and _files is not None
 
-    def write(self, files: list[tuple[str, bytes | memoryview, int]]) -> None:
+    def write(self, files: list[tuple[str, bytes | memoryview, int]], stats: list | None = None) -> None:
         """Create and write each (path relative to the folder, content, permission bits); the first failure raises
-        its OSError (naming the file), and the files after it are not written."""
+        its OSError (naming the file), and the files after it are not written. Given a list `stats`, appends the
+        (size, mtime_ns, inode, ctime_ns) of each file written, in order, as it was once written."""
         rows = [(os.fsencode(path), data, mode & 0o7777, self._umask is None or bool(mode & self._umask))
                 for path, data, mode in files]
         if self._native:
-            failed = _files.write_files(self._fd, rows)
+            failed = _files.write_files(self._fd, rows, stats)
             if failed is not None:
                 at, err = failed
                 raise OSError(err, os.strerror(err), str(self.folder / files[at][0]))
             return
         for path, data, mode, fix in rows:
-            self._write_one(path, data, mode, fix)
+            self._write_one(path, data, mode, fix, stats)
 
-    def _write_one(self, path: bytes, data: bytes | memoryview, mode: int, fix: bool) -> None:
+    def _write_one(self, path: bytes, data: bytes | memoryview, mode: int, fix: bool, stats: list | None = None
+                   ) -> None:
         try:
             fd = os.open(path, _FLAGS, mode, dir_fd=self._fd)
         except OSError as exc:
@@ -77,6 +79,9 @@ class FileWriter:
                 view = view[os.write(fd, view):]
             if fix:
                 os.fchmod(fd, mode)
+            if stats is not None:
+                st = os.fstat(fd)
+                stats.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
         finally:
             os.close(fd)
 

@@ -78,17 +78,23 @@ def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple
     return roles
 
 
-def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]], unsynced: str | None = None) -> int:
+def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]], unsynced: str | None = None,
+               known: dict[str, tuple[int, int, int, int]] | None = None) -> int:
     """Stat the files `plan_seed` vouched for, now written, and save them as the stat cache; return how many were
     recorded. `unsynced`: the boot id, when the files may not be on disk yet (clone): the cache is then kept as
-    unsynced (StatCache.save)."""
+    unsynced (StatCache.save). `known`: path -> (size, mtime_ns, inode, ctime_ns) of files whose stat was taken as
+    they were written (clone's early files), not taken again."""
     entries: dict[str, CacheEntry] = {}
     newest = 0
     root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
+    known = known or {}
     for path, oid, role, raw in vouched:
-        st = os.stat(root + path)
-        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
-        entries[path] = CacheEntry(StatKey.of(st), oid, role, raw=raw)
+        stat = known.get(path)
+        if stat is None:
+            st = os.stat(root + path)
+            stat = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        newest = max(newest, stat[1], stat[3])
+        entries[path] = CacheEntry(StatKey(*stat), oid, role, raw=raw)
     repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False), unsynced=unsynced)
     return len(entries)
 
