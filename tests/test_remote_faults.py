@@ -372,3 +372,31 @@ def test_a_server_without_conditional_writes_is_refused(tmp_path, cli, s3_server
         assert cli("remote", "add", "origin", f"s3://{s3_bucket}/p", "--endpoint", proxy.url, "-C", project).code == 0
         _one_line_error(cli("push", "-C", project), 5, "does not support conditional writes")
     assert _remote_versions(s3_server, s3_bucket, "p") == []
+
+
+def test_a_record_whose_dictionary_the_remote_lacks_is_checked_with_the_local_copy_or_refused():
+    """A ZSTD_DICT record of a whole pack is decoded with the remote's dictionary, else with the local store's; with
+    neither it is refused in one line naming the object and the remote."""
+    from types import SimpleNamespace
+
+    from pvc.core.transfer import _checked
+    from pvc.errors import CorruptObject, ObjectMissing
+    from pvc.store.backend import ObjectInfo
+    from pvc.store.objects import hash_bytes
+
+    content = b"an annotation, as the dictionary decodes it"
+    oid = hash_bytes(content)
+    loc = SimpleNamespace(raw_len=len(content), stored_len=9, offset=0, codec=3)
+
+    def lacking(*_):
+        raise ObjectMissing(f"object {oid.hex()}: its zstd dictionary 0a0b0c0d… is missing from the store")
+
+    src = SimpleNamespace(url="s3://b/p", info_at=lambda loc: ObjectInfo(loc.raw_len, False, loc.stored_len),
+                          decoded=lacking)
+    assert _checked(src, SimpleNamespace(decoded=lambda *_: content), oid, loc, b"stored") == content
+    with pytest.raises(CorruptObject) as caught:
+        _checked(src, SimpleNamespace(decoded=lacking), oid, loc, b"stored")
+    text = str(caught.value)
+    assert text.count(oid.hex()) == 1 and "s3://b/p" in text and "dictionary" in text and "\n" not in text
+    with pytest.raises(CorruptObject, match="does not match its id"):
+        _checked(src, SimpleNamespace(decoded=lambda *_: content + b"!"), oid, loc, b"stored")

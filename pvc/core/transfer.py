@@ -136,10 +136,12 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
         pack, records = item
         data = src.read_pack(pack)
         view = memoryview(data)
-        contents = []
+        contents = []  # (kept for on_pack only: a pull drops each content once checked)
         for oid, loc in records:
             check_record_header(view[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)
-            contents.append((oid, loc, _checked(src, oid, loc, view[loc.offset : loc.offset + loc.stored_len])))
+            content = _checked(src, dst, oid, loc, view[loc.offset : loc.offset + loc.stored_len])
+            if on_pack is not None:
+                contents.append((oid, loc, content))
         dst.stage_pack(pack, data, [(oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec) for oid, loc in records])
         if on_pack is not None:
             on_pack(src, contents)
@@ -155,20 +157,26 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
     return _copy_the_rest(src, dst, wanted, whole, done, progress, phase)
 
 
-def _checked(src, oid: bytes, loc, stored):
+def _checked(src, dst, oid: bytes, loc, stored):
     """The content of the record of `oid` read from `src` whose stored bytes are `stored`, checked against its id
-    (CorruptObject if it does not match); None for a chunked object, whose chunk list is checked instead."""
+    (CorruptObject if it does not match); None for a chunked object, whose chunk list is checked instead. A record
+    compressed with a zstd dictionary `src` lacks is decoded with `dst`'s copy of it, if `dst` has one."""
     if src.info_at(loc).chunked:
         problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset),
                                src.dictionary_by_ref)
         content = None
     else:
         try:
-            content = src.decoded(oid, loc, stored)
+            try:
+                content = src.decoded(oid, loc, stored)
+            except ObjectMissing:  # the zstd dictionary its record names
+                content = dst.decoded(oid, loc, stored)
             problem = (None if len(content) == loc.raw_len and hash_bytes(content) == oid
                        else "content does not match its id")
-        except (CorruptObject, ObjectMissing) as exc:  # ObjectMissing: the zstd dictionary its record names
-            problem = str(exc)
+        except ObjectMissing:
+            problem = "the zstd dictionary it was compressed with is missing there"
+        except CorruptObject as exc:
+            problem = str(exc).removeprefix(f"object {oid.hex()}: ")
     if problem:
         raise CorruptObject(f"object {oid.hex()} from {_where(src)}: {problem}; nothing of it was stored")
     return content

@@ -59,7 +59,8 @@ class FileWriter:
         rows = [(os.fsencode(path), data, mode & 0o7777, self._umask is None or bool(mode & self._umask))
                 for path, data, mode in files]
         if self._native:
-            failed = _files.write_files(self._fd, rows, stats)
+            # (stats passed only when asked: an extension built before they existed takes two arguments)
+            failed = _files.write_files(self._fd, rows) if stats is None else _files.write_files(self._fd, rows, stats)
             if failed is not None:
                 at, err = failed
                 raise OSError(err, os.strerror(err), str(self.folder / files[at][0]))
