@@ -2,8 +2,8 @@
 
 A clone fsyncs its store (every file and folder under `.pvc/`) before the project appears, and leaves its
 checked-out files to the kernel's write-back, as `git clone` does (pvc/store/atomic.py, StoreFirst). The stat cache it
-writes for those files is *unsynced* (format 8, with the boot id): in another boot it vouches for nothing, and in
-this one only once a syncfs has made the files durable.
+writes for those files is *unsynced* (format 8, with the boot and mount ids): in another boot or mount it vouches for
+nothing, and in this one only once a syncfs has made the files durable.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import pytest
 
 from pvc.sample import make_image_project
 from pvc.store import atomic, statcache
-from pvc.store.atomic import StoreFirst, Writeback, atomic_write, boot_id, fsync_dir, synced_later
+from pvc.store.atomic import StoreFirst, Writeback, atomic_write, boot_id, fsync_dir, mount_token, synced_later
 
 from helpers import tree_bytes
 
-pytestmark = pytest.mark.skipif(boot_id() is None, reason="no boot id here (not Linux): a clone syncs everything")
+pytestmark = pytest.mark.skipif(mount_token(Path(".")) is None,
+                                reason="no boot or mount id here (not Linux): a clone syncs everything")
 
 
 def _fsyncs(monkeypatch) -> list[str]:
@@ -73,23 +74,28 @@ def test_a_clones_stat_cache_is_kept_as_unsynced_and_a_commit_makes_it_ordinary(
     _, remote = pushed
     assert cli("clone", remote, tmp_path / "copy").code == 0
     head = _head(tmp_path / "copy")
-    assert head["format"] == statcache.UNSYNCED_FORMAT and head["boot"] == boot_id()
-    synced: list[Path] = []
+    assert head["format"] == statcache.UNSYNCED_FORMAT and head["written_in"] == mount_token(tmp_path / "copy")
+    assert head["written_in"].startswith(boot_id() + "/")
+    synced: list[tuple] = []
     real = statcache.sync_file_system
-    monkeypatch.setattr(statcache, "sync_file_system", lambda path: synced.append(path) or real(path))
+    monkeypatch.setattr(statcache, "sync_file_system", lambda *paths: synced.append(paths) or real(*paths))
     done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
     assert not done["created"] and done["files_hashed"] == 0, done  # this boot, synced: it vouches
-    assert synced and all(p == tmp_path / "copy" / ".pvc" for p in synced)
+    assert synced and all(p == (tmp_path / "copy", tmp_path / "copy" / ".pvc") for p in synced)
     assert _head(tmp_path / "copy")["format"] == statcache.CACHE_FORMAT  # the files are on disk now
 
 
-def test_after_a_reboot_a_clones_stat_cache_vouches_for_nothing(pushed, cli, tmp_path, monkeypatch):
-    """A crash right after a clone can leave files short on disk under stats the cache recorded (where a file
-    system keeps a size ahead of the data): in another boot every file is read again."""
+@pytest.mark.parametrize("elsewhere", ["another boot", "another mount"])
+def test_after_a_reboot_or_a_remount_a_clones_stat_cache_vouches_for_nothing(pushed, cli, tmp_path, monkeypatch,
+                                                                             elsewhere):
+    """A crash right after a clone, or a device that dropped and was mounted again, can leave files short on disk
+    under stats the cache recorded (where a file system keeps a size ahead of the data): every file is read again."""
     project, remote = pushed
     assert cli("clone", remote, tmp_path / "copy").code == 0
-    monkeypatch.setattr(statcache, "boot_id", lambda: "another-boot")
-    monkeypatch.setattr(statcache, "sync_file_system", lambda path: pytest.fail("no sync for another boot's cache"))
+    boot, mount = _head(tmp_path / "copy")["written_in"].split("/")
+    other = f"another-boot/{mount}" if elsewhere == "another boot" else f"{boot}/{int(mount) + 1}"
+    monkeypatch.setattr(statcache, "mount_token", lambda path: other)
+    monkeypatch.setattr(statcache, "sync_file_system", lambda *paths: pytest.fail("no sync for another's cache"))
     done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
     assert not done["created"] and done["files_hashed"] == len(tree_bytes(project)), done
     assert _head(tmp_path / "copy")["format"] == statcache.CACHE_FORMAT  # what it read is what it recorded
@@ -100,33 +106,43 @@ def test_after_a_reboot_a_clones_stat_cache_vouches_for_nothing(pushed, cli, tmp
 def test_an_unsynced_cache_whose_sync_fails_vouches_for_nothing(pushed, cli, tmp_path, monkeypatch):
     project, remote = pushed
     assert cli("clone", remote, tmp_path / "copy").code == 0
-    monkeypatch.setattr(statcache, "sync_file_system", lambda path: False)
+    monkeypatch.setattr(statcache, "sync_file_system", lambda *paths: False)
     done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
     assert not done["created"] and done["files_hashed"] == len(tree_bytes(project)), done
 
 
-def test_inside_a_covered_folder_the_stores_writes_skip_their_own_fsyncs(tmp_path, monkeypatch):
+def test_inside_a_store_first_folder_the_stores_writes_skip_their_own_fsyncs(tmp_path, monkeypatch):
     folder = tmp_path / ".hidden"
     (folder / ".pvc").mkdir(parents=True)
     outside = tmp_path / "outside"
     outside.mkdir()
     seen = _fsyncs(monkeypatch)
-    for cover in (lambda: StoreFirst(folder, folder / ".pvc"), lambda: Writeback(folder)):
+    with StoreFirst(folder, folder / ".pvc") as durable:
+        assert synced_later(folder / ".pvc" / "refs") and synced_later(folder)
+        assert not synced_later(outside / "x") and not synced_later(tmp_path / ".hidden2")
+        atomic_write(folder / ".pvc" / "refs", b"inside")
+        fsync_dir(folder / ".pvc")
+        assert seen == []
+        atomic_write(outside / "x", b"outside")
+        assert [Path(p).parent for p in seen] == [outside, tmp_path]  # its temp file, then its folder
         seen.clear()
-        with cover() as durable:
-            assert synced_later(folder / ".pvc" / "refs") and synced_later(folder)
-            assert not synced_later(outside / "x") and not synced_later(tmp_path / ".hidden2")
-            atomic_write(folder / ".pvc" / "refs", b"inside")
-            fsync_dir(folder / ".pvc")
-            assert seen == []
-            atomic_write(outside / "x", b"outside")
-            assert [Path(p).parent for p in seen] == [outside, tmp_path]  # its temp file, then its folder
-            seen.clear()
-            durable.finish()
-            assert not synced_later(folder / ".pvc" / "refs")  # after finish(), fsynced as usual
-        if isinstance(durable, StoreFirst):
-            assert {str(folder / ".pvc" / "refs"), str(folder / ".pvc"), str(folder)} <= set(seen)
+        durable.finish()
+        assert not synced_later(folder / ".pvc" / "refs")  # after finish(), fsynced as usual
+    assert {str(folder / ".pvc" / "refs"), str(folder / ".pvc"), str(folder)} <= set(seen)
     assert not synced_later(folder)
+    with Writeback(folder):  # a restore's: its files are fsynced as they always were
+        assert not synced_later(folder / ".pvc" / "refs")
+
+
+def test_covering_is_undone_once_whatever_the_order(tmp_path):
+    a, b = StoreFirst(tmp_path / "a", tmp_path / "a" / ".pvc"), StoreFirst(tmp_path / "a", tmp_path / "a" / ".pvc")
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert synced_later(tmp_path / "a" / "x")  # b still covers it
+    b.__exit__(None, None, None)
+    b.__exit__(None, None, None)  # twice: nothing to undo, no error
+    assert not synced_later(tmp_path / "a" / "x")
 
 
 def test_a_clone_records_the_stats_it_took_as_it_wrote_and_stats_only_the_rest(pushed, cli, tmp_path, monkeypatch):

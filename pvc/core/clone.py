@@ -25,7 +25,7 @@ from pvc.core.selection import Plan, Selection, plan_restore
 from pvc.core.snapshot import Snapshot
 from pvc.errors import UsageError, VersionNotFound
 from pvc.record import field, record, replace
-from pvc.store.atomic import StoreFirst, Writeback, boot_id, fsync_dir
+from pvc.store.atomic import StoreFirst, Writeback, fsync_dir, mount_token
 from pvc.store.partial import Partial
 from pvc.store.refs import RefsDoc
 from pvc.store.remote import parse_remote
@@ -66,11 +66,11 @@ def clone(url: str, dest: Path, *, endpoint: str | None = None, region: str | No
         raise UsageError(f"{dest.parent}: parent directory does not exist")
     staging = dest.parent / f".{dest.name}.pvc-clone-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
-    boot = boot_id()
+    token = mount_token(staging)
     try:
         # the store durable before the rename; the checkout too only where a reboot cannot be told (see StoreFirst)
-        with StoreFirst(staging, staging / STORE_DIR) if boot else Writeback(staging) as durable:
-            result = _clone_into(staging, spec, version, datasets, progress, unsynced=boot)
+        with StoreFirst(staging, staging / STORE_DIR) if token else Writeback(staging) as durable:
+            result = _clone_into(staging, spec, version, datasets, progress, unsynced=token)
             durable.finish()
         if dest.exists():
             dest.rmdir()

@@ -4,18 +4,21 @@ back while a restore or clone writes it (`Writeback`)."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
-__all__ = ["StoreFirst", "Writeback", "atomic_write", "boot_id", "fsync_dir", "sync_file_system", "synced_later"]
+__all__ = ["StoreFirst", "Writeback", "atomic_write", "boot_id", "fsync_dir", "mount_token", "sync_file_system",
+           "synced_later"]
 
-# The folders a Writeback is making durable as a whole, each hidden until its finish() (a restore's or a clone's
-# staging folder, renamed into sight only after that): a file or rename inside one needs no fsync of its own. A
-# tuple replaced whole, so that threads read it without a lock.
+# The folders a StoreFirst is making durable as a whole, each hidden until its finish() (a clone's staging folder,
+# renamed into sight only after that): a file or rename inside one needs no fsync of its own. A tuple replaced whole
+# under the lock, so that threads read it without one.
 _LATER: tuple[str, ...] = ()
+_LATER_LOCK = threading.Lock()
 
 
 def synced_later(path: Path | str) -> bool:
-    """Whether `path` lies inside a folder a Writeback makes durable as a whole before anyone can see it: then its
+    """Whether `path` lies inside a folder a StoreFirst makes durable as a whole before anyone can see it: then its
     own fsync only costs time (one journal commit each) and is skipped."""
     if not _LATER:
         return False
@@ -48,13 +51,7 @@ class Writeback:
     none) only to descriptors opened before it happened, so an error of any moment is seen, even one of another
     writer on that file system; `finish()` raises the first.
     Where there is no syncfs (not Linux), `finish()` fsyncs every file and folder under the folder, and no thread runs.
-    Use as a context manager around the writing, and call `finish()` at its end.
-
-    The folder must stay out of sight (a hidden staging folder, renamed into place after `finish()`): from the `with`
-    until `finish()`, the store's own fsyncs of files and renames inside it are skipped (`synced_later`), since
-    `finish()` makes all of it durable before the rename, and a crash before that leaves only the hidden folder.
-    A clone's store writes ~200 small files (the remote's index files, its own index, refs, config), each one a
-    journal commit if fsynced alone."""
+    Use as a context manager around the writing, and call `finish()` at its end."""
 
     def __init__(self, path: Path, interval: float = 0.25) -> None:
         self.path, self.interval = path, interval
@@ -62,10 +59,8 @@ class Writeback:
         self._fd: int | None = None
         self._error: OSError | None = None
         self._thread = None
-        self._root: str | None = None
 
     def __enter__(self) -> Writeback:
-        self._cover()
         if self._syncfs is not None:
             import threading
 
@@ -77,7 +72,6 @@ class Writeback:
             except BaseException:  # no thread to be had (or interrupted): nothing is held after the raise
                 os.close(self._fd)
                 self._fd = None
-                self._uncover()
                 raise
             self._thread = thread
         return self
@@ -105,7 +99,6 @@ class Writeback:
     def finish(self) -> None:
         """Wait until everything written under the folder is durable; raise the first error any flush met. Inside
         the `with` block only."""
-        self._uncover()  # what is written after this is fsynced as usual
         self._halt()
         if self._syncfs is None:
             _fsync_tree(self.path)
@@ -116,14 +109,7 @@ class Writeback:
         if self._error is not None:
             raise self._error
 
-    def _cover(self) -> None:
-        self._root = _cover(self.path)
-
-    def _uncover(self) -> None:
-        self._root = _uncover(self._root)
-
     def __exit__(self, *exc) -> None:
-        self._uncover()
         try:
             self._halt()
         finally:
@@ -142,8 +128,9 @@ class StoreFirst:
     commits), and `folder` itself. The checked-out files are not waited for: a crash right after the clone can leave
     some of them short or empty on disk while the store holds every byte of them (`pvc status` names them, `pvc
     discard` writes them again). The stat cache the clone writes for them is kept as *unsynced* (docs/format.md,
-    "Stat cache"): it vouches for nothing after a reboot, and before that only once `sync_file_system` has made the
-    files durable. Linux only (the boot id, syncfs); elsewhere a clone syncs everything with `Writeback`."""
+    "Stat cache"): it vouches for nothing in another boot or another mount of the file system, and in that one only
+    once `sync_file_system` has made the files durable. Linux only (`mount_token`, syncfs); elsewhere a clone syncs
+    everything with `Writeback`."""
 
     def __init__(self, folder: Path, store: Path) -> None:
         self.folder, self.store = folder, store
@@ -167,22 +154,25 @@ def _cover(folder: Path) -> str:
     """Count `folder` among those whose store needs no fsync of its own (`synced_later`); its key for `_uncover`."""
     global _LATER
     root = os.path.abspath(folder)
-    _LATER = (*_LATER, root)
+    with _LATER_LOCK:
+        _LATER = (*_LATER, root)
     return root
 
 
 def _uncover(root: str | None) -> None:
-    """Undo `_cover` (nothing for None)."""
+    """Undo one `_cover` of `root` (nothing for None, or for a root no longer covered)."""
     global _LATER
-    if root is not None:
-        found = list(_LATER)
-        found.remove(root)
-        _LATER = tuple(found)
+    if root is None:
+        return
+    with _LATER_LOCK:
+        if root in _LATER:
+            found = list(_LATER)
+            found.remove(root)
+            _LATER = tuple(found)
 
 
 def boot_id() -> str | None:
-    """This boot's id (Linux: a random UUID the kernel makes at each boot), or None where there is none: what tells
-    a stat cache kept for files not yet known durable that the machine has restarted since."""
+    """This boot's id (Linux: a random UUID the kernel makes at each boot), or None where there is none."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             return f.read().strip() or None
@@ -190,20 +180,47 @@ def boot_id() -> str | None:
         return None
 
 
-def sync_file_system(path: Path) -> bool:
-    """syncfs(2) on the file system holding `path`: everything written there is durable when it returns True;
-    False where there is no syncfs or it failed (a write-back error)."""
-    syncfs = _syncfs()
-    if syncfs is None:
-        return False
+def mount_token(path: Path) -> str | None:
+    """What tells files written under `path` in this mount of its file system in this boot from any other:
+    "<boot id>/<mount id>" (the mount id, from /proc/self/fdinfo, is new at each mount, so a file system unmounted
+    and mounted again in the same boot, after a device dropped, gets another). None where either cannot be read
+    (not Linux): a stat cache kept for files not yet known durable is then not written."""
+    boot = boot_id()
+    if boot is None:
+        return None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
-        return syncfs(fd) == 0
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+            mount = next((line.split()[1] for line in f if line.startswith("mnt_id:")), None)
+    except (OSError, IndexError):
+        mount = None
     finally:
         os.close(fd)
+    return f"{boot}/{mount}" if mount else None
+
+
+def sync_file_system(*paths: Path) -> bool:
+    """syncfs(2) on the file system holding each of `paths`: what was written there is durable when it returns True;
+    False where there is no syncfs or one failed. A failure is a write-back error the kernel reports (Linux 5.8 and
+    later) to a descriptor opened before it happened: one that happened before this call opens its descriptor is
+    not seen here, as it is not by any program that did not keep a descriptor open from the write on."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        return False
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            if syncfs(fd) != 0:
+                return False
+        finally:
+            os.close(fd)
+    return True
 
 
 def _syncfs():

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import msgpack
 
 from pvc.record import record
-from pvc.store.atomic import atomic_write, boot_id, sync_file_system
+from pvc.store.atomic import atomic_write, mount_token, sync_file_system
 from pvc.store.clock import fs_clock
 
 try:  # built from pvc/_walk.c at install; without it the stats are compared in Python (slower, same results)
@@ -47,8 +47,9 @@ CACHE_FORMAT = 7  # 7: the stats as fixed-width columns (the paths one string, e
 # without making a Python object a file; 6: stats and results compressed, by column, in one order of paths (written
 # once), the ids left to the manifest when it is in the store (still read: its stats are turned into columns as they
 # are decoded, and the next save writes format 7); 5: every info canonical, as capture computes it
-UNSYNCED_FORMAT = 8  # a format-7 body whose files may not be on disk yet (a clone's checkout): the head names the boot
-# it was written in, and the cache vouches for nothing in another boot, and in that one only after a syncfs
+UNSYNCED_FORMAT = 8  # a format-7 body whose files may not be on disk yet (a clone's checkout): the head names the
+# boot and the mount it was written in, and the cache vouches for nothing in another, and in that one only after a
+# syncfs
 _READ_FORMATS = (6, CACHE_FORMAT, UNSYNCED_FORMAT)
 
 
@@ -158,7 +159,7 @@ class StatCache:
         self.tree_manifest: bytes | None = None
         self.tree_settings: Any = None
         self.classes: dict[str, int] = {}  # objects per class in `tree_manifest`
-        self._synced: dict[str, bool] = {}  # boot id of an unsynced cache -> whether its files are durable now
+        self._synced: dict[str, bool] = {}  # mount token of an unsynced cache -> whether its files are durable now
         try:
             with open(path, "rb") as f:
                 head = msgpack.Unpacker(f, raw=False, read_size=16384).unpack()
@@ -170,18 +171,21 @@ class StatCache:
 
     def _body_format(self, head: dict) -> int | None:
         """The format of the body under `head`, or None when the cache vouches for nothing: a format this pvc does
-        not read, or an unsynced cache (UNSYNCED_FORMAT) of another boot (a crash may have left its files short on
-        disk) or whose files a syncfs could not make durable now. That syncfs runs once, the first time an unsynced
-        cache of this boot is read: the files the kernel has not written back yet are written then."""
+        not read, or an unsynced cache (UNSYNCED_FORMAT) written in another boot or another mount of the project's
+        file system (a crash, or a device that dropped, may have left its files short on disk), or whose files a
+        syncfs could not make durable now. That syncfs (of the project's file system, and of the store's where it is
+        another) runs once per reading, the first time an unsynced cache of this mount is read: what the kernel has
+        not written back yet is written then."""
         found = head.get("format")
         if found != UNSYNCED_FORMAT:
             return found if found in _READ_FORMATS else None
-        boot = head.get("boot")
-        if not isinstance(boot, str):
+        token = head.get("written_in")
+        if not isinstance(token, str):
             return None
-        if boot not in self._synced:
-            self._synced[boot] = boot == boot_id() and sync_file_system(self.path.parent)
-        return CACHE_FORMAT if self._synced[boot] else None
+        if token not in self._synced:
+            root = self.path.parent.parent
+            self._synced[token] = token == mount_token(root) and sync_file_system(root, self.path.parent)
+        return CACHE_FORMAT if self._synced[token] else None
 
     @property
     def _index(self) -> dict:
@@ -536,8 +540,9 @@ class StatCache:
         digest of that scan's stat records (only if none of them is racy) and `classes` the manifest's counts;
         `pages` what that manifest's pages were built from (kept only along with a manifest). `ids_in_manifest`:
         `manifest` is in the store and lists every entry's file with its id, so the ids are not written (a reader
-        takes them from the manifest's pages through `file_ids`). `base`: see the module's text. `unsynced`: this
-        boot's id, when the files may not be on disk yet (a clone's checkout, see `_body_format`).
+        takes them from the manifest's pages through `file_ids`). `base`: see the module's text. `unsynced`: the
+        files' mount token (atomic.mount_token), when they may not be on disk yet (a clone's checkout, see
+        `_body_format`).
 
         Encoded by column, the infos spliced in as the bytes they are kept as, each part compressed, and written part
         by part: no map of every entry, no decoded copy of the infos."""
@@ -644,7 +649,7 @@ class StatCache:
               unsynced: str | None = None) -> bytes:
         head = {"format": CACHE_FORMAT, "tree": tree, "manifest": manifest, "settings": settings, "classes": classes}
         if unsynced is not None:
-            head |= {"format": UNSYNCED_FORMAT, "boot": unsynced}
+            head |= {"format": UNSYNCED_FORMAT, "written_in": unsynced}
         return msgpack.packb(head, use_bin_type=True)
 
 

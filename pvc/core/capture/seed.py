@@ -81,8 +81,8 @@ def roles_of(project_type: str | None, files: list[FileEntry], items: dict[tuple
 def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]], unsynced: str | None = None,
                known: dict[str, tuple[int, int, int, int]] | None = None) -> int:
     """Stat the files `plan_seed` vouched for, now written, and save them as the stat cache; return how many were
-    recorded. `unsynced`: the boot id, when the files may not be on disk yet (clone): the cache is then kept as
-    unsynced (StatCache.save). `known`: path -> (size, mtime_ns, inode, ctime_ns) of files whose stat was taken as
+    recorded. `unsynced`: the mount token of the files (atomic.mount_token), when they may not be on disk yet
+    (clone): the cache is then kept as unsynced (StatCache.save). `known`: path -> (size, mtime_ns, inode, ctime_ns) of files whose stat was taken as
     they were written (clone's early files), not taken again."""
     entries: dict[str, CacheEntry] = {}
     newest = 0
