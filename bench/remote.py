@@ -194,9 +194,10 @@ def _restic(b: Bench, s: str, w: Path, v1_tree: Path, env: dict, endpoint: str, 
     yield ("clone_restore", "restic", [b.restic, "restore", state["v1_snapshot"], "--target", out],
            {"env": renv, "setup": lambda i: (b.clear(out), remove(w / "restic-cache")),
             "after": lambda i, _: i or Bench.check_tree(out, expected_v1)})
-    # The same restore with its files on disk when it ends (`sync -f`: the target's file system), as pvc's clone and
-    # restore have theirs before they return; restic leaves them to the kernel's writeback. A second baseline, not
-    # alternated with pvc's runs; the goal stays the restore above.
+    # The same restore with its files on disk when it ends (`sync -f`: the target's file system), as pvc's restore has
+    # them before it returns; restic leaves them to the kernel's writeback, and so does pvc's clone its checkout (its
+    # store is on disk before it returns). A second baseline, not alternated with pvc's runs; the goal stays the
+    # restore above.
     b.measure(s, "clone_restore", "restic + sync", ["sh", "-c", '"$0" restore "$1" --target "$2" -q && sync -f "$2"',
                                                     b.restic, state["v1_snapshot"], out],
               env=renv, setup=lambda i: (b.clear(out), remove(w / "restic-cache")))

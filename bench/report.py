@@ -106,7 +106,7 @@ def _remote_rows(s: str) -> list:
             (s, "push_change", "restic", "restic backup after the change (parent snapshot)")]),
         (s, "clone_restore", "clone + check out v1 into an empty dir", [
             (s, "clone_restore", "restic", "restic restore from s3:"),
-            (s, "clone_restore", "restic + sync", "restic restore from s3: + sync (its files on disk, as pvc's)"),
+            (s, "clone_restore", "restic + sync", "restic restore from s3: + sync (its files on disk; pvc's clone syncs its store, not its checkout)"),
             (s, "clone_restore", "dvc", "dvc pull (empty workspace and cache)")]),
         (s, "restore_remote", "restore v1 --remote URL (no project)", [
             (s, "clone_restore", "restic", "restic restore from s3:")]),
