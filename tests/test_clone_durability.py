@@ -93,7 +93,7 @@ def test_after_a_reboot_or_a_remount_a_clones_stat_cache_vouches_for_nothing(pus
     project, remote = pushed
     assert cli("clone", remote, tmp_path / "copy").code == 0
     boot, mount = _head(tmp_path / "copy")["written_in"].split("/")
-    other = f"another-boot/{mount}" if elsewhere == "another boot" else f"{boot}/{int(mount) + 1}"
+    other = f"another-boot/{mount}" if elsewhere == "another boot" else f"{boot}/{mount}0"
     monkeypatch.setattr(statcache, "mount_token", lambda path: other)
     monkeypatch.setattr(statcache, "sync_file_system", lambda *paths: pytest.fail("no sync for another's cache"))
     done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
@@ -141,8 +141,9 @@ def test_covering_is_undone_once_whatever_the_order(tmp_path):
     a.__exit__(None, None, None)
     assert synced_later(tmp_path / "a" / "x")  # b still covers it
     b.__exit__(None, None, None)
-    b.__exit__(None, None, None)  # twice: nothing to undo, no error
     assert not synced_later(tmp_path / "a" / "x")
+    atomic._uncover(str(tmp_path / "a"))  # a root no longer covered: nothing to undo, no error
+    assert atomic._LATER == ()
 
 
 def test_a_clone_records_the_stats_it_took_as_it_wrote_and_stats_only_the_rest(pushed, cli, tmp_path, monkeypatch):
@@ -161,3 +162,28 @@ def test_a_clone_records_the_stats_it_took_as_it_wrote_and_stats_only_the_rest(p
     assert len(asked) < files // 2, (len(asked), files)
     done = cli("commit", "-m", "again", "--json", "-C", tmp_path / "copy").json()
     assert not done["created"] and done["files_hashed"] == 0, done  # the stats it recorded are the files'
+
+
+def test_the_mount_token_changes_with_each_mount_where_the_kernel_gives_unique_mount_ids(tmp_path):
+    if atomic._unique_mount_id(tmp_path) is None:
+        pytest.skip("no STATX_MNT_ID_UNIQUE here (Linux before 6.8): the token holds the reusable mnt_id")
+    boot, mount = mount_token(tmp_path).split("/")
+    assert boot == boot_id() and mount == str(atomic._unique_mount_id(tmp_path))
+    assert mount_token(tmp_path / "..") is not None and mount_token(tmp_path) == mount_token(tmp_path)
+    if os.geteuid() != 0 or not Path("/proc/self/ns/mnt").exists():
+        return
+    import subprocess
+    import sys
+
+    # mounted, unmounted and mounted again in a private mount namespace: a new token each time
+    point = tmp_path / "point"
+    point.mkdir()
+    script = ("import sys; from pathlib import Path; from pvc.store.atomic import mount_token; "
+              "print(mount_token(Path(sys.argv[1])))")
+    shell = " ".join(f"mount -t tmpfs pvc-test {point} && {sys.executable} -c '{script}' {point} && umount {point};"
+                     for _ in range(2))
+    done = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {done.stderr.strip()[:80]}")
+    first, second = done.stdout.split()
+    assert first != second and first.split("/")[0] == second.split("/")[0] == boot

@@ -400,3 +400,22 @@ def test_a_record_whose_dictionary_the_remote_lacks_is_checked_with_the_local_co
     assert text.count(oid.hex()) == 1 and "s3://b/p" in text and "dictionary" in text and "\n" not in text
     with pytest.raises(CorruptObject, match="does not match its id"):
         _checked(src, SimpleNamespace(decoded=lambda *_: content + b"!"), oid, loc, b"stored")
+
+
+def test_a_chunk_lists_or_ranged_records_dictionary_comes_from_the_local_store_when_the_remote_lacks_it():
+    from types import SimpleNamespace
+
+    from pvc.core.transfer import _dictionaries
+    from pvc.errors import ObjectMissing
+
+    def lacking(ref):
+        raise ObjectMissing(f"no zstd dictionary {ref.hex()}")
+
+    mine = object()
+    find = _dictionaries(SimpleNamespace(dictionary_by_ref=lacking), SimpleNamespace(dictionary_by_ref=lambda ref: mine))
+    assert find(b"\x01\x02\x03\x04") is mine
+    theirs = object()
+    find = _dictionaries(SimpleNamespace(dictionary_by_ref=lambda ref: theirs), SimpleNamespace(dictionary_by_ref=lacking))
+    assert find(b"\x01\x02\x03\x04") is theirs
+    with pytest.raises(ObjectMissing):
+        _dictionaries(SimpleNamespace(dictionary_by_ref=lacking), SimpleNamespace(dictionary_by_ref=lacking))(b"\x01")

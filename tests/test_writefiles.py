@@ -78,6 +78,25 @@ def test_the_stats_of_the_files_written_are_those_a_stat_of_each_gives(tmp_path,
         assert got == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns), path
 
 
+def test_an_extension_built_before_the_stats_gives_them_through_the_python_loop(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    calls = []
+
+    def old_write_files(fd, rows):  # the two-argument signature of an older build
+        calls.append(len(rows))
+
+    monkeypatch.setattr(writefiles, "_files", SimpleNamespace(write_files=old_write_files))
+    monkeypatch.setattr(writefiles, "_STATS", [])
+    stats: list = []
+    with FileWriter(tmp_path, native=True) as writer:
+        writer.write([("a", b"one", 0o644)])  # no stats asked: the extension writes
+        writer.write([("b", b"two", 0o644)], stats)  # asked: the Python loop writes and gives them
+    assert calls == [1] and (tmp_path / "b").read_bytes() == b"two"
+    st = os.stat(tmp_path / "b")
+    assert stats == [(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)]
+
+
 def test_a_missing_folder_is_an_error_naming_the_file(tmp_path, native):
     with FileWriter(tmp_path, native=native) as writer, pytest.raises(FileNotFoundError) as caught:
         writer.write([("no/such/folder/file", b"x", 0o644)])

@@ -84,7 +84,8 @@ def copy_objects(src: PackedStore, dst: PackedStore, oids: list[bytes], *, progr
     for oid, loc, stored in src.read_records(wanted):
         if stored is None:
             raise ObjectMissing(f"object {oid.hex()}: its pack cannot be read from {_where(src)}")
-        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset), src.dictionary_by_ref)
+        problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset),
+                               _dictionaries(src, dst))
         if problem:
             raise CorruptObject(f"object {oid.hex()} from {_where(src)}: {problem}; nothing of it was stored")
         dst.put_record(oid, loc.codec, loc.raw_len, stored)
@@ -163,7 +164,7 @@ def _checked(src, dst, oid: bytes, loc, stored):
     compressed with a zstd dictionary `src` lacks is decoded with `dst`'s copy of it, if `dst` has one."""
     if src.info_at(loc).chunked:
         problem = check_record(stored, Record(oid, loc.codec, loc.raw_len, loc.stored_len, loc.offset),
-                               src.dictionary_by_ref)
+                               _dictionaries(src, dst))
         content = None
     else:
         try:
@@ -180,6 +181,19 @@ def _checked(src, dst, oid: bytes, loc, stored):
     if problem:
         raise CorruptObject(f"object {oid.hex()} from {_where(src)}: {problem}; nothing of it was stored")
     return content
+
+
+def _dictionaries(src, dst) -> Callable:
+    """How a record read from `src` gets the zstd dictionary it names: from `src`, else from `dst` (a record is
+    checked against its id whatever dictionary decodes it)."""
+
+    def find(ref: bytes):
+        try:
+            return src.dictionary_by_ref(ref)
+        except ObjectMissing:
+            return dst.dictionary_by_ref(ref)
+
+    return find
 
 
 def _copy_the_rest(src, dst, wanted: list[bytes], whole: list, done: Copied, progress, phase: str) -> Copied:

@@ -43,6 +43,18 @@ def process_umask() -> int | None:
     return None
 
 
+_STATS: list[bool] = []  # whether this build of pvc._files gives the stats of what it writes, once asked
+
+
+def _native_stats() -> bool:
+    if not _STATS:
+        try:
+            _STATS.append(_files.write_files(-1, [], []) is None)
+        except TypeError:  # built before the third argument existed
+            _STATS.append(False)
+    return _STATS[0]
+
+
 class FileWriter:
     """Creates files under one folder, which stays open (its descriptor) while the writer lives."""
 
@@ -58,8 +70,9 @@ class FileWriter:
         (size, mtime_ns, inode, ctime_ns) of each file written, in order, as it was once written."""
         rows = [(os.fsencode(path), data, mode & 0o7777, self._umask is None or bool(mode & self._umask))
                 for path, data, mode in files]
-        if self._native:
-            # (stats passed only when asked: an extension built before they existed takes two arguments)
+        if self._native and (stats is None or _native_stats()):
+            # (stats passed only when asked: an extension built before they existed takes two arguments, and the
+            # Python loop below gives them then)
             failed = _files.write_files(self._fd, rows) if stats is None else _files.write_files(self._fd, rows, stats)
             if failed is not None:
                 at, err = failed

@@ -182,12 +182,17 @@ def boot_id() -> str | None:
 
 def mount_token(path: Path) -> str | None:
     """What tells files written under `path` in this mount of its file system in this boot from any other:
-    "<boot id>/<mount id>" (the mount id, from /proc/self/fdinfo, is new at each mount, so a file system unmounted
-    and mounted again in the same boot, after a device dropped, gets another). None where either cannot be read
-    (not Linux): a stat cache kept for files not yet known durable is then not written."""
+    "<boot id>/<mount id>". The mount id is statx(2)'s STATX_MNT_ID_UNIQUE where the kernel gives it (Linux 6.8 and
+    later: 64 bits, never used twice in a boot), so a file system unmounted and mounted again in the same boot (a
+    device that dropped) gets another; on older kernels, "m" and /proc/self/fdinfo's mnt_id, which a new mount may
+    take over from one just gone (the check is then one of the boot, and of the mount only at best). None where
+    neither can be read (not Linux): a stat cache kept for files not yet known durable is then not written."""
     boot = boot_id()
     if boot is None:
         return None
+    unique = _unique_mount_id(path)
+    if unique is not None:
+        return f"{boot}/{unique}"
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -199,25 +204,53 @@ def mount_token(path: Path) -> str | None:
         mount = None
     finally:
         os.close(fd)
-    return f"{boot}/{mount}" if mount else None
+    return f"{boot}/m{mount}" if mount else None
+
+
+_STATX_MNT_ID_UNIQUE = 0x4000
+_AT_FDCWD = -100
+
+
+def _unique_mount_id(path: Path) -> int | None:
+    """statx(2)'s stx_mnt_id asked as STATX_MNT_ID_UNIQUE, or None where the C library or the kernel lacks it."""
+    import ctypes
+    import struct
+
+    try:
+        statx = ctypes.CDLL(None, use_errno=True).statx
+    except (OSError, AttributeError):
+        return None
+    buffer = ctypes.create_string_buffer(256)  # struct statx
+    if statx(_AT_FDCWD, os.fsencode(path), 0, _STATX_MNT_ID_UNIQUE, buffer) != 0:
+        return None
+    mask, = struct.unpack_from("<I", buffer, 0)  # stx_mask: what the kernel filled in
+    if not mask & _STATX_MNT_ID_UNIQUE:
+        return None
+    mount, = struct.unpack_from("<Q", buffer, 144)  # stx_mnt_id
+    return mount
 
 
 def sync_file_system(*paths: Path) -> bool:
-    """syncfs(2) on the file system holding each of `paths`: what was written there is durable when it returns True;
+    """syncfs(2) on the file system holding each of `paths` (once each): what was written there is durable when it
+    returns True;
     False where there is no syncfs or one failed. A failure is a write-back error the kernel reports (Linux 5.8 and
     later) to a descriptor opened before it happened: one that happened before this call opens its descriptor is
     not seen here, as it is not by any program that did not keep a descriptor open from the write on."""
     syncfs = _syncfs()
     if syncfs is None:
         return False
+    synced: set[int] = set()  # devices done: one syncfs a file system (each may flush the device's cache)
     for path in paths:
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
             return False
         try:
-            if syncfs(fd) != 0:
-                return False
+            device = os.fstat(fd).st_dev
+            if device not in synced:
+                if syncfs(fd) != 0:
+                    return False
+                synced.add(device)
         finally:
             os.close(fd)
     return True
