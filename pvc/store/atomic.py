@@ -27,7 +27,7 @@ def synced_later(path: Path | str) -> bool:
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink inside `path` durable (at once, or by the Writeback that covers `path`)."""
+    """Make a rename or unlink inside `path` durable (at once, or by the StoreFirst that covers `path`)."""
     if synced_later(path):
         return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -232,8 +232,7 @@ def _unique_mount_id(path: Path) -> int | None:
 
 def sync_file_system(*paths: Path) -> bool:
     """syncfs(2) on the file system holding each of `paths` (once each): what was written there is durable when it
-    returns True;
-    False where there is no syncfs or one failed. A failure is a write-back error the kernel reports (Linux 5.8 and
+    returns True; False where there is no syncfs or one failed. A failure is a write-back error the kernel reports (Linux 5.8 and
     later) to a descriptor opened before it happened: one that happened before this call opens its descriptor is
     not seen here, as it is not by any program that did not keep a descriptor open from the write on."""
     syncfs = _syncfs()
