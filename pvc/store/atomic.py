@@ -28,13 +28,8 @@ def synced_later(path: Path | str) -> bool:
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or unlink inside `path` durable (at once, or by the StoreFirst that covers `path`)."""
-    if synced_later(path):
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if not synced_later(path):
+        _fsync_path(path, os.O_DIRECTORY)
 
 
 class Writeback:
@@ -232,9 +227,10 @@ def _unique_mount_id(path: Path) -> int | None:
 
 def sync_file_system(*paths: Path) -> bool:
     """syncfs(2) on the file system holding each of `paths` (once each): what was written there is durable when it
-    returns True; False where there is no syncfs or one failed. A failure is a write-back error the kernel reports (Linux 5.8 and
-    later) to a descriptor opened before it happened: one that happened before this call opens its descriptor is
-    not seen here, as it is not by any program that did not keep a descriptor open from the write on."""
+    returns True; False where there is no syncfs or one failed. A failure is a write-back error the kernel
+    reports (Linux 5.8 and later) to a descriptor opened before it happened: one that happened before this call
+    opens its descriptor is not seen here, as it is not by any program that did not keep a descriptor open from the
+    write on."""
     syncfs = _syncfs()
     if syncfs is None:
         return False
@@ -282,8 +278,8 @@ def _fsync_tree(root: Path, threads: int = 1) -> None:
         _fsync_path(path)
 
 
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_path(path: str | Path, flags: int = 0) -> None:
+    fd = os.open(path, os.O_RDONLY | flags)
     try:
         os.fsync(fd)
     finally:

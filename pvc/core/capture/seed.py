@@ -82,20 +82,19 @@ def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]], u
                known: dict[str, tuple[int, int, int, int]] | None = None) -> int:
     """Stat the files `plan_seed` vouched for, now written, and save them as the stat cache; return how many were
     recorded. `unsynced`: the mount token of the files (atomic.mount_token), when they may not be on disk yet
-    (clone): the cache is then kept as unsynced (StatCache.save). `known`: path -> (size, mtime_ns, inode, ctime_ns) of files whose stat was taken as
-    they were written (clone's early files), not taken again."""
+    (clone): the cache is then kept as unsynced (StatCache.save). `known`: path -> (size, mtime_ns, inode,
+    ctime_ns) of files whose stat was taken as they were written (clone's early files), not taken again."""
     entries: dict[str, CacheEntry] = {}
     newest = 0
     root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
     known = known or {}
     for path, oid, role, raw in vouched:
-        stat = known.get(path)
-        if stat is None:
-            st = os.stat(root + path)
-            stat = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        newest = max(newest, stat[1], stat[3])
-        entries[path] = CacheEntry(StatKey(*stat), oid, role, raw=raw)
-    repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False), unsynced=unsynced)
+        written = known.get(path)
+        key = StatKey(*written) if written is not None else StatKey.of(os.stat(root + path))
+        newest = max(newest, key.mtime_ns, key.ctime_ns)
+        entries[path] = CacheEntry(key, oid, role, raw=raw)
+    repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False),
+                           unsynced=unsynced)
     return len(entries)
 
 
