@@ -97,3 +97,27 @@ def test_write_errors_other_than_einval_are_raised(tmp_path):
         assert caught.value.errno == errno.EBADF
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("size", [4096, _SEGMENT + 4096 + 5, 2 * _SEGMENT + 1])
+def test_an_aligned_buffer_is_written_from_where_it_is(tmp_path, monkeypatch, size):
+    """A page-aligned writable buffer (a download buffer: an anonymous map) goes to O_DIRECT as it is, without the
+    copy into the thread's bounce buffer; an unaligned view of it takes that copy, and both come out exact."""
+    if not _direct_supported(tmp_path):
+        pytest.skip("no O_DIRECT on this file system")
+    import mmap
+
+    import pvc.store.uncached as uncached
+
+    data = os.urandom(size + 1)
+    region = mmap.mmap(-1, len(data))
+    region[:] = data
+    copies = []
+    real_buffer = uncached._buffer
+    monkeypatch.setattr(uncached, "_buffer", lambda: copies.append(1) or real_buffer())
+    assert _write(tmp_path / "aligned", memoryview(region)[:size]) is True
+    assert (tmp_path / "aligned").read_bytes() == data[:size]
+    assert copies == []
+    assert _write(tmp_path / "unaligned", memoryview(region)[1:]) is True
+    assert (tmp_path / "unaligned").read_bytes() == data[1:]
+    assert copies == [1]

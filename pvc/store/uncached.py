@@ -36,7 +36,8 @@ def write_uncached(fd: int, data) -> bool:
 
 
 def _direct(fd: int, view: memoryview) -> int:
-    """Write the aligned `view` with O_DIRECT through this thread's aligned buffer; how many bytes were written
+    """Write the aligned `view` with O_DIRECT, from where it is if it starts on an aligned address, else through this
+    thread's aligned buffer; how many bytes were written
     (fewer than asked where the file system refused, at an aligned point: the caller writes the rest buffered)."""
     import fcntl
 
@@ -49,12 +50,13 @@ def _direct(fd: int, view: memoryview) -> int:
         raise
     done = 0
     try:
-        buffer = _buffer()
+        buffer = None if _aligned(view) else _buffer()  # an aligned view (a download buffer) is written as it is
         while done < len(view):
             n = min(_SEGMENT, len(view) - done)
-            buffer[:n] = view[done : done + n]
+            if buffer is not None:
+                buffer[:n] = view[done : done + n]
             try:
-                wrote = os.write(fd, buffer[:n])
+                wrote = os.write(fd, view[done : done + n] if buffer is None else buffer[:n])
             except OSError as exc:
                 if exc.errno == errno.EINVAL:  # the device wants a larger alignment: the rest buffered
                     break
@@ -65,6 +67,16 @@ def _direct(fd: int, view: memoryview) -> int:
     finally:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags)
     return done
+
+
+def _aligned(view: memoryview) -> bool:
+    """Whether `view` starts on a 4 KiB boundary (known for writable buffers only: ctypes takes no others)."""
+    import ctypes
+
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(view)) % _ALIGN == 0
+    except (TypeError, ValueError):  # read-only (bytes), or empty
+        return False
 
 
 def _buffer() -> memoryview:
