@@ -45,12 +45,12 @@ _AHEAD_BYTES = 64 << 20  # prefetched records held at most (a dataset's pages: ~
 
 def _large_buffers_to_the_system() -> None:
     """Have glibc's malloc hand every buffer of 1 MiB or more back to the system when it is freed, and keep up to
-    4 MiB of freed smaller ones per heap for reuse. By default its mmap threshold grows to the largest buffer freed
-    so far, after which the 16 MiB packs a transfer holds come from the heap and stay counted in the process's
-    memory after use (peak RSS of a push varied by ~50 MB from run to run). Fixing it also fixes the trim threshold
-    at its 128 KiB default, and then the heaps the download threads' chunk buffers come from were given back and
-    faulted in again all the time (a 4-thread download of 572 MB: 41,000 page faults with 1 MiB kept, 16,500 with
-    4 MiB; sys time 0.34 against 0.28 s). No effect, and no error, where the C library is not glibc."""
+    4 MiB of freed smaller ones at the top of each heap for reuse. By default its mmap threshold grows to the
+    largest buffer freed so far, after which the 16 MiB packs a transfer holds come from the heap and stay counted
+    in the process's memory after use (peak RSS of a push varied by ~50 MB from run to run). Fixing it leaves the
+    trim threshold at 128 KiB, and the heaps the downloading threads' chunk buffers come from were given back and
+    faulted in again: a 20k clone took ~145,000 page faults that way, ~94,000 with 4 MiB kept (a push's peak RSS
+    the same, 125 MB). No effect, and no error, where the C library is not glibc."""
     try:
         import ctypes
 
