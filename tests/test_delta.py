@@ -85,7 +85,9 @@ def test_status_from_change_equals_full_build(small_pages, monkeypatch, seed, op
             assert cap.manifest_id == full.manifest_id, f"after {ops[: step + 1]} ({between[:step]})"
             assert cap.invalid == full.invalid
             if set(since_commit) <= PLACEABLE and NATIVE:
-                assert cap.partial, f"after {since_commit}: the full build ran"
+                # (an op with nothing left to act on, such as deleting a companion when none is left, leaves the
+                # tree as committed: the walk says so and nothing is built)
+                assert cap.partial or cap.unchanged, f"after {since_commit}: the full build ran"
             if then == "status" or step == len(ops) - 1:
                 _known_diff_is_the_compared_one(Repository(root))
                 repo = Repository(root)
