@@ -429,6 +429,41 @@ def test_a_clone_writes_the_files_of_the_packs_it_downloads_while_they_are_in_me
     assert cli("verify", "-C", tmp_path / "copy").code == 0
 
 
+def test_whole_packs_come_into_a_buffer_each_thread_reuses_and_are_written_from_read_only_views(tmp_path, cli,
+                                                                                                  monkeypatch):
+    """A downloading thread reads each whole pack into the same buffer: the contents the files are written from are
+    read-only views of it, each its object's bytes when it is written (the next pack overwrites them after)."""
+    import threading
+
+    from pvc.core.restore import EarlyFiles
+    from pvc.store.objects import hash_bytes
+
+    project = make_image_project(tmp_path / "proj", items=40, datasets=2, seed=4, noise=True)
+    assert cli("init", project).code == 0
+    assert cli("config", "pack_size", "65536", "-C", project).code == 0  # many packs: each thread reads several
+    assert cli("commit", "-m", "v1", "-C", project).code == 0
+    assert cli("remote", "add", "origin", tmp_path / "remote", "-C", project).code == 0
+    assert cli("push", "-C", project).code == 0
+    buffers: dict[int, list] = {}  # thread -> the buffer of each of its packs (held: no id is reused)
+    real = EarlyFiles.take
+
+    def take(self, store, records):
+        views = [content for _, _, content in records if isinstance(content, memoryview)]
+        for oid, _, content in records:
+            if isinstance(content, memoryview):
+                assert content.readonly
+                assert hash_bytes(content) == oid
+        if views:
+            buffers.setdefault(threading.get_ident(), []).append(views[0].obj)
+        return real(self, store, records)
+
+    monkeypatch.setattr(EarlyFiles, "take", take)
+    assert cli("clone", tmp_path / "remote", tmp_path / "copy").code == 0
+    assert any(len(packs) > 1 for packs in buffers.values())
+    assert all(all(b is packs[0] for b in packs) for packs in buffers.values())  # one buffer a thread, pack after pack
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(project)
+
+
 @pytest.fixture
 def pushed_with_pages(tmp_path, cli):
     """A 1,000-item project pushed to a folder remote, with the trees of its version (enough pages that reading

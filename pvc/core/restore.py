@@ -157,7 +157,8 @@ class EarlyFiles:
 
     def take(self, store: ObjectStore, records: list) -> None:
         """Write the files of `records` ([(id, location, content)] of `store`, each content checked against its id
-        already: receive_objects' `on_pack`)."""
+        already: receive_objects' `on_pack`). Written before it returns: a content may be a view of a download
+        buffer that is filled again afterwards."""
         batch, done = [], []
         for oid, loc, content in records:
             entries = self._targets.get(oid)

@@ -128,15 +128,17 @@ def receive_objects(src, dst, oids: list[bytes], *, progress=None, phase: str = 
 
     `on_pack(src, [(id, location, content)])`, if given, is called with the wanted records of each pack downloaded
     whole, once it is staged, while its bytes are still in memory (in the download's thread): `content` is the
-    object's content, checked against its id (None for a chunked object's chunk list)."""
+    object's content, checked against its id (None for a chunked object's chunk list). A content may be a read-only
+    view of the pack's download buffer, which the thread fills with its next pack: valid during the call only
+    (copy what must outlive it)."""
     wanted, whole = _plan_whole(src, dst, oids)
     done = Copied()
     whole_bytes = sum(loc.stored_len for _, records in whole for _, loc in records)
 
     def fetch(item) -> tuple[int, int]:
         pack, records = item
-        data = src.read_pack(pack)
-        view = memoryview(data)
+        data = src.read_pack(pack)  # this thread's download buffer: everything done with it is done before return
+        view = memoryview(data).toreadonly()  # the records' views: nothing written through them
         contents = []  # (kept for on_pack only: a pull drops each content once checked)
         for oid, loc in records:
             check_record_header(view[loc.offset - RECORD.size : loc.offset + loc.stored_len], loc, oid)

@@ -569,7 +569,7 @@ class PackedStore(ObjectAccess):
                     if codec in (Codec.ZSTD_DICT, Codec.DICT):
                         self.dictionary_records = True
 
-    def stage_pack(self, pack_id: bytes, data: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
+    def stage_pack(self, pack_id: bytes, data: bytes | memoryview, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)
         with an index of `records` (id, offset, stored length, raw length, codec): written to a temp file and
         fsynced here; `flush` publishes it, `abort` deletes it."""

@@ -25,7 +25,8 @@ _buffers = threading.local()
 
 def write_uncached(fd: int, data) -> bool:
     """Write `data` (bytes-like) at the current offset of `fd`, which must be 4 KiB-aligned (a new file's 0): as much
-    as possible with O_DIRECT, the rest buffered. True if any of it went around the page cache."""
+    as possible with O_DIRECT, the rest buffered. True if any of it went around the page cache. A writable `data`
+    that starts on a 4 KiB boundary is written from where it is: nothing may change it until this returns."""
     view = memoryview(data).cast("B")
     head = len(view) - len(view) % _ALIGN
     done = _direct(fd, view[:head]) if head and hasattr(os, "O_DIRECT") else 0
