@@ -38,8 +38,8 @@ def write_uncached(fd: int, data) -> bool:
 
 def _direct(fd: int, view: memoryview) -> int:
     """Write the aligned `view` with O_DIRECT, from where it is if it starts on an aligned address, else through this
-    thread's aligned buffer; how many bytes were written
-    (fewer than asked where the file system refused, at an aligned point: the caller writes the rest buffered)."""
+    thread's aligned buffer; how many bytes were written (fewer than asked where the file system refused, at an
+    aligned point: the caller writes the rest buffered)."""
     import fcntl
 
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)

@@ -37,8 +37,8 @@ def whole_buffer(size: int) -> memoryview:
     buffer = getattr(_held, "buffer", None)
     if buffer is None or len(buffer) < size:
         capacity = max(_MIN_BUFFER, -(-size // mmap.PAGESIZE) * mmap.PAGESIZE)
-        buffer = _held.buffer = mmap.mmap(-1, capacity, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # the old
-        # one goes with its last view
+        # (a private map; the one it replaces goes with its last view)
+        buffer = _held.buffer = mmap.mmap(-1, capacity, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return memoryview(buffer)
 
 

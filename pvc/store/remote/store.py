@@ -50,7 +50,7 @@ def _large_buffers_to_the_system() -> None:
     in the process's memory after use (peak RSS of a push varied by ~50 MB from run to run). Fixing it leaves the
     trim threshold at 128 KiB, and the heaps the downloading threads' chunk buffers come from were given back and
     faulted in again: a 20k clone took ~145,000 page faults that way, ~94,000 with 4 MiB kept (a push's peak RSS
-    the same, 125 MB). No effect, and no error, where the C library is not glibc."""
+    the same, 122-123 MiB). No effect, and no error, where the C library is not glibc."""
     try:
         import ctypes
 
