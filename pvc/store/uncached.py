@@ -54,10 +54,12 @@ def _direct(fd: int, view: memoryview) -> int:
         buffer = None if _aligned(view) else _buffer()  # an aligned view (a download buffer) is written as it is
         while done < len(view):
             n = min(_SEGMENT, len(view) - done)
+            segment = view[done : done + n]
             if buffer is not None:
-                buffer[:n] = view[done : done + n]
+                buffer[:n] = segment
+                segment = buffer[:n]
             try:
-                wrote = os.write(fd, view[done : done + n] if buffer is None else buffer[:n])
+                wrote = os.write(fd, segment)
             except OSError as exc:
                 if exc.errno == errno.EINVAL:  # the device wants a larger alignment: the rest buffered
                     break
