@@ -211,18 +211,25 @@ def _plan_whole(src, dst, oids: list[bytes]) -> tuple[list[bytes], list[tuple[by
     """The objects of `oids` that `dst` lacks, chunks included, and the packs of `src` that hold (nearly) only
     such objects: [(pack, [(id, location)])]. The zstd dictionaries of `src` always go along (records of the
     objects name them; docs/format.md, "Dictionaries")."""
-    located = {oid: src.locate(oid) for oid in dict.fromkeys([*oids, *src.dictionary_ids()]) if not dst.has(oid)}
-    for oid in [oid for oid, loc in located.items() if loc is not None and src.info_at(loc).chunked]:
-        for cid, _ in src.chunk_list(oid):
-            if cid not in located and not dst.has(cid):
-                located[cid] = src.locate(cid)
-    wanted = list(located)
+    wanted = list(dict.fromkeys([*oids, *src.dictionary_ids()]))
+    held = dst.held(wanted)  # asked at once, not once per object: a clone plans every object of a version here
+    wanted = [oid for oid in wanted if oid not in held]
+    located = src.locate_many(wanted)
+    chunks = [cid for oid, loc in located.items() if loc.chunked for cid, _ in src.chunk_list(oid)]
+    if chunks:
+        known = set(wanted)
+        chunks = [cid for cid in dict.fromkeys(chunks) if cid not in known]
+        held = dst.held(chunks)
+        chunks = [cid for cid in chunks if cid not in held]
+        located.update(src.locate_many(chunks))
+        wanted += chunks
     by_pack: dict[bytes, list] = {}
+    wanted_bytes: dict[bytes, int] = {}
     for oid, loc in located.items():
-        if loc is not None:
-            by_pack.setdefault(loc.pack, []).append((oid, loc))
+        by_pack.setdefault(loc.pack, []).append((oid, loc))
+        wanted_bytes[loc.pack] = wanted_bytes.get(loc.pack, 0) + RECORD.size + loc.stored_len
     whole = [(pack, sorted(records, key=lambda r: r[1].offset)) for pack, records in by_pack.items()
-             if (size := src.pack_size_of(pack)) and sum(RECORD.size + loc.stored_len for _, loc in records) >= WHOLE_PACK * size]
+             if (size := src.pack_size_of(pack)) and wanted_bytes[pack] >= WHOLE_PACK * size]
     return wanted, whole
 
 

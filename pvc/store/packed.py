@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -134,6 +134,18 @@ class PackedStore(ObjectAccess):
             if loc is not None:
                 return loc
         return None
+
+    def held(self, oids: Iterable[bytes]) -> set[bytes]:
+        """The ids of `oids` this store has: `has` of each, asked at once (an index most of whose rows are asked is
+        read whole instead of searched once per id)."""
+        rest = set(oids)
+        found = rest & self._pending
+        rest -= found
+        return found | held_in(self._indexes, rest)
+
+    def locate_many(self, oids: Iterable[bytes]) -> dict[bytes, Location]:
+        """`locate` of each of `oids`, asked at once: {id: location} of those found (as `held`)."""
+        return located_in(self._indexes, set(oids))
 
     def info(self, oid: bytes) -> ObjectInfo | None:
         loc = self.locate(oid)
@@ -614,6 +626,31 @@ class PackedStore(ObjectAccess):
 
 
 _GAP = 64 << 10  # read through gaps up to this size rather than paying for another request
+
+
+def held_in(indexes: list[PackIndex], rest: set[bytes]) -> set[bytes]:
+    """The ids of `rest` that `indexes` have (`rest` is emptied of them)."""
+    found: set[bytes] = set()
+    for idx in indexes:
+        if not rest:
+            break
+        hits = idx.ids_among(rest)
+        found |= hits
+        rest -= hits
+    return found
+
+
+def located_in(indexes: list[PackIndex], rest: set[bytes]) -> dict[bytes, Location]:
+    """{id: location} of the ids of `rest` that `indexes` have, the first index that has one naming it (as `locate`
+    searches them); `rest` is emptied of them."""
+    found: dict[bytes, Location] = {}
+    for idx in indexes:
+        if not rest:
+            break
+        hits = idx.locate_among(rest)
+        found.update(hits)
+        rest.difference_update(hits)
+    return found
 
 
 def _coalesce(found: list[tuple[bytes, Location]], span: int) -> list[tuple[bytes, list[tuple[bytes, Location]]]]:

@@ -186,3 +186,18 @@ def test_a_missing_or_damaged_dictionary_is_a_clean_error(backend, tmp_path):
     with pytest.raises(CorruptObject):
         real(oid)
     assert store.locate(oid).codec == Codec.ZSTD_DICT
+
+
+def test_batch_lookups_answer_as_lookups_one_by_one(backend):
+    if not _persisted(backend.store):
+        pytest.skip("the overlay is never a side of a transfer, which is what asks for objects in batches")
+    store = backend.store
+    flushed = [store.put(b"flushed object %d " % i * 20) for i in range(40)]
+    store.flush()
+    store = backend.reopen()
+    staged = [store.put(b"staged object %d " % i * 20) for i in range(5)]
+    absent = [blake3.blake3(b"absent %d" % i).digest() for i in range(5)]
+    asked = flushed + staged + absent
+    assert store.held(asked) == {oid for oid in asked if store.has(oid)} == set(flushed + staged)
+    assert store.locate_many(asked) == {oid: store.locate(oid) for oid in flushed}
+    store.abort()

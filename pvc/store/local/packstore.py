@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from pvc.store import openfiles
 from pvc.store.atomic import fsync_dir
 from pvc.store.local.packindex import PackIndex, write_index
 from pvc.store.local.packs import Codec, Location
-from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published
+from pvc.store.packed import INCOMPRESSIBLE_SUFFIXES, PackedStore, Published, held_in, located_in
 
 if TYPE_CHECKING:  # the maintenance modules are imported where they are used: reading needs none of them
     import random
@@ -110,6 +110,17 @@ class PackStore(PackedStore):
                 if loc is not None:
                     break
         return loc
+
+    def held(self, oids: Iterable[bytes]) -> set[bytes]:
+        rest = set(oids)
+        found = super().held(rest)
+        return found | held_in(self._alt_indexes, rest - found)
+
+    def locate_many(self, oids: Iterable[bytes]) -> dict[bytes, Location]:
+        rest = set(oids)
+        found = super().locate_many(rest)
+        found.update(located_in(self._alt_indexes, rest - found.keys()))
+        return found
 
     def _require(self, oid: bytes) -> Location:
         loc = self.locate(oid)
