@@ -107,6 +107,15 @@ class CacheEntry:
         entry.oid, entry.role, entry.raw = oid, role, raw
         return entry
 
+    @classmethod
+    def of_stat(cls, stat: tuple[int, int, int, int], oid: bytes, role: str, raw: bytes) -> CacheEntry:
+        """The entry of a file whose (size, mtime_ns, inode, ctime_ns) is `stat` and whose info is `raw` (no StatKey
+        made: a clone's seed makes one entry a file of the version)."""
+        entry = cls.__new__(cls)
+        entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns = stat
+        entry.oid, entry.role, entry.raw = oid, role, raw
+        return entry
+
     @property
     def key(self) -> StatKey:
         return StatKey(self.size, self.mtime_ns, self.ino, self.ctime_ns)
@@ -736,10 +745,12 @@ def _pack(value: Any) -> bytes:
 
 
 def _frame(pieces: list[bytes]) -> bytes:
-    """One zstd frame (level 9, its size in the header) of the concatenation of `pieces`, compressed piece by piece."""
+    """One zstd frame (level 3, its size in the header) of the concatenation of `pieces`, compressed piece by piece.
+    Level 3, not 9: a 20k clone's cache (5.2 MB of stats and results before compression, 1.3 MB of them blob ids)
+    took 0.080 s to compress at 9 and 0.017 s at 3, for 2.35 MB instead of 2.20 MB."""
     import zstandard
 
-    compressor = zstandard.ZstdCompressor(level=9).compressobj(size=sum(map(len, pieces)))
+    compressor = zstandard.ZstdCompressor(level=3).compressobj(size=sum(map(len, pieces)))
     out = [compressor.compress(piece) for piece in pieces]
     out.append(compressor.flush())
     return b"".join(out)

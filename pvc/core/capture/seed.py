@@ -24,7 +24,7 @@ from pvc.core.snapshot import FileEntry
 from pvc.project.layout import ANN_ROLE, ITEM_KIND, MEDIA_DIRS, classify, is_dicom_name
 from pvc.store.model import ItemEntry, Manifest
 from pvc.store.repository import Repository
-from pvc.store.statcache import CacheEntry, StatKey, fs_clock, pack_info
+from pvc.store.statcache import CacheEntry, fs_clock, pack_info
 
 __all__ = ["plan_seed", "roles_of", "seed_stat_cache", "write_seed"]
 
@@ -89,10 +89,15 @@ def write_seed(repo: Repository, vouched: list[tuple[str, bytes, str, bytes]], u
     root = f"{repo.project_root}/"  # (a str joined to each path: a Path made for each costs twice the stat)
     known = known or {}
     for path, oid, role, raw in vouched:
-        written = known.get(path)
-        key = StatKey(*written) if written is not None else StatKey.of(os.stat(root + path))
-        newest = max(newest, key.mtime_ns, key.ctime_ns)
-        entries[path] = CacheEntry(key, oid, role, raw=raw)
+        stat = known.get(path)
+        if stat is None:
+            st = os.stat(root + path)
+            stat = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        if stat[1] > newest:
+            newest = stat[1]
+        if stat[3] > newest:
+            newest = stat[3]
+        entries[path] = CacheEntry.of_stat(stat, oid, role, raw)
     repo.stat_cache().save(entries, _clock_after(repo, newest), settings=capture_settings(repo, False),
                            unsynced=unsynced)
     return len(entries)
