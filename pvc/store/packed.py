@@ -35,7 +35,7 @@ from pvc.store.local.packs import (
 )
 
 if TYPE_CHECKING:  # imported where they are used: reading one object at a time needs neither
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["PackedStore", "INCOMPRESSIBLE_SUFFIXES", "Published"]
 
@@ -107,6 +107,9 @@ class PackedStore(ObjectAccess):
         self._zdicts: dict[bytes, zstandard.ZstdCompressionDict] = {}  # dictionaries read, by id
         # per kind name: (id, dictionary) new files of that kind are compressed with; None: not looked for yet
         self._writing: dict[str, tuple[bytes, zstandard.ZstdCompressionDict]] | None = None
+        self._syncs: deque[Future] = deque()  # the fsyncs of packs `stage_pack` wrote, oldest first (`_sync_later`)
+        self._syncer: ThreadPoolExecutor | None = None
+        self._sync_lock = threading.Lock()
 
     # -- what a medium provides ---------------------------------------------------------------------
 
@@ -583,8 +586,9 @@ class PackedStore(ObjectAccess):
 
     def stage_pack(self, pack_id: bytes, data: bytes | memoryview, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Stage a whole pack (its bytes as another store holds them, checked by the caller against `pack_id`)
-        with an index of `records` (id, offset, stored length, raw length, codec): written to a temp file and
-        fsynced here; `flush` publishes it, `abort` deletes it."""
+        with an index of `records` (id, offset, stored length, raw length, codec): written to a temp file here and
+        fsynced in the store's syncing thread (`_sync_later`); `flush` waits for that fsync, then publishes it;
+        `abort` deletes it."""
         import tempfile
 
         from pvc.store.uncached import write_uncached
@@ -593,14 +597,43 @@ class PackedStore(ObjectAccess):
         try:
             os.fchmod(fd, 0o644)  # like the packs PackWriter writes
             write_uncached(fd, data)  # a copy kept cold: around the page cache where the file system allows
-            os.fsync(fd)  # here, in the downloading thread, even for a clone (StoreFirst): its data is already on
-            # the device (O_DIRECT), and a clone that left it to its end waited ~0.4 s more there (20k, JPEG)
         except BaseException:
             os.close(fd)
             os.unlink(name)
             raise
-        os.close(fd)
-        self.stage_sealed([(Path(name), pack_id, records)])
+        self.stage_sealed([(Path(name), pack_id, records)])  # (from here `abort` deletes it)
+        self._sync_later(fd)
+
+    def _sync_later(self, fd: int) -> None:
+        """fsync and close `fd` in the store's one syncing thread, so that the thread that wrote it goes on with its
+        next pack while the disk takes this one; at most _SYNC_BACKLOG wait (each holds a descriptor only: the
+        bytes are written). `flush` and `abort` wait for them (`_synced`).
+
+        Why not here: each fsync waits for a journal commit and the device's flush. Four downloading threads each
+        waiting for their own (20k pvc.sample clone, 55 packs) took the clone 3.88 s against 3.74 s with them left
+        to one thread (4 runs each, alternated), and 4.34 s against 4.16 s with another process writing to the
+        same disk (3 runs each). Why not all at the end: a clone that left them to its end waited ~0.4 s more
+        there (20k, JPEG-only) than when the disk works alongside the downloads."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._sync_lock:
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pvc-fsync")
+            self._syncs.append(self._syncer.submit(_fsync_and_close, fd))
+            behind = self._syncs[-_SYNC_BACKLOG - 1] if len(self._syncs) > _SYNC_BACKLOG else None
+        if behind is not None:
+            behind.exception()  # (waits; its failure is raised by `_synced`)
+
+    def _synced(self) -> None:
+        """Wait for every fsync `_sync_later` was given, and stop its thread; the first failure raises."""
+        with self._sync_lock:
+            syncs, self._syncs = list(self._syncs), deque()
+            syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            syncer.shutdown(wait=True)
+        for failed in [f.exception() for f in syncs]:
+            if failed is not None:
+                raise failed
 
     @property
     def staged(self) -> int:
@@ -611,6 +644,7 @@ class PackedStore(ObjectAccess):
         """Make every staged object durable and visible: packs first, then the index that names them."""
         with self._lock:
             try:
+                self._synced()  # the packs stage_pack wrote are on disk before anything names them
                 sealed = self._writer.seal_all()
                 if sealed:
                     self._publish(sealed)
@@ -621,11 +655,24 @@ class PackedStore(ObjectAccess):
     def abort(self) -> None:
         """Forget every staged object; the visible store is as it was."""
         with self._lock:
-            self._writer.abort()
-            self._pending.clear()
+            try:
+                self._synced()  # (their files are deleted below all the same)
+            except OSError:
+                pass
+            finally:
+                self._writer.abort()
+                self._pending.clear()
 
 
 _GAP = 64 << 10  # read through gaps up to this size rather than paying for another request
+_SYNC_BACKLOG = 8  # packs written by stage_pack whose fsync may wait at once (each holds a descriptor open)
+
+
+def _fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def held_in(indexes: list[PackIndex], rest: set[bytes]) -> set[bytes]:

@@ -1,0 +1,129 @@
+"""Whole packs staged from another store (`stage_pack`, what a pull or clone does with each pack it downloads):
+fsynced in the store's syncing thread, and published only once every one of them is on disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+import pytest
+
+from pvc.store.local.packstore import PackStore
+from pvc.store.packed import _SYNC_BACKLOG
+
+
+def _store_dir(root):
+    for sub in ("packs", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+def _source_packs(tmp_path, count: int):
+    """`count` packs of a local store, each as (pack id, its bytes, its records, {id: content})."""
+    src = PackStore(_store_dir(tmp_path / "src"), pack_size=4096, chunk_threshold=1 << 20)
+    contents = {src.put(os.urandom(5000), compress=False): None for _ in range(count)}
+    src.flush()
+    by_pack: dict[bytes, list] = {}
+    for idx in src.indexes:
+        for oid, loc in idx:
+            by_pack.setdefault(loc.pack, []).append((oid, loc.offset, loc.stored_len, loc.raw_len, loc.codec))
+    packs = [(pack, src.read_pack(pack), records, {oid: src.get(oid) for oid, *_ in records})
+             for pack, records in by_pack.items()]
+    src.close()
+    assert len(packs) == count
+    return packs
+
+
+def test_staged_packs_are_fsynced_before_the_index_names_them(tmp_path, monkeypatch):
+    packs = _source_packs(tmp_path, 5)
+    store = PackStore(_store_dir(tmp_path / "dst"))
+    synced: set[int] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        real_fsync(fd)
+        synced.add(os.fstat(fd).st_ino)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    publish = store._publish
+
+    def checked_publish(sealed):
+        assert {os.stat(tmp).st_ino for tmp, _, _ in sealed} <= synced  # every pack on disk before its index
+        publish(sealed)
+
+    monkeypatch.setattr(store, "_publish", checked_publish)
+    for pack, data, records, _ in packs:
+        store.stage_pack(pack, data, records)
+    store.flush()
+    monkeypatch.undo()
+    store.close()
+    again = PackStore(tmp_path / "dst")
+    for _, _, _, contents in packs:
+        for oid, content in contents.items():
+            assert again.get(oid) == content
+    assert not [t for t in threading.enumerate() if t.name.startswith("pvc-fsync")]  # stopped with the flush
+    again.close()
+
+
+def test_a_failed_fsync_publishes_nothing_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    packs = _source_packs(tmp_path, 3)
+    store = PackStore(_store_dir(tmp_path / "dst"))
+
+    def fsync(fd):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for pack, data, records, _ in packs:
+        store.stage_pack(pack, data, records)
+    with pytest.raises(OSError, match="I/O error"):
+        store.flush()
+    monkeypatch.undo()
+    assert list((tmp_path / "dst" / "tmp").iterdir()) == [] and list((tmp_path / "dst" / "packs").iterdir()) == []
+    assert not any(store.has(oid) for *_, contents in packs for oid in contents)
+    store.close()
+
+
+def test_at_most_a_backlog_of_packs_wait_for_their_fsync(tmp_path, monkeypatch):
+    packs = _source_packs(tmp_path, _SYNC_BACKLOG + 2)
+    store = PackStore(_store_dir(tmp_path / "dst"))
+    disk = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        disk.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    staged = []
+
+    def stage_all():
+        for pack, data, records, _ in packs:
+            store.stage_pack(pack, data, records)
+            staged.append(pack)
+
+    writer = threading.Thread(target=stage_all)
+    writer.start()
+    writer.join(1.0)
+    # the first fsync holds the syncing thread: _SYNC_BACKLOG packs return with their fsync waiting, and the next
+    # one waits for the first fsync before it returns
+    assert writer.is_alive() and len(staged) == _SYNC_BACKLOG
+    disk.set()
+    writer.join(30)
+    assert not writer.is_alive() and len(staged) == len(packs)
+    store.flush()
+    for *_, contents in packs:
+        assert all(store.get(oid) == content for oid, content in contents.items())
+    store.close()
+
+
+def test_abort_waits_for_the_fsyncs_and_deletes_the_staged_packs(tmp_path):
+    packs = _source_packs(tmp_path, 3)
+    store = PackStore(_store_dir(tmp_path / "dst"))
+    for pack, data, records, _ in packs:
+        store.stage_pack(pack, data, records)
+    store.abort()
+    assert list((tmp_path / "dst" / "tmp").iterdir()) == [] and store._syncer is None
+    store.flush()
+    assert not any(store.has(oid) for *_, contents in packs for oid in contents)
+    store.close()
