@@ -550,3 +550,32 @@ def test_chunked_files_travel_whole_through_push_clone_pull_and_restore(tmp_path
     assert tree_bytes(tmp_path / "r1") == tree_bytes(project)
     assert cli("restore", "1", "--to", tmp_path / "r2", "--remote", "origin", "-C", tmp_path / "empty").code == 0
     assert tree_bytes(tmp_path / "r2") == tree_bytes(project)
+
+
+def test_a_push_names_its_packs_in_one_index_file_every_sixteen_packs(tmp_path, cli, remote, s3_server):
+    from pvc.store.local.packindex import PackIndex
+    from pvc.store.remote.store import _PACKS_PER_INDEX
+
+    project = make_image_project(tmp_path / "proj", items=60, datasets=4, seed=5, noise=True)
+    assert cli("init", project).code == 0
+    config = project / ".pvc" / "config"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"pack_size": 64 << 10}))
+    assert cli("commit", "-m", "v1", "-C", project).code == 0
+    assert remote.add(cli, project).code == 0
+    assert cli("push", "-C", project).code == 0
+    files, scratch = _RemoteFiles(remote, s3_server), tmp_path / "idx"
+    scratch.mkdir()
+    names = files.list("packs")
+    packs = sorted(bytes.fromhex(n[: -len(".pack")]) for n in names if n.endswith(".pack"))
+    indexes = [n for n in names if n.endswith(".idx")]
+    named = []
+    for name in indexes:
+        (scratch / name).write_bytes(files.get(f"packs/{name}"))
+        index = PackIndex(scratch / name)
+        named += index.packs
+        index.close()
+    assert len(packs) > _PACKS_PER_INDEX  # more than one group
+    assert sorted(named) == packs  # every pack named, by one index only
+    assert len(indexes) == -(-len(packs) // _PACKS_PER_INDEX)
+    assert cli("clone", remote.url, tmp_path / "c", *remote.options).code == 0
+    assert tree_bytes(tmp_path / "c") == tree_bytes(project)

@@ -40,6 +40,9 @@ REMOTE_FORMAT = 1
 MARKER = "pvc-remote.json"
 _MERGE_AFTER = 8  # cached index files beyond a merged one before they are merged into a new one
 _UPLOADS = 4  # packs in flight at once
+# packs an uploaded index file names (the last one of a push fewer): a reader fetches every index file of the remote
+# before it reads anything, and a 20k clone took 0.22 s over 93 of them, one a pack (moto on loopback)
+_PACKS_PER_INDEX = 16
 _AHEAD_BYTES = 64 << 20  # prefetched records held at most (a dataset's pages: ~10 MB per 10,000 items)
 
 
@@ -94,6 +97,8 @@ class RemoteStore(PackedStore):
         self._uploads: list[Future] = []
         self._pool: ThreadPoolExecutor | None = None
         self._gate = threading.BoundedSemaphore(_UPLOADS)
+        self._unindexed: list[tuple[bytes, list]] = []  # packs uploaded that no index uploaded names yet
+        self._index_lock = threading.Lock()
         self.packs: dict[str, int] = {}
         self._ahead: dict[bytes, tuple] = {}  # prefetched records not read yet: id -> (location, stored bytes)
         self._ahead_bytes = 0
@@ -216,7 +221,7 @@ class RemoteStore(PackedStore):
         self.stats.add(received=sum(len(p) for p in parts))
         return parts
 
-    # -- writing: each pack uploaded as soon as it is sealed, then its own index ---------------------
+    # -- writing: each pack uploaded as soon as it is sealed; an index every _PACKS_PER_INDEX packs ---
 
     def put_record(self, oid: bytes, codec: int, raw_len: int, stored: bytes) -> None:
         super().put_record(oid, codec, raw_len, stored)
@@ -236,9 +241,9 @@ class RemoteStore(PackedStore):
 
     def send_pack(self, read: Callable[[], bytes], pack_id: bytes, records: list[tuple[bytes, int, int, int, int]]) -> None:
         """Upload a sealed pack of another store as it is — `read()` gives its bytes, which must hash to `pack_id`
-        (the pack's name: a damaged local pack is refused, never sent) — then an index of its `records` (id,
-        offset, stored length, raw length, codec). Like the packs `put_record` fills, it is in flight until
-        `flush`, and a pack the remote has already is not sent again."""
+        (the pack's name: a damaged local pack is refused, never sent) — and name its `records` (id, offset, stored
+        length, raw length, codec) in the next index uploaded. Like the packs `put_record` fills, it is in flight
+        until `flush`, and a pack the remote has already is not sent again."""
         self._start_upload((None, pack_id, records), read)
 
     def _upload_one(self, sealed: tuple, read: Callable[[], bytes] | None = None) -> None:
@@ -264,14 +269,27 @@ class RemoteStore(PackedStore):
                     self.stats.packs_sent += 1
                 else:
                     self.stats.packs_present += 1
-            entries = [(oid, pack_id, off, slen, rlen, codec) for oid, off, slen, rlen, codec in records]
-            idx = write_index(self.idx_dir, entries)
-            data = idx.read_bytes()
-            self.stats.add(sent=len(data) if self.medium.create(f"packs/{idx.name}", data) else 0)
+            with self._index_lock:
+                self._unindexed.append((pack_id, records))
+                group = self._take_unindexed() if len(self._unindexed) >= _PACKS_PER_INDEX else []
+            self._send_index(group)
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
             self._gate.release()
+
+    def _take_unindexed(self) -> list[tuple[bytes, list]]:
+        group, self._unindexed = self._unindexed, []
+        return group
+
+    def _send_index(self, group: list[tuple[bytes, list]]) -> None:
+        """Upload one index file naming the records of every pack of `group` (packs already on the remote)."""
+        if not group:
+            return
+        idx = write_index(self.idx_dir, [(oid, pack_id, off, slen, rlen, codec) for pack_id, records in group
+                                         for oid, off, slen, rlen, codec in records])
+        data = idx.read_bytes()
+        self.stats.add(sent=len(data) if self.medium.create(f"packs/{idx.name}", data) else 0)
 
     def _publish(self, sealed: Published) -> None:
         self._submit(sealed)
@@ -289,8 +307,11 @@ class RemoteStore(PackedStore):
         if not uploads:
             return
         errors = [f.exception() for f in uploads if f.exception() is not None]
-        if errors:
+        if errors:  # (the packs that went stay without an index: the next push finds them by name)
             raise errors[0]
+        with self._index_lock:
+            group = self._take_unindexed()
+        self._send_index(group)
         self.refresh()
 
     def abort(self) -> None:
@@ -298,6 +319,8 @@ class RemoteStore(PackedStore):
         for f in self._uploads:
             f.cancel()
         self._uploads = []
+        with self._index_lock:
+            self._unindexed = []
 
     def close(self) -> None:
         self.abort()
