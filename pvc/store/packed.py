@@ -366,7 +366,9 @@ class PackedStore(ObjectAccess):
     def dictionary_by_ref(self, ref: bytes) -> zstandard.ZstdCompressionDict:
         """The dictionary a ZSTD_DICT record names by `ref`, the first DICT_REF bytes of its id: one of the store's
         dictionaries. ObjectMissing when none has that prefix, CorruptObject when several have (or it is damaged)."""
-        found = [did for did in self._zdicts if did[:DICT_REF] == ref]
+        # (over a copy: another thread may add a dictionary meanwhile, and a dict that grows while it is iterated
+        # raises; a clone or `restore --remote` of JPEG-only files decodes from four threads at once)
+        found = [did for did in tuple(self._zdicts) if did[:DICT_REF] == ref]
         if not found:
             found = [did for did in self.dictionary_ids() if did[:DICT_REF] == ref]
         if not found:
