@@ -215,7 +215,10 @@ def _plan_whole(src, dst, oids: list[bytes]) -> tuple[list[bytes], list[tuple[by
     held = dst.held(wanted)  # asked at once, not once per object: a clone plans every object of a version here
     wanted = [oid for oid in wanted if oid not in held]
     located = src.locate_many(wanted)
-    chunks = [cid for oid, loc in located.items() if loc.chunked for cid, _ in src.chunk_list(oid)]
+    # (in the order of `wanted`, not of the answer: the packs a push builds of copied records, and the order packs
+    # move in, stay the same from one run to the next)
+    chunks = [cid for oid in wanted if (loc := located.get(oid)) is not None and loc.chunked
+              for cid, _ in src.chunk_list(oid)]
     if chunks:
         known = set(wanted)
         chunks = [cid for cid in dict.fromkeys(chunks) if cid not in known]
@@ -225,9 +228,11 @@ def _plan_whole(src, dst, oids: list[bytes]) -> tuple[list[bytes], list[tuple[by
         wanted += chunks
     by_pack: dict[bytes, list] = {}
     wanted_bytes: dict[bytes, int] = {}
-    for oid, loc in located.items():
-        by_pack.setdefault(loc.pack, []).append((oid, loc))
-        wanted_bytes[loc.pack] = wanted_bytes.get(loc.pack, 0) + RECORD.size + loc.stored_len
+    for oid in wanted:
+        loc = located.get(oid)
+        if loc is not None:
+            by_pack.setdefault(loc.pack, []).append((oid, loc))
+            wanted_bytes[loc.pack] = wanted_bytes.get(loc.pack, 0) + RECORD.size + loc.stored_len
     whole = [(pack, sorted(records, key=lambda r: r[1].offset)) for pack, records in by_pack.items()
              if (size := src.pack_size_of(pack)) and wanted_bytes[pack] >= WHOLE_PACK * size]
     return wanted, whole

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 
 import pytest
 
@@ -35,17 +36,24 @@ def _source_packs(tmp_path, count: int):
     return packs
 
 
+def _is_staged_pack(fd: int) -> bool:
+    """Whether `fd` is open on a pack `stage_pack` wrote (a temp `pack-*.tmp`), not on any other file fsynced."""
+    return os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("pack-")
+
+
 def test_staged_packs_are_fsynced_before_the_index_names_them(tmp_path, monkeypatch):
     packs = _source_packs(tmp_path, 5)
     store = PackStore(_store_dir(tmp_path / "dst"))
     synced: set[int] = set()
     real_fsync = os.fsync
 
-    def fsync(fd):
+    def slow_fsync(fd):  # a slow disk: a flush that did not wait for the fsyncs would publish before them
+        if _is_staged_pack(fd):
+            time.sleep(0.2)
         real_fsync(fd)
         synced.add(os.fstat(fd).st_ino)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", slow_fsync)
     publish = store._publish
 
     def checked_publish(sealed):
@@ -56,24 +64,31 @@ def test_staged_packs_are_fsynced_before_the_index_names_them(tmp_path, monkeypa
     for pack, data, records, _ in packs:
         store.stage_pack(pack, data, records)
     store.flush()
+    assert store._syncer is None  # its thread stopped with the flush
     monkeypatch.undo()
     store.close()
     again = PackStore(tmp_path / "dst")
     for _, _, _, contents in packs:
         for oid, content in contents.items():
             assert again.get(oid) == content
-    assert not [t for t in threading.enumerate() if t.name.startswith("pvc-fsync")]  # stopped with the flush
     again.close()
 
 
 def test_a_failed_fsync_publishes_nothing_and_leaves_no_temp_file(tmp_path, monkeypatch):
     packs = _source_packs(tmp_path, 3)
     store = PackStore(_store_dir(tmp_path / "dst"))
+    real_fsync = os.fsync
 
-    def fsync(fd):
-        raise OSError(errno.EIO, "I/O error")
+    def failing_fsync(fd):  # the staged packs' fsyncs fail, nothing else's
+        if _is_staged_pack(fd):
+            raise OSError(errno.EIO, "I/O error")
+        real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    def never_publish(sealed):
+        raise AssertionError("a pack whose fsync failed was about to be published")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(store, "_publish", never_publish)
     for pack, data, records, _ in packs:
         store.stage_pack(pack, data, records)
     with pytest.raises(OSError, match="I/O error"):
@@ -90,11 +105,11 @@ def test_at_most_a_backlog_of_packs_wait_for_their_fsync(tmp_path, monkeypatch):
     disk = threading.Event()
     real_fsync = os.fsync
 
-    def slow_fsync(fd):
+    def held_fsync(fd):
         disk.wait(30)
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(os, "fsync", held_fsync)
     staged = []
 
     def stage_all():
@@ -104,12 +119,16 @@ def test_at_most_a_backlog_of_packs_wait_for_their_fsync(tmp_path, monkeypatch):
 
     writer = threading.Thread(target=stage_all)
     writer.start()
-    writer.join(1.0)
-    # the first fsync holds the syncing thread: _SYNC_BACKLOG packs return with their fsync waiting, and the next
-    # one waits for the first fsync before it returns
-    assert writer.is_alive() and len(staged) == _SYNC_BACKLOG
-    disk.set()
-    writer.join(30)
+    try:
+        deadline = time.monotonic() + 20
+        while len(staged) < _SYNC_BACKLOG and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # time for one more, which must not come while the first fsync holds the syncing thread
+        # _SYNC_BACKLOG packs returned with their fsync waiting; the next one waits for the first fsync
+        assert writer.is_alive() and len(staged) == _SYNC_BACKLOG
+    finally:
+        disk.set()
+        writer.join(30)
     assert not writer.is_alive() and len(staged) == len(packs)
     store.flush()
     for *_, contents in packs:

@@ -196,13 +196,14 @@ class PackIndex:
         if len(wanted) * _SCAN_SHARE < self.count:
             return {oid: loc for oid in wanted if (loc := self.lookup(oid)) is not None}
         found, packs = {}, self.packs
-        end = self._entries + self.count * _ENTRY.size
-        with memoryview(self._mm) as view, view[self._entries : end] as rows:  # both released: the map can close
-            for oid, pack_no, codec, offset, stored_len, raw_len in _ENTRY.iter_unpack(rows):
-                if oid in wanted:
-                    if pack_no >= len(packs):
-                        raise CorruptObject(f"index {self.path.name}: entry names pack #{pack_no} of {len(packs)}")
-                    found[oid] = Location(packs[pack_no], offset, stored_len, raw_len, codec)
+        # (read from a copy of the table, ~1 ms for 50,000 rows: no view of the map is held while the rows are read,
+        # so another thread may close it meanwhile, as it may during a search)
+        for oid, pack_no, codec, offset, stored_len, raw_len in _ENTRY.iter_unpack(
+                self._mm[self._entries : self._entries + self.count * _ENTRY.size]):
+            if oid in wanted:
+                if pack_no >= len(packs):
+                    raise CorruptObject(f"index {self.path.name}: entry names pack #{pack_no} of {len(packs)}")
+                found[oid] = Location(packs[pack_no], offset, stored_len, raw_len, codec)
         return found
 
     def ids_among(self, wanted: set[bytes]) -> set[bytes]:

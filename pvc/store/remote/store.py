@@ -5,13 +5,14 @@ Layout under the remote's prefix (docs/format.md, "Remotes"):
 
     pvc-remote.json              {"format": 1}: marks the prefix as a pvc remote (written by the first push)
     packs/<id>.pack              packs, byte for byte as a local store writes them
-    packs/<id>.idx               index files, one per pack a push uploaded
+    packs/<id>.idx               index files, each naming up to _PACKS_PER_INDEX (16) packs a push uploaded
     versions/<number>.json       one version record each, {"format": 1, "checksum", "record"}; number zero-padded
 
 Nothing is ever overwritten: packs, indexes and records are created with `If-None-Match: *` (create-only). A
-push publishes each pack, then the index that names it, and only when every object of a version is indexed,
-that version's record: so a reader never meets a version whose objects are not there, and an interrupted push
-leaves at worst packs no index names (invisible), which the next push does not need to send again.
+push publishes packs, an index naming them once 16 of them are up (and one for the rest at the end), and only when
+every object of a version is indexed, that version's record: so a reader never meets a version whose objects are
+not there, and an interrupted push leaves at worst packs no index names (invisible), which the next push does not
+send again when it builds the same pack.
 
 What the remote holds is known from its index files: one listing, and a GET for each index file this machine
 has not seen before (they are immutable, so they are cached locally by name, checked against their name).
@@ -302,12 +303,14 @@ class RemoteStore(PackedStore):
         self.wait()
 
     def wait(self) -> None:
-        """Wait for every upload in flight; the first failure is raised (the others still finish)."""
+        """Wait for every upload in flight, then upload the index of the packs no index names yet; the first
+        failure is raised (the others still finish; the packs that went stay without an index until a push names
+        them)."""
         uploads, self._uploads = self._uploads, []
         if not uploads:
             return
         errors = [f.exception() for f in uploads if f.exception() is not None]
-        if errors:  # (the packs that went stay without an index: the next push finds them by name)
+        if errors:
             raise errors[0]
         with self._index_lock:
             group = self._take_unindexed()
