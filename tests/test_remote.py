@@ -39,6 +39,16 @@ def remote(request, tmp_path) -> Remote:
     return Remote("s3", f"s3://{bucket}/teams/vision", ["--endpoint", endpoint])
 
 
+def _push_with_config(cli, remote: Remote, project: Path, **config) -> None:
+    """`pvc init` in `project`, `config` written into its store's config, then v1 committed and pushed to `remote`."""
+    assert cli("init", project).code == 0
+    path = project / ".pvc" / "config"
+    path.write_text(json.dumps(json.loads(path.read_text()) | config))
+    assert cli("commit", "-m", "v1", "-C", project).code == 0
+    assert remote.add(cli, project).code == 0
+    assert cli("push", "-C", project).code == 0
+
+
 @pytest.fixture
 def pushed(tmp_path, cli, remote) -> tuple[Path, Remote]:
     """A committed image project (4 datasets, nested ones among them) pushed to `remote`."""
@@ -525,12 +535,7 @@ def test_chunked_files_travel_whole_through_push_clone_pull_and_restore(tmp_path
     dataset = next(p.parent for p in sorted(project.rglob("img")) if p.is_dir())
     (project / "docs" / "weights.bin").write_bytes(os.urandom(6 << 20))  # a project-level file, several chunks
     (dataset / "calibration.bin").write_bytes(os.urandom(5 << 20))  # a dataset's own file
-    assert cli("init", project).code == 0
-    config = project / ".pvc" / "config"
-    config.write_text(json.dumps(json.loads(config.read_text()) | {"chunk_threshold": 1 << 20}))
-    assert cli("commit", "-m", "v1", "-C", project).code == 0
-    assert remote.add(cli, project).code == 0
-    assert cli("push", "-C", project).code == 0
+    _push_with_config(cli, remote, project, chunk_threshold=1 << 20)
 
     cloned = cli("clone", remote.url, tmp_path / "copy", *remote.options, "--json")
     assert cloned.code == 0, cloned.err
@@ -557,12 +562,7 @@ def test_a_push_names_its_packs_in_one_index_file_every_sixteen_packs(tmp_path, 
     from pvc.store.remote.store import _PACKS_PER_INDEX
 
     project = make_image_project(tmp_path / "proj", items=60, datasets=4, seed=5, noise=True)
-    assert cli("init", project).code == 0
-    config = project / ".pvc" / "config"
-    config.write_text(json.dumps(json.loads(config.read_text()) | {"pack_size": 64 << 10}))
-    assert cli("commit", "-m", "v1", "-C", project).code == 0
-    assert remote.add(cli, project).code == 0
-    assert cli("push", "-C", project).code == 0
+    _push_with_config(cli, remote, project, pack_size=64 << 10)
     files, scratch = _RemoteFiles(remote, s3_server), tmp_path / "idx"
     scratch.mkdir()
     names = files.list("packs")
