@@ -34,6 +34,13 @@ class Backend:
         return self.store
 
 
+def store_dir(root):
+    """`root` made a bare store folder (its `packs/` and `tmp/`), for a PackStore of its own; returns it."""
+    for sub in ("packs", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
 def _local(tmp_path) -> Backend:
     Repository.init(tmp_path)
     return Backend("local", lambda: PackStore(tmp_path / ".pvc", chunk_threshold=1 << 20))

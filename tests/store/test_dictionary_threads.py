@@ -8,14 +8,14 @@ import sys
 import threading
 import time
 
+from backends import store_dir
+
 from pvc.store.local.packs import DICT_REF
 from pvc.store.local.packstore import PackStore
 
 
 def test_a_dictionary_is_found_by_its_reference_while_other_threads_load_dictionaries(tmp_path):
-    for sub in ("packs", "tmp"):
-        (tmp_path / sub).mkdir()
-    store = PackStore(tmp_path)
+    store = PackStore(store_dir(tmp_path / "store"))
     wanted = bytes(32)
     store._zdicts[wanted] = "the dictionary"  # (loaded: what `dictionary` keeps, by id)
     for _ in range(200):

@@ -7,20 +7,17 @@ import shutil
 
 import pytest
 
+from backends import store_dir
+
 from pvc.errors import CorruptObject, ObjectMissing
 from pvc.store.links import Alternates, LinkedProjects, OriginFile, Registration, is_store_id
 from pvc.store.local.packstore import PackStore
 from pvc.store.repository import Repository
 
 
-def _store_dir(root):
-    for sub in ("packs", "tmp"):
-        (root / sub).mkdir(parents=True)
-    return root
-
 
 def test_a_store_reads_its_alternates_and_writes_only_its_own_packs(tmp_path):
-    a, b = _store_dir(tmp_path / "a"), _store_dir(tmp_path / "b")
+    a, b = store_dir(tmp_path / "a"), store_dir(tmp_path / "b")
     source = PackStore(a)
     there = source.put(b"in the source" * 10)
     source.flush()
@@ -42,7 +39,7 @@ def test_a_store_reads_its_alternates_and_writes_only_its_own_packs(tmp_path):
 
 
 def test_link_files_round_trip_and_refuse_what_they_cannot_trust(tmp_path):
-    store = _store_dir(tmp_path / "s")
+    store = store_dir(tmp_path / "s")
     Alternates(store).write([tmp_path / "x" / "packs"])
     assert Alternates(store).read() == [tmp_path / "x" / "packs"]
     (store / "alternates").write_text("relative/packs\n")

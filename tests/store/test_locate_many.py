@@ -8,6 +8,8 @@ import random
 
 import pytest
 
+from backends import store_dir
+
 from pvc.errors import CorruptObject
 from pvc.store.local import packindex
 from pvc.store.local.packindex import _ENTRY, PackIndex, _write_rows, write_index
@@ -57,17 +59,12 @@ def test_an_entry_naming_a_pack_the_index_lacks_is_refused_when_read_whole(tmp_p
     index.close()
 
 
-def _store_dir(root):
-    for sub in ("packs", "tmp"):
-        (root / sub).mkdir(parents=True)
-    return root
-
 
 @pytest.mark.parametrize("share", [0, 10**9])
 def test_a_store_answers_a_batch_from_its_staged_objects_its_indexes_and_its_alternates(tmp_path, monkeypatch,
                                                                                          share):
     monkeypatch.setattr(packindex, "_SCAN_SHARE", share)
-    a, b = _store_dir(tmp_path / "a"), _store_dir(tmp_path / "b")
+    a, b = store_dir(tmp_path / "a"), store_dir(tmp_path / "b")
     source = PackStore(a)
     theirs = [source.put(b"in the source %d" % i) for i in range(30)]
     source.flush()

@@ -10,19 +10,16 @@ import time
 
 import pytest
 
+from backends import store_dir
+
 from pvc.store.local.packstore import PackStore
 from pvc.store.packed import _SYNC_BACKLOG
 
 
-def _store_dir(root):
-    for sub in ("packs", "tmp"):
-        (root / sub).mkdir(parents=True)
-    return root
-
 
 def _source_packs(tmp_path, count: int):
     """`count` packs of a local store, each as (pack id, its bytes, its records, {id: content})."""
-    src = PackStore(_store_dir(tmp_path / "src"), pack_size=4096, chunk_threshold=1 << 20)
+    src = PackStore(store_dir(tmp_path / "src"), pack_size=4096, chunk_threshold=1 << 20)
     contents = {src.put(os.urandom(5000), compress=False): None for _ in range(count)}
     src.flush()
     by_pack: dict[bytes, list] = {}
@@ -43,7 +40,7 @@ def _is_staged_pack(fd: int) -> bool:
 
 def test_staged_packs_are_fsynced_before_the_index_names_them(tmp_path, monkeypatch):
     packs = _source_packs(tmp_path, 5)
-    store = PackStore(_store_dir(tmp_path / "dst"))
+    store = PackStore(store_dir(tmp_path / "dst"))
     synced: set[int] = set()
     real_fsync = os.fsync
 
@@ -76,7 +73,7 @@ def test_staged_packs_are_fsynced_before_the_index_names_them(tmp_path, monkeypa
 
 def test_a_failed_fsync_publishes_nothing_and_leaves_no_temp_file(tmp_path, monkeypatch):
     packs = _source_packs(tmp_path, 3)
-    store = PackStore(_store_dir(tmp_path / "dst"))
+    store = PackStore(store_dir(tmp_path / "dst"))
     real_fsync = os.fsync
 
     def failing_fsync(fd):  # the staged packs' fsyncs fail, nothing else's
@@ -101,7 +98,7 @@ def test_a_failed_fsync_publishes_nothing_and_leaves_no_temp_file(tmp_path, monk
 
 def test_at_most_a_backlog_of_packs_wait_for_their_fsync(tmp_path, monkeypatch):
     packs = _source_packs(tmp_path, _SYNC_BACKLOG + 2)
-    store = PackStore(_store_dir(tmp_path / "dst"))
+    store = PackStore(store_dir(tmp_path / "dst"))
     disk = threading.Event()
     real_fsync = os.fsync
 
@@ -138,7 +135,7 @@ def test_at_most_a_backlog_of_packs_wait_for_their_fsync(tmp_path, monkeypatch):
 
 def test_abort_waits_for_the_fsyncs_and_deletes_the_staged_packs(tmp_path):
     packs = _source_packs(tmp_path, 3)
-    store = PackStore(_store_dir(tmp_path / "dst"))
+    store = PackStore(store_dir(tmp_path / "dst"))
     for pack, data, records, _ in packs:
         store.stage_pack(pack, data, records)
     store.abort()
